@@ -1,0 +1,193 @@
+# lasync: build and test driver.
+#
+#   make              build build/lasync/core.so from src/*.c
+#   make test         install what is missing (deps), build, run the busted suite
+#   make test-asan    the same suite against an ASan/UBSan build in build-asan/
+#   make valgrind     the suite (VALGRIND_SPECS) under valgrind
+#   make run | bench | lint | install | clean
+#
+# Useful overrides: SPECS=spec/core  BUSTED_FLAGS='--filter=future'
+#                   TREE=/tmp/rocks  (for install)  CFLAGS='-O0 -g'
+#
+# Why most flags are what they are: ../shared/TOOLCHAIN.md ("Pitfalls seen").
+
+LUA        ?= lua5.4
+PKG_CONFIG ?= pkg-config
+LUAROCKS   ?= luarocks
+LUACHECK   ?= luacheck
+VALGRIND   ?= valgrind
+# `$$(...)` reaches the shell as `$(...)`: busted is looked up when the recipe
+# runs, i.e. after `deps` may have installed it.
+BUSTED     ?= $$(command -v busted)
+BUSTED_FLAGS ?=
+SPECS      ?= spec
+VALGRIND_SPECS ?= spec
+
+# Debian 12 packages that build, test and install lasync.
+DEB_PACKAGES := build-essential pkg-config git ca-certificates libevent-dev \
+                libssl-dev lua5.4 liblua5.4-dev luarocks lua-busted lua-check \
+                valgrind
+
+# ---------------------------------------------------------------- flags ----
+
+# Recursive (`=`), not `:=`: on a fresh machine pkg-config and the headers
+# only exist once `deps` has run, so these are evaluated in the recipes, not
+# when the Makefile is read.
+LUA_CFLAGS   = $(shell $(PKG_CONFIG) --cflags lua5.4)
+EVENT_CFLAGS = $(shell $(PKG_CONFIG) --cflags libevent_core)
+# Headers only for Lua: the interpreter provides the Lua API, and linking
+# liblua would give the module a second copy of it. Only libevent's core
+# part is used so far.
+EVENT_LIBS   = $(shell $(PKG_CONFIG) --libs libevent_core)
+
+# -D_GNU_SOURCE: -std=c11 hides accept4/pipe2. -fvisibility=hidden: only
+# luaopen_lasync_core is exported (explicitly, in src/module.c).
+# -MMD -MP: objects also follow any header a source includes.
+REQ_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -fPIC -fvisibility=hidden \
+             -MMD -MP $(LUA_CFLAGS) $(EVENT_CFLAGS)
+CFLAGS    ?= -O2 -g
+ASAN_CFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all \
+               -fno-omit-frame-pointer -O1 -g
+
+# -z nodelete: Lua dlclose()s C modules in lua_close(). Keeping the module
+# (and so libevent) mapped lets valgrind and LeakSanitizer name our frames
+# and stops them reporting libevent's global state as leaked. It costs
+# nothing: lua_close() runs at exit. The default build gets it too, so
+# `valgrind` checks the very build `test` uses.
+SO_LDFLAGS := -shared -Wl,-z,nodelete
+
+# ---------------------------------------------------------------- files ----
+
+SRCS      := $(wildcard src/*.c)
+OBJS      := $(SRCS:src/%.c=build/obj/%.o)
+ASAN_OBJS := $(SRCS:src/%.c=build-asan/obj/%.o)
+CORE      := build/lasync/core.so
+ASAN_CORE := build-asan/lasync/core.so
+
+# ---------------------------------------------------------- environment ----
+
+# Lua 5.4 reads the _5_4 variables before LUA_PATH/LUA_CPATH, which 5.1 tools
+# (busted's own `lua`, luacheck) also read. `;;` keeps the default paths, where
+# busted and its libraries live. $(1) is the build folder holding lasync/.
+LUA_PATH_SRC := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;
+lua_env = LUA_PATH_5_4='$(LUA_PATH_SRC)' LUA_CPATH_5_4='$(CURDIR)/$(1)/?.so;;' \
+          LASYNC_LUA='$(LUA)' PATH="$(CURDIR)/scripts:$$PATH"
+
+# Run busted with Lua 5.4 explicitly: /usr/bin/busted says `lua`, which is
+# 5.1 on Debian. --ignore-lua: never re-exec through a `.busted` `lua` key
+# (that loses argument quoting). spec/output.lua ends the run with the line
+# "N passed, N failed, N skipped" that CI reads.
+busted = $(LUA) "$(BUSTED)" --ignore-lua -o spec/output.lua $(BUSTED_FLAGS)
+
+# The sanitizer runtimes must come first in a process whose lua5.4 is not
+# instrumented, hence LD_PRELOAD. Without halt_on_error UBSan findings would
+# not fail the run. lua5.4 and busted themselves leak nothing LeakSanitizer
+# reports (checked on passing and failing runs), so no suppression file.
+asan_env = LD_PRELOAD="$$($(CC) -print-file-name=libasan.so)" \
+           ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+           UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+
+# `make -j test` on a fresh machine must not compile before `deps` has
+# installed the compiler and the headers: objects wait for it then.
+ifneq ($(filter test test-asan valgrind run bench,$(MAKECMDGOALS)),)
+DEPS_FIRST := deps
+endif
+
+# --------------------------------------------------------------- targets ---
+
+.PHONY: all deps check-rockspec test test-asan valgrind run bench lint \
+        install clean
+.DEFAULT_GOAL := all
+
+all: $(CORE)
+
+$(CORE): $(OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(SO_LDFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(EVENT_LIBS) -lm
+
+build/obj/%.o: src/%.c src/lasync.h | $(DEPS_FIRST)
+	@mkdir -p $(@D)
+	$(CC) $(REQ_CFLAGS) $(CFLAGS) $(CPPFLAGS) -c -o $@ $<
+
+# A separate folder so that sanitized objects are never installed or mixed
+# with the normal ones.
+$(ASAN_CORE): $(ASAN_OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(ASAN_CFLAGS) $(SO_LDFLAGS) $(LDFLAGS) -o $@ $(ASAN_OBJS) $(EVENT_LIBS) -lm
+
+build-asan/obj/%.o: src/%.c src/lasync.h | $(DEPS_FIRST)
+	@mkdir -p $(@D)
+	$(CC) $(REQ_CFLAGS) $(ASAN_CFLAGS) $(CPPFLAGS) -c -o $@ $<
+
+-include $(OBJS:.o=.d) $(ASAN_OBJS:.o=.d)
+
+# Cheap when everything is there (one dpkg-query per package, no apt), so
+# every test run can depend on it. CI is root on a fresh Debian 12 with no
+# standard input: apt must not ask anything.
+deps:
+	@command -v dpkg-query >/dev/null 2>&1 || { \
+	  echo "lasync: no dpkg-query, not checking for: $(DEB_PACKAGES)" >&2; \
+	  exit 0; }; \
+	missing=; \
+	for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${db:Status-Abbrev}' "$$p" 2>/dev/null | grep -q '^ii' \
+	    || missing="$$missing $$p"; \
+	done; \
+	[ -z "$$missing" ] && exit 0; \
+	if [ "$$(id -u)" != 0 ]; then \
+	  echo "lasync: missing Debian packages:$$missing" >&2; \
+	  echo "lasync: install them as root with:" >&2; \
+	  echo "  apt-get install --no-install-recommends$$missing" >&2; \
+	  exit 1; \
+	fi; \
+	echo "lasync: installing$$missing"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get update && \
+	apt-get install -y --no-install-recommends $(DEB_PACKAGES) </dev/null
+
+# The rockspec cannot glob: fail early when it lacks a C file of src/.
+check-rockspec:
+	@missing=; \
+	for f in $(SRCS); do \
+	  grep -q "\"$$f\"" lasync-scm-1.rockspec || missing="$$missing $$f"; \
+	done; \
+	[ -z "$$missing" ] || { \
+	  echo "lasync-scm-1.rockspec: build.modules lacks:$$missing" >&2; exit 1; }
+
+# Recipes below start with `@` and busted is their last command: nothing may
+# be printed after busted's closing "N passed, N failed" line.
+test: deps check-rockspec all
+	@$(call lua_env,build) $(busted) $(SPECS)
+
+test-asan: deps $(ASAN_CORE)
+	@$(asan_env) $(call lua_env,build-asan) $(busted) $(SPECS)
+
+# valgrind runs on lua5.4 itself; the module is linked with -z nodelete.
+valgrind: deps all
+	@$(call lua_env,build) $(VALGRIND) -q --keep-debuginfo=yes \
+	  --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=3 \
+	  $(busted) $(VALGRIND_SPECS)
+
+run: deps all
+	@$(call lua_env,build) scripts/lasync run examples/hello.lua
+
+bench: deps all
+	@$(call lua_env,build) $(LUA) bench/core.lua
+
+# Only the paths that exist yet, so that lint works while the tree grows.
+LINT_PATHS = $(wildcard lua spec scripts/lasync bench)
+lint:
+	@$(LUACHECK) $(LINT_PATHS)
+
+# luarocks builds from the rockspec with its own flags (no -z nodelete, no
+# sanitizers). TREE=/some/dir installs into that tree instead of the system
+# one; LUAROCKS_FLAGS=--local for the user's tree.
+install:
+	$(LUAROCKS) --lua-version=5.4 make $(if $(TREE),--tree '$(TREE)') \
+	  $(LUAROCKS_FLAGS) lasync-scm-1.rockspec
+
+# `luarocks make` leaves src/*.o and ./lasync/core.so in the checkout.
+clean:
+	rm -rf build build-asan
+	rm -f src/*.o lasync/core.so
+	@if [ -d lasync ]; then rmdir lasync 2>/dev/null || true; fi

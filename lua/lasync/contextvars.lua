@@ -1,0 +1,70 @@
+--- lasync.contextvars: task-local values, as Python's contextvars.
+-- A context is an immutable table (var -> value); set() installs a new copy
+-- in the running task (or callback), so a task started earlier, which holds
+-- a reference to its creator's context, never sees later changes.
+local core = require "lasync.core"
+
+local M = {}
+local NIL = setmetatable({}, {__tostring = function() return "nil" end})
+
+local ContextVar = {}
+ContextVar.__index = ContextVar
+ContextVar.__name = "ContextVar"
+
+function ContextVar.__tostring(self)
+  return ("<ContextVar name=%q>"):format(self.name)
+end
+
+--- ContextVar(name, default): a new variable; default is optional.
+function M.ContextVar(name, ...)
+  if type(name) ~= "string" then
+    error("bad argument #1 to 'ContextVar' (string expected, got " .. type(name) .. ")", 2)
+  end
+  return setmetatable({name = name, default = (...), has_default = select("#", ...) > 0},
+                      ContextVar)
+end
+
+local function lookup(var)
+  local ctx = core.get_context()
+  local v = ctx and ctx[var]
+  if v == NIL then return true, nil end
+  return v ~= nil, v
+end
+
+--- var:get([default]): the value in the current context, else default, else
+-- the variable's default; raises if there is none.
+function ContextVar:get(...)
+  local found, v = lookup(self)
+  if found then return v end
+  if select("#", ...) > 0 then return (...) end
+  if self.has_default then return self.default end
+  error(("ContextVar %q has no value"):format(self.name), 2)
+end
+
+local function install(var, v)
+  local new = {}
+  for k, val in pairs(core.get_context() or {}) do new[k] = val end
+  new[var] = v
+  core.set_context(new)
+end
+
+--- var:set(v): sets it in the current context; returns a token for reset.
+function ContextVar:set(v)
+  local found, old = lookup(self)
+  install(self, v == nil and NIL or v)
+  return {var = self, found = found, old = old}
+end
+
+--- var:reset(token): restores the value from before the set that made token.
+function ContextVar:reset(token)
+  if type(token) ~= "table" or token.var ~= self then
+    error("bad argument #1 to 'reset' (token of this ContextVar expected)", 2)
+  end
+  if token.found then
+    install(self, token.old == nil and NIL or token.old)
+  else
+    install(self, nil)
+  end
+end
+
+return M

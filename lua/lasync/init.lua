@@ -1,0 +1,92 @@
+--- lasync: asyncio for Lua 5.4 on libevent.
+-- The facade: running a program, tasks, futures, re-exports of the C core
+-- (lasync.core) and of the pure-Lua modules.
+local core = require "lasync.core"
+
+local M = {}
+
+M.VERSION = core.VERSION
+
+for _, name in ipairs {
+  "Error", "CancelledError", "TimeoutError", "InvalidStateError",
+  "IncompleteReadError", "LimitOverrunError", "QueueEmpty", "QueueFull",
+  "QueueShutDown", "BrokenBarrierError", "TaskGroupError", "OSError",
+  "ConnectionError", "ConnectionRefusedError", "ConnectionResetError",
+  "ConnectionAbortedError", "BrokenPipeError", "HTTPError",
+} do
+  M[name] = core[name]
+end
+
+M.Future = core.Future
+M.spawn = core.spawn
+M.create_task = core.spawn
+M.await = core.await
+M.sleep = core.sleep
+M.current_task = core.current_task
+M.all_tasks = core.all_tasks
+M.time = core.time
+M.is_future = core.is_future
+M.is_task = core.is_task
+
+--- The running loop; raises if there is none.
+function M.get_running_loop()
+  return core.get_running_loop() or error("no running event loop", 2)
+end
+
+--- A new, not running loop (in debug mode when LASYNC_DEBUG=1).
+function M.new_event_loop()
+  local loop = core.new_loop()
+  if os.getenv("LASYNC_DEBUG") == "1" then loop:set_debug(true) end
+  return loop
+end
+
+-- Cancel every task still pending and let them finish; errors other than
+-- cancellations are reported, as asyncio.run does at shutdown.
+local function cancel_all(loop)
+  loop:run_until_complete(function()
+    local me, tasks = core.current_task(), {}
+    for _, t in ipairs(core.all_tasks()) do
+      if t ~= me then tasks[#tasks + 1] = t; t:cancel() end
+    end
+    for _, t in ipairs(tasks) do
+      local ok, err = pcall(t.await, t)
+      if not ok and not core.CancelledError:is(err) then
+        loop:call_exception_handler {
+          message = "unhandled error during lasync.run() shutdown",
+          exception = err, task = t, traceback = t:traceback(),
+        }
+      end
+    end
+  end)
+end
+
+local function finish(ok, ...)
+  if not ok then error((...), 0) end
+  return ...
+end
+
+--- lasync.run(fn, ...): runs fn(...) as the main task of a new loop and
+-- returns its results or raises its error. SIGINT cancels the main task.
+function M.run(fn, ...)
+  if core.get_running_loop() then
+    error("lasync.run() cannot be called while an event loop is running", 2)
+  end
+  if type(fn) ~= "function" and not (getmetatable(fn) or {}).__call then
+    error("bad argument #1 to 'run' (function expected, got " .. type(fn) .. ")", 2)
+  end
+  local loop = M.new_event_loop()
+  local main = loop:create_task(fn, ...)
+  loop:add_signal_handler("SIGINT", function() main:cancel("interrupted") end)
+  local res = table.pack(pcall(loop.run_until_complete, loop, main))
+  loop:remove_signal_handler("SIGINT")
+  cancel_all(loop)
+  loop:close()
+  return finish(table.unpack(res, 1, res.n))
+end
+
+M.coroutine = require "lasync.coroutine"
+M.ContextVar = require("lasync.contextvars").ContextVar
+
+for k, v in pairs(require "lasync.combinators") do M[k] = v end
+
+return M

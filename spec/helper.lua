@@ -1,0 +1,60 @@
+--- Spec helper: runs a spec body as the main task of a fresh loop under a
+-- deadline and fails when the body leaves tasks pending.
+--   local helper = require "helper"
+--   it("...", helper.async(function() ... end))
+--   local reports = helper.reports()   -- inside a task: collects handler calls
+local lasync = require "lasync"
+
+local M = {}
+
+M.DEADLINE = 5
+
+local function leftovers(me)
+  local left = {}
+  for _, t in ipairs(lasync.all_tasks()) do
+    if t ~= me then left[#left + 1] = tostring(t) end
+  end
+  return left
+end
+
+--- Runs fn(...) in lasync.run with a deadline (seconds, default 5);
+-- returns its results or raises its error.
+function M.run(fn, deadline)
+  deadline = deadline or M.DEADLINE
+  return lasync.run(function()
+    local loop, timed_out = lasync.get_running_loop(), false
+    local t = lasync.spawn(fn)
+    local h = loop:call_later(deadline, function()
+      timed_out = true
+      t:cancel("spec deadline")
+    end)
+    local res = table.pack(pcall(t.await, t))
+    h:cancel()
+    if timed_out then
+      error(("spec did not finish within %g s"):format(deadline), 0)
+    end
+    local left = leftovers(lasync.current_task())
+    if #left > 0 then
+      error("tasks left pending: " .. table.concat(left, ", "), 0)
+    end
+    if not res[1] then error(res[2], 0) end
+    return table.unpack(res, 2, res.n)
+  end)
+end
+
+--- A function for busted's `it` that runs fn as a task (see M.run).
+function M.async(fn, deadline)
+  return function() return M.run(fn, deadline) end
+end
+
+--- Inside a running loop: replaces its exception handler by one that
+-- collects every context into the returned list.
+function M.reports()
+  local list = {}
+  lasync.get_running_loop():set_exception_handler(function(_, ctx)
+    list[#list + 1] = ctx
+  end)
+  return list
+end
+
+return M

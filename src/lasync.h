@@ -1,0 +1,205 @@
+/*
+** lasync internal header: the structs and the functions that cross files.
+** Ownership: every C object is a full userdata; the Lua values it owns live
+** in its user values, so the GC sees every cycle. The loop anchors what it
+** must keep alive (pending tasks, scheduled handles) in a table keyed by the
+** object's address.
+*/
+#ifndef LASYNC_H
+#define LASYNC_H
+
+#include <lua.h>
+#include <lauxlib.h>
+#include <event2/event.h>
+
+#define LASYNC_VERSION "0.1.0"
+
+#if LUA_VERSION_NUM != 504
+#error "lasync needs Lua 5.4"
+#endif
+#if LUA_VERSION_RELEASE_NUM < 50406
+#define lua_closethread(co, from) lua_resetthread(co)
+#endif
+
+/* Kinds of C objects; stored first in each struct so that the ready queue
+** can hold plain pointers and tell what it runs. */
+enum { K_LOOP, K_HANDLE, K_TIMER, K_WATCH, K_FUTURE, K_TASK, K_NKINDS };
+
+typedef struct Loop Loop;
+typedef struct Task Task;
+
+/* Per Lua state module data, the upvalue of every C function. */
+typedef struct Mod {
+  Loop *running;                 /* loop running in this state, or NULL */
+  const void *mt[K_NKINDS];      /* metatables, to type-check cheaply */
+  const void *cancelled_cls;     /* CancelledError class table */
+  unsigned long task_seq;        /* for default task names */
+  int ctx_used;                  /* a ContextVar was ever set */
+} Mod;
+
+/* Module user values (the Mod userdata). */
+enum { MUV_ERRORS = 1, MUV_CTX, MUV_SLEEPCB, MUV_NUV = MUV_SLEEPCB };
+
+typedef struct Handle {
+  int kind;                      /* K_HANDLE, K_TIMER or K_WATCH */
+  Loop *loop;
+  unsigned char cancelled, queued;
+  int nargs;                     /* callback arguments, in user values */
+  double when;                   /* K_TIMER: deadline on loop time */
+  unsigned long seq;             /* K_TIMER: tie-break, scheduling order */
+  struct event *ev;              /* K_WATCH: fd or signal event */
+  int fd;                        /* K_WATCH: fd or signal number */
+  short what;                    /* K_WATCH: EV_READ, EV_WRITE or EV_SIGNAL */
+} Handle;
+/* Handle user values: 1 = callback, 2..nargs+1 = arguments, last = context. */
+
+enum { F_PENDING, F_FINISHED, F_CANCELLED };
+
+typedef struct Future {
+  int kind;                      /* K_FUTURE or K_TASK */
+  Loop *loop;
+  unsigned char state;
+  unsigned char failed;          /* finished with an error */
+  unsigned char retrieved;       /* the error was looked at */
+  unsigned char reported;        /* "never retrieved" already reported */
+  int nres;                      /* number of result values */
+} Future;
+
+/* Future user values. */
+enum {
+  FUV_VALUE = 1,   /* 1 result, or table of results, or error, or cancel msg */
+  FUV_CB,          /* first done callback (function or waiting Task) */
+  FUV_CBS,         /* table of further callbacks */
+  FUV_TB,          /* traceback of the failure */
+  FUV_LOOP,        /* the loop userdata, kept alive */
+  FUV_SRC,         /* creation traceback (debug mode) */
+  FUV_NUV = FUV_SRC
+};
+
+struct Task {
+  Future f;
+  lua_State *co;                 /* the coroutine, anchored in TUV_CORO */
+  Future *waiting;               /* the future it waits on, or NULL */
+  unsigned long id;              /* for the default name */
+  int nargs0;                    /* arguments of the first resume */
+  int ncancels;                  /* cancel() requests, for cancelling() */
+  unsigned char started, must_cancel, queued;
+};
+
+/* Task user values, after the Future ones. */
+enum {
+  TUV_CORO = FUV_NUV + 1,  /* the Lua thread */
+  TUV_WAIT,                /* the future waited on */
+  TUV_NAME,                /* name set by set_name */
+  TUV_CTX,                 /* context (table) of ContextVar values */
+  TUV_MSG,                 /* pending cancel message */
+  TUV_NUV = TUV_MSG
+};
+
+typedef struct TimerHeap {
+  Handle **h;
+  int n, cap, ncancelled;
+} TimerHeap;
+
+struct Loop {
+  int kind;
+  Mod *mod;
+  struct event_base *base;
+  struct event *tick;            /* fires at the earliest timer deadline */
+  lua_State *L;                  /* thread running the loop, while it runs */
+  void **ready;                  /* ring of Handle* and Task* to run */
+  size_t rhead, rcount, rcap;
+  TimerHeap timers;
+  unsigned long timer_seq;
+  unsigned iter;                 /* iterations, to pace I/O polls */
+  Task *current;                 /* task being stepped */
+  double slow;                   /* slow_callback_duration */
+  int anchors;                   /* registry ref of the anchors table */
+  unsigned char running, stopping, closed, debug;
+};
+
+/* Loop user values. */
+enum {
+  LUV_HANDLER = 1, /* exception handler, or nil */
+  LUV_WATCH,       /* "r"..fd / "w"..fd / "s"..sig -> watch Handle */
+  LUV_FAILED,      /* weak-keyed: futures with an unretrieved error */
+  LUV_CTX,         /* context of the callback being run */
+  LUV_NUV = LUV_CTX
+};
+
+#define SUSPEND_KEY ((void *)&lasync_suspend)
+#define CANCEL_KEY ((void *)&lasync_cancel)
+extern const char lasync_suspend, lasync_cancel;
+
+#define lasync_mod(L) ((Mod *)lua_touserdata(L, lua_upvalueindex(1)))
+
+/* module.c */
+void *lasync_toobj(lua_State *L, int idx, int kind);
+void *lasync_checkobj(lua_State *L, int idx, int kind, const char *what);
+void lasync_setmt(lua_State *L, int kind);
+void lasync_newmeta(lua_State *L, int kind, const luaL_Reg *methods,
+                    const luaL_Reg *meta);
+void lasync_addfuncs(lua_State *L, const luaL_Reg *l);
+double lasync_now(void);
+Loop *lasync_running(lua_State *L, Mod *m);
+void lasync_checkcallable(lua_State *L, int idx, const char *what);
+
+/* errors.c */
+void errors_open(lua_State *L);
+void errors_push_new(lua_State *L, const char *cls, const char *msg);
+void errors_push_newv(lua_State *L, const char *cls, int msgidx);
+int errors_raise(lua_State *L, const char *cls, const char *fmt, ...);
+int errors_is_cancelled(lua_State *L, Mod *m, int idx);
+
+/* loop.c */
+void loop_open(lua_State *L);
+void loop_ready_push(Loop *lp, void *obj);
+void loop_anchor(lua_State *L, Loop *lp, int idx);
+void loop_unanchor(lua_State *L, Loop *lp, const void *p);
+void loop_push_anchored(lua_State *L, Loop *lp, const void *p);
+void loop_push(lua_State *L, Loop *lp);
+void lasync_addmethods(lua_State *L, int kind, const luaL_Reg *l);
+void loop_report(lua_State *L, Loop *lp, int ctxidx);
+void loop_report_error(lua_State *L, Loop *lp, const char *msg, int erridx,
+                       int objidx, const char *objfield, int tbidx);
+int loop_pcall(lua_State *L, int nargs, int nres);
+void loop_push_traceback(lua_State *L);
+double loop_time(Loop *lp);
+void loop_push_ctx(lua_State *L, Loop *lp);
+
+/* handle.c */
+void handle_open(lua_State *L);
+Handle *handle_new(lua_State *L, Loop *lp, int kind, int fnidx, int nargs);
+void handle_run(lua_State *L, Loop *lp, Handle *h);
+void handle_call_soon(lua_State *L, Loop *lp, int fnidx, int nargs);
+void timer_push(lua_State *L, Loop *lp, Handle *h, int hidx);
+void timers_due(lua_State *L, Loop *lp, double now);
+void timers_clear(lua_State *L, Loop *lp);
+double timers_next(Loop *lp);
+
+/* watch.c */
+void watch_open(lua_State *L);
+void watch_close_all(lua_State *L, Loop *lp, int loopidx);
+void watch_cancel(lua_State *L, Handle *h);
+
+/* future.c */
+void future_open(lua_State *L);
+Future *future_new(lua_State *L, Loop *lp, int kind, size_t size, int nuv);
+Future *future_check(lua_State *L, int idx);
+void future_set_results(lua_State *L, Future *f, int fidx, int first, int n);
+void future_set_error(lua_State *L, Future *f, int fidx, int erridx, int tbidx);
+int future_cancel(lua_State *L, Future *f, int fidx, int msgidx);
+int future_unpack(lua_State *L, Future *f, int fidx);
+void future_add_waiter(lua_State *L, Future *f, int fidx, int cbidx);
+void future_report_unretrieved(lua_State *L, Future *f, int fidx);
+const char *future_state_name(Future *f);
+
+/* task.c */
+void task_open(lua_State *L);
+void task_step(lua_State *L, Loop *lp, Task *t);
+void task_wakeup(Task *t, Future *f);
+int task_cancel(lua_State *L, Task *t, int tidx, int msgidx);
+void handle_cancel(lua_State *L, Handle *h);
+Task *task_new(lua_State *L, Loop *lp, int fnidx, int nargs);
+
+#endif

@@ -1,0 +1,513 @@
+/*
+** The event loop over one event_base. An iteration (run_once) polls I/O,
+** moves due timers to the ready queue, then runs exactly the entries that
+** were ready when it began; whatever they schedule waits for the next one.
+** libevent callbacks never call Lua: they only push onto the ready queue,
+** so no Lua error can unwind through event_base_loop.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "lasync.h"
+
+static const char loops_key = 0, tb_key = 0;
+
+#define checkloop(L) \
+  ((Loop *)lasync_checkobj(L, 1, K_LOOP, "loop"))
+
+/* ---------- ready queue: a ring of object pointers ---------- */
+
+static void ready_grow(Loop *lp) {
+  size_t i, ncap = lp->rcap ? lp->rcap * 2 : 64;
+  void **r = malloc(ncap * sizeof *r);
+  if (r == NULL) abort();  /* cannot report without memory; never unwind */
+  for (i = 0; i < lp->rcount; i++)
+    r[i] = lp->ready[(lp->rhead + i) % lp->rcap];
+  free(lp->ready);
+  lp->ready = r;
+  lp->rcap = ncap;
+  lp->rhead = 0;
+}
+
+/* The object must be anchored until it is popped. */
+void loop_ready_push(Loop *lp, void *obj) {
+  if (lp->rcount == lp->rcap) ready_grow(lp);
+  lp->ready[(lp->rhead + lp->rcount++) % lp->rcap] = obj;
+}
+
+static void *ready_pop(Loop *lp) {
+  void *obj = lp->ready[lp->rhead];
+  lp->rhead = (lp->rhead + 1) % lp->rcap;
+  lp->rcount--;
+  return obj;
+}
+
+/* ---------- anchors: address -> object, keeps scheduled things alive ---- */
+
+void loop_anchor(lua_State *L, Loop *lp, int idx) {
+  idx = lua_absindex(L, idx);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, lp->anchors);
+  lua_pushvalue(L, idx);
+  lua_rawsetp(L, -2, lua_touserdata(L, idx));
+  lua_pop(L, 1);
+}
+
+void loop_unanchor(lua_State *L, Loop *lp, const void *p) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, lp->anchors);
+  lua_pushnil(L);
+  lua_rawsetp(L, -2, p);
+  lua_pop(L, 1);
+}
+
+void loop_push_anchored(lua_State *L, Loop *lp, const void *p) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, lp->anchors);
+  lua_rawgetp(L, -1, p);
+  lua_remove(L, -2);
+}
+
+/* Push the loop's userdata (kept in a weak table: the loop lives as long
+** as something it anchors or someone else holds it). */
+void loop_push(lua_State *L, Loop *lp) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &loops_key);
+  lua_rawgetp(L, -1, lp);
+  lua_remove(L, -2);
+}
+
+double loop_time(Loop *lp) {
+  (void)lp;
+  return lasync_now();
+}
+
+/* ---------- protected calls and error reports ---------- */
+
+static int msgh(lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  if (msg == NULL) msg = luaL_tolstring(L, 1, NULL);
+  luaL_traceback(L, L, msg, 1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &tb_key);
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* lua_pcall with a handler that keeps the error value as it is and saves
+** its traceback for loop_push_traceback. */
+int loop_pcall(lua_State *L, int nargs, int nres) {
+  int base = lua_gettop(L) - nargs, st;
+  lua_pushcfunction(L, msgh);
+  lua_insert(L, base);
+  st = lua_pcall(L, nargs, nres, base);
+  lua_remove(L, base);
+  return st;
+}
+
+void loop_push_traceback(lua_State *L) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &tb_key);
+}
+
+static void setfield_at(lua_State *L, int t, const char *k, int idx) {
+  if (idx == 0) return;
+  lua_pushvalue(L, idx);
+  lua_setfield(L, t, k);
+}
+
+/* Report an error through the exception handler with a context table of
+** message, exception, object (task, future or handle) and traceback. */
+void loop_report_error(lua_State *L, Loop *lp, const char *msg, int erridx,
+                       int objidx, const char *objfield, int tbidx) {
+  erridx = erridx ? lua_absindex(L, erridx) : 0;
+  objidx = objidx ? lua_absindex(L, objidx) : 0;
+  tbidx = tbidx ? lua_absindex(L, tbidx) : 0;
+  lua_createtable(L, 0, 4);
+  lua_pushstring(L, msg);
+  lua_setfield(L, -2, "message");
+  setfield_at(L, lua_gettop(L), "exception", erridx);
+  if (objfield) setfield_at(L, lua_gettop(L), objfield, objidx);
+  setfield_at(L, lua_gettop(L), "traceback", tbidx);
+  loop_report(L, lp, -1);
+  lua_pop(L, 1);
+}
+
+static void print_field(lua_State *L, int ctx, const char *k, int label) {
+  if (lua_getfield(L, ctx, k) != LUA_TNIL) {
+    const char *s = luaL_tolstring(L, -1, NULL);
+    if (label) fprintf(stderr, "%s: %s\n", k, s);
+    else fprintf(stderr, "%s\n", s);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
+static void default_handler(lua_State *L, int ctx) {
+  print_field(L, ctx, "message", 0);
+  print_field(L, ctx, "task", 1);
+  print_field(L, ctx, "future", 1);
+  print_field(L, ctx, "handle", 1);
+  print_field(L, ctx, "exception", 1);
+  print_field(L, ctx, "traceback", 0);
+  fflush(stderr);
+}
+
+/* Call the exception handler (or the default) with the context at ctxidx.
+** A handler that fails is itself reported by the default one. */
+void loop_report(lua_State *L, Loop *lp, int ctxidx) {
+  ctxidx = lua_absindex(L, ctxidx);
+  loop_push(L, lp);
+  if (lua_isnil(L, -1) ||
+      lua_getiuservalue(L, -1, LUV_HANDLER) == LUA_TNIL) {
+    lua_settop(L, ctxidx);
+    default_handler(L, ctxidx);
+    return;
+  }
+  lua_insert(L, -2);
+  lua_pushvalue(L, ctxidx);
+  if (loop_pcall(L, 2, 0) != LUA_OK) {
+    int err = lua_gettop(L);
+    lua_createtable(L, 0, 3);
+    lua_pushliteral(L, "Unhandled error in exception handler");
+    lua_setfield(L, -2, "message");
+    setfield_at(L, err + 1, "exception", err);
+    setfield_at(L, err + 1, "context", ctxidx);
+    loop_push_traceback(L);
+    lua_setfield(L, -2, "traceback");
+    default_handler(L, err + 1);
+    lua_settop(L, ctxidx);
+  }
+}
+
+/* ---------- one iteration ---------- */
+
+/* Block in libevent until I/O or the next timer, unless work is ready; when
+** busy, poll I/O without blocking only every 16 iterations, so task
+** switches do not each pay a system call. */
+static void poll_io(Loop *lp) {
+  struct timeval tv;
+  double wait;
+  if (lp->rcount || lp->stopping) {
+    if ((++lp->iter & 15) == 0)
+      event_base_loop(lp->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    return;
+  }
+  wait = timers_next(lp);
+  if (wait < 0) wait = 3600;  /* nothing scheduled: wait for I/O */
+  tv.tv_sec = (long)wait;
+  tv.tv_usec = (long)((wait - (double)tv.tv_sec) * 1e6) + 1;
+  event_add(lp->tick, &tv);
+  event_base_loop(lp->base, EVLOOP_ONCE);
+}
+
+static void report_slow(lua_State *L, Loop *lp, int objidx, double dt) {
+  char msg[128];
+  int isTask = lasync_toobj(L, objidx, K_TASK) != NULL;
+  snprintf(msg, sizeof msg, "Executing %s took %.3f seconds",
+           isTask ? "task" : "callback", dt);
+  if (isTask) {
+    Task *t = lua_touserdata(L, objidx);
+    luaL_traceback(L, t->co, NULL, 0);
+  } else lua_pushnil(L);
+  loop_report_error(L, lp, msg, 0, objidx, isTask ? "task" : "handle", -1);
+  lua_pop(L, 1);
+}
+
+static void run_item(lua_State *L, Loop *lp, void *obj) {
+  double t0 = lp->debug ? lasync_now() : 0;
+  loop_push_anchored(L, lp, obj);
+  if (*(int *)obj == K_TASK) {
+    ((Task *)obj)->queued = 0;
+    task_step(L, lp, obj);
+  } else handle_run(L, lp, obj);
+  if (lp->debug && lasync_now() - t0 >= lp->slow)
+    report_slow(L, lp, lua_gettop(L), lasync_now() - t0);
+  lua_pop(L, 1);
+}
+
+static void run_once(lua_State *L, Loop *lp) {
+  size_t n;
+  poll_io(lp);
+  if (lp->timers.n) timers_due(L, lp, lasync_now());
+  for (n = lp->rcount; n > 0; n--)
+    run_item(L, lp, ready_pop(lp));
+}
+
+/* Runs iterations until stop(), or until the future at index 2 (if any)
+** is done. Called under lua_pcall so the running state is always reset. */
+static int run_inner(lua_State *L) {
+  Loop *lp = lua_touserdata(L, 1);
+  Future *f = lua_touserdata(L, 2);
+  while (!lp->stopping && (f == NULL || f->state == F_PENDING))
+    run_once(L, lp);
+  return 0;
+}
+
+static void run(lua_State *L, Loop *lp, int futidx) {
+  Mod *m = lasync_mod(L);
+  int st;
+  if (lp->closed) luaL_error(L, "event loop is closed");
+  if (m->running) luaL_error(L, "another event loop is already running");
+  m->running = lp;
+  lp->running = 1;
+  lp->L = L;
+  lua_pushvalue(L, lua_upvalueindex(1));  /* run_inner needs the Mod */
+  lua_pushcclosure(L, run_inner, 1);
+  lua_pushlightuserdata(L, lp);
+  if (futidx) lua_pushlightuserdata(L, lua_touserdata(L, futidx));
+  else lua_pushnil(L);
+  st = lua_pcall(L, 2, 0, 0);
+  m->running = NULL;
+  lp->running = lp->stopping = 0;
+  lp->L = NULL;
+  if (st != LUA_OK) lua_error(L);
+}
+
+/* ---------- Lua methods ---------- */
+
+static int l_run_forever(lua_State *L) {
+  run(L, checkloop(L), 0);
+  return 0;
+}
+
+/* loop:run_until_complete(future or function, ...): its results. */
+static int l_run_until_complete(lua_State *L) {
+  Loop *lp = checkloop(L);
+  Future *f = lasync_toobj(L, 2, K_FUTURE);
+  if (f == NULL) {
+    lasync_checkcallable(L, 2, "run_until_complete");
+    task_new(L, lp, 2, lua_gettop(L) - 2);
+    lua_replace(L, 2);
+    f = lua_touserdata(L, 2);
+  } else if (f->loop != lp)
+    luaL_argerror(L, 2, "future belongs to another loop");
+  lua_settop(L, 2);
+  run(L, lp, 2);
+  if (f->state == F_PENDING)
+    luaL_error(L, "event loop stopped before the future completed");
+  return future_unpack(L, f, 2);
+}
+
+static int l_stop(lua_State *L) {
+  checkloop(L)->stopping = 1;
+  return 0;
+}
+
+static int l_is_running(lua_State *L) {
+  lua_pushboolean(L, checkloop(L)->running);
+  return 1;
+}
+
+static int l_is_closed(lua_State *L) {
+  lua_pushboolean(L, checkloop(L)->closed);
+  return 1;
+}
+
+static int l_time(lua_State *L) {
+  lua_pushnumber(L, loop_time(checkloop(L)));
+  return 1;
+}
+
+/* Report futures whose error was never retrieved, at close. */
+static void report_failed(lua_State *L, int loopidx) {
+  lua_getiuservalue(L, loopidx, LUV_FAILED);
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    lua_pop(L, 1);
+    future_report_unretrieved(L, lua_touserdata(L, -1), lua_gettop(L));
+  }
+  lua_pop(L, 1);
+}
+
+/* Release every C resource; idempotent, for close() and __gc. */
+static void loop_release(lua_State *L, Loop *lp, int loopidx) {
+  if (lp->base == NULL) return;
+  timers_clear(L, lp);
+  watch_close_all(L, lp, loopidx);
+  lp->rcount = 0;
+  free(lp->ready);
+  lp->ready = NULL;
+  lp->rcap = 0;
+  event_free(lp->tick);
+  event_base_free(lp->base);
+  lp->base = NULL;
+  luaL_unref(L, LUA_REGISTRYINDEX, lp->anchors);
+  lp->anchors = LUA_NOREF;
+  lp->closed = 1;
+}
+
+static int l_close(lua_State *L) {
+  Loop *lp = checkloop(L);
+  if (lp->running) luaL_error(L, "cannot close a running event loop");
+  if (lp->closed) return 0;
+  report_failed(L, 1);
+  loop_release(L, lp, 1);
+  return 0;
+}
+
+static int l_gc(lua_State *L) {
+  Loop *lp = lua_touserdata(L, 1);
+  if (lp->base) loop_release(L, lp, 1);
+  return 0;
+}
+
+static int l_set_debug(lua_State *L) {
+  checkloop(L)->debug = (unsigned char)lua_toboolean(L, 2);
+  return 0;
+}
+
+static int l_get_debug(lua_State *L) {
+  lua_pushboolean(L, checkloop(L)->debug);
+  return 1;
+}
+
+static int l_set_exception_handler(lua_State *L) {
+  checkloop(L);
+  if (!lua_isnil(L, 2))
+    lasync_checkcallable(L, 2, "exception handler");
+  lua_settop(L, 2);
+  lua_setiuservalue(L, 1, LUV_HANDLER);
+  return 0;
+}
+
+static int l_get_exception_handler(lua_State *L) {
+  checkloop(L);
+  lua_getiuservalue(L, 1, LUV_HANDLER);
+  return 1;
+}
+
+static int l_default_exception_handler(lua_State *L) {
+  checkloop(L);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  default_handler(L, 2);
+  return 0;
+}
+
+static int l_call_exception_handler(lua_State *L) {
+  Loop *lp = checkloop(L);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  loop_report(L, lp, 2);
+  return 0;
+}
+
+/* loop.slow_callback_duration reads and writes a C field. */
+static int l_index(lua_State *L) {
+  Loop *lp = lua_touserdata(L, 1);
+  const char *k = lua_tostring(L, 2);
+  if (k && strcmp(k, "slow_callback_duration") == 0) {
+    lua_pushnumber(L, lp->slow);
+    return 1;
+  }
+  lua_getmetatable(L, 1);
+  lua_getfield(L, -1, "__methods");
+  lua_pushvalue(L, 2);
+  lua_rawget(L, -2);
+  return 1;
+}
+
+static int l_newindex(lua_State *L) {
+  Loop *lp = lua_touserdata(L, 1);
+  const char *k = lua_tostring(L, 2);
+  if (k == NULL || strcmp(k, "slow_callback_duration") != 0)
+    return luaL_error(L, "cannot set field '%s' of a loop",
+                      k ? k : luaL_typename(L, 2));
+  lp->slow = luaL_checknumber(L, 3);
+  return 0;
+}
+
+static int l_tostring(lua_State *L) {
+  Loop *lp = lua_touserdata(L, 1);
+  lua_pushfstring(L, "<Loop %s %p>", lp->closed ? "closed"
+                  : lp->running ? "running" : "idle", (void *)lp);
+  return 1;
+}
+
+static void new_weak(lua_State *L, const char *mode) {
+  lua_newtable(L);
+  lua_createtable(L, 0, 1);
+  lua_pushstring(L, mode);
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+}
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg) {
+  (void)fd; (void)what; (void)arg;  /* only wakes event_base_loop */
+}
+
+/* core.new_loop(): a new, not running loop. */
+static int l_new_loop(lua_State *L) {
+  Loop *lp = lua_newuserdatauv(L, sizeof(Loop), LUV_NUV);
+  struct event_config *cfg;
+  memset(lp, 0, sizeof *lp);
+  lp->kind = K_LOOP;
+  lp->mod = lasync_mod(L);
+  lp->slow = 0.1;
+  lp->anchors = LUA_NOREF;
+  lasync_setmt(L, K_LOOP);
+  cfg = event_config_new();
+  if (cfg == NULL) return luaL_error(L, "cannot create event_config");
+  event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
+  lp->base = event_base_new_with_config(cfg);
+  event_config_free(cfg);
+  if (lp->base == NULL) return luaL_error(L, "cannot create event_base");
+  lp->tick = evtimer_new(lp->base, tick_cb, NULL);
+  lua_newtable(L);
+  lp->anchors = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_newtable(L);
+  lua_setiuservalue(L, -2, LUV_WATCH);
+  new_weak(L, "k");
+  lua_setiuservalue(L, -2, LUV_FAILED);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &loops_key);
+  lua_pushvalue(L, -2);
+  lua_rawsetp(L, -2, lp);
+  lua_pop(L, 1);
+  return 1;
+}
+
+static int l_get_running_loop(lua_State *L) {
+  Mod *m = lasync_mod(L);
+  if (m->running == NULL) return 0;
+  loop_push(L, m->running);
+  return 1;
+}
+
+static int l_now(lua_State *L) {
+  lua_pushnumber(L, loop_time(lasync_running(L, lasync_mod(L))));
+  return 1;
+}
+
+static const luaL_Reg lasync_loop_methods[] = {
+  {"run_forever", l_run_forever},
+  {"run_until_complete", l_run_until_complete},
+  {"stop", l_stop},
+  {"close", l_close},
+  {"is_running", l_is_running},
+  {"is_closed", l_is_closed},
+  {"time", l_time},
+  {"set_debug", l_set_debug},
+  {"get_debug", l_get_debug},
+  {"set_exception_handler", l_set_exception_handler},
+  {"get_exception_handler", l_get_exception_handler},
+  {"default_exception_handler", l_default_exception_handler},
+  {"call_exception_handler", l_call_exception_handler},
+  {NULL, NULL}
+};
+
+static const luaL_Reg loop_meta[] = {
+  {"__gc", l_gc},
+  {"__close", l_gc},
+  {"__index", l_index},
+  {"__newindex", l_newindex},
+  {"__tostring", l_tostring},
+  {NULL, NULL}
+};
+
+static const luaL_Reg loop_funcs[] = {
+  {"new_loop", l_new_loop},
+  {"get_running_loop", l_get_running_loop},
+  {"time", l_now},
+  {NULL, NULL}
+};
+
+/* Stack: Mod, core table. */
+void loop_open(lua_State *L) {
+  new_weak(L, "v");
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &loops_key);
+  lasync_newmeta(L, K_LOOP, lasync_loop_methods, loop_meta);
+  lasync_addfuncs(L, loop_funcs);
+}

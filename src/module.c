@@ -1,0 +1,133 @@
+/*
+** luaopen_lasync_core: the module state, the metatables, the shared helpers.
+*/
+#include <string.h>
+#include <time.h>
+#include "lasync.h"
+
+const char lasync_suspend = 0, lasync_cancel = 0;
+
+static const char *const kind_names[K_NKINDS] = {
+  "lasync.Loop", "lasync.Handle", "lasync.TimerHandle", "lasync.WatchHandle",
+  "lasync.Future", "lasync.Task"
+};
+
+double lasync_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* The object at idx if it is of that kind (a Task counts as a Future). */
+void *lasync_toobj(lua_State *L, int idx, int kind) {
+  Mod *m = lasync_mod(L);
+  void *p = lua_touserdata(L, idx);
+  const void *mt;
+  if (p == NULL || !lua_getmetatable(L, idx)) return NULL;
+  mt = lua_topointer(L, -1);
+  lua_pop(L, 1);
+  if (mt == m->mt[kind] || (kind == K_FUTURE && mt == m->mt[K_TASK]))
+    return p;
+  if (kind == K_HANDLE && (mt == m->mt[K_TIMER] || mt == m->mt[K_WATCH]))
+    return p;
+  return NULL;
+}
+
+void *lasync_checkobj(lua_State *L, int idx, int kind, const char *what) {
+  void *p = lasync_toobj(L, idx, kind);
+  if (p == NULL) {
+    const char *msg = lua_pushfstring(L, "%s expected, got %s", what,
+                                      luaL_typename(L, idx));
+    luaL_argerror(L, idx, msg);
+  }
+  return p;
+}
+
+void lasync_checkcallable(lua_State *L, int idx, const char *what) {
+  if (lua_type(L, idx) == LUA_TFUNCTION) return;
+  if (luaL_getmetafield(L, idx, "__call") != LUA_TNIL) {
+    lua_pop(L, 1);
+    return;
+  }
+  luaL_argerror(L, idx, lua_pushfstring(L, "%s: function expected, got %s",
+                                        what, luaL_typename(L, idx)));
+}
+
+/* Set the metatable of the new object at the top for its kind. */
+void lasync_setmt(lua_State *L, int kind) {
+  luaL_setmetatable(L, kind_names[kind]);
+}
+
+Loop *lasync_running(lua_State *L, Mod *m) {
+  if (m->running == NULL)
+    luaL_error(L, "no running event loop");
+  return m->running;
+}
+
+/* Create the metatable of a kind, with methods in __index and
+** metamethods; stack: Mod, core table. Leaves it as it was. */
+void lasync_newmeta(lua_State *L, int kind, const luaL_Reg *methods,
+                    const luaL_Reg *meta) {
+  Mod *m = lua_touserdata(L, -2);
+  luaL_newmetatable(L, kind_names[kind]);
+  m->mt[kind] = lua_topointer(L, -1);
+  lua_pushvalue(L, -3);
+  luaL_setfuncs(L, meta, 1);
+  lua_newtable(L);
+  lua_pushvalue(L, -4);
+  luaL_setfuncs(L, methods, 1);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -3, "__methods");
+  if (lua_getfield(L, -2, "__index") == LUA_TNIL) {  /* meta may have one */
+    lua_pop(L, 1);
+    lua_setfield(L, -2, "__index");
+  } else lua_pop(L, 2);
+  lua_pop(L, 1);
+}
+
+/* Add methods to a kind's method table; stack: Mod at -2. */
+void lasync_addmethods(lua_State *L, int kind, const luaL_Reg *l) {
+  luaL_getmetatable(L, kind_names[kind]);
+  lua_getfield(L, -1, "__methods");
+  lua_pushvalue(L, -4);
+  luaL_setfuncs(L, l, 1);
+  lua_pop(L, 2);
+}
+
+/* Add functions to the core table; stack: Mod, core table. */
+void lasync_addfuncs(lua_State *L, const luaL_Reg *l) {
+  lua_pushvalue(L, -2);
+  luaL_setfuncs(L, l, 1);
+}
+
+/* Keep a method table reachable as core.<field> for the Lua facade. */
+static void expose(lua_State *L, int kind, const char *field) {
+  luaL_getmetatable(L, kind_names[kind]);
+  lua_getfield(L, -1, "__methods");
+  lua_setfield(L, -3, field);
+  lua_pop(L, 1);
+}
+
+int luaopen_lasync_core(lua_State *L) __attribute__((visibility("default")));
+
+int luaopen_lasync_core(lua_State *L) {
+  Mod *m = lua_newuserdatauv(L, sizeof(Mod), MUV_NUV);
+  memset(m, 0, sizeof *m);
+  lua_newtable(L);
+  errors_open(L);
+  loop_open(L);
+  handle_open(L);
+  watch_open(L);
+  future_open(L);
+  task_open(L);
+  expose(L, K_LOOP, "LoopMethods");
+  expose(L, K_FUTURE, "FutureMethods");
+  expose(L, K_TASK, "TaskMethods");
+  lua_pushlightuserdata(L, SUSPEND_KEY);
+  lua_setfield(L, -2, "SUSPEND");
+  lua_pushlightuserdata(L, CANCEL_KEY);
+  lua_setfield(L, -2, "CANCEL");
+  lua_pushliteral(L, LASYNC_VERSION);
+  lua_setfield(L, -2, "VERSION");
+  return 1;
+}

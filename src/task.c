@@ -1,0 +1,517 @@
+/*
+** Tasks: a Future driven by a Lua coroutine.
+**
+** Invariant of the step: a pending task is anchored by its loop and is in
+** exactly one of three places: queued once on the ready queue (t->queued),
+** registered as the waiter of one pending future (t->waiting), or running
+** (loop->current). task_step resumes the coroutine and sorts what it did:
+** returned (result), raised (error, or cancelled if it raised
+** CancelledError), yielded a future (wait on it), yielded nothing (give way
+** for one iteration), or yielded anything else (fail the task).
+**
+** A suspension made by lasync yields SUSPEND_KEY first, then the future;
+** the continuation (await_k) returns the future's values or raises. To
+** throw into a task (cancellation) the step resumes it with CANCEL_KEY and
+** the error, which the continuation raises.
+*/
+#include <string.h>
+#include "lasync.h"
+
+/* The task being stepped on the running loop, or NULL. */
+static Task *current(lua_State *L) {
+  Mod *m = lasync_mod(L);
+  return m->running ? m->running->current : NULL;
+}
+
+static void check_in_task(lua_State *L, const char *what) {
+  if (current(L) == NULL || !lua_isyieldable(L))
+    luaL_error(L, "%s called outside a task", what);
+}
+
+/* If the resume passed CANCEL_KEY at idx, raise the error after it. */
+static void check_thrown(lua_State *L, int idx) {
+  if (lua_touserdata(L, idx) == CANCEL_KEY) {
+    lua_settop(L, idx + 1);
+    lua_error(L);
+  }
+}
+
+/* ---------- await and sleep: the suspension primitives ---------- */
+
+static int await_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status; (void)ctx;
+  check_thrown(L, 2);
+  return future_unpack(L, lua_touserdata(L, 1), 1);
+}
+
+/* f:await() / lasync.await(f): the future's results, or its error. */
+static int l_await(lua_State *L) {
+  Future *f = future_check(L, 1);
+  check_in_task(L, "await");
+  if (f->state != F_PENDING) return future_unpack(L, f, 1);
+  lua_settop(L, 1);
+  lua_pushlightuserdata(L, SUSPEND_KEY);
+  lua_pushvalue(L, 1);
+  return lua_yieldk(L, 2, 0, await_k);
+}
+
+/* sleep(0): stack is delay, extra values...; ctx is that count. */
+static int sleep0_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  check_thrown(L, (int)ctx + 1);
+  lua_settop(L, (int)ctx);
+  return (int)ctx - 1;
+}
+
+/* sleep(d > 0): stack is delay, extra values..., future, timer handle. */
+static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
+  int fidx = (int)ctx + 1;
+  Future *f = lua_touserdata(L, fidx);
+  (void)status;
+  if (f->state != F_FINISHED)  /* cancelled: drop the timer at once */
+    handle_cancel(L, lua_touserdata(L, fidx + 1));
+  check_thrown(L, fidx + 2);
+  return future_unpack(L, f, fidx);
+}
+
+/* The timer callback of sleep: future, values... */
+static int sleep_cb(lua_State *L) {
+  Future *f = lua_touserdata(L, 1);
+  if (f->state == F_PENDING)
+    future_set_results(L, f, 1, 2, lua_gettop(L) - 1);
+  return 0;
+}
+
+/* lasync.sleep(delay, ...): suspends for delay seconds, returns the extra
+** values. sleep(0) (or less) gives way for one loop iteration. */
+static int l_sleep(lua_State *L) {
+  double d = luaL_checknumber(L, 1);
+  int n = lua_gettop(L), i;
+  Loop *lp;
+  Handle *h;
+  check_in_task(L, "sleep");
+  if (d <= 0) {
+    lua_pushlightuserdata(L, SUSPEND_KEY);
+    return lua_yieldk(L, 1, n, sleep0_k);
+  }
+  lp = lasync_mod(L)->running;
+  future_new(L, lp, K_FUTURE, sizeof(Future), FUV_NUV);
+  lua_getiuservalue(L, lua_upvalueindex(1), MUV_SLEEPCB);
+  lua_pushvalue(L, n + 1);
+  for (i = 2; i <= n; i++) lua_pushvalue(L, i);
+  h = handle_new(L, lp, K_TIMER, n + 2, n);
+  h->when = loop_time(lp) + d;
+  timer_push(L, lp, h, -1);
+  lua_replace(L, n + 2);
+  lua_settop(L, n + 2);
+  lua_pushlightuserdata(L, SUSPEND_KEY);
+  lua_pushvalue(L, n + 1);
+  return lua_yieldk(L, 2, n, sleep_k);
+}
+
+/* ---------- the step ---------- */
+
+static void queue(Task *t) {
+  t->queued = 1;
+  loop_ready_push(t->f.loop, t);
+}
+
+void task_wakeup(Task *t, Future *f) {
+  if (t->waiting == f && !t->queued) {
+    t->waiting = NULL;
+    queue(t);
+  }
+}
+
+/* The task is done: the loop lets go of it. */
+static void finished(lua_State *L, Task *t, int tidx) {
+  lua_pushnil(L);
+  lua_setiuservalue(L, tidx, TUV_WAIT);
+  loop_unanchor(L, t->f.loop, t);
+}
+
+static void end_cancelled(lua_State *L, Task *t, int tidx, int msgidx) {
+  lua_closethread(t->co, L);
+  future_cancel(L, &t->f, tidx, msgidx);
+  finished(L, t, tidx);
+}
+
+/* Fail with the error at erridx; its traceback is taken from the
+** coroutine before it is closed (closing runs its <close> variables). */
+static void end_failed(lua_State *L, Task *t, int tidx, int erridx) {
+  const char *msg = lua_type(L, erridx) == LUA_TSTRING
+                    ? lua_tostring(L, erridx) : NULL;
+  luaL_traceback(L, t->co, msg, 0);
+  lua_closethread(t->co, L);
+  future_set_error(L, &t->f, tidx, erridx, -1);
+  lua_pop(L, 1);
+  finished(L, t, tidx);
+}
+
+static void end_bad(lua_State *L, Task *t, int tidx, const char *fmt,
+                    const char *arg) {
+  lua_pushfstring(L, fmt, arg);
+  end_failed(L, t, tidx, lua_gettop(L));
+  lua_pop(L, 1);
+}
+
+static int cancel_any(lua_State *L, Future *f, int fidx, int msgidx) {
+  if (f->kind == K_TASK) return task_cancel(L, (Task *)f, fidx, msgidx);
+  return future_cancel(L, f, fidx, msgidx);
+}
+
+/* The coroutine yielded the future at fidx. */
+static void wait_on(lua_State *L, Task *t, int tidx, int fidx) {
+  Future *f = lua_touserdata(L, fidx);
+  if (f->loop != t->f.loop)
+    end_bad(L, t, tidx, "task awaited a future of another loop%s", "");
+  else if (f == &t->f)
+    end_bad(L, t, tidx, "task cannot await itself%s", "");
+  else if (f->state != F_PENDING)
+    queue(t);
+  else {
+    future_add_waiter(L, f, fidx, tidx);
+    t->waiting = f;
+    lua_pushvalue(L, fidx);
+    lua_setiuservalue(L, tidx, TUV_WAIT);
+    if (t->must_cancel) {
+      lua_getiuservalue(L, tidx, TUV_MSG);
+      if (cancel_any(L, f, fidx, -1)) t->must_cancel = 0;
+      lua_pop(L, 1);
+    }
+  }
+}
+
+/* The coroutine yielded the nres values now at the top of L. */
+static void on_yield(lua_State *L, Task *t, int tidx, int nres) {
+  int base = lua_gettop(L) - nres + 1;
+  if (nres > 0 && lua_touserdata(L, base) == SUSPEND_KEY) {
+    base++;
+    nres--;
+  }
+  if (nres == 0)
+    queue(t);  /* gives way for one iteration */
+  else if (nres == 1 && lasync_toobj(L, base, K_FUTURE))
+    wait_on(L, t, tidx, base);
+  else
+    end_bad(L, t, tidx, "task yielded an unexpected value (%s): yield a "
+            "Future to wait on it, or nothing to give way",
+            luaL_typename(L, base));
+}
+
+static void on_return(lua_State *L, Task *t, int tidx, int nres) {
+  if (t->must_cancel) {
+    t->must_cancel = 0;
+    lua_getiuservalue(L, tidx, TUV_MSG);
+    end_cancelled(L, t, tidx, -1);
+    return;
+  }
+  future_set_results(L, &t->f, tidx, lua_gettop(L) - nres + 1, nres);
+  finished(L, t, tidx);
+}
+
+static void on_error(lua_State *L, Task *t, int tidx) {
+  int err = lua_gettop(L);
+  if (errors_is_cancelled(L, t->f.loop->mod, err)) {
+    lua_getfield(L, err, "message");
+    end_cancelled(L, t, tidx, -1);
+  } else end_failed(L, t, tidx, err);
+}
+
+/* Push the arguments that throw the cancellation into the coroutine. */
+static int push_throw(lua_State *L, Task *t, int tidx) {
+  lua_pushlightuserdata(t->co, CANCEL_KEY);
+  lua_getiuservalue(L, tidx, TUV_MSG);
+  errors_push_newv(L, "CancelledError", -1);
+  lua_remove(L, -2);
+  lua_xmove(L, t->co, 1);
+  return 2;
+}
+
+/* Step the task at the top of L (left there). */
+void task_step(lua_State *L, Loop *lp, Task *t) {
+  int tidx = lua_gettop(L), nargs = 0, nres, st;
+  Task *prev = lp->current;
+  if (t->f.state != F_PENDING) return;
+  if (t->must_cancel) {
+    t->must_cancel = 0;
+    if (!t->started) {  /* cancelled before it ran: never runs */
+      lua_getiuservalue(L, tidx, TUV_MSG);
+      end_cancelled(L, t, tidx, -1);
+      lua_settop(L, tidx);
+      return;
+    }
+    nargs = push_throw(L, t, tidx);
+  } else if (!t->started) nargs = t->nargs0;
+  t->started = 1;
+  lp->current = t;
+  st = lua_resume(t->co, L, nargs, &nres);
+  lp->current = prev;
+  if (st != LUA_YIELD && st != LUA_OK) nres = 1;
+  lua_xmove(t->co, L, nres);
+  if (st == LUA_YIELD) on_yield(L, t, tidx, nres);
+  else if (st == LUA_OK) on_return(L, t, tidx, nres);
+  else on_error(L, t, tidx);
+  lua_settop(L, tidx);
+}
+
+/* ---------- creation and cancellation ---------- */
+
+/* Push a new task running the function at fnidx with the nargs values
+** after it; it is anchored and its first step is queued. */
+Task *task_new(lua_State *L, Loop *lp, int fnidx, int nargs) {
+  Task *t;
+  int tidx, i;
+  luaL_checkstack(L, nargs + 4, "too many arguments");
+  t = (Task *)future_new(L, lp, K_TASK, sizeof(Task), TUV_NUV);
+  tidx = lua_gettop(L);
+  t->co = lua_newthread(L);
+  lua_setiuservalue(L, tidx, TUV_CORO);
+  for (i = 0; i <= nargs; i++) lua_pushvalue(L, fnidx + i);
+  lua_xmove(L, t->co, nargs + 1);
+  t->nargs0 = nargs;
+  t->id = ++lp->mod->task_seq;
+  if (lp->mod->ctx_used) {
+    loop_push_ctx(L, lp);
+    lua_setiuservalue(L, tidx, TUV_CTX);
+  }
+  loop_anchor(L, lp, tidx);
+  queue(t);
+  return t;
+}
+
+int task_cancel(lua_State *L, Task *t, int tidx, int msgidx) {
+  if (t->f.state != F_PENDING) return 0;
+  tidx = lua_absindex(L, tidx);
+  msgidx = lua_absindex(L, msgidx);
+  t->ncancels++;
+  if (t->waiting) {
+    int done;
+    lua_getiuservalue(L, tidx, TUV_WAIT);
+    done = cancel_any(L, t->waiting, -1, msgidx);
+    lua_pop(L, 1);
+    if (done) return 1;
+  }
+  t->must_cancel = 1;
+  lua_pushvalue(L, msgidx);
+  lua_setiuservalue(L, tidx, TUV_MSG);
+  return 1;
+}
+
+/* Push the current context: the running task's, else the callback's. */
+void loop_push_ctx(lua_State *L, Loop *lp) {
+  if (lp->current) {
+    loop_push_anchored(L, lp, lp->current);
+    lua_getiuservalue(L, -1, TUV_CTX);
+    lua_remove(L, -2);
+  } else {
+    loop_push(L, lp);
+    lua_getiuservalue(L, -1, LUV_CTX);
+    lua_remove(L, -2);
+  }
+}
+
+/* ---------- Lua methods ---------- */
+
+static Task *checktask(lua_State *L) {
+  return lasync_checkobj(L, 1, K_TASK, "task");
+}
+
+static int l_cancel(lua_State *L) {
+  Task *t = checktask(L);
+  lua_settop(L, 2);
+  lua_pushboolean(L, task_cancel(L, t, 1, 2));
+  return 1;
+}
+
+static int l_cancelling(lua_State *L) {
+  lua_pushinteger(L, checktask(L)->ncancels);
+  return 1;
+}
+
+static int l_uncancel(lua_State *L) {
+  Task *t = checktask(L);
+  if (t->ncancels > 0 && --t->ncancels == 0) t->must_cancel = 0;
+  lua_pushinteger(L, t->ncancels);
+  return 1;
+}
+
+static void push_name(lua_State *L, Task *t, int tidx) {
+  if (lua_getiuservalue(L, tidx, TUV_NAME) == LUA_TNIL) {
+    lua_pop(L, 1);
+    lua_pushfstring(L, "Task-%I", (lua_Integer)t->id);
+  }
+}
+
+static int l_get_name(lua_State *L) {
+  push_name(L, checktask(L), 1);
+  return 1;
+}
+
+static int l_set_name(lua_State *L) {
+  checktask(L);
+  luaL_checkany(L, 2);
+  luaL_tolstring(L, 2, NULL);
+  lua_setiuservalue(L, 1, TUV_NAME);
+  return 0;
+}
+
+static int l_get_coro(lua_State *L) {
+  checktask(L);
+  lua_getiuservalue(L, 1, TUV_CORO);
+  return 1;
+}
+
+static int l_tostring(lua_State *L) {
+  Task *t = lua_touserdata(L, 1);
+  push_name(L, t, 1);
+  lua_pushfstring(L, "<Task '%s' %s>", lua_tostring(L, -1),
+                  future_state_name(&t->f));
+  return 1;
+}
+
+static int l_gc(lua_State *L) {
+  future_report_unretrieved(L, lua_touserdata(L, 1), 1);
+  return 0;
+}
+
+static int l_spawn(lua_State *L) {
+  Loop *lp = lasync_running(L, lasync_mod(L));
+  lasync_checkcallable(L, 1, "spawn");
+  task_new(L, lp, 1, lua_gettop(L) - 1);
+  return 1;
+}
+
+static int l_create_task(lua_State *L) {
+  Loop *lp = lasync_checkobj(L, 1, K_LOOP, "loop");
+  if (lp->closed) return luaL_error(L, "event loop is closed");
+  lasync_checkcallable(L, 2, "create_task");
+  task_new(L, lp, 2, lua_gettop(L) - 2);
+  return 1;
+}
+
+static int l_current_task(lua_State *L) {
+  Task *t = current(L);
+  if (t == NULL) return 0;
+  loop_push_anchored(L, t->f.loop, t);
+  return 1;
+}
+
+static int l_all_tasks(lua_State *L) {
+  Loop *lp = lasync_running(L, lasync_mod(L));
+  int n = 0;
+  lua_newtable(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, lp->anchors);
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    Task *t = lasync_toobj(L, -1, K_TASK);
+    if (t && t->f.state == F_PENDING) lua_rawseti(L, -4, ++n);
+    else lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return 1;
+}
+
+static int l_is_task(lua_State *L) {
+  lua_pushboolean(L, lasync_toobj(L, 1, K_TASK) != NULL);
+  return 1;
+}
+
+/* core.get_context() / core.set_context(t): the context table of the
+** running task or callback (or of the main program outside a loop). */
+static int l_get_context(lua_State *L) {
+  Mod *m = lasync_mod(L);
+  if (m->running) loop_push_ctx(L, m->running);
+  else lua_getiuservalue(L, lua_upvalueindex(1), MUV_CTX);
+  return 1;
+}
+
+static int l_set_context(lua_State *L) {
+  Mod *m = lasync_mod(L);
+  Loop *lp = m->running;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  m->ctx_used = 1;
+  if (lp == NULL) lua_setiuservalue(L, lua_upvalueindex(1), MUV_CTX);
+  else if (lp->current) {
+    loop_push_anchored(L, lp, lp->current);
+    lua_pushvalue(L, 1);
+    lua_setiuservalue(L, -2, TUV_CTX);
+  } else {
+    loop_push(L, lp);
+    lua_pushvalue(L, 1);
+    lua_setiuservalue(L, -2, LUV_CTX);
+  }
+  return 0;
+}
+
+static const luaL_Reg task_methods[] = {
+  {"cancel", l_cancel},
+  {"cancelling", l_cancelling},
+  {"uncancel", l_uncancel},
+  {"get_name", l_get_name},
+  {"set_name", l_set_name},
+  {"get_coro", l_get_coro},
+  {NULL, NULL}
+};
+
+static const luaL_Reg task_meta[] = {
+  {"__tostring", l_tostring},
+  {"__gc", l_gc},
+  {NULL, NULL}
+};
+
+static const luaL_Reg await_methods[] = {
+  {"await", l_await},
+  {NULL, NULL}
+};
+
+static const luaL_Reg task_funcs[] = {
+  {"spawn", l_spawn},
+  {"await", l_await},
+  {"sleep", l_sleep},
+  {"current_task", l_current_task},
+  {"all_tasks", l_all_tasks},
+  {"is_task", l_is_task},
+  {"get_context", l_get_context},
+  {"set_context", l_set_context},
+  {NULL, NULL}
+};
+
+static const luaL_Reg loop_methods[] = {
+  {"create_task", l_create_task},
+  {NULL, NULL}
+};
+
+/* Copy the Future methods a Task does not define itself. */
+static void inherit_future(lua_State *L) {
+  int fm, tm;
+  luaL_getmetatable(L, "lasync.Future");
+  lua_getfield(L, -1, "__methods");
+  fm = lua_gettop(L);
+  luaL_getmetatable(L, "lasync.Task");
+  lua_getfield(L, -1, "__methods");
+  tm = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, fm)) {
+    lua_pushvalue(L, -2);
+    if (lua_rawget(L, tm) == LUA_TNIL) {
+      lua_pushvalue(L, -3);
+      lua_pushvalue(L, -3);
+      lua_rawset(L, tm);
+    }
+    lua_pop(L, 2);
+  }
+  lua_settop(L, fm - 2);
+}
+
+void task_open(lua_State *L) {
+  lasync_newmeta(L, K_TASK, task_methods, task_meta);
+  lasync_addmethods(L, K_FUTURE, await_methods);
+  inherit_future(L);
+  lasync_addfuncs(L, task_funcs);
+  lasync_addmethods(L, K_LOOP, loop_methods);
+  lua_pushvalue(L, -2);
+  lua_pushcclosure(L, sleep_cb, 1);
+  lua_setiuservalue(L, -3, MUV_SLEEPCB);
+}
