@@ -19,7 +19,7 @@ Future *future_new(lua_State *L, Loop *lp, int kind, size_t size, int nuv) {
   memset(f, 0, size);
   f->kind = kind;
   f->loop = lp;
-  lasync_setmt(L, kind);
+  lasync_setmt(L, lp->mod, kind);
   loop_push(L, lp);
   lua_setiuservalue(L, -2, FUV_LOOP);
   if (lp->debug) {
@@ -96,6 +96,9 @@ void future_set_error(lua_State *L, Future *f, int fidx, int erridx,
   }
   f->state = F_FINISHED;
   f->failed = 1;
+  lua_pushvalue(L, fidx);
+  lasync_setmt(L, f->loop->mod, f->kind == K_TASK ? K_FTASK : K_FFUTURE);
+  lua_pop(L, 1);
   lua_getiuservalue(L, fidx, FUV_LOOP);
   lua_getiuservalue(L, -1, LUV_FAILED);
   lua_pushvalue(L, fidx);

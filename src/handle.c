@@ -22,7 +22,7 @@ Handle *handle_new(lua_State *L, Loop *lp, int kind, int fnidx, int nargs) {
   h->loop = lp;
   h->nargs = nargs;
   h->fd = -1;
-  lasync_setmt(L, kind);
+  lasync_setmt(L, m, kind);
   for (i = 0; i <= nargs; i++) {
     lua_pushvalue(L, fnidx + i);
     lua_setiuservalue(L, hidx, i + 1);

@@ -24,14 +24,25 @@
 /* Kinds of C objects; stored first in each struct so that the ready queue
 ** can hold plain pointers and tell what it runs. */
 enum { K_LOOP, K_HANDLE, K_TIMER, K_WATCH, K_FUTURE, K_TASK, K_NKINDS };
+/* A failed future or task switches to a metatable with __gc (to report an
+** error never retrieved); the others have no finalizer, which would make
+** every one of them cost a finalizer call and an extra GC cycle. */
+enum { K_FFUTURE = K_NKINDS, K_FTASK, K_NMT };
 
 typedef struct Loop Loop;
 typedef struct Task Task;
 
+/* Every C object starts with this head: its kind, its slot in the loop's
+** anchors (0 when not anchored) and its loop. */
+#define OBJ_HEAD int kind; int slot; Loop *loop
+typedef struct Obj { OBJ_HEAD; } Obj;
+
 /* Per Lua state module data, the upvalue of every C function. */
 typedef struct Mod {
   Loop *running;                 /* loop running in this state, or NULL */
-  const void *mt[K_NKINDS];      /* metatables, to type-check cheaply */
+  const void *mt[K_NMT];         /* metatables, to type-check cheaply */
+  int mtref[K_NMT];              /* registry refs of the metatables */
+  int loopsref, nloops;          /* weak table id -> loop userdata */
   const void *cancelled_cls;     /* CancelledError class table */
   unsigned long task_seq;        /* for default task names */
   int ctx_used;                  /* a ContextVar was ever set */
@@ -41,8 +52,7 @@ typedef struct Mod {
 enum { MUV_ERRORS = 1, MUV_CTX, MUV_SLEEPCB, MUV_NUV = MUV_SLEEPCB };
 
 typedef struct Handle {
-  int kind;                      /* K_HANDLE, K_TIMER or K_WATCH */
-  Loop *loop;
+  OBJ_HEAD;                      /* K_HANDLE, K_TIMER or K_WATCH */
   unsigned char cancelled, queued;
   int nargs;                     /* callback arguments, in user values */
   double when;                   /* K_TIMER: deadline on loop time */
@@ -56,8 +66,7 @@ typedef struct Handle {
 enum { F_PENDING, F_FINISHED, F_CANCELLED };
 
 typedef struct Future {
-  int kind;                      /* K_FUTURE or K_TASK */
-  Loop *loop;
+  OBJ_HEAD;                      /* K_FUTURE or K_TASK */
   unsigned char state;
   unsigned char failed;          /* finished with an error */
   unsigned char retrieved;       /* the error was looked at */
@@ -84,6 +93,7 @@ struct Task {
   int nargs0;                    /* arguments of the first resume */
   int ncancels;                  /* cancel() requests, for cancelling() */
   unsigned char started, must_cancel, queued;
+  unsigned char exposed;         /* get_coro was called: never recycle */
 };
 
 /* Task user values, after the Future ones. */
@@ -102,7 +112,7 @@ typedef struct TimerHeap {
 } TimerHeap;
 
 struct Loop {
-  int kind;
+  OBJ_HEAD;
   Mod *mod;
   struct event_base *base;
   struct event *tick;            /* fires at the earliest timer deadline */
@@ -111,10 +121,14 @@ struct Loop {
   size_t rhead, rcount, rcap;
   TimerHeap timers;
   unsigned long timer_seq;
-  unsigned iter;                 /* iterations, to pace I/O polls */
   Task *current;                 /* task being stepped */
   double slow;                   /* slow_callback_duration */
+  int id;                        /* key in the Mod's table of loops */
   int anchors;                   /* registry ref of the anchors table */
+  int nslots;                    /* anchors slots used so far */
+  int pool, npool;               /* registry ref of finished threads */
+  int *freeslots, nfree, capfree; /* slots to reuse */
+  size_t ran;                    /* items run since the last I/O poll */
   unsigned char running, stopping, closed, debug;
 };
 
@@ -136,7 +150,7 @@ extern const char lasync_suspend, lasync_cancel;
 /* module.c */
 void *lasync_toobj(lua_State *L, int idx, int kind);
 void *lasync_checkobj(lua_State *L, int idx, int kind, const char *what);
-void lasync_setmt(lua_State *L, int kind);
+void lasync_setmt(lua_State *L, Mod *m, int kind);
 void lasync_newmeta(lua_State *L, int kind, const luaL_Reg *methods,
                     const luaL_Reg *meta);
 void lasync_addfuncs(lua_State *L, const luaL_Reg *l);

@@ -10,7 +10,7 @@
 #include <string.h>
 #include "lasync.h"
 
-static const char loops_key = 0, tb_key = 0;
+static const char tb_key = 0;
 
 #define checkloop(L) \
   ((Loop *)lasync_checkobj(L, 1, K_LOOP, "loop"))
@@ -22,54 +22,72 @@ static void ready_grow(Loop *lp) {
   void **r = malloc(ncap * sizeof *r);
   if (r == NULL) abort();  /* cannot report without memory; never unwind */
   for (i = 0; i < lp->rcount; i++)
-    r[i] = lp->ready[(lp->rhead + i) % lp->rcap];
+    r[i] = lp->ready[(lp->rhead + i) & (lp->rcap - 1)];
   free(lp->ready);
   lp->ready = r;
   lp->rcap = ncap;
   lp->rhead = 0;
 }
 
-/* The object must be anchored until it is popped. */
+/* The object must be anchored until it is popped. rcap is a power of 2. */
 void loop_ready_push(Loop *lp, void *obj) {
   if (lp->rcount == lp->rcap) ready_grow(lp);
-  lp->ready[(lp->rhead + lp->rcount++) % lp->rcap] = obj;
+  lp->ready[(lp->rhead + lp->rcount++) & (lp->rcap - 1)] = obj;
 }
 
 static void *ready_pop(Loop *lp) {
   void *obj = lp->ready[lp->rhead];
-  lp->rhead = (lp->rhead + 1) % lp->rcap;
+  lp->rhead = (lp->rhead + 1) & (lp->rcap - 1);
   lp->rcount--;
   return obj;
 }
 
-/* ---------- anchors: address -> object, keeps scheduled things alive ---- */
+/* ---------- anchors: slot -> object, keeps scheduled things alive ------
+** An array with a free list in C: anchoring is an array store, not a hash
+** insert, on the path of every task switch. */
 
+/* Raises on a closed loop: nothing may be scheduled on it any more. */
 void loop_anchor(lua_State *L, Loop *lp, int idx) {
+  Obj *o = lua_touserdata(L, idx);
+  if (o->slot) return;
+  if (lp->closed) luaL_error(L, "event loop is closed");
   idx = lua_absindex(L, idx);
+  o->slot = lp->nfree ? lp->freeslots[--lp->nfree] : ++lp->nslots;
   lua_rawgeti(L, LUA_REGISTRYINDEX, lp->anchors);
   lua_pushvalue(L, idx);
-  lua_rawsetp(L, -2, lua_touserdata(L, idx));
+  lua_rawseti(L, -2, o->slot);
   lua_pop(L, 1);
 }
 
 void loop_unanchor(lua_State *L, Loop *lp, const void *p) {
+  Obj *o = (Obj *)p;
+  if (o->slot == 0) return;
+  if (lp->nfree == lp->capfree) {
+    int ncap = lp->capfree ? lp->capfree * 2 : 64;
+    int *nf = realloc(lp->freeslots, (size_t)ncap * sizeof *nf);
+    if (nf == NULL) luaL_error(L, "not enough memory");
+    lp->freeslots = nf;
+    lp->capfree = ncap;
+  }
   lua_rawgeti(L, LUA_REGISTRYINDEX, lp->anchors);
   lua_pushnil(L);
-  lua_rawsetp(L, -2, p);
+  lua_rawseti(L, -2, o->slot);
   lua_pop(L, 1);
+  lp->freeslots[lp->nfree++] = o->slot;
+  o->slot = 0;
 }
 
 void loop_push_anchored(lua_State *L, Loop *lp, const void *p) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, lp->anchors);
-  lua_rawgetp(L, -1, p);
+  lua_rawgeti(L, -1, ((const Obj *)p)->slot);
   lua_remove(L, -2);
 }
 
 /* Push the loop's userdata (kept in a weak table: the loop lives as long
 ** as something it anchors or someone else holds it). */
 void loop_push(lua_State *L, Loop *lp) {
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &loops_key);
-  lua_rawgetp(L, -1, lp);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, lp->mod->loopsref);
+  lua_rawgeti(L, -1, lp->id);
   lua_remove(L, -2);
 }
 
@@ -177,16 +195,19 @@ void loop_report(lua_State *L, Loop *lp, int ctxidx) {
 /* ---------- one iteration ---------- */
 
 /* Block in libevent until I/O or the next timer, unless work is ready; when
-** busy, poll I/O without blocking only every 16 iterations, so task
-** switches do not each pay a system call. */
+** busy, poll I/O without blocking only once 128 items ran since the last
+** poll, so task switches do not each pay a system call. */
 static void poll_io(Loop *lp) {
   struct timeval tv;
   double wait;
   if (lp->rcount || lp->stopping) {
-    if ((++lp->iter & 15) == 0)
+    if (lp->ran >= 128) {
+      lp->ran = 0;
       event_base_loop(lp->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    }
     return;
   }
+  lp->ran = 0;
   wait = timers_next(lp);
   if (wait < 0) wait = 3600;  /* nothing scheduled: wait for I/O */
   tv.tv_sec = (long)wait;
@@ -200,23 +221,31 @@ static void report_slow(lua_State *L, Loop *lp, int objidx, double dt) {
   int isTask = lasync_toobj(L, objidx, K_TASK) != NULL;
   snprintf(msg, sizeof msg, "Executing %s took %.3f seconds",
            isTask ? "task" : "callback", dt);
-  if (isTask) {
-    Task *t = lua_touserdata(L, objidx);
-    luaL_traceback(L, t->co, NULL, 0);
-  } else lua_pushnil(L);
+  if (isTask && ((Task *)lua_touserdata(L, objidx))->co)
+    luaL_traceback(L, ((Task *)lua_touserdata(L, objidx))->co, NULL, 0);
+  else lua_pushnil(L);
   loop_report_error(L, lp, msg, 0, objidx, isTask ? "task" : "handle", -1);
   lua_pop(L, 1);
 }
 
-static void run_item(lua_State *L, Loop *lp, void *obj) {
-  double t0 = lp->debug ? lasync_now() : 0;
-  loop_push_anchored(L, lp, obj);
+static void dispatch(lua_State *L, Loop *lp, void *obj) {
   if (*(int *)obj == K_TASK) {
     ((Task *)obj)->queued = 0;
     task_step(L, lp, obj);
-  } else handle_run(L, lp, obj);
-  if (lp->debug && lasync_now() - t0 >= lp->slow)
-    report_slow(L, lp, lua_gettop(L), lasync_now() - t0);
+  } else {
+    loop_push_anchored(L, lp, obj);
+    handle_run(L, lp, obj);
+    lua_pop(L, 1);
+  }
+}
+
+/* Debug mode: time the item, kept on the stack to name it in a report. */
+static void dispatch_timed(lua_State *L, Loop *lp, void *obj) {
+  double t0 = lasync_now(), dt;
+  loop_push_anchored(L, lp, obj);
+  dispatch(L, lp, obj);
+  dt = lasync_now() - t0;
+  if (dt >= lp->slow) report_slow(L, lp, lua_gettop(L), dt);
   lua_pop(L, 1);
 }
 
@@ -224,15 +253,19 @@ static void run_once(lua_State *L, Loop *lp) {
   size_t n;
   poll_io(lp);
   if (lp->timers.n) timers_due(L, lp, lasync_now());
+  lp->ran += lp->rcount;
   for (n = lp->rcount; n > 0; n--)
-    run_item(L, lp, ready_pop(lp));
+    if (lp->debug) dispatch_timed(L, lp, ready_pop(lp));
+    else dispatch(L, lp, ready_pop(lp));
 }
 
 /* Runs iterations until stop(), or until the future at index 2 (if any)
-** is done. Called under lua_pcall so the running state is always reset. */
+** is done; after a stop() made while not running, one iteration, as
+** asyncio. Called under lua_pcall so the running state is always reset. */
 static int run_inner(lua_State *L) {
   Loop *lp = lua_touserdata(L, 1);
   Future *f = lua_touserdata(L, 2);
+  if (lp->stopping) run_once(L, lp);
   while (!lp->stopping && (f == NULL || f->state == F_PENDING))
     run_once(L, lp);
   return 0;
@@ -323,11 +356,16 @@ static void loop_release(lua_State *L, Loop *lp, int loopidx) {
   free(lp->ready);
   lp->ready = NULL;
   lp->rcap = 0;
+  free(lp->freeslots);
+  lp->freeslots = NULL;
+  lp->nfree = lp->capfree = 0;
   event_free(lp->tick);
   event_base_free(lp->base);
   lp->base = NULL;
   luaL_unref(L, LUA_REGISTRYINDEX, lp->anchors);
-  lp->anchors = LUA_NOREF;
+  luaL_unref(L, LUA_REGISTRYINDEX, lp->pool);
+  lp->anchors = lp->pool = LUA_NOREF;
+  lp->npool = 0;
   lp->closed = 1;
 }
 
@@ -343,6 +381,8 @@ static int l_close(lua_State *L) {
 static int l_gc(lua_State *L) {
   Loop *lp = lua_touserdata(L, 1);
   if (lp->base) loop_release(L, lp, 1);
+  free(lp->ready);  /* a task woken after close() queued itself */
+  lp->ready = NULL;
   return 0;
 }
 
@@ -435,10 +475,11 @@ static int l_new_loop(lua_State *L) {
   struct event_config *cfg;
   memset(lp, 0, sizeof *lp);
   lp->kind = K_LOOP;
+  lp->loop = lp;
   lp->mod = lasync_mod(L);
   lp->slow = 0.1;
-  lp->anchors = LUA_NOREF;
-  lasync_setmt(L, K_LOOP);
+  lp->anchors = lp->pool = LUA_NOREF;
+  lasync_setmt(L, lp->mod, K_LOOP);
   cfg = event_config_new();
   if (cfg == NULL) return luaL_error(L, "cannot create event_config");
   event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
@@ -449,12 +490,15 @@ static int l_new_loop(lua_State *L) {
   lua_newtable(L);
   lp->anchors = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_newtable(L);
+  lp->pool = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_newtable(L);
   lua_setiuservalue(L, -2, LUV_WATCH);
   new_weak(L, "k");
   lua_setiuservalue(L, -2, LUV_FAILED);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &loops_key);
+  lp->id = ++lp->mod->nloops;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, lp->mod->loopsref);
   lua_pushvalue(L, -2);
-  lua_rawsetp(L, -2, lp);
+  lua_rawseti(L, -2, lp->id);
   lua_pop(L, 1);
   return 1;
 }
@@ -490,7 +534,7 @@ static const luaL_Reg lasync_loop_methods[] = {
 
 static const luaL_Reg loop_meta[] = {
   {"__gc", l_gc},
-  {"__close", l_gc},
+  {"__close", l_close},
   {"__index", l_index},
   {"__newindex", l_newindex},
   {"__tostring", l_tostring},
@@ -507,7 +551,7 @@ static const luaL_Reg loop_funcs[] = {
 /* Stack: Mod, core table. */
 void loop_open(lua_State *L) {
   new_weak(L, "v");
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &loops_key);
+  ((Mod *)lua_touserdata(L, -3))->loopsref = luaL_ref(L, LUA_REGISTRYINDEX);
   lasync_newmeta(L, K_LOOP, lasync_loop_methods, loop_meta);
   lasync_addfuncs(L, loop_funcs);
 }

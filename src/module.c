@@ -26,10 +26,16 @@ void *lasync_toobj(lua_State *L, int idx, int kind) {
   if (p == NULL || !lua_getmetatable(L, idx)) return NULL;
   mt = lua_topointer(L, -1);
   lua_pop(L, 1);
-  if (mt == m->mt[kind] || (kind == K_FUTURE && mt == m->mt[K_TASK]))
-    return p;
-  if (kind == K_HANDLE && (mt == m->mt[K_TIMER] || mt == m->mt[K_WATCH]))
-    return p;
+  if (mt == m->mt[kind]) return p;
+  switch (kind) {
+    case K_FUTURE:
+      return mt == m->mt[K_TASK] || mt == m->mt[K_FFUTURE] ||
+             mt == m->mt[K_FTASK] ? p : NULL;
+    case K_TASK:
+      return mt == m->mt[K_FTASK] ? p : NULL;
+    case K_HANDLE:
+      return mt == m->mt[K_TIMER] || mt == m->mt[K_WATCH] ? p : NULL;
+  }
   return NULL;
 }
 
@@ -54,8 +60,9 @@ void lasync_checkcallable(lua_State *L, int idx, const char *what) {
 }
 
 /* Set the metatable of the new object at the top for its kind. */
-void lasync_setmt(lua_State *L, int kind) {
-  luaL_setmetatable(L, kind_names[kind]);
+void lasync_setmt(lua_State *L, Mod *m, int kind) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, m->mtref[kind]);
+  lua_setmetatable(L, -2);
 }
 
 Loop *lasync_running(lua_State *L, Mod *m) {
@@ -71,6 +78,8 @@ void lasync_newmeta(lua_State *L, int kind, const luaL_Reg *methods,
   Mod *m = lua_touserdata(L, -2);
   luaL_newmetatable(L, kind_names[kind]);
   m->mt[kind] = lua_topointer(L, -1);
+  lua_pushvalue(L, -1);
+  m->mtref[kind] = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pushvalue(L, -3);
   luaL_setfuncs(L, meta, 1);
   lua_newtable(L);
@@ -94,6 +103,25 @@ void lasync_addmethods(lua_State *L, int kind, const luaL_Reg *l) {
   lua_pop(L, 2);
 }
 
+/* Make the finalizing twin (fkind) of a kind's metatable, then drop __gc
+** from the kind's own; stack: Mod, core table. */
+static void split_gc(lua_State *L, int kind, int fkind) {
+  Mod *m = lua_touserdata(L, -2);
+  luaL_getmetatable(L, kind_names[kind]);
+  lua_newtable(L);
+  lua_pushnil(L);
+  while (lua_next(L, -3)) {
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, -4);
+  }
+  m->mt[fkind] = lua_topointer(L, -1);
+  m->mtref[fkind] = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pushnil(L);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+}
+
 /* Add functions to the core table; stack: Mod, core table. */
 void lasync_addfuncs(lua_State *L, const luaL_Reg *l) {
   lua_pushvalue(L, -2);
@@ -110,8 +138,17 @@ static void expose(lua_State *L, int kind, const char *field) {
 
 int luaopen_lasync_core(lua_State *L) __attribute__((visibility("default")));
 
+/* One module state per Lua state: opening the module again (a test runner
+** that clears package.loaded) returns the same table, so that no object or
+** metatable is shared by two module states. */
+static const char instance_key = 0;
+
 int luaopen_lasync_core(lua_State *L) {
-  Mod *m = lua_newuserdatauv(L, sizeof(Mod), MUV_NUV);
+  Mod *m;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &instance_key) == LUA_TTABLE)
+    return 1;
+  lua_pop(L, 1);
+  m = lua_newuserdatauv(L, sizeof(Mod), MUV_NUV);
   memset(m, 0, sizeof *m);
   lua_newtable(L);
   errors_open(L);
@@ -120,6 +157,8 @@ int luaopen_lasync_core(lua_State *L) {
   watch_open(L);
   future_open(L);
   task_open(L);
+  split_gc(L, K_FUTURE, K_FFUTURE);
+  split_gc(L, K_TASK, K_FTASK);
   expose(L, K_LOOP, "LoopMethods");
   expose(L, K_FUTURE, "FutureMethods");
   expose(L, K_TASK, "TaskMethods");
@@ -129,5 +168,7 @@ int luaopen_lasync_core(lua_State *L) {
   lua_setfield(L, -2, "CANCEL");
   lua_pushliteral(L, LASYNC_VERSION);
   lua_setfield(L, -2, "VERSION");
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &instance_key);
   return 1;
 }

@@ -199,6 +199,34 @@ static void on_yield(lua_State *L, Task *t, int tidx, int nres) {
             luaL_typename(L, base));
 }
 
+/* A coroutine that returned is empty and can run the next task: spawning
+** then costs no new thread. Only threads nobody else has seen are reused. */
+#define POOL_MAX 256
+
+static void recycle(lua_State *L, Task *t, int tidx) {
+  Loop *lp = t->f.loop;
+  if (t->exposed || lp->npool >= POOL_MAX) return;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, lp->pool);
+  lua_getiuservalue(L, tidx, TUV_CORO);
+  lua_rawseti(L, -2, ++lp->npool);
+  lua_pop(L, 1);
+  lua_pushnil(L);
+  lua_setiuservalue(L, tidx, TUV_CORO);
+  t->co = NULL;
+}
+
+static lua_State *new_thread(lua_State *L, Loop *lp) {
+  lua_State *co;
+  if (lp->npool == 0) return lua_newthread(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, lp->pool);
+  lua_rawgeti(L, -1, lp->npool);
+  lua_pushnil(L);
+  lua_rawseti(L, -3, lp->npool--);
+  lua_remove(L, -2);
+  co = lua_tothread(L, -1);
+  return co;
+}
+
 static void on_return(lua_State *L, Task *t, int tidx, int nres) {
   if (t->must_cancel) {
     t->must_cancel = 0;
@@ -207,6 +235,7 @@ static void on_return(lua_State *L, Task *t, int tidx, int nres) {
     return;
   }
   future_set_results(L, &t->f, tidx, lua_gettop(L) - nres + 1, nres);
+  recycle(L, t, tidx);
   finished(L, t, tidx);
 }
 
@@ -228,31 +257,50 @@ static int push_throw(lua_State *L, Task *t, int tidx) {
   return 2;
 }
 
-/* Step the task at the top of L (left there). */
-void task_step(lua_State *L, Loop *lp, Task *t) {
-  int tidx = lua_gettop(L), nargs = 0, nres, st;
-  Task *prev = lp->current;
-  if (t->f.state != F_PENDING) return;
-  if (t->must_cancel) {
-    t->must_cancel = 0;
-    if (!t->started) {  /* cancelled before it ran: never runs */
-      lua_getiuservalue(L, tidx, TUV_MSG);
-      end_cancelled(L, t, tidx, -1);
-      lua_settop(L, tidx);
-      return;
-    }
-    nargs = push_throw(L, t, tidx);
-  } else if (!t->started) nargs = t->nargs0;
-  t->started = 1;
-  lp->current = t;
-  st = lua_resume(t->co, L, nargs, &nres);
-  lp->current = prev;
+/* After the resume: push the task and sort what the coroutine did. */
+static void step_done(lua_State *L, Task *t, int st, int nres) {
+  int tidx = lua_gettop(L) + 1;
+  loop_push_anchored(L, t->f.loop, t);
   if (st != LUA_YIELD && st != LUA_OK) nres = 1;
   lua_xmove(t->co, L, nres);
   if (st == LUA_YIELD) on_yield(L, t, tidx, nres);
   else if (st == LUA_OK) on_return(L, t, tidx, nres);
   else on_error(L, t, tidx);
-  lua_settop(L, tidx);
+  lua_settop(L, tidx - 1);
+}
+
+/* Before the resume, a pending cancellation: returns the number of values
+** that throw it, or -1 when the task never started and is now done. */
+static int step_cancel(lua_State *L, Task *t) {
+  int tidx = lua_gettop(L) + 1, nargs = -1;
+  loop_push_anchored(L, t->f.loop, t);
+  t->must_cancel = 0;
+  if (!t->started) {  /* cancelled before it ran: never runs */
+    lua_getiuservalue(L, tidx, TUV_MSG);
+    end_cancelled(L, t, tidx, -1);
+  } else nargs = push_throw(L, t, tidx);
+  lua_settop(L, tidx - 1);
+  return nargs;
+}
+
+/* Step the task (not on the stack). Giving way, the path of sleep(0),
+** touches neither the task's userdata nor the stack of L. */
+void task_step(lua_State *L, Loop *lp, Task *t) {
+  int nargs = 0, nres, st;
+  Task *prev = lp->current;
+  if (t->f.state != F_PENDING) return;
+  if (t->must_cancel) {
+    if ((nargs = step_cancel(L, t)) < 0) return;
+  } else if (!t->started) nargs = t->nargs0;
+  t->started = 1;
+  lp->current = t;
+  st = lua_resume(t->co, L, nargs, &nres);
+  lp->current = prev;
+  if (st == LUA_YIELD && nres == 1 &&
+      lua_touserdata(t->co, -1) == SUSPEND_KEY) {
+    lua_pop(t->co, 1);
+    queue(t);
+  } else step_done(L, t, st, nres);
 }
 
 /* ---------- creation and cancellation ---------- */
@@ -265,7 +313,7 @@ Task *task_new(lua_State *L, Loop *lp, int fnidx, int nargs) {
   luaL_checkstack(L, nargs + 4, "too many arguments");
   t = (Task *)future_new(L, lp, K_TASK, sizeof(Task), TUV_NUV);
   tidx = lua_gettop(L);
-  t->co = lua_newthread(L);
+  t->co = new_thread(L, lp);
   lua_setiuservalue(L, tidx, TUV_CORO);
   for (i = 0; i <= nargs; i++) lua_pushvalue(L, fnidx + i);
   lua_xmove(L, t->co, nargs + 1);
@@ -356,8 +404,9 @@ static int l_set_name(lua_State *L) {
   return 0;
 }
 
+/* The task's thread; nil once a finished task's thread was reused. */
 static int l_get_coro(lua_State *L) {
-  checktask(L);
+  checktask(L)->exposed = 1;
   lua_getiuservalue(L, 1, TUV_CORO);
   return 1;
 }
@@ -397,10 +446,14 @@ static int l_current_task(lua_State *L) {
   return 1;
 }
 
+/* all_tasks([loop]): the pending tasks of loop, by default the running
+** one; none on a closed loop, which holds nothing any more. */
 static int l_all_tasks(lua_State *L) {
-  Loop *lp = lasync_running(L, lasync_mod(L));
+  Loop *lp = lua_isnoneornil(L, 1) ? lasync_running(L, lasync_mod(L))
+             : lasync_checkobj(L, 1, K_LOOP, "loop");
   int n = 0;
   lua_newtable(L);
+  if (lp->closed) return 1;
   lua_rawgeti(L, LUA_REGISTRYINDEX, lp->anchors);
   lua_pushnil(L);
   while (lua_next(L, -2)) {
