@@ -1,0 +1,348 @@
+-- lasync.wait, lasync.wait_for and lasync.as_completed (API.md §5).
+local lasync = require "lasync"
+local helper = require "helper"
+
+local function catch(fn, ...)
+  local ok, err = pcall(fn, ...)
+  assert.is_false(ok, "expected an error")
+  return err
+end
+
+local function is_timeout(err)
+  return lasync.TimeoutError:is(err)
+end
+
+local function sleeper(delay, ...)
+  return lasync.spawn(lasync.sleep, delay, ...)
+end
+
+local function failer(delay, err)
+  return lasync.spawn(function()
+    lasync.sleep(delay)
+    error(err, 0)
+  end)
+end
+
+-- A task that sleeps long, and on cancellation cleans up for `cleanup`
+-- seconds, then either re-raises or returns `absorb` if given.
+local function stubborn(log, cleanup, absorb)
+  return function()
+    local ok, err = pcall(lasync.sleep, 1)
+    log.cancelled = not ok
+    lasync.sleep(cleanup)
+    log.cleaned = true
+    if absorb ~= nil then return absorb end
+    error(err, 0)
+  end
+end
+
+describe("lasync.wait", function()
+  it("waits for all by default and keeps the list order", helper.async(function()
+    local a, b = sleeper(0.004, "a"), sleeper(0.001, "b")
+    local done, pending = lasync.wait({a, b})
+    assert.are.same({a, b}, done)
+    assert.are.same({}, pending)
+  end))
+
+  it("returns at the first completion with FIRST_COMPLETED", helper.async(function()
+    local slow, fast = lasync.Future(), sleeper(0.001)
+    local done, pending = lasync.wait({slow, fast}, {return_when = "FIRST_COMPLETED"})
+    assert.are.same({fast}, done)
+    assert.are.same({slow}, pending)
+    assert.is_false(slow:done())
+  end))
+
+  it("returns at the first error with FIRST_EXCEPTION", helper.async(function()
+    local slow, bad = lasync.Future(), failer(0.002, "bad")
+    local done, pending = lasync.wait({slow, bad}, {return_when = "FIRST_EXCEPTION"})
+    assert.are.same({bad}, done)
+    assert.are.same({slow}, pending)
+    assert.are.equal("bad", bad:exception())
+  end))
+
+  it("does not count a cancellation as an error with FIRST_EXCEPTION",
+    helper.async(function()
+      local reports = helper.reports()
+      local slow, gone = sleeper(0.01), sleeper(1)
+      lasync.get_running_loop():call_soon(function() gone:cancel() end)
+      local done, pending = lasync.wait({gone, slow}, {return_when = "FIRST_EXCEPTION"})
+      assert.are.same({gone, slow}, done)
+      assert.are.same({}, pending)
+      assert.are.same({}, reports)
+    end))
+
+  it("waits for all with FIRST_EXCEPTION when nothing fails", helper.async(function()
+    local a, b = sleeper(0.001), sleeper(0.003)
+    local done = lasync.wait({a, b}, {return_when = "FIRST_EXCEPTION"})
+    assert.are.equal(2, #done)
+  end))
+
+  it("returns at the timeout without cancelling anything", helper.async(function()
+    local gate = lasync.Future()
+    local slow, fast = lasync.spawn(gate.await, gate), sleeper(0.001)
+    local t0 = lasync.time()
+    local done, pending = lasync.wait({slow, fast}, {timeout = 0.01})
+    assert.is_true(lasync.time() - t0 >= 0.009)
+    assert.are.same({fast}, done)
+    assert.are.same({slow}, pending)
+    assert.is_false(slow:done())
+    slow:cancel()
+  end))
+
+  it("returns futures already done", helper.async(function()
+    local f = lasync.Future()
+    f:set_result(1)
+    local done, pending = lasync.wait({f})
+    assert.are.same({f}, done)
+    assert.are.same({}, pending)
+  end))
+
+  it("propagates a cancellation of the waiting task, cancelling nothing else",
+    helper.async(function()
+      local f = lasync.Future()
+      local waiter = lasync.spawn(lasync.wait, {f}, {timeout = 1})
+      lasync.sleep(0.001)
+      waiter:cancel()
+      assert.is_true(lasync.CancelledError:is(catch(waiter.await, waiter)))
+      assert.is_false(f:done())
+    end))
+
+  describe("misuse", function()
+    it("rejects an empty list", helper.async(function()
+      assert.matches("bad argument #1 to 'wait' %(list of futures is empty%)",
+                     catch(lasync.wait, {}))
+    end))
+
+    it("rejects what is not a list of futures", helper.async(function()
+      assert.matches("bad argument #1 to 'wait' %(list %(future or task%) expected, got nil%)",
+                     catch(lasync.wait, nil))
+      assert.matches("bad argument #1 to 'wait' %(item 1: future or task expected, got function%)",
+                     catch(lasync.wait, {function() end}))
+    end))
+
+    it("checks the options", helper.async(function()
+      local f = lasync.Future()
+      f:set_result()
+      assert.matches("option 'timeout': number or nil expected, got \"1\"",
+                     catch(lasync.wait, {f}, {timeout = "1"}))
+      assert.matches("bad argument #2 to 'wait' %(option 'return_when': \"ALL_COMPLETED\", "
+                     .. "\"FIRST_COMPLETED\" or \"FIRST_EXCEPTION\" expected, got \"FIRST\"%)",
+                     catch(lasync.wait, {f}, {return_when = "FIRST"}))
+      assert.matches("unknown option 'timout'", catch(lasync.wait, {f}, {timout = 1}))
+    end))
+
+    it("raises outside a task", function()
+      local f = lasync.new_event_loop():create_future()
+      assert.matches("wait called outside a task", catch(lasync.wait, {f}))
+    end)
+  end)
+end)
+
+describe("lasync.wait_for", function()
+  it("returns every result of a task, a future or a function", helper.async(function()
+    local r = table.pack(lasync.wait_for(sleeper(0.001, 1, nil, 3), 1))
+    assert.are.same({n = 3, 1, nil, 3}, r)
+    local f = lasync.Future()
+    lasync.get_running_loop():call_soon(function() f:set_result("f", "g") end)
+    assert.are.same({"f", "g"}, {lasync.wait_for(f, 1)})
+    assert.are.equal("fn", lasync.wait_for(function() lasync.sleep(0.001); return "fn" end, 1))
+  end))
+
+  it("waits forever with a nil timeout", helper.async(function()
+    assert.are.equal("late", lasync.wait_for(sleeper(0.01, "late"), nil))
+  end))
+
+  it("propagates the error of aw", helper.async(function()
+    local boom = {}
+    assert.are.equal(boom, catch(lasync.wait_for, failer(0.001, boom), 1))
+  end))
+
+  it("on timeout cancels a task and waits for its cleanup", helper.async(function()
+    local log = {}
+    local t = lasync.spawn(stubborn(log, 0.005))
+    local err = catch(lasync.wait_for, t, 0.005)
+    assert.is_true(is_timeout(err))
+    assert.is_true(log.cleaned)
+    assert.is_true(t:cancelled())
+    assert.are.equal(0, lasync.current_task():cancelling())
+  end))
+
+  it("on timeout cancels a function run in the current task", helper.async(function()
+    local log = {}
+    local me
+    local err = catch(lasync.wait_for, function()
+      me = lasync.current_task()
+      return stubborn(log, 0.002)()
+    end, 0.005)
+    assert.is_true(is_timeout(err))
+    assert.are.equal(lasync.current_task(), me)
+    assert.is_true(log.cancelled and log.cleaned)
+  end))
+
+  it("on timeout cancels a future", helper.async(function()
+    local f = lasync.Future()
+    assert.is_true(is_timeout(catch(lasync.wait_for, f, 0.002)))
+    assert.is_true(f:cancelled())
+  end))
+
+  it("returns what aw returns after absorbing the cancellation", helper.async(function()
+    local log = {}
+    assert.are.equal("absorbed", lasync.wait_for(lasync.spawn(stubborn(log, 0, "absorbed")), 0.002))
+    assert.are.equal("kept", lasync.wait_for(stubborn(log, 0, "kept"), 0.002))
+    lasync.sleep(0.005)  -- no cancellation is left pending on this task
+  end))
+
+  it("propagates another error raised after the cancellation", helper.async(function()
+    local t = lasync.spawn(function()
+      pcall(lasync.sleep, 1)
+      error("cleanup failed", 0)
+    end)
+    assert.are.equal("cleanup failed", catch(lasync.wait_for, t, 0.002))
+  end))
+
+  it("with timeout <= 0 returns the results of a done future", helper.async(function()
+    local f = lasync.Future()
+    f:set_result(1, 2)
+    assert.are.same({1, 2}, {lasync.wait_for(f, 0)})
+  end))
+
+  it("with timeout <= 0 never starts a function", helper.async(function()
+    local ran = false
+    assert.is_true(is_timeout(catch(lasync.wait_for, function() ran = true end, -1)))
+    lasync.sleep(0)
+    assert.is_false(ran)
+  end))
+
+  it("with timeout <= 0 cancels a pending task and waits for it", helper.async(function()
+    local log = {}
+    local t = lasync.spawn(stubborn(log, 0.002))
+    lasync.sleep(0)
+    assert.is_true(is_timeout(catch(lasync.wait_for, t, 0)))
+    assert.is_true(log.cleaned)
+    local t2 = lasync.spawn(stubborn(log, 0, "absorbed"))
+    lasync.sleep(0)
+    assert.are.equal("absorbed", lasync.wait_for(t2, 0))
+  end))
+
+  it("with timeout <= 0 raises CancelledError for a future already cancelled",
+    helper.async(function()
+      local f = lasync.Future()
+      f:cancel()
+      assert.is_true(lasync.CancelledError:is(catch(lasync.wait_for, f, 0)))
+    end))
+
+  it("lets a cancellation of the waiting task propagate as CancelledError",
+    helper.async(function()
+      local inner = sleeper(1)
+      local waiter = lasync.spawn(lasync.wait_for, inner, 0.5)
+      lasync.sleep(0.001)
+      waiter:cancel()
+      local err = catch(waiter.await, waiter)
+      assert.is_true(lasync.CancelledError:is(err))
+      assert.is_true(inner:cancelled())
+    end))
+
+  describe("misuse", function()
+    it("names bad arguments", helper.async(function()
+      assert.matches("bad argument #1 to 'wait_for' %(future, task or function expected, got number%)",
+                     catch(lasync.wait_for, 1, 1))
+      assert.matches("bad argument #2 to 'wait_for' %(number or nil expected, got string%)",
+                     catch(lasync.wait_for, function() end, "1"))
+    end))
+
+    it("raises outside a task", function()
+      assert.matches("wait_for called outside a task",
+                     catch(lasync.wait_for, function() end, 1))
+    end)
+  end)
+end)
+
+describe("lasync.as_completed", function()
+  it("yields the futures in completion order", helper.async(function()
+    local a, b, c = sleeper(0.012, "a"), sleeper(0.002, "b"), sleeper(0.006, "c")
+    local order, values = {}, {}
+    for f in lasync.as_completed({a, b, c}) do
+      assert.is_true(f:done())
+      order[#order + 1] = f
+      values[#values + 1] = f:await()
+    end
+    assert.are.same({b, c, a}, order)
+    assert.are.same({"b", "c", "a"}, values)
+  end))
+
+  it("spawns functions and yields futures already done first", helper.async(function()
+    local f = lasync.Future()
+    f:set_result("done")
+    local values = {}
+    for g in lasync.as_completed({function() lasync.sleep(0.001); return "fn" end, f}) do
+      values[#values + 1] = g:await()
+    end
+    assert.are.same({"done", "fn"}, values)
+  end))
+
+  it("yields a failed future whose await raises", helper.async(function()
+    for f in lasync.as_completed({failer(0.001, "bad")}) do
+      assert.are.equal("bad", catch(f.await, f))
+    end
+  end))
+
+  it("iterates zero times over an empty list", helper.async(function()
+    for _ in lasync.as_completed({}, 0.001) do error("unreachable") end
+  end))
+
+  it("raises TimeoutError after yielding the futures done in time", helper.async(function()
+    local slow, fast = lasync.Future(), lasync.Future()
+    fast:set_result("fast")
+    local got = {}
+    local t0 = lasync.time()
+    local err = catch(function()
+      for f in lasync.as_completed({slow, fast}, 0.005) do got[#got + 1] = f:await() end
+    end)
+    assert.is_true(is_timeout(err))
+    assert.is_true(lasync.time() - t0 >= 0.004)
+    assert.are.same({"fast"}, got)
+    assert.is_false(slow:done())
+  end))
+
+  it("ignores futures done after the timeout", helper.async(function()
+    local a, b = lasync.Future(), lasync.Future()
+    a:set_result("a")
+    local got = {}
+    local err = catch(function()
+      for f in lasync.as_completed({a, b}, 0.002) do
+        got[#got + 1] = f:await()
+        lasync.sleep(0.004)  -- the timeout passes
+        b:set_result("b")
+        lasync.sleep(0)  -- b's done callbacks run
+      end
+    end)
+    assert.is_true(is_timeout(err))
+    assert.are.same({"a"}, got)
+  end))
+
+  it("drops its callbacks when the loop breaks early", helper.async(function()
+    local a, b = lasync.Future(), lasync.Future()
+    a:set_result()
+    local states = setmetatable({}, {__mode = "k"})
+    do
+      local iter, st, ctl, closing = lasync.as_completed({a, b})
+      states[st] = true
+      for _ in iter, st, ctl, closing do break end  -- luacheck: ignore 512
+    end
+    collectgarbage()
+    collectgarbage()
+    assert.is_nil(next(states))  -- b, still pending, no longer holds it
+    assert.is_false(b:done())
+  end))
+
+  describe("misuse", function()
+    it("names bad arguments", helper.async(function()
+      assert.matches("bad argument #1 to 'as_completed' %(list %(future, task or function%) expected, got string%)",
+                     catch(lasync.as_completed, "x"))
+      assert.matches("bad argument #1 to 'as_completed' %(item 1: future, task or function expected, got boolean%)",
+                     catch(lasync.as_completed, {true}))
+      assert.matches("bad argument #2 to 'as_completed' %(number or nil expected, got table%)",
+                     catch(lasync.as_completed, {}, {}))
+    end))
+  end)
+end)

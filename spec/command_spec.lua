@@ -1,0 +1,322 @@
+--- The lasync command (scripts/lasync), run as a subprocess: `lasync` from
+-- PATH, where `make test` puts scripts/ first and the module paths in the
+-- environment.
+local lasync = require "lasync"
+
+-- The checkout, for examples/: this file is <root>spec/command_spec.lua.
+local ROOT = debug.getinfo(1, "S").source:match("^@(.-)spec/[^/]*$")
+
+local function quote(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+local function slurp(path)
+  local f = assert(io.open(path))
+  local text = f:read("a")
+  f:close()
+  return text
+end
+
+describe("lasync command", function()
+  local base   -- a fresh temporary file: the prefix of every file we write
+  local files  -- the files written, removed at the end
+  local clock  -- a loop that is never run: only its monotonic clock is used
+
+  lazy_setup(function()
+    base, files = os.tmpname(), {}
+    clock = lasync.new_event_loop()
+  end)
+
+  lazy_teardown(function()
+    clock:close()
+    for path in pairs(files) do os.remove(path) end
+    os.remove(base)
+  end)
+
+  -- The path of a temporary file, removed at the end.
+  local function tmp(name)
+    local path = base .. "-" .. name
+    files[path] = true
+    return path
+  end
+
+  local function write(name, text)
+    local path = tmp(name)
+    local f = assert(io.open(path, "w"))
+    f:write(text)
+    f:close()
+    return path
+  end
+
+  -- Runs a shell script; returns its stdout, its exit status and how many
+  -- seconds it took.
+  local function shell(script)
+    local started = clock:time()
+    local p = assert(io.popen(script))
+    local out = p:read("a")
+    local _, _, code = p:close()
+    return out, code, clock:time() - started
+  end
+
+  -- Runs `lasync ARGS` (shell words) with `input` on stdin; returns stdout,
+  -- stderr, the exit status and the seconds taken.
+  local function cmd(args, input)
+    local stdin, stderr = write("stdin", input or ""), tmp("stderr")
+    local out, code, took = shell(("lasync %s <%s 2>%s"):format(
+      args, quote(stdin), quote(stderr)))
+    return out, slurp(stderr), code, took
+  end
+
+  -- Starts `lasync ARGS` in the background, waits (at most 3 s) for it to
+  -- create the file `marker`, sends it SIGINT and waits for its end.
+  local function interrupt(args, marker)
+    local stderr = tmp("stderr")
+    os.remove(marker)
+    local out, code, took = shell(([[
+      lasync %s 2>%s & pid=$!
+      i=0
+      while [ ! -e %s ] && [ $i -lt 300 ]; do sleep 0.01; i=$((i + 1)); done
+      kill -INT $pid
+      wait $pid
+    ]]):format(args, quote(stderr), quote(marker)))
+    return out, slurp(stderr), code, took
+  end
+
+  describe("options", function()
+    it("--version prints the version line and exits 0", function()
+      local out, err, code = cmd("--version")
+      assert.are.equal(("lasync %s (Lua 5.4)\n"):format(lasync.VERSION), out)
+      assert.are.equal("", err)
+      assert.are.equal(0, code)
+    end)
+
+    for _, opt in ipairs { "--help", "-h" } do
+      it(opt .. " prints the usage on stdout and exits 0", function()
+        local out, err, code = cmd(opt)
+        assert.matches("^usage: lasync", out)
+        for _, text in ipairs { "run SCRIPT.lua [ARGS...]", "REPL",
+                                "-h, --help", "--version" } do
+          assert.truthy(out:find(text, 1, true), text)
+        end
+        assert.is_nil(out:find("serve", 1, true))
+        assert.are.equal("", err)
+        assert.are.equal(0, code)
+      end)
+    end
+
+    for _, case in ipairs {
+      { "--bogus", "lasync: unknown option '--bogus'" },
+      { "bogus", "lasync: unknown command 'bogus'" },
+      { "serve handler.lua", "lasync: unknown command 'serve'" },
+      { "run", "lasync: run: script expected\n" },
+      { "run -", "lasync: run: script expected, got '-'" },
+      { "run --bogus x.lua", "lasync: run: script expected, got '--bogus'" },
+      { "--version extra", "lasync: unexpected argument 'extra' after --version" },
+      { "-h extra", "lasync: unexpected argument 'extra' after -h" },
+    } do
+      it("`lasync " .. case[1] .. "` is bad usage: exit 2", function()
+        local out, err, code = cmd(case[1])
+        assert.are.equal("", out)
+        assert.truthy(err:find(case[2], 1, true), err)
+        assert.matches("\nusage: lasync", err)
+        assert.are.equal(2, code)
+      end)
+    end
+  end)
+
+  describe("run", function()
+    it("runs a script whose top level awaits, with lasync preloaded", function()
+      local script = write("await.lua", [[
+        local t = lasync.spawn(function() lasync.sleep(0.01) return "child" end)
+        print("started", t:done())
+        lasync.sleep(0.002)
+        print("got", t:await())
+      ]])
+      local out, err, code = cmd("run " .. quote(script))
+      assert.are.equal("started\tfalse\ngot\tchild\n", out)
+      assert.are.equal("", err)
+      assert.are.equal(0, code)
+    end)
+
+    it("sets arg as lua5.4 does and passes the arguments as ...", function()
+      local script = write("args.lua", [[
+        print(arg[0], #arg, arg[1], arg[2], arg[3])
+        print(arg[-1], arg[-2]:match("[^/]*$"), arg[-3]:match("lua"))
+        print(select("#", ...), ...)
+      ]])
+      local out, _, code = cmd(("run %s a 'b c' ''"):format(quote(script)))
+      assert.are.equal(script .. "\t3\ta\tb c\t\n"
+        .. "run\tlasync\tlua\n"
+        .. "3\ta\tb c\t\n", out)
+      assert.are.equal(0, code)
+    end)
+
+    it("exits 1 with the traceback of a failure inside the task", function()
+      local script = write("fail.lua", [[
+local function fail(what)
+  lasync.sleep(0.001)
+  error("boom: " .. what)
+end
+print("before")
+fail("late")
+]])
+      local out, err, code = cmd("run " .. quote(script))
+      assert.are.equal("before\n", out)
+      assert.are.equal(1, code)
+      assert.truthy(err:find("lasync: " .. script .. ":3: boom: late\n"
+        .. "stack traceback:\n", 1, true), err)
+      assert.truthy(err:find(script .. ":3: in local 'fail'", 1, true), err)
+      assert.truthy(err:find(script .. ":6: in main chunk", 1, true), err)
+      assert.is_nil(err:find("xpcall", 1, true), err)
+    end)
+
+    it("shows an error object with its __tostring", function()
+      local script = write("object.lua", 'error(lasync.TimeoutError("too slow"))\n')
+      local _, err, code = cmd("run " .. quote(script))
+      assert.matches("^lasync: TimeoutError: too slow\nstack traceback:\n", err)
+      assert.are.equal(1, code)
+    end)
+
+    it("exits 1 on a CancelledError that SIGINT did not cause", function()
+      local script = write("cancelled.lua", [[
+        local t = lasync.spawn(lasync.sleep, 1)
+        lasync.sleep(0)
+        t:cancel()
+        t:await()
+      ]])
+      local _, err, code, took = cmd("run " .. quote(script))
+      assert.matches("^lasync: CancelledError", err)
+      assert.are.equal(1, code)
+      assert.is_true(took < 0.9, took)
+    end)
+
+    it("exits 1 on a syntax error, running nothing", function()
+      local script = write("syntax.lua", 'print("ran")\nx = = 1\n')
+      local out, err, code = cmd("run " .. quote(script))
+      assert.are.equal("", out)
+      assert.are.equal("lasync: " .. script .. ":2: unexpected symbol near '='\n",
+                       err)
+      assert.are.equal(1, code)
+    end)
+
+    it("exits 1 when the script cannot be read", function()
+      local _, err, code = cmd("run " .. quote(tmp("missing.lua")))
+      assert.matches("^lasync: cannot open .*missing%.lua", err)
+      assert.are.equal(1, code)
+    end)
+
+    it("lets the script choose its exit status with os.exit", function()
+      local script = write("exit.lua", 'lasync.sleep(0.001)\nio.write("out")\nos.exit(7)\n')
+      local out, _, code = cmd("run " .. quote(script))
+      assert.are.equal("out", out)
+      assert.are.equal(7, code)
+    end)
+
+    it("exits 130, at once, when SIGINT cancels the main task", function()
+      local marker = tmp("sleeping")
+      local script = write("sleepy.lua", ([[
+        io.open(%q, "w"):close()
+        lasync.sleep(10)
+        print("not reached")
+      ]]):format(marker))
+      local out, err, code, took = interrupt("run " .. quote(script), marker)
+      assert.are.equal("", out)
+      assert.are.equal("lasync: interrupted\n", err)
+      assert.are.equal(130, code)
+      assert.is_true(took < 3, took)
+    end)
+
+    it("runs examples/hello.lua concurrently in well under a second", function()
+      local out, err, code, took = cmd("run " .. quote(ROOT .. "examples/hello.lua"))
+      assert.matches("^hare .*\nsnail .*\ntortoise .*\n0%.6 s of sleeping took 0%.3 s\n$", out)
+      assert.are.equal("", err)
+      assert.are.equal(0, code)
+      assert.is_true(took < 1, took)
+    end)
+  end)
+
+  describe("REPL", function()
+    local function repl(input)
+      return cmd("", input)
+    end
+
+    it("prints the values of an expression and runs a statement", function()
+      local out, err, code = repl("1 + 1\nprint('x')\nlocal y = 2\n1, nil, 'a'\n")
+      assert.are.equal("2\nx\n1\tnil\ta\n", out)
+      assert.are.equal("", err)
+      assert.are.equal(0, code)
+    end)
+
+    it("reads more lines while a chunk is unfinished", function()
+      local out, err = repl("for i = 1, 2 do\nprint(i)\nend\n")
+      assert.are.equal("1\n2\n", out)
+      assert.are.equal("", err)
+    end)
+
+    it("awaits at top level with lasync preloaded", function()
+      local out, err = repl("t0 = lasync.time()\nlasync.sleep(0.01)\n"
+        .. "print(lasync.time() - t0 >= 0.01)\n")
+      assert.are.equal("true\n", out)
+      assert.are.equal("", err)
+    end)
+
+    it("awaits in a later line a task spawned in an earlier one", function()
+      local out, err = repl("t = lasync.spawn(function() lasync.sleep(0.02) return 'late' end)\n"
+        .. "print(t:done())\nt:await()\n")
+      assert.are.equal("false\nlate\n", out)
+      assert.are.equal("", err)
+    end)
+
+    it("keeps spawned tasks running while later lines run", function()
+      local out, err, code, took = repl("ticks = 0\n"
+        .. "ticker = lasync.spawn(function() while true do ticks = ticks + 1; lasync.sleep(0.001) end end)\n"
+        .. "before = ticks\nlasync.sleep(0.02)\nticks > before + 2\n")
+      assert.are.equal("true\n", out)
+      assert.are.equal("", err)
+      assert.are.equal(0, code)
+      assert.is_true(took < 3, took)
+    end)
+
+    it("prints an error with its traceback and goes on", function()
+      local out, err, code = repl("error('bad')\nprint('still here')\n")
+      assert.are.equal("still here\n", out)
+      assert.matches("^stdin:1: bad\nstack traceback:\n", err)
+      assert.is_nil(err:find("xpcall", 1, true), err)
+      assert.are.equal(0, code)
+    end)
+
+    it("prints a syntax error and goes on", function()
+      local out, err = repl("x = = 1\nprint('ok')\n")
+      assert.are.equal("ok\n", out)
+      assert.are.equal("stdin:1: unexpected symbol near '='\n", err)
+    end)
+
+    it("reports a value that print cannot show", function()
+      local out, err = repl("setmetatable({}, {__tostring = function() error('no text', 0) end})\n"
+        .. "print('next')\n")
+      assert.are.equal("next\n", out)
+      assert.are.equal("error calling 'print' (no text)\n", err)
+    end)
+
+    it("exits 0 at end of input, even inside a chunk", function()
+      local out, err, code = repl("for i = 1, 2 do\n")
+      assert.are.equal("", out)
+      assert.matches("<eof>\n$", err)
+      assert.are.equal(0, code)
+      out, err, code = repl("")
+      assert.are.equal("", out .. err)
+      assert.are.equal(0, code)
+    end)
+
+    it("lets SIGINT cancel the running line only", function()
+      local marker = tmp("repl-sleeping")
+      write("repl-input", ("io.open(%q, 'w'):close() lasync.sleep(10)\nprint('after')\n")
+        :format(marker))
+      local out, err, code, took = interrupt("<" .. quote(tmp("repl-input")), marker)
+      assert.are.equal("after\n", out)
+      assert.are.equal("interrupted\n", err)
+      assert.are.equal(0, code)
+      assert.is_true(took < 3, took)
+    end)
+  end)
+end)
