@@ -171,8 +171,31 @@ valgrind: deps all
 run: deps all
 	@$(call lua_env,build) scripts/lasync run examples/hello.lua
 
-bench: deps all
-	@$(call lua_env,build) $(LUA) bench/core.lua
+# bench/core.lua compares against Python asyncio and uvloop (Debian's
+# python3, with python3-uvloop) and ../shared/bench/micro; whatever is
+# missing is shown as n/a. REPEAT=n rounds (median), SCALE=x counts.
+SHARED_BENCH ?= $(CURDIR)/../shared/bench
+BENCH_PYTHON ?= /usr/bin/python3
+
+bench: deps deps-bench all
+	@$(call lua_env,build) SHARED_BENCH='$(SHARED_BENCH)' \
+	  PYTHON='$(BENCH_PYTHON)' $(LUA) bench/core.lua
+
+# Installs python3-uvloop when root and it is missing; never fails the bench.
+.PHONY: deps-bench
+deps-bench:
+	@dpkg-query -W -f='$${db:Status-Abbrev}' python3-uvloop 2>/dev/null \
+	  | grep -q '^ii' && exit 0; \
+	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "lasync: python3-uvloop missing (uvloop figures n/a)" >&2; \
+	  exit 0; \
+	fi; \
+	echo "lasync: installing python3-uvloop"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	{ apt-get install -y --no-install-recommends python3-uvloop </dev/null \
+	  || { apt-get update && apt-get install -y --no-install-recommends \
+	       python3-uvloop </dev/null; }; } >/dev/null 2>&1 \
+	  || echo "lasync: could not install python3-uvloop (uvloop figures n/a)" >&2
 
 # Only the paths that exist yet, so that lint works while the tree grows.
 LINT_PATHS = $(wildcard lua spec scripts/lasync bench)

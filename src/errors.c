@@ -25,7 +25,8 @@ static const char *const class_tree[][2] = {  /* name, parent */
 static int err_tostring(lua_State *L) {
   luaL_getmetafield(L, 1, "__name");
   lua_getfield(L, 1, "message");
-  if (lua_isnil(L, -1) || (lua_isstring(L, -1) && lua_rawlen(L, -1) == 0))
+  if (lua_isnil(L, -1) ||
+      (lua_type(L, -1) == LUA_TSTRING && lua_rawlen(L, -1) == 0))
     lua_pop(L, 1);
   else {
     lua_pushliteral(L, ": ");
@@ -54,8 +55,12 @@ static int err_call(lua_State *L) {
       lua_insert(L, -2);
       lua_rawset(L, 4);
     }
-  } else if (!lua_isnil(L, 3))
-    luaL_typeerror(L, 3, "table of fields or nil");
+  } else if (!lua_isnil(L, 3)) {  /* #2 for the caller: 1 is the class */
+    lua_getfield(L, 1, "__name");
+    return luaL_error(L, "bad argument #2 to '%s' (table of fields or nil "
+                      "expected, got %s)", lua_tostring(L, -1),
+                      luaL_typename(L, 3));
+  }
   lua_pushvalue(L, 2);
   lua_setfield(L, 4, "message");
   lua_pushvalue(L, 1);

@@ -33,22 +33,21 @@ Future *future_check(lua_State *L, int idx) {
   return lasync_checkobj(L, idx, K_FUTURE, "future");
 }
 
-/* Queue the callback at the top (popping it) for the future at fidx. */
-static void schedule_one(lua_State *L, Future *f, int fidx) {
+/* Queue the callback at the top (popping it): a waiting Task is woken, the
+** Handle made by add_done_callback is queued. */
+static void schedule_one(lua_State *L, Future *f) {
   Task *t = lasync_toobj(L, -1, K_TASK);
   if (t != NULL) task_wakeup(t, f);
   else {
-    int cb = lua_gettop(L);
-    lua_pushvalue(L, fidx);
-    handle_call_soon(L, f->loop, cb, 1);
-    lua_settop(L, cb);
+    loop_anchor(L, f->loop, -1);
+    loop_ready_push(f->loop, lua_touserdata(L, -1));
   }
   lua_pop(L, 1);
 }
 
 static void schedule_callbacks(lua_State *L, Future *f, int fidx) {
   if (lua_getiuservalue(L, fidx, FUV_CB) != LUA_TNIL) {
-    schedule_one(L, f, fidx);
+    schedule_one(L, f);
     lua_pushnil(L);
     lua_setiuservalue(L, fidx, FUV_CB);
   } else lua_pop(L, 1);
@@ -56,7 +55,7 @@ static void schedule_callbacks(lua_State *L, Future *f, int fidx) {
     lua_Integer i, n = luaL_len(L, -1);
     for (i = 1; i <= n; i++) {
       lua_rawgeti(L, -1, i);
-      schedule_one(L, f, fidx);
+      schedule_one(L, f);
     }
     lua_pushnil(L);
     lua_setiuservalue(L, fidx, FUV_CBS);
@@ -249,15 +248,30 @@ static int l_cancel(lua_State *L) {
   return 1;
 }
 
+/* The Handle that will run fn(f) is made at once, so that fn runs in the
+** context of this call, as in asyncio. */
 static int l_add_done_callback(lua_State *L) {
   Future *f = future_check(L, 1);
   lasync_checkcallable(L, 2, "callback");
   lua_settop(L, 2);
-  if (f->state != F_PENDING) {
-    lua_pushvalue(L, 1);
-    handle_call_soon(L, f->loop, 2, 1);
-  } else future_add_waiter(L, f, 1, 2);
+  lua_pushvalue(L, 1);
+  if (f->state != F_PENDING) handle_call_soon(L, f->loop, 2, 1);
+  else {
+    handle_new(L, f->loop, K_HANDLE, 2, 1);
+    future_add_waiter(L, f, 1, -1);
+  }
   return 0;
+}
+
+/* Is the callback at idx the Handle of a registration of the function at
+** 2 (and not a waiting Task)? */
+static int is_registration(lua_State *L, int idx) {
+  int eq;
+  if (lasync_toobj(L, idx, K_HANDLE) == NULL) return 0;
+  lua_getiuservalue(L, idx, 1);
+  eq = lua_rawequal(L, -1, 2);
+  lua_pop(L, 1);
+  return eq;
 }
 
 /* Remove every registration of the function at 2 from the list at the top
@@ -267,7 +281,7 @@ static int remove_from_list(lua_State *L, int t) {
   int removed = 0;
   for (i = 1; i <= n; i++) {
     lua_rawgeti(L, t, i);
-    if (lua_rawequal(L, -1, 2)) {
+    if (is_registration(L, -1)) {
       removed++;
       lua_pop(L, 1);
     } else lua_rawseti(L, t, j++);
@@ -284,7 +298,7 @@ static int l_remove_done_callback(lua_State *L) {
   future_check(L, 1);
   luaL_checkany(L, 2);
   lua_settop(L, 2);
-  if (lua_getiuservalue(L, 1, FUV_CB) != LUA_TNIL && lua_rawequal(L, -1, 2)) {
+  if (lua_getiuservalue(L, 1, FUV_CB) != LUA_TNIL && is_registration(L, -1)) {
     removed++;
     lua_pushnil(L);
     lua_setiuservalue(L, 1, FUV_CB);

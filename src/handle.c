@@ -173,8 +173,10 @@ static int l_call_soon(lua_State *L) {
   return 1;
 }
 
+/* A NaN deadline would never come and would break the heap's order. */
 static int schedule_at(lua_State *L, Loop *lp, double when) {
   Handle *h;
+  luaL_argcheck(L, when == when, 2, "number other than NaN expected");
   lasync_checkcallable(L, 3, "callback");
   h = handle_new(L, lp, K_TIMER, 3, lua_gettop(L) - 3);
   h->when = when;
@@ -199,9 +201,16 @@ static Handle *checkhandle(lua_State *L) {
   return lasync_checkobj(L, 1, K_HANDLE, "handle");
 }
 
-void handle_cancel(lua_State *L, Handle *h) {
+/* Cancel the handle at hidx; its callback and arguments are let go at
+** once, though a timer stays in the heap until it comes out. */
+void handle_cancel(lua_State *L, Handle *h, int hidx) {
+  int i;
   if (h->cancelled) return;
   h->cancelled = 1;
+  for (i = 1; i <= h->nargs + 1; i++) {
+    lua_pushnil(L);
+    lua_setiuservalue(L, hidx, i);
+  }
   if (h->kind == K_WATCH) watch_cancel(L, h);
   else if (h->kind == K_TIMER && !h->queued && h->loop->base) {
     TimerHeap *th = &h->loop->timers;
@@ -211,7 +220,7 @@ void handle_cancel(lua_State *L, Handle *h) {
 }
 
 static int l_cancel(lua_State *L) {
-  handle_cancel(L, checkhandle(L));
+  handle_cancel(L, checkhandle(L), 1);
   return 0;
 }
 

@@ -18,7 +18,7 @@
 #error "lasync needs Lua 5.4"
 #endif
 #if LUA_VERSION_RELEASE_NUM < 50406
-#define lua_closethread(co, from) lua_resetthread(co)
+#define lua_closethread(co, from) ((void)(from), lua_resetthread(co))
 #endif
 
 /* Kinds of C objects; stored first in each struct so that the ready queue
@@ -42,9 +42,10 @@ typedef struct Mod {
   Loop *running;                 /* loop running in this state, or NULL */
   const void *mt[K_NMT];         /* metatables, to type-check cheaply */
   int mtref[K_NMT];              /* registry refs of the metatables */
-  int loopsref, nloops;          /* weak table id -> loop userdata */
+  int loopsref;                  /* weak table: address -> loop */
   const void *cancelled_cls;     /* CancelledError class table */
   unsigned long task_seq;        /* for default task names */
+  unsigned long cancel_walks;    /* task_cancel calls, to mark a walk */
   int ctx_used;                  /* a ContextVar was ever set */
 } Mod;
 
@@ -94,6 +95,7 @@ struct Task {
   int ncancels;                  /* cancel() requests, for cancelling() */
   unsigned char started, must_cancel, queued;
   unsigned char exposed;         /* get_coro was called: never recycle */
+  unsigned long walk;            /* last task_cancel walk through it */
 };
 
 /* Task user values, after the Future ones. */
@@ -123,8 +125,8 @@ struct Loop {
   unsigned long timer_seq;
   Task *current;                 /* task being stepped */
   double slow;                   /* slow_callback_duration */
-  int id;                        /* key in the Mod's table of loops */
-  int anchors;                   /* registry ref of the anchors table */
+  int anchors;                   /* registry ref of LUV_ANCHORS, or
+                                    LUA_NOREF when not running */
   int nslots;                    /* anchors slots used so far */
   int pool, npool;               /* registry ref of finished threads */
   int *freeslots, nfree, capfree; /* slots to reuse */
@@ -138,7 +140,8 @@ enum {
   LUV_WATCH,       /* "r"..fd / "w"..fd / "s"..sig -> watch Handle */
   LUV_FAILED,      /* weak-keyed: futures with an unretrieved error */
   LUV_CTX,         /* context of the callback being run */
-  LUV_NUV = LUV_CTX
+  LUV_ANCHORS,     /* slot -> pending task or scheduled handle */
+  LUV_NUV = LUV_ANCHORS
 };
 
 #define SUSPEND_KEY ((void *)&lasync_suspend)
@@ -171,6 +174,7 @@ void loop_ready_push(Loop *lp, void *obj);
 void loop_anchor(lua_State *L, Loop *lp, int idx);
 void loop_unanchor(lua_State *L, Loop *lp, const void *p);
 void loop_push_anchored(lua_State *L, Loop *lp, const void *p);
+void loop_push_anchors(lua_State *L, Loop *lp);
 void loop_push(lua_State *L, Loop *lp);
 void lasync_addmethods(lua_State *L, int kind, const luaL_Reg *l);
 void loop_report(lua_State *L, Loop *lp, int ctxidx);
@@ -213,7 +217,7 @@ void task_open(lua_State *L);
 void task_step(lua_State *L, Loop *lp, Task *t);
 void task_wakeup(Task *t, Future *f);
 int task_cancel(lua_State *L, Task *t, int tidx, int msgidx);
-void handle_cancel(lua_State *L, Handle *h);
+void handle_cancel(lua_State *L, Handle *h, int hidx);
 Task *task_new(lua_State *L, Loop *lp, int fnidx, int nargs);
 
 #endif

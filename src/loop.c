@@ -44,7 +44,32 @@ static void *ready_pop(Loop *lp) {
 
 /* ---------- anchors: slot -> object, keeps scheduled things alive ------
 ** An array with a free list in C: anchoring is an array store, not a hash
-** insert, on the path of every task switch. */
+** insert, on the path of every task switch. The table is a user value of
+** the loop, so that the GC sees the cycle loop -> anchors -> task -> loop
+** and collects a loop dropped unclosed with all it anchors; while the loop
+** runs (or is released) a registry ref to it makes the lookup direct. */
+
+void loop_push_anchors(lua_State *L, Loop *lp) {
+  if (lp->anchors != LUA_NOREF)
+    lua_rawgeti(L, LUA_REGISTRYINDEX, lp->anchors);
+  else {
+    loop_push(L, lp);
+    lua_getiuservalue(L, -1, LUV_ANCHORS);
+    lua_remove(L, -2);
+  }
+}
+
+/* Take (ref) or drop (LUA_NOREF) the registry ref to the anchors of the
+** loop at loopidx. */
+static void ref_anchors(lua_State *L, Loop *lp, int loopidx, int take) {
+  if (take && lp->anchors == LUA_NOREF) {
+    lua_getiuservalue(L, loopidx, LUV_ANCHORS);
+    lp->anchors = luaL_ref(L, LUA_REGISTRYINDEX);
+  } else if (!take) {
+    luaL_unref(L, LUA_REGISTRYINDEX, lp->anchors);
+    lp->anchors = LUA_NOREF;
+  }
+}
 
 /* Raises on a closed loop: nothing may be scheduled on it any more. */
 void loop_anchor(lua_State *L, Loop *lp, int idx) {
@@ -53,7 +78,7 @@ void loop_anchor(lua_State *L, Loop *lp, int idx) {
   if (lp->closed) luaL_error(L, "event loop is closed");
   idx = lua_absindex(L, idx);
   o->slot = lp->nfree ? lp->freeslots[--lp->nfree] : ++lp->nslots;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, lp->anchors);
+  loop_push_anchors(L, lp);
   lua_pushvalue(L, idx);
   lua_rawseti(L, -2, o->slot);
   lua_pop(L, 1);
@@ -69,7 +94,7 @@ void loop_unanchor(lua_State *L, Loop *lp, const void *p) {
     lp->freeslots = nf;
     lp->capfree = ncap;
   }
-  lua_rawgeti(L, LUA_REGISTRYINDEX, lp->anchors);
+  loop_push_anchors(L, lp);
   lua_pushnil(L);
   lua_rawseti(L, -2, o->slot);
   lua_pop(L, 1);
@@ -78,16 +103,16 @@ void loop_unanchor(lua_State *L, Loop *lp, const void *p) {
 }
 
 void loop_push_anchored(lua_State *L, Loop *lp, const void *p) {
-  lua_rawgeti(L, LUA_REGISTRYINDEX, lp->anchors);
+  loop_push_anchors(L, lp);
   lua_rawgeti(L, -1, ((const Obj *)p)->slot);
   lua_remove(L, -2);
 }
 
 /* Push the loop's userdata (kept in a weak table: the loop lives as long
-** as something it anchors or someone else holds it). */
+** as someone holds it, such as one of its futures, or while it runs). */
 void loop_push(lua_State *L, Loop *lp) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, lp->mod->loopsref);
-  lua_rawgeti(L, -1, lp->id);
+  lua_rawgetp(L, -1, lp);
   lua_remove(L, -2);
 }
 
@@ -209,7 +234,8 @@ static void poll_io(Loop *lp) {
   }
   lp->ran = 0;
   wait = timers_next(lp);
-  if (wait < 0) wait = 3600;  /* nothing scheduled: wait for I/O */
+  if (wait < 0 || wait > 3600)  /* nothing scheduled soon: wait for I/O */
+    wait = 3600;                 /* (and tv_sec below stays in range) */
   tv.tv_sec = (long)wait;
   tv.tv_usec = (long)((wait - (double)tv.tv_sec) * 1e6) + 1;
   event_add(lp->tick, &tv);
@@ -217,15 +243,14 @@ static void poll_io(Loop *lp) {
 }
 
 static void report_slow(lua_State *L, Loop *lp, int objidx, double dt) {
-  char msg[128];
-  int isTask = lasync_toobj(L, objidx, K_TASK) != NULL;
-  snprintf(msg, sizeof msg, "Executing %s took %.3f seconds",
-           isTask ? "task" : "callback", dt);
-  if (isTask && ((Task *)lua_touserdata(L, objidx))->co)
-    luaL_traceback(L, ((Task *)lua_touserdata(L, objidx))->co, NULL, 0);
+  Task *t = lasync_toobj(L, objidx, K_TASK);
+  const char *what = luaL_tolstring(L, objidx, NULL);
+  lua_pushfstring(L, "Executing %s took %f seconds", what, dt);
+  if (t && t->co) luaL_traceback(L, t->co, NULL, 0);
   else lua_pushnil(L);
-  loop_report_error(L, lp, msg, 0, objidx, isTask ? "task" : "handle", -1);
-  lua_pop(L, 1);
+  loop_report_error(L, lp, lua_tostring(L, -2), 0, objidx,
+                    t ? "task" : "handle", -1);
+  lua_pop(L, 3);
 }
 
 static void dispatch(lua_State *L, Loop *lp, void *obj) {
@@ -265,9 +290,10 @@ static void run_once(lua_State *L, Loop *lp) {
 static int run_inner(lua_State *L) {
   Loop *lp = lua_touserdata(L, 1);
   Future *f = lua_touserdata(L, 2);
-  if (lp->stopping) run_once(L, lp);
-  while (!lp->stopping && (f == NULL || f->state == F_PENDING))
+  do {  /* at least one iteration, as asyncio: stop() or a done future */
+    if (f && f->state != F_PENDING) lp->stopping = 1;  /* do not block */
     run_once(L, lp);
+  } while (!lp->stopping && (f == NULL || f->state == F_PENDING));
   return 0;
 }
 
@@ -276,6 +302,7 @@ static void run(lua_State *L, Loop *lp, int futidx) {
   int st;
   if (lp->closed) luaL_error(L, "event loop is closed");
   if (m->running) luaL_error(L, "another event loop is already running");
+  ref_anchors(L, lp, 1, 1);  /* the loop is self, at 1 */
   m->running = lp;
   lp->running = 1;
   lp->L = L;
@@ -288,6 +315,7 @@ static void run(lua_State *L, Loop *lp, int futidx) {
   m->running = NULL;
   lp->running = lp->stopping = 0;
   lp->L = NULL;
+  ref_anchors(L, lp, 0, 0);
   if (st != LUA_OK) lua_error(L);
 }
 
@@ -338,11 +366,21 @@ static int l_time(lua_State *L) {
 
 /* Report futures whose error was never retrieved, at close. */
 static void report_failed(lua_State *L, int loopidx) {
+  int i, n = 0, list;
+  lua_newtable(L);  /* a handler may fail more futures: walk a copy */
+  list = lua_gettop(L);
   lua_getiuservalue(L, loopidx, LUV_FAILED);
   lua_pushnil(L);
   while (lua_next(L, -2)) {
     lua_pop(L, 1);
-    future_report_unretrieved(L, lua_touserdata(L, -1), lua_gettop(L));
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, list, ++n);
+  }
+  lua_pop(L, 1);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, list, i);
+    future_report_unretrieved(L, lua_touserdata(L, -1), -1);
+    lua_pop(L, 1);
   }
   lua_pop(L, 1);
 }
@@ -350,6 +388,7 @@ static void report_failed(lua_State *L, int loopidx) {
 /* Release every C resource; idempotent, for close() and __gc. */
 static void loop_release(lua_State *L, Loop *lp, int loopidx) {
   if (lp->base == NULL) return;
+  ref_anchors(L, lp, loopidx, 1);  /* in __gc, loop_push finds nothing */
   timers_clear(L, lp);
   watch_close_all(L, lp, loopidx);
   lp->rcount = 0;
@@ -362,9 +401,11 @@ static void loop_release(lua_State *L, Loop *lp, int loopidx) {
   event_free(lp->tick);
   event_base_free(lp->base);
   lp->base = NULL;
-  luaL_unref(L, LUA_REGISTRYINDEX, lp->anchors);
+  ref_anchors(L, lp, loopidx, 0);
+  lua_pushnil(L);
+  lua_setiuservalue(L, loopidx, LUV_ANCHORS);
   luaL_unref(L, LUA_REGISTRYINDEX, lp->pool);
-  lp->anchors = lp->pool = LUA_NOREF;
+  lp->pool = LUA_NOREF;
   lp->npool = 0;
   lp->closed = 1;
 }
@@ -446,7 +487,10 @@ static int l_newindex(lua_State *L) {
   if (k == NULL || strcmp(k, "slow_callback_duration") != 0)
     return luaL_error(L, "cannot set field '%s' of a loop",
                       k ? k : luaL_typename(L, 2));
-  lp->slow = luaL_checknumber(L, 3);
+  if (lua_type(L, 3) != LUA_TNUMBER)
+    return luaL_error(L, "bad value for slow_callback_duration (number "
+                      "expected, got %s)", luaL_typename(L, 3));
+  lp->slow = lua_tonumber(L, 3);
   return 0;
 }
 
@@ -488,17 +532,16 @@ static int l_new_loop(lua_State *L) {
   if (lp->base == NULL) return luaL_error(L, "cannot create event_base");
   lp->tick = evtimer_new(lp->base, tick_cb, NULL);
   lua_newtable(L);
-  lp->anchors = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_setiuservalue(L, -2, LUV_ANCHORS);
   lua_newtable(L);
   lp->pool = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_newtable(L);
   lua_setiuservalue(L, -2, LUV_WATCH);
   new_weak(L, "k");
   lua_setiuservalue(L, -2, LUV_FAILED);
-  lp->id = ++lp->mod->nloops;
   lua_rawgeti(L, LUA_REGISTRYINDEX, lp->mod->loopsref);
   lua_pushvalue(L, -2);
-  lua_rawseti(L, -2, lp->id);
+  lua_rawsetp(L, -2, lp);
   lua_pop(L, 1);
   return 1;
 }

@@ -39,13 +39,11 @@ void *lasync_toobj(lua_State *L, int idx, int kind) {
   return NULL;
 }
 
+/* The object at idx, of that kind, or an error naming what it is (by its
+** __name: "task expected, got lasync.Future"). */
 void *lasync_checkobj(lua_State *L, int idx, int kind, const char *what) {
   void *p = lasync_toobj(L, idx, kind);
-  if (p == NULL) {
-    const char *msg = lua_pushfstring(L, "%s expected, got %s", what,
-                                      luaL_typename(L, idx));
-    luaL_argerror(L, idx, msg);
-  }
+  if (p == NULL) luaL_typeerror(L, idx, what);
   return p;
 }
 

@@ -24,8 +24,11 @@ static Task *current(lua_State *L) {
 }
 
 static void check_in_task(lua_State *L, const char *what) {
-  if (current(L) == NULL || !lua_isyieldable(L))
+  if (current(L) == NULL)
     luaL_error(L, "%s called outside a task", what);
+  if (!lua_isyieldable(L))
+    luaL_error(L, "%s cannot suspend the task here: a C function (such as "
+               "table.sort or tostring) is in the way", what);
 }
 
 /* If the resume passed CANCEL_KEY at idx, raise the error after it. */
@@ -69,7 +72,7 @@ static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
   Future *f = lua_touserdata(L, fidx);
   (void)status;
   if (f->state != F_FINISHED)  /* cancelled: drop the timer at once */
-    handle_cancel(L, lua_touserdata(L, fidx + 1));
+    handle_cancel(L, lua_touserdata(L, fidx + 1), fidx + 1);
   check_thrown(L, fidx + 2);
   return future_unpack(L, f, fidx);
 }
@@ -89,6 +92,7 @@ static int l_sleep(lua_State *L) {
   int n = lua_gettop(L), i;
   Loop *lp;
   Handle *h;
+  luaL_argcheck(L, d == d, 1, "number other than NaN expected");
   check_in_task(L, "sleep");
   if (d <= 0) {
     lua_pushlightuserdata(L, SUSPEND_KEY);
@@ -130,21 +134,53 @@ static void finished(lua_State *L, Task *t, int tidx) {
   loop_unanchor(L, t->f.loop, t);
 }
 
-static void end_cancelled(lua_State *L, Task *t, int tidx, int msgidx) {
-  lua_closethread(t->co, L);
-  future_cancel(L, &t->f, tidx, msgidx);
+/* Close the coroutine (its <close> variables run) and empty it: it is
+** then dead and holds no error value. */
+/* Close the coroutine, running its pending <close> variables. erridx (or
+** 0) is the error it died of, which they receive; if one of them raises,
+** its error replaces the task's outcome, as coroutine.close reports it:
+** then it is pushed and 1 returned. */
+static int close_coro(lua_State *L, Task *t, int erridx) {
+  int replaced = 0;
+  if (erridx) {  /* closing passes on the value at the thread's top */
+    lua_pushvalue(L, erridx);
+    lua_xmove(L, t->co, 1);
+  }
+  if (lua_closethread(t->co, L) != LUA_OK) {
+    lua_xmove(t->co, L, 1);
+    if (erridx && lua_rawequal(L, -1, erridx)) lua_pop(L, 1);
+    else replaced = 1;
+  }
+  lua_settop(t->co, 0);
+  return replaced;
+}
+
+static void set_failed(lua_State *L, Task *t, int tidx, int erridx) {
+  const char *msg = lua_type(L, erridx) == LUA_TSTRING
+                    ? lua_tostring(L, erridx) : NULL;
+  luaL_traceback(L, t->co, msg, 0);
+  if (close_coro(L, t, erridx)) {  /* a <close> raised: its error wins */
+    future_set_error(L, &t->f, tidx, -1, 0);
+    lua_pop(L, 1);
+  } else future_set_error(L, &t->f, tidx, erridx, -1);
+  lua_pop(L, 1);
+}
+
+/* Cancelled (erridx: the CancelledError it died of, or 0). */
+static void end_cancelled(lua_State *L, Task *t, int tidx, int msgidx,
+                          int erridx) {
+  msgidx = lua_absindex(L, msgidx);
+  if (close_coro(L, t, erridx)) {
+    future_set_error(L, &t->f, tidx, -1, 0);
+    lua_pop(L, 1);
+  } else future_cancel(L, &t->f, tidx, msgidx);
   finished(L, t, tidx);
 }
 
 /* Fail with the error at erridx; its traceback is taken from the
-** coroutine before it is closed (closing runs its <close> variables). */
+** coroutine before it is closed. */
 static void end_failed(lua_State *L, Task *t, int tidx, int erridx) {
-  const char *msg = lua_type(L, erridx) == LUA_TSTRING
-                    ? lua_tostring(L, erridx) : NULL;
-  luaL_traceback(L, t->co, msg, 0);
-  lua_closethread(t->co, L);
-  future_set_error(L, &t->f, tidx, erridx, -1);
-  lua_pop(L, 1);
+  set_failed(L, t, tidx, lua_absindex(L, erridx));
   finished(L, t, tidx);
 }
 
@@ -231,7 +267,7 @@ static void on_return(lua_State *L, Task *t, int tidx, int nres) {
   if (t->must_cancel) {
     t->must_cancel = 0;
     lua_getiuservalue(L, tidx, TUV_MSG);
-    end_cancelled(L, t, tidx, -1);
+    end_cancelled(L, t, tidx, -1, 0);
     return;
   }
   future_set_results(L, &t->f, tidx, lua_gettop(L) - nres + 1, nres);
@@ -243,7 +279,7 @@ static void on_error(lua_State *L, Task *t, int tidx) {
   int err = lua_gettop(L);
   if (errors_is_cancelled(L, t->f.loop->mod, err)) {
     lua_getfield(L, err, "message");
-    end_cancelled(L, t, tidx, -1);
+    end_cancelled(L, t, tidx, -1, err);
   } else end_failed(L, t, tidx, err);
 }
 
@@ -277,7 +313,7 @@ static int step_cancel(lua_State *L, Task *t) {
   t->must_cancel = 0;
   if (!t->started) {  /* cancelled before it ran: never runs */
     lua_getiuservalue(L, tidx, TUV_MSG);
-    end_cancelled(L, t, tidx, -1);
+    end_cancelled(L, t, tidx, -1, 0);
   } else nargs = push_throw(L, t, tidx);
   lua_settop(L, tidx - 1);
   return nargs;
@@ -328,27 +364,52 @@ Task *task_new(lua_State *L, Loop *lp, int fnidx, int nargs) {
   return t;
 }
 
+/* Cancelling a task cancels what it waits on: down a chain of tasks each
+** awaiting the next (walked in a loop, as a chain may be long) every task
+** counts the request, and the last one gets must_cancel, or the plain
+** future it waits on is cancelled. A cycle of awaits leads the walk back to
+** a task it saw: that one stops waiting and is queued to have the
+** cancellation thrown in. */
 int task_cancel(lua_State *L, Task *t, int tidx, int msgidx) {
+  unsigned long walk;
   if (t->f.state != F_PENDING) return 0;
-  tidx = lua_absindex(L, tidx);
+  walk = ++t->f.loop->mod->cancel_walks;
   msgidx = lua_absindex(L, msgidx);
-  t->ncancels++;
-  if (t->waiting) {
-    int done;
-    lua_getiuservalue(L, tidx, TUV_WAIT);
-    done = cancel_any(L, t->waiting, -1, msgidx);
-    lua_pop(L, 1);
-    if (done) return 1;
+  lua_pushvalue(L, tidx);  /* the task being walked through */
+  for (;;) {
+    Future *w = t->waiting;
+    if (t->walk == walk) {
+      t->waiting = NULL;
+      queue(t);
+      break;
+    }
+    t->walk = walk;
+    t->ncancels++;
+    if (w == NULL || w->state != F_PENDING) break;
+    lua_getiuservalue(L, -1, TUV_WAIT);
+    lua_replace(L, -2);
+    if (w->kind != K_TASK) {
+      future_cancel(L, w, -1, msgidx);
+      lua_pop(L, 1);
+      return 1;
+    }
+    t = (Task *)w;
   }
   t->must_cancel = 1;
   lua_pushvalue(L, msgidx);
-  lua_setiuservalue(L, tidx, TUV_MSG);
+  lua_setiuservalue(L, -2, TUV_MSG);
+  lua_pop(L, 1);
   return 1;
 }
 
-/* Push the current context: the running task's, else the callback's. */
+/* Push the current context: the running task's, else the running
+** callback's, else, with no loop running, the main program's (so that a
+** task made before run() starts with it). lp is any loop of the state. */
 void loop_push_ctx(lua_State *L, Loop *lp) {
-  if (lp->current) {
+  lp = lp->mod->running;
+  if (lp == NULL)
+    lua_getiuservalue(L, lua_upvalueindex(1), MUV_CTX);
+  else if (lp->current) {
     loop_push_anchored(L, lp, lp->current);
     lua_getiuservalue(L, -1, TUV_CTX);
     lua_remove(L, -2);
@@ -454,7 +515,7 @@ static int l_all_tasks(lua_State *L) {
   int n = 0;
   lua_newtable(L);
   if (lp->closed) return 1;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, lp->anchors);
+  loop_push_anchors(L, lp);
   lua_pushnil(L);
   while (lua_next(L, -2)) {
     Task *t = lasync_toobj(L, -1, K_TASK);

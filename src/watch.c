@@ -4,6 +4,7 @@
 ** queue (once, however often it fires before it runs); the callback runs
 ** from the loop like any handle.
 */
+#include <fcntl.h>
 #include <signal.h>
 #include <string.h>
 #include "lasync.h"
@@ -76,6 +77,8 @@ static void watch_add(lua_State *L, Loop *lp, Handle *h, int hidx) {
   lua_pop(L, 1);
   h->ev = event_new(lp->base, h->fd, flags, watch_cb, h);
   if (h->ev == NULL || event_add(h->ev, NULL) != 0) {
+    if (h->ev) event_free(h->ev);  /* the handle has no __gc to do it */
+    h->ev = NULL;
     h->cancelled = 1;
     luaL_error(L, "cannot watch %s %d", h->what == EV_SIGNAL ? "signal"
                : "fd", h->fd);
@@ -114,6 +117,8 @@ static int checksig(lua_State *L) {
 static int add(lua_State *L, int fd, short what) {
   Loop *lp = lua_touserdata(L, 1);
   Handle *h;
+  if (what != EV_SIGNAL && fcntl(fd, F_GETFD) == -1)  /* before libevent */
+    luaL_argerror(L, 2, "bad file descriptor");       /* warns on stderr */
   lasync_checkcallable(L, 3, "callback");
   h = handle_new(L, lp, K_WATCH, 3, lua_gettop(L) - 3);
   h->fd = fd;

@@ -41,13 +41,13 @@ function M.new_event_loop()
 end
 
 -- Cancel every task still pending and let them finish; errors other than
--- cancellations are reported, as asyncio.run does at shutdown.
+-- cancellations are reported, as asyncio.run does at shutdown. They are
+-- cancelled before the loop runs again, so one never started never runs.
 local function cancel_all(loop)
+  local tasks = core.all_tasks(loop)
+  if #tasks == 0 then return end
+  for _, t in ipairs(tasks) do t:cancel() end
   loop:run_until_complete(function()
-    local me, tasks = core.current_task(), {}
-    for _, t in ipairs(core.all_tasks()) do
-      if t ~= me then tasks[#tasks + 1] = t; t:cancel() end
-    end
     for _, t in ipairs(tasks) do
       local ok, err = pcall(t.await, t)
       if not ok and not core.CancelledError:is(err) then

@@ -1,0 +1,130 @@
+-- API.md §4: lasync.coroutine, user coroutines that may await.
+local lasync = require "lasync"
+local helper = require "helper"
+local util = require "core.util"
+
+local co = lasync.coroutine
+
+-- A generator of 1..n that sleeps before each value.
+local function counter(n)
+  return co.wrap(function()
+    for i = 1, n do
+      lasync.sleep(0.001)
+      co.yield(i)
+    end
+  end)
+end
+
+describe("lasync.coroutine", function()
+  it("has every function of Lua's coroutine library", function()
+    for name, fn in pairs(coroutine) do
+      assert.are.equal("function", type(co[name]), name)
+      if name ~= "resume" and name ~= "wrap" then
+        assert.are.equal(fn, co[name], name)
+      end
+    end
+  end)
+
+  it("wrap makes a generator that may await inside a task", helper.async(function()
+    local got = {}
+    for v in counter(4) do got[#got + 1] = v end
+    assert.are.same({1, 2, 3, 4}, got)
+  end))
+
+  it("a generator may await a future resolved later", helper.async(function()
+    local f = lasync.Future()
+    lasync.get_running_loop():call_later(0.002, f.set_result, f, "late", nil, 3)
+    local gen = co.wrap(function() co.yield(f:await()) end)
+    assert.are.same({"late", nil, 3, n = 3}, table.pack(gen()))
+  end))
+
+  it("resume passes values in and out around the awaits", helper.async(function()
+    local c = co.create(function(a)
+      local b = co.yield(lasync.sleep(0, a + 1))
+      lasync.sleep(0.001)
+      local d, e = co.yield(b * 2)
+      return d, e, nil
+    end)
+    assert.are.same({true, 2}, {co.resume(c, 1)})
+    assert.are.same({true, 20}, {co.resume(c, 10)})
+    assert.are.same({true, "x", nil, nil, n = 4}, table.pack(co.resume(c, "x", nil)))
+    assert.are.equal("dead", co.status(c))
+    assert.are.same({false, "cannot resume dead coroutine"}, {co.resume(c)})
+  end))
+
+  it("generators nest, each awaiting", helper.async(function()
+    local outer = co.wrap(function()
+      for v in counter(3) do
+        lasync.sleep(0)
+        co.yield(v * 10)
+      end
+    end)
+    local got = {}
+    for v in outer do got[#got + 1] = v end
+    assert.are.same({10, 20, 30}, got)
+  end))
+
+  it("wrap raises the generator's error as it is", helper.async(function()
+    local e = {}
+    local gen = co.wrap(function()
+      lasync.sleep(0)
+      error(e)
+    end)
+    assert.are.equal(e, util.error_of(gen))
+    local gen2 = co.wrap(function() lasync.sleep(0) error("str", 0) end)
+    assert.are.equal("str", util.error_of(gen2))
+  end))
+
+  it("resume returns false and the error", helper.async(function()
+    local e = {}
+    local c = co.create(function() lasync.sleep(0.001) error(e) end)
+    assert.are.same({false, e}, {co.resume(c)})
+    assert.are.equal("dead", co.status(c))
+  end))
+
+  it("an await failing inside a generator raises there", helper.async(function()
+    local f = lasync.Future()
+    lasync.get_running_loop():call_soon(f.set_exception, f, "failed future")
+    local gen = co.wrap(function()
+      local ok, err = pcall(f.await, f)
+      co.yield(ok, err)
+    end)
+    assert.are.same({false, "failed future"}, {gen()})
+  end))
+
+  it("cancellation of the task reaches inside the generator", helper.async(function()
+    local log = {}
+    local t = lasync.spawn(function()
+      local gen = co.wrap(function()
+        local ok, err = pcall(lasync.sleep, 10)
+        log[#log + 1] = ok
+        log[#log + 1] = err.message
+        error(err)
+      end)
+      gen()
+    end)
+    lasync.sleep(0)
+    t:cancel("stop generating")
+    local err = util.error_of(t.await, t)
+    assert.is_true(lasync.CancelledError:is(err))
+    assert.are.equal("stop generating", err.message)
+    assert.is_true(t:cancelled())
+    assert.are.same({false, "stop generating"}, log)
+  end))
+
+  it("plain yields of a generator are not taken for suspensions", helper.async(function()
+    local gen = co.wrap(function()
+      co.yield()
+      co.yield(nil)
+      co.yield(lasync.Future())
+    end)
+    assert.are.equal(0, select("#", gen()))
+    assert.are.equal(1, select("#", gen()))
+    assert.is_true(lasync.is_future(gen()))
+  end))
+
+  it("wrap checks its argument", function()
+    util.raises({"bad argument #1 to 'wrap'", "function expected, got number"},
+      function() co.wrap(1) end)
+  end)
+end)
