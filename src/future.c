@@ -46,6 +46,13 @@ static void schedule_one(lua_State *L, Future *f) {
 }
 
 static void schedule_callbacks(lua_State *L, Future *f, int fidx) {
+  if (f->waiter) {
+    Task *t = f->waiter;
+    f->waiter = NULL;
+    task_wakeup(t, f);
+  }
+  if (!f->hascb) return;
+  f->hascb = 0;
   if (lua_getiuservalue(L, fidx, FUV_CB) != LUA_TNIL) {
     schedule_one(L, f);
     lua_pushnil(L);
@@ -151,7 +158,7 @@ int future_unpack(lua_State *L, Future *f, int fidx) {
 /* Add the callback (function or waiting Task) at cbidx; FIFO order. */
 void future_add_waiter(lua_State *L, Future *f, int fidx, int cbidx) {
   int more;
-  (void)f;
+  f->hascb = 1;
   cbidx = lua_absindex(L, cbidx);
   lua_getiuservalue(L, fidx, FUV_CB);
   more = lua_getiuservalue(L, fidx, FUV_CBS) == LUA_TTABLE;
@@ -169,6 +176,13 @@ void future_add_waiter(lua_State *L, Future *f, int fidx, int cbidx) {
     lua_rawseti(L, -2, luaL_len(L, -2) + 1);
   }
   lua_pop(L, 2);
+}
+
+/* Add the task t (at tidx) as a waiter: the first one is a C pointer
+** (the loop anchors a waiting task), so awaiting touches no user value. */
+void future_add_task(lua_State *L, Future *f, int fidx, Task *t, int tidx) {
+  if (f->waiter == NULL) f->waiter = t;
+  else future_add_waiter(L, f, fidx, tidx);
 }
 
 void future_report_unretrieved(lua_State *L, Future *f, int fidx) {

@@ -72,7 +72,9 @@ typedef struct Future {
   unsigned char failed;          /* finished with an error */
   unsigned char retrieved;       /* the error was looked at */
   unsigned char reported;        /* "never retrieved" already reported */
+  unsigned char hascb;           /* FUV_CB/FUV_CBS may hold callbacks */
   int nres;                      /* number of result values */
+  Task *waiter;                  /* first task awaiting it (anchored) */
 } Future;
 
 /* Future user values. */
@@ -209,6 +211,7 @@ void future_set_error(lua_State *L, Future *f, int fidx, int erridx, int tbidx);
 int future_cancel(lua_State *L, Future *f, int fidx, int msgidx);
 int future_unpack(lua_State *L, Future *f, int fidx);
 void future_add_waiter(lua_State *L, Future *f, int fidx, int cbidx);
+void future_add_task(lua_State *L, Future *f, int fidx, Task *t, int tidx);
 void future_report_unretrieved(lua_State *L, Future *f, int fidx);
 const char *future_state_name(Future *f);
 

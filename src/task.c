@@ -47,15 +47,28 @@ static int await_k(lua_State *L, int status, lua_KContext ctx) {
   return future_unpack(L, lua_touserdata(L, 1), 1);
 }
 
+static void wait_on(lua_State *L, Task *t, int tidx, int fidx);
+
+/* The running task t waits on the pending future at fidx: registered here,
+** so the step only has to see that it suspended (no values to sort). */
+static void suspend_on(lua_State *L, Task *t, Future *f, int fidx) {
+  if (f->loop != t->f.loop)
+    luaL_error(L, "task awaited a future of another loop");
+  if (f == &t->f) luaL_error(L, "a task cannot await itself");
+  loop_push_anchored(L, t->f.loop, t);
+  wait_on(L, t, lua_gettop(L), fidx);
+  lua_pop(L, 1);
+}
+
 /* f:await() / lasync.await(f): the future's results, or its error. */
 static int l_await(lua_State *L) {
   Future *f = future_check(L, 1);
   check_in_task(L, "await");
   if (f->state != F_PENDING) return future_unpack(L, f, 1);
   lua_settop(L, 1);
+  suspend_on(L, current(L), f, 1);
   lua_pushlightuserdata(L, SUSPEND_KEY);
-  lua_pushvalue(L, 1);
-  return lua_yieldk(L, 2, 0, await_k);
+  return lua_yieldk(L, 1, 0, await_k);
 }
 
 /* sleep(0): stack is delay, extra values...; ctx is that count. */
@@ -108,9 +121,9 @@ static int l_sleep(lua_State *L) {
   timer_push(L, lp, h, -1);
   lua_replace(L, n + 2);
   lua_settop(L, n + 2);
+  suspend_on(L, current(L), lua_touserdata(L, n + 1), n + 1);
   lua_pushlightuserdata(L, SUSPEND_KEY);
-  lua_pushvalue(L, n + 1);
-  return lua_yieldk(L, 2, n, sleep_k);
+  return lua_yieldk(L, 1, n, sleep_k);
 }
 
 /* ---------- the step ---------- */
@@ -206,7 +219,7 @@ static void wait_on(lua_State *L, Task *t, int tidx, int fidx) {
   else if (f->state != F_PENDING)
     queue(t);
   else {
-    future_add_waiter(L, f, fidx, tidx);
+    future_add_task(L, f, fidx, t, tidx);
     t->waiting = f;
     lua_pushvalue(L, fidx);
     lua_setiuservalue(L, tidx, TUV_WAIT);
@@ -334,8 +347,8 @@ void task_step(lua_State *L, Loop *lp, Task *t) {
   lp->current = prev;
   if (st == LUA_YIELD && nres == 1 &&
       lua_touserdata(t->co, -1) == SUSPEND_KEY) {
-    lua_pop(t->co, 1);
-    queue(t);
+    lua_pop(t->co, 1);  /* gave way, or await registered its wait */
+    if (!t->waiting && !t->queued) queue(t);
   } else step_done(L, t, st, nres);
 }
 
@@ -379,6 +392,7 @@ int task_cancel(lua_State *L, Task *t, int tidx, int msgidx) {
   for (;;) {
     Future *w = t->waiting;
     if (t->walk == walk) {
+      if (w && w->waiter == t) w->waiter = NULL;
       t->waiting = NULL;
       queue(t);
       break;
