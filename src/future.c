@@ -17,6 +17,7 @@ const char *future_state_name(Future *f) {
 Future *future_new(lua_State *L, Loop *lp, int kind, size_t size, int nuv) {
   Future *f = lua_newuserdatauv(L, size, nuv);
   memset(f, 0, size);
+  f->magic = LASYNC_MAGIC;
   f->kind = kind;
   f->loop = lp;
   lasync_setmt(L, lp->mod, kind);

@@ -18,6 +18,7 @@ Handle *handle_new(lua_State *L, Loop *lp, int kind, int fnidx, int nargs) {
   Handle *h = lua_newuserdatauv(L, sizeof(Handle), nargs + 2);
   int i, hidx = lua_gettop(L);
   memset(h, 0, sizeof *h);
+  h->magic = LASYNC_MAGIC;
   h->kind = kind;
   h->loop = lp;
   h->nargs = nargs;

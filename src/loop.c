@@ -111,6 +111,10 @@ void loop_push_anchored(lua_State *L, Loop *lp, const void *p) {
 /* Push the loop's userdata (kept in a weak table: the loop lives as long
 ** as someone holds it, such as one of its futures, or while it runs). */
 void loop_push(lua_State *L, Loop *lp) {
+  if (lp->running) {  /* the common case, one step: the Mod holds it */
+    lua_getiuservalue(L, lua_upvalueindex(1), MUV_RUNNING);
+    return;
+  }
   lua_rawgeti(L, LUA_REGISTRYINDEX, lp->mod->loopsref);
   lua_rawgetp(L, -1, lp);
   lua_remove(L, -2);
@@ -254,7 +258,7 @@ static void report_slow(lua_State *L, Loop *lp, int objidx, double dt) {
 }
 
 static void dispatch(lua_State *L, Loop *lp, void *obj) {
-  if (*(int *)obj == K_TASK) {
+  if (((Obj *)obj)->kind == K_TASK) {
     ((Task *)obj)->queued = 0;
     task_step(L, lp, obj);
   } else {
@@ -303,6 +307,8 @@ static void run(lua_State *L, Loop *lp, int futidx) {
   if (lp->closed) luaL_error(L, "event loop is closed");
   if (m->running) luaL_error(L, "another event loop is already running");
   ref_anchors(L, lp, 1, 1);  /* the loop is self, at 1 */
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, lua_upvalueindex(1), MUV_RUNNING);
   m->running = lp;
   lp->running = 1;
   lp->L = L;
@@ -314,6 +320,8 @@ static void run(lua_State *L, Loop *lp, int futidx) {
   st = lua_pcall(L, 2, 0, 0);
   m->running = NULL;
   lp->running = lp->stopping = 0;
+  lua_pushnil(L);
+  lua_setiuservalue(L, lua_upvalueindex(1), MUV_RUNNING);
   lp->L = NULL;
   ref_anchors(L, lp, 0, 0);
   if (st != LUA_OK) lua_error(L);
@@ -518,6 +526,7 @@ static int l_new_loop(lua_State *L) {
   Loop *lp = lua_newuserdatauv(L, sizeof(Loop), LUV_NUV);
   struct event_config *cfg;
   memset(lp, 0, sizeof *lp);
+  lp->magic = LASYNC_MAGIC;
   lp->kind = K_LOOP;
   lp->loop = lp;
   lp->mod = lasync_mod(L);

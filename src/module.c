@@ -20,21 +20,15 @@ double lasync_now(void) {
 
 /* The object at idx if it is of that kind (a Task counts as a Future). */
 void *lasync_toobj(lua_State *L, int idx, int kind) {
-  Mod *m = lasync_mod(L);
-  void *p = lua_touserdata(L, idx);
-  const void *mt;
-  if (p == NULL || !lua_getmetatable(L, idx)) return NULL;
-  mt = lua_topointer(L, -1);
-  lua_pop(L, 1);
-  if (mt == m->mt[kind]) return p;
+  Obj *o;
+  if (lua_type(L, idx) != LUA_TUSERDATA || lua_rawlen(L, idx) < sizeof(Obj))
+    return NULL;
+  o = lua_touserdata(L, idx);
+  if (o->magic != LASYNC_MAGIC) return NULL;
+  if (o->kind == kind) return o;
   switch (kind) {
-    case K_FUTURE:
-      return mt == m->mt[K_TASK] || mt == m->mt[K_FFUTURE] ||
-             mt == m->mt[K_FTASK] ? p : NULL;
-    case K_TASK:
-      return mt == m->mt[K_FTASK] ? p : NULL;
-    case K_HANDLE:
-      return mt == m->mt[K_TIMER] || mt == m->mt[K_WATCH] ? p : NULL;
+    case K_FUTURE: return o->kind == K_TASK ? o : NULL;
+    case K_HANDLE: return o->kind == K_TIMER || o->kind == K_WATCH ? o : NULL;
   }
   return NULL;
 }
@@ -75,7 +69,6 @@ void lasync_newmeta(lua_State *L, int kind, const luaL_Reg *methods,
                     const luaL_Reg *meta) {
   Mod *m = lua_touserdata(L, -2);
   luaL_newmetatable(L, kind_names[kind]);
-  m->mt[kind] = lua_topointer(L, -1);
   lua_pushvalue(L, -1);
   m->mtref[kind] = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pushvalue(L, -3);
@@ -113,7 +106,6 @@ static void split_gc(lua_State *L, int kind, int fkind) {
     lua_insert(L, -2);
     lua_rawset(L, -4);
   }
-  m->mt[fkind] = lua_topointer(L, -1);
   m->mtref[fkind] = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pushnil(L);
   lua_setfield(L, -2, "__gc");
