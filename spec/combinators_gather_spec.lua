@@ -2,12 +2,7 @@
 local lasync = require "lasync"
 local helper = require "helper"
 
--- The error raised by fn(...), which must fail.
-local function catch(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected an error")
-  return err
-end
+local catch = helper.error_of
 
 local function after(delay, ...)
   local values = table.pack(...)

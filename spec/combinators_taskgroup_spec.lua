@@ -2,11 +2,7 @@
 local lasync = require "lasync"
 local helper = require "helper"
 
-local function catch(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected an error")
-  return err
-end
+local catch = helper.error_of
 
 local function is_cancelled(err)
   return lasync.CancelledError:is(err)

@@ -10,12 +10,7 @@ local function quote(s)
   return "'" .. s:gsub("'", "'\\''") .. "'"
 end
 
-local function slurp(path)
-  local f = assert(io.open(path))
-  local text = f:read("a")
-  f:close()
-  return text
-end
+local slurp = require("helper").read_file
 
 describe("lasync command", function()
   local base   -- a fresh temporary file: the prefix of every file we write

@@ -47,6 +47,21 @@ function M.async(fn, deadline)
   return function() return M.run(fn, deadline) end
 end
 
+--- Calls fn(...), which must raise; returns the error value.
+function M.error_of(fn, ...)
+  local ok, err = pcall(fn, ...)
+  assert(not ok, "expected an error, got none")
+  return err
+end
+
+--- The whole content of the file at path.
+function M.read_file(path)
+  local f = assert(io.open(path))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
 --- Inside a running loop: replaces its exception handler by one that
 -- collects every context into the returned list.
 function M.reports()

@@ -94,6 +94,8 @@ struct Task {
   Future f;
   lua_State *co;                 /* the coroutine, anchored in TUV_CORO */
   Future *waiting;               /* the future it waits on, or NULL */
+  lua_State *wait_L;             /* where await holds that future on its */
+  int wait_idx;                  /* stack (else it is in TUV_WAIT) */
   unsigned long id;              /* for the default name */
   int nargs0;                    /* arguments of the first resume */
   int ncancels;                  /* cancel() requests, for cancelling() */

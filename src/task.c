@@ -23,12 +23,14 @@ static Task *current(lua_State *L) {
   return m->running ? m->running->current : NULL;
 }
 
-static void check_in_task(lua_State *L, const char *what) {
-  if (current(L) == NULL)
+static Task *check_in_task(lua_State *L, const char *what) {
+  Task *t = current(L);
+  if (t == NULL)
     luaL_error(L, "%s called outside a task", what);
   if (!lua_isyieldable(L))
     luaL_error(L, "%s cannot suspend the task here: a C function (such as "
                "table.sort or tostring) is in the way", what);
+  return t;
 }
 
 /* If the resume passed CANCEL_KEY at idx, raise the error after it. */
@@ -49,24 +51,33 @@ static int await_k(lua_State *L, int status, lua_KContext ctx) {
 
 static void wait_on(lua_State *L, Task *t, int tidx, int fidx);
 
-/* The running task t waits on the pending future at fidx: registered here,
-** so the step only has to see that it suspended (no values to sort). */
+/* The running task t waits on the pending future at fidx of L: registered
+** here, so the step only has to see that it suspended. The usual case
+** stores nothing in user values: the future stays on this C frame's stack,
+** where a cancellation finds it (push_waited). */
 static void suspend_on(lua_State *L, Task *t, Future *f, int fidx) {
   if (f->loop != t->f.loop)
     luaL_error(L, "task awaited a future of another loop");
   if (f == &t->f) luaL_error(L, "a task cannot await itself");
-  loop_push_anchored(L, t->f.loop, t);
-  wait_on(L, t, lua_gettop(L), fidx);
-  lua_pop(L, 1);
+  if (t->must_cancel || f->waiter) {
+    loop_push_anchored(L, t->f.loop, t);
+    wait_on(L, t, lua_gettop(L), fidx);
+    lua_pop(L, 1);
+    return;
+  }
+  f->waiter = t;
+  t->waiting = f;
+  t->wait_L = L;
+  t->wait_idx = lua_absindex(L, fidx);
 }
 
 /* f:await() / lasync.await(f): the future's results, or its error. */
 static int l_await(lua_State *L) {
   Future *f = future_check(L, 1);
-  check_in_task(L, "await");
+  Task *t = check_in_task(L, "await");
   if (f->state != F_PENDING) return future_unpack(L, f, 1);
   lua_settop(L, 1);
-  suspend_on(L, current(L), f, 1);
+  suspend_on(L, t, f, 1);
   lua_pushlightuserdata(L, SUSPEND_KEY);
   return lua_yieldk(L, 1, 0, await_k);
 }
@@ -105,8 +116,9 @@ static int l_sleep(lua_State *L) {
   int n = lua_gettop(L), i;
   Loop *lp;
   Handle *h;
+  Task *t;
   luaL_argcheck(L, d == d, 1, "number other than NaN expected");
-  check_in_task(L, "sleep");
+  t = check_in_task(L, "sleep");
   if (d <= 0) {
     lua_pushlightuserdata(L, SUSPEND_KEY);
     return lua_yieldk(L, 1, n, sleep0_k);
@@ -121,7 +133,7 @@ static int l_sleep(lua_State *L) {
   timer_push(L, lp, h, -1);
   lua_replace(L, n + 2);
   lua_settop(L, n + 2);
-  suspend_on(L, current(L), lua_touserdata(L, n + 1), n + 1);
+  suspend_on(L, t, lua_touserdata(L, n + 1), n + 1);
   lua_pushlightuserdata(L, SUSPEND_KEY);
   return lua_yieldk(L, 1, n, sleep_k);
 }
@@ -136,6 +148,7 @@ static void queue(Task *t) {
 void task_wakeup(Task *t, Future *f) {
   if (t->waiting == f && !t->queued) {
     t->waiting = NULL;
+    t->wait_L = NULL;
     queue(t);
   }
 }
@@ -221,6 +234,7 @@ static void wait_on(lua_State *L, Task *t, int tidx, int fidx) {
   else {
     future_add_task(L, f, fidx, t, tidx);
     t->waiting = f;
+    t->wait_L = NULL;
     lua_pushvalue(L, fidx);
     lua_setiuservalue(L, tidx, TUV_WAIT);
     if (t->must_cancel) {
@@ -377,6 +391,14 @@ Task *task_new(lua_State *L, Loop *lp, int fnidx, int nargs) {
   return t;
 }
 
+/* Push the future the task at tidx waits on. */
+static void push_waited(lua_State *L, Task *t, int tidx) {
+  if (t->wait_L) {
+    lua_pushvalue(t->wait_L, t->wait_idx);
+    lua_xmove(t->wait_L, L, 1);
+  } else lua_getiuservalue(L, tidx, TUV_WAIT);
+}
+
 /* Cancelling a task cancels what it waits on: down a chain of tasks each
 ** awaiting the next (walked in a loop, as a chain may be long) every task
 ** counts the request, and the last one gets must_cancel, or the plain
@@ -394,13 +416,14 @@ int task_cancel(lua_State *L, Task *t, int tidx, int msgidx) {
     if (t->walk == walk) {
       if (w && w->waiter == t) w->waiter = NULL;
       t->waiting = NULL;
+      t->wait_L = NULL;
       queue(t);
       break;
     }
     t->walk = walk;
     t->ncancels++;
     if (w == NULL || w->state != F_PENDING) break;
-    lua_getiuservalue(L, -1, TUV_WAIT);
+    push_waited(L, t, -1);
     lua_replace(L, -2);
     if (w->kind != K_TASK) {
       future_cancel(L, w, -1, msgidx);

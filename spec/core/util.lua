@@ -1,14 +1,11 @@
 --- Helpers shared by the core specs: catching errors, running a Lua script
 -- in a child process, this process's pid, and fds to watch.
 --   local util = require "core.util"
+local helper = require "helper"
+
 local M = {}
 
---- Calls fn(...), which must raise; returns the error value.
-function M.error_of(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert(not ok, "expected an error, got none")
-  return err
-end
+M.error_of = helper.error_of
 
 --- Asserts that fn(...) raises an error whose text contains every string
 -- given in `parts` (plain find); returns the error text.
@@ -28,12 +25,7 @@ function M.pid()
   return pid
 end
 
-local function read_all(path)
-  local f = assert(io.open(path))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read_all = helper.read_file
 
 --- Runs the Lua source `code` in a child lua5.4 with the same module paths
 -- and the extra environment `env` (name -> value). Returns stdout, stderr
