@@ -25,7 +25,7 @@ Future *future_new(lua_State *L, Loop *lp, int kind, size_t size, int nuv) {
   lua_setiuservalue(L, -2, FUV_LOOP);
   if (lp->debug) {
     luaL_traceback(L, L, NULL, 1);
-    lua_setiuservalue(L, -2, FUV_SRC);
+    lua_setiuservalue(L, -2, FUV_TB);
   }
   return f;
 }
@@ -191,10 +191,7 @@ void future_report_unretrieved(lua_State *L, Future *f, int fidx) {
   f->reported = 1;
   fidx = lua_absindex(L, fidx);
   lua_getiuservalue(L, fidx, FUV_VALUE);
-  if (lua_getiuservalue(L, fidx, FUV_TB) == LUA_TNIL) {
-    lua_pop(L, 1);
-    lua_getiuservalue(L, fidx, FUV_SRC);
-  }
+  lua_getiuservalue(L, fidx, FUV_TB);
   loop_report_error(L, f->loop, f->kind == K_TASK
                     ? "Task exception was never retrieved"
                     : "Future exception was never retrieved",

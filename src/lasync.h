@@ -84,10 +84,10 @@ enum {
   FUV_VALUE = 1,   /* 1 result, or table of results, or error, or cancel msg */
   FUV_CB,          /* first done callback (function or waiting Task) */
   FUV_CBS,         /* table of further callbacks */
-  FUV_TB,          /* traceback of the failure */
+  FUV_TB,          /* traceback of the failure; in debug mode, until then,
+                      the traceback of the creation */
   FUV_LOOP,        /* the loop userdata, kept alive */
-  FUV_SRC,         /* creation traceback (debug mode) */
-  FUV_NUV = FUV_SRC
+  FUV_NUV = FUV_LOOP
 };
 
 struct Task {
@@ -110,9 +110,10 @@ enum {
   TUV_WAIT,                /* the future waited on */
   TUV_NAME,                /* name set by set_name */
   TUV_CTX,                 /* context (table) of ContextVar values */
-  TUV_MSG,                 /* pending cancel message */
-  TUV_NUV = TUV_MSG
+  TUV_NUV = TUV_CTX
 };
+/* A pending task's cancel message waits where its results will go. */
+#define TUV_MSG FUV_VALUE
 
 typedef struct TimerHeap {
   Handle **h;
