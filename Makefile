@@ -180,6 +180,7 @@ BENCH_PYTHON ?= /usr/bin/python3
 bench: deps deps-bench all
 	@$(call lua_env,build) SHARED_BENCH='$(SHARED_BENCH)' \
 	  PYTHON='$(BENCH_PYTHON)' $(LUA) bench/core.lua
+	@$(call lua_env,build) PYTHON='$(BENCH_PYTHON)' $(LUA) bench/sync.lua
 
 # Installs python3-uvloop when root and it is missing; never fails the bench.
 .PHONY: deps-bench

@@ -49,6 +49,8 @@ build = {
       },
       ["lasync"] = "lua/lasync/init.lua",
       ["lasync.combinators"] = "lua/lasync/combinators.lua",
+      ["lasync.sync"] = "lua/lasync/sync.lua",
+      ["lasync.queues"] = "lua/lasync/queues.lua",
       ["lasync.coroutine"] = "lua/lasync/coroutine.lua",
       ["lasync.contextvars"] = "lua/lasync/contextvars.lua",
    },

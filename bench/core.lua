@@ -13,9 +13,14 @@
 -- rounds), SCALE (multiplies the operation counts, default 1), SHARED_BENCH
 -- (default ../shared/bench beside the checkout), PYTHON (default
 -- /usr/bin/python3, Debian's, which is the one with python3-uvloop).
+local HERE = arg[0]:match("^(.*)/[^/]*$") or "."
+package.path = HERE .. "/?.lua;" .. package.path
+
 local lasync = require "lasync"
+local bench = require "benchlib"
 
 local clock, sleep, spawn = os.clock, lasync.sleep, lasync.spawn
+local quote, lines_of, median, in_loop = bench.quote, bench.lines_of, bench.median, bench.in_loop
 local create, resume, yield = coroutine.create, coroutine.resume, coroutine.yield
 
 local REPEAT = math.tointeger(tonumber(os.getenv("REPEAT"))) or 5
@@ -25,54 +30,8 @@ local TIMERS = 100000    -- (e): fixed by the issue
 local MEM_N = 100000     -- (f): sleeping tasks (and bare coroutines)
 local PY_N = 100000      -- iterations per asyncio_micro.py figure
 
-local HERE = arg[0]:match("^(.*)/[^/]*$") or "."
 local SHARED = os.getenv("SHARED_BENCH") or HERE .. "/../../shared/bench"
 local PYTHON = os.getenv("PYTHON") or "/usr/bin/python3"
-
--- ------------------------------------------------------------ helpers ----
-
-local function quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
-
---- The interpreter running this script (to start memory probes with).
-local function interpreter()
-  local i = -1
-  while arg[i - 1] do i = i - 1 end
-  return os.getenv("LASYNC_LUA") or arg[i]
-end
-
---- Lines of a shell command's standard output (stderr discarded).
-local function lines_of(cmd)
-  local p = io.popen(cmd .. " 2>/dev/null")
-  local out = {}
-  for line in p:lines() do out[#out + 1] = line end
-  p:close()
-  return out
-end
-
-local function succeeds(cmd)
-  return os.execute(cmd .. " >/dev/null 2>&1") == true
-end
-
-local function readable(path)
-  local f = io.open(path)
-  if f then f:close() end
-  return f ~= nil
-end
-
-local function median(t)
-  local s = table.move(t, 1, #t, 1, {})
-  table.sort(s)
-  local m = #s // 2
-  return #s % 2 == 1 and s[m + 1] or (s[m] + s[m + 1]) / 2
-end
-
---- Run fn(n) as the main task of a fresh loop, after a full collection.
-local function in_loop(fn, n)
-  collectgarbage(); collectgarbage()
-  return lasync.run(fn, n)
-end
 
 -- --------------------------------------------- lasync measurements -------
 -- Each returns CPU seconds per operation, timed inside the main task.
@@ -242,7 +201,7 @@ local function round_lua()
 end
 
 local function round_memory()
-  local base = quote(interpreter()) .. " " .. quote(arg[0]) .. " mem "
+  local base = quote(bench.interpreter()) .. " " .. quote(arg[0]) .. " mem "
   local per = {}
   for _, kind in ipairs {"task", "coro"} do
     local heap, rss = (lines_of(base .. kind .. " " .. MEM_N)[1] or "")
@@ -257,24 +216,17 @@ local function round_memory()
   add("coro_rss", per.coro.rss)
 end
 
---- Python figures arrive as "runtime<TAB>operation<TAB>value" lines; a
--- rate (ops/s) is stored as ns per op, a byte count as it is.
+--- A Python baseline's figures: a rate (ops/s) is stored as ns per op, a
+-- byte count as it is.
 local function add_python(cmd, bytes)
-  for _, line in ipairs(lines_of(cmd)) do
-    local rt, op, v = line:match("^(.-)\t(.-)\t([%d.]+)$")
-    if rt then add(rt .. "|" .. op, bytes and tonumber(v) or 1e9 / v) end
-  end
+  bench.python_figures(cmd, function(key, v) add(key, bytes and v or 1e9 / v) end)
 end
 
 --- What the Python baselines can use; why is set when Python itself is not.
 local function python_available()
-  local py = {micro = readable(SHARED .. "/micro/asyncio_micro.py")}
-  if not succeeds(quote(PYTHON) .. " -c 'import asyncio'") then
-    return py, "no " .. PYTHON
-  end
-  py.asyncio = true
-  py.uvloop = succeeds(quote(PYTHON) .. " -c 'import uvloop'")
-  return py
+  local py, why = bench.python_available(PYTHON)
+  py.micro = bench.readable(SHARED .. "/micro/asyncio_micro.py")
+  return py, why
 end
 
 local function round_python(py)
@@ -304,11 +256,6 @@ local function fmt_range(key)
   return lo == hi and "" or ("%.0f-%.0f"):format(lo, hi)
 end
 
-local function fmt_int(x)
-  local s = ("%.0f"):format(x)
-  return (s:reverse():gsub("(%d%d%d)", "%1,"):reverse():gsub("^,", ""))
-end
-
 local function fmt_ns(key)
   local v = med[key]
   return v and ("%.1f"):format(v) or "n/a"
@@ -316,7 +263,7 @@ end
 
 local function fmt_rate(key)
   local v = med[key]
-  return v and fmt_int(1e9 / v) or "n/a"
+  return v and bench.fmt_int(1e9 / v) or "n/a"
 end
 
 --- Baseline cost / lasync cost: > 1 means lasync is cheaper (for times,
@@ -381,31 +328,6 @@ local function row_cells(r)
   return out
 end
 
---- Print a Markdown table padded for the terminal; align is a string of
--- "l" and "r", one per column.
-local function print_table(align, header, rows)
-  local w = {}
-  for _, r in ipairs {header, table.unpack(rows)} do
-    for i, c in ipairs(r) do w[i] = math.max(w[i] or 3, utf8.len(c)) end
-  end
-  local function line(r)
-    local c = {}
-    for i, s in ipairs(r) do
-      local pad = (" "):rep(w[i] - utf8.len(s))
-      c[i] = align:sub(i, i) == "l" and s .. pad or pad .. s
-    end
-    print("| " .. table.concat(c, " | ") .. " |")
-  end
-  line(header)
-  local sep = {}
-  for i = 1, #header do
-    sep[i] = align:sub(i, i) == "l" and ("-"):rep(w[i] + 2)
-             or ("-"):rep(w[i] + 1) .. ":"
-  end
-  print("|" .. table.concat(sep, "|") .. "|")
-  for _, r in ipairs(rows) do line(r) end
-end
-
 -- Targets: id, text, value format, check() -> value or nil, pass.
 local function at_most(key, limit)
   return function()
@@ -448,28 +370,16 @@ local function print_targets()
     rows[#rows + 1] = {t[1], t[2], v and t[3]:format(v) or "n/a",
                        v == nil and "n/a" or pass and "PASS" or "MISS"}
   end
-  print_table("llrl", {"id", "target", "measured", "result"}, rows)
-end
-
-local function shell1(cmd)
-  return lines_of(cmd)[1] or "?"
+  bench.print_table("llrl", {"id", "target", "measured", "result"}, rows)
 end
 
 local function print_header(py, why)
   print(("# lasync core benchmark, %s"):format(os.date("%Y-%m-%d %H:%M")))
   print()
-  print(("machine: %s CPUs, %s, kernel %s"):format(shell1("nproc"),
-    shell1("sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1"),
-    shell1("uname -r")))
-  print(("%s, libevent %s, lasync %s"):format(
-    shell1(quote(interpreter()) .. " -v"):match("^Lua [%d.]+") or _VERSION,
-    shell1("pkg-config --modversion libevent_core"), lasync.VERSION
-    .. ", commit " .. shell1("git -C " .. quote(HERE) .. " describe --always --dirty")))
-  print(("python: %s, uvloop %s; SHARED_BENCH %s"):format(
-    py.asyncio and shell1(quote(PYTHON) .. " -V") or "n/a (" .. why .. ")",
-    py.uvloop and shell1(quote(PYTHON)
-      .. " -c 'import uvloop; print(uvloop.__version__)'")
-      or py.asyncio and "n/a (install python3-uvloop)" or "n/a",
+  local lines = bench.header_lines(HERE, PYTHON, py, why)
+  print(lines[1])
+  print(lines[2])
+  print(("%s; SHARED_BENCH %s"):format(lines[3],
     py.micro and SHARED or SHARED .. " missing: asyncio_micro.py figures n/a"))
   print(("%d rounds, median of each figure; times are CPU time (os.clock, "
     .. "process_time), except asyncio_micro.py figures (perf_counter)"):format(REPEAT))
@@ -487,7 +397,7 @@ local function report(py, why)
   for _, r in ipairs(ROWS) do
     for _, cells in ipairs(row_cells(r)) do rows[#rows + 1] = cells end
   end
-  print_table("llrrrlrr", {"id", "operation", "lasync ns/op", "min-max",
+  bench.print_table("llrrrlrr", {"id", "operation", "lasync ns/op", "min-max",
                "ops/s", "baseline", "baseline ns/op", "ratio"}, rows)
   print()
   print("ratio = baseline cost / lasync cost (> 1: lasync cheaper; for times "

@@ -88,5 +88,7 @@ M.coroutine = require "lasync.coroutine"
 M.ContextVar = require("lasync.contextvars").ContextVar
 
 for k, v in pairs(require "lasync.combinators") do M[k] = v end
+for k, v in pairs(require "lasync.sync") do M[k] = v end
+for k, v in pairs(require "lasync.queues") do M[k] = v end
 
 return M

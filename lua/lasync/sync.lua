@@ -1,0 +1,655 @@
+--- lasync.sync: the synchronisation primitives of API.md §7: Lock, Event,
+-- Condition, Semaphore, BoundedSemaphore and Barrier.
+-- The algorithms are those of Python asyncio's locks.py (3.13), comments
+-- name the piece each part mirrors. Waiters are served in the order they
+-- began to wait, and a waiter that is cancelled (or timed out) leaves no
+-- trace: no lock stays held, no unit of a semaphore is lost, and a wake-up
+-- already handed to it passes on to the next waiter.
+-- A Future is made only when the caller must wait: an uncontended acquire
+-- or release allocates nothing. Waiting calls must be made from a task.
+-- Misuse raises a string error at the caller's line.
+local core = require "lasync.core"
+
+local CancelledError, BrokenBarrierError = core.CancelledError, core.BrokenBarrierError
+local await = core.await
+local pcall, error, type, tostring = pcall, error, type, tostring
+local getmetatable, setmetatable, rawget = getmetatable, setmetatable, rawget
+
+local M = {}
+
+-- ---------------------------------------------------------------- checks --
+
+local SOURCE = debug.getinfo(1, "S").source
+
+-- Raise msg at the first caller outside this module, so that the position
+-- in the message is the user's call whichever helper found the misuse.
+local function misuse(msg)
+  local level = 2
+  local info = debug.getinfo(level, "S")
+  while info and info.source == SOURCE do
+    level = level + 1
+    info = debug.getinfo(level, "S")
+  end
+  error(msg, level)
+end
+
+local function argerror(n, fname, msg)
+  misuse(("bad argument #%d to '%s' (%s)"):format(n, fname, msg))
+end
+
+-- The type name an error message shows: a value's __name if it has one.
+local function typename(v)
+  local mt = getmetatable(v)
+  local name = type(mt) == "table" and rawget(mt, "__name")
+  return type(name) == "string" and name or type(v)
+end
+
+local function bad_self(self, class, fname)
+  misuse(("calling '%s' on bad self (%s expected, got %s)")
+         :format(fname, class.__name, typename(self)))
+end
+
+local function check_callable(v, n, fname)
+  if type(v) == "function" then return end
+  local mt = getmetatable(v)
+  if type(mt) ~= "table" or mt.__call == nil then
+    argerror(n, fname, "function expected, got " .. typename(v))
+  end
+end
+
+-- v (argument n) as an integer >= min; numbers are shown in the message,
+-- since "got number" would not say what is wrong with -1 or 1.5.
+local function check_count(v, n, fname, min)
+  local i = type(v) == "number" and math.tointeger(v)
+  if not i or i < min then
+    local got = type(v) == "number" and tostring(v) or typename(v)
+    argerror(n, fname, ("%s integer expected, got %s")
+             :format(min == 0 and "non-negative" or "positive", got))
+  end
+  return i
+end
+
+-- A class: the metatable of its instances is also their method table.
+local function new_class(name)
+  local c = {__name = name}
+  c.__index = c
+  return c
+end
+
+-- The class of each instance. Methods check self with one table index,
+-- which works whatever self is (a number, nil...) and costs far less than
+-- a call to getmetatable.
+local KIND = setmetatable({}, {__mode = "k"})
+
+local function new(class, fields)
+  local o = setmetatable(fields, class)
+  KIND[o] = class
+  return o
+end
+
+-- --------------------------------------------------------------- waiters --
+-- The Futures of the tasks waiting, in the order they came: w[w.head ..
+-- w.tail], with false (a tombstone) where one left from the middle; w.n
+-- counts those still in. Both ends are waiters unless the list is empty,
+-- and an empty list starts again at 1, so the few waiters usually there
+-- stay in the table's array part. Each waiter leaves by itself once it
+-- ran again.
+
+local function new_waiters()
+  return {head = 1, tail = 0, n = 0}
+end
+
+-- The waiter at i leaves from the middle or the tail of a list where
+-- others stay (the head leaves in wait_on).
+local function leave_behind(w, i)
+  if i < w.tail then
+    w[i] = false
+    return
+  end
+  w[i] = nil
+  i = i - 1
+  while w[i] == false do  -- the head is a waiter: the loop stops there
+    w[i] = nil
+    i = i - 1
+  end
+  w.tail = i
+end
+
+-- Wait in w on fut (a new Future); returns the outcome of awaiting it
+-- (ok, err), the waiter having left w. Callers make fut with core.Future(),
+-- looked up at each call so that specs can count them.
+local function wait_on(w, fut)
+  local i = w.tail + 1
+  w[i], w.tail, w.n = fut, i, w.n + 1
+  local ok, err = pcall(await, fut)
+  local n = w.n - 1
+  w.n = n
+  if n == 0 then
+    w[i], w.head, w.tail = nil, 1, 0
+  elseif i == w.head then  -- the usual case: waiters are woken in order
+    repeat  -- past the tombstones: the tail is a waiter, it stops there
+      w[i] = nil
+      i = i + 1
+    until w[i] ~= false
+    w.head = i
+  else
+    leave_behind(w, i)
+  end
+  return ok, err
+end
+
+-- Is some waiter of w not cancelled? (A cancelled one has not run yet to
+-- leave.)
+local function has_live(w)
+  for i = w.head, w.tail do
+    local fut = w[i]
+    if fut and not fut:cancelled() then return true end
+  end
+  return false
+end
+
+-- Wake up to n waiters of w not woken yet, in order, with value; returns
+-- how many were.
+local function wake(w, n, value)
+  local woken = 0
+  for i = w.head, w.tail do
+    if woken >= n then break end
+    local fut = w[i]
+    if fut and not fut:done() then
+      fut:set_result(value)
+      woken = woken + 1
+    end
+  end
+  return woken
+end
+
+-- ------------------------------------------------------ with and guard --
+
+local function released(self, ok, ...)
+  self:release()
+  if not ok then error((...), 0) end
+  return ...
+end
+
+-- The `with` method of class: fn(...) holding self; released when fn
+-- returns, raises or is cancelled.
+local function with_method(class)
+  return function(self, fn, ...)
+    if KIND[self] ~= class then bad_self(self, class, "with") end
+    check_callable(fn, 1, "with")
+    self:acquire()
+    return released(self, pcall(fn, ...))
+  end
+end
+
+-- What guard() returns: closing it releases its owner. Each primitive
+-- makes one, the first time, and hands it out every time.
+local Guard = {__name = "Guard"}
+
+function Guard.__close(g)
+  g.owner:release()
+end
+
+-- The `guard` method of class: acquires, then returns a to-be-closed value
+-- that releases: `local _ <close> = lock:guard()`.
+local function guard_method(class)
+  return function(self)
+    if KIND[self] ~= class then bad_self(self, class, "guard") end
+    self:acquire()
+    local g = self._guard
+    if not g then
+      g = setmetatable({owner = self}, Guard)
+      self._guard = g
+    end
+    return g
+  end
+end
+
+-- ------------------------------------------------------------------ Lock --
+
+local Lock = new_class("Lock")
+
+--- Lock(): a mutual exclusion lock, not owned by a task: any task may
+-- release it. Waiters acquire it in the order they began to wait.
+function M.Lock()
+  return new(Lock, {_locked = false, _waiters = new_waiters()})
+end
+
+-- asyncio's Lock._wake_up_first: make sure the first waiter will run (a
+-- done one already will: it takes the lock, or passes it on if cancelled).
+-- The one woken is kept in _woken: a Future we set is never cancelled, so
+-- while it heads the waiters acquire() knows at once that it must wait,
+-- without asking each waiter whether it was cancelled. (Once it ran and
+-- left, it never heads them again.)
+local function wake_up_first(lock)
+  local w = lock._waiters
+  local fut = w[w.head]
+  if fut and not fut:done() then
+    fut:set_result(true)
+    lock._woken = fut
+  end
+end
+
+--- lock:acquire(): waits until the lock is free and takes it; returns
+-- true. A free lock is taken at once unless tasks that are not cancelled
+-- wait for it (fairness).
+function Lock:acquire()
+  if KIND[self] ~= Lock then bad_self(self, Lock, "acquire") end
+  local w = self._waiters
+  if not self._locked
+      and (w.n == 0 or w[w.head] ~= self._woken and not has_live(w)) then
+    self._locked = true
+    return true
+  end
+  local fut = core.Future()
+  local ok, err = wait_on(w, fut)
+  if not ok then
+    -- Cancelled (maybe after release() woke us): a free lock must still
+    -- pass to the first waiter.
+    if not self._locked then wake_up_first(self) end
+    error(err, 0)
+  end
+  self._locked = true
+  return true
+end
+
+--- lock:release(): frees the lock and wakes the first waiter. Raises if
+-- the lock is not held.
+function Lock:release()
+  if KIND[self] ~= Lock then bad_self(self, Lock, "release") end
+  if not self._locked then misuse("Lock is not acquired") end
+  self._locked = false
+  wake_up_first(self)
+end
+
+--- lock:locked(): true if the lock is held.
+function Lock:locked()
+  if KIND[self] ~= Lock then bad_self(self, Lock, "locked") end
+  return self._locked
+end
+
+--- lock:with(fn, ...): runs fn(...) holding the lock and returns its
+-- results; the lock is released when fn returns, raises (the error is
+-- raised again) or is cancelled.
+Lock.with = with_method(Lock)
+
+--- lock:guard(): acquires the lock, then returns a to-be-closed value that
+-- releases it: `local _ <close> = lock:guard()`.
+Lock.guard = guard_method(Lock)
+
+-- "waiters:N" after a state, as asyncio's reprs show it.
+local function with_waiters(extra, w)
+  if w.n > 0 then return ("%s, waiters:%d"):format(extra, w.n) end
+  return extra
+end
+
+function Lock:__tostring()
+  return ("<Lock [%s]>"):format(with_waiters(self._locked and "locked" or "unlocked",
+                                             self._waiters))
+end
+
+-- ----------------------------------------------------------------- Event --
+
+local Event = new_class("Event")
+
+--- Event(): a flag that tasks can wait for; it starts unset.
+function M.Event()
+  return new(Event, {_value = false, _waiters = new_waiters()})
+end
+
+--- event:is_set(): true if the flag is set.
+function Event:is_set()
+  if KIND[self] ~= Event then bad_self(self, Event, "is_set") end
+  return self._value
+end
+
+--- event:set(): sets the flag and wakes every waiter.
+function Event:set()
+  if KIND[self] ~= Event then bad_self(self, Event, "set") end
+  if self._value then return end
+  self._value = true
+  local w = self._waiters
+  wake(w, w.n, true)
+end
+
+--- event:clear(): unsets the flag; wait() then waits for the next set().
+function Event:clear()
+  if KIND[self] ~= Event then bad_self(self, Event, "clear") end
+  self._value = false
+end
+
+--- event:wait(): returns true at once if the flag is set, else when set()
+-- is called.
+function Event:wait()
+  if KIND[self] ~= Event then bad_self(self, Event, "wait") end
+  if self._value then return true end
+  local ok, err = wait_on(self._waiters, core.Future())
+  if not ok then error(err, 0) end
+  return true
+end
+
+function Event:__tostring()
+  return ("<Event [%s]>"):format(with_waiters(self._value and "set" or "unset",
+                                              self._waiters))
+end
+
+-- ------------------------------------------------------------- Condition --
+
+local Condition = new_class("Condition")
+
+--- Condition(lock): a condition variable over lock (a Lock; default: a new
+-- one). Tasks wait() on it until another notifies them.
+function M.Condition(lock)
+  if lock == nil then
+    lock = M.Lock()
+  elseif KIND[lock] ~= Lock then
+    argerror(1, "Condition", "Lock or nil expected, got " .. typename(lock))
+  end
+  return new(Condition, {_lock = lock, _waiters = new_waiters()})
+end
+
+--- cond:acquire(), cond:release(), cond:locked(): those of its lock.
+function Condition:acquire()
+  if KIND[self] ~= Condition then bad_self(self, Condition, "acquire") end
+  return self._lock:acquire()
+end
+
+function Condition:release()
+  if KIND[self] ~= Condition then bad_self(self, Condition, "release") end
+  self._lock:release()
+end
+
+function Condition:locked()
+  if KIND[self] ~= Condition then bad_self(self, Condition, "locked") end
+  return self._lock._locked
+end
+
+-- Take the lock back, whatever it takes (asyncio's Condition.wait): a
+-- cancellation meanwhile is held back and returned once the lock is held.
+local function reacquire(lock)
+  local cancelled
+  while true do
+    local ok, err = pcall(lock.acquire, lock)
+    if ok then return cancelled end
+    if not CancelledError:is(err) then error(err, 0) end
+    cancelled = err
+  end
+end
+
+-- The end of wait(): the outcome of the wait for a notify, then of taking
+-- the lock back (the later error wins, as in asyncio). On an error, one
+-- other waiter is notified in case the notify was ours.
+local function end_wait(cond, ok, err, reok, reerr)
+  if not reok or reerr ~= nil then ok, err = false, reerr end
+  if ok then return true end
+  wake(cond._waiters, 1, false)
+  error(err, 0)
+end
+
+--- cond:wait(): releases the lock, waits until notified, takes the lock
+-- back and returns true. The lock is held again when wait returns or
+-- raises, a cancellation included. Raises if the lock is not held.
+function Condition:wait()
+  if KIND[self] ~= Condition then bad_self(self, Condition, "wait") end
+  local lock = self._lock
+  if not lock._locked then misuse("cannot wait on un-acquired lock") end
+  local fut = core.Future()
+  lock:release()
+  local ok, err = wait_on(self._waiters, fut)
+  return end_wait(self, ok, err, pcall(reacquire, lock))
+end
+
+--- cond:wait_for(pred): waits until pred() is true (it is called holding
+-- the lock, first before any wait); returns pred's last value.
+function Condition:wait_for(pred)
+  if KIND[self] ~= Condition then bad_self(self, Condition, "wait_for") end
+  check_callable(pred, 1, "wait_for")
+  local result = pred()
+  while not result do
+    self:wait()
+    result = pred()
+  end
+  return result
+end
+
+--- cond:notify(n): wakes up to n (default 1) waiters; they return from
+-- wait() once they got the lock back. Raises if the lock is not held.
+function Condition:notify(n)
+  if KIND[self] ~= Condition then bad_self(self, Condition, "notify") end
+  if n == nil then n = 1 else n = check_count(n, 1, "notify", 0) end
+  if not self._lock._locked then misuse("cannot notify on un-acquired lock") end
+  wake(self._waiters, n, false)
+end
+
+--- cond:notify_all(): wakes every waiter. Raises if the lock is not held.
+function Condition:notify_all()
+  if KIND[self] ~= Condition then bad_self(self, Condition, "notify_all") end
+  if not self._lock._locked then misuse("cannot notify on un-acquired lock") end
+  local w = self._waiters
+  wake(w, w.n, false)
+end
+
+--- cond:with(fn, ...), cond:guard(): as those of a Lock, on the lock.
+Condition.with = with_method(Condition)
+Condition.guard = guard_method(Condition)
+
+function Condition:__tostring()
+  return ("<Condition [%s]>"):format(with_waiters(
+    self._lock._locked and "locked" or "unlocked", self._waiters))
+end
+
+-- ------------------------------------------------------------- Semaphore --
+
+local Semaphore = new_class("Semaphore")
+local BoundedSemaphore = new_class("BoundedSemaphore")
+
+local function check_semaphore(self, fname)
+  local class = KIND[self]
+  if class ~= Semaphore and class ~= BoundedSemaphore then bad_self(self, Semaphore, fname) end
+end
+
+local function semaphore(value, fname, class)
+  value = value == nil and 1 or check_count(value, 1, fname, 0)
+  return new(class, {_value = value, _bound = value, _waiters = new_waiters()})
+end
+
+--- Semaphore(n): a counter of n units (default 1, a non-negative
+-- integer); acquire() takes one, waiting while there is none, release()
+-- gives one back.
+function M.Semaphore(n)
+  return semaphore(n, "Semaphore", Semaphore)
+end
+
+--- BoundedSemaphore(n): a Semaphore whose release() raises if it would
+-- hold more than n units.
+function M.BoundedSemaphore(n)
+  return semaphore(n, "BoundedSemaphore", BoundedSemaphore)
+end
+
+-- Semaphore.locked of asyncio: no unit, or tasks wait before us (FIFO).
+local function sem_locked(self)
+  local w = self._waiters
+  return self._value == 0 or w.n > 0 and has_live(w)
+end
+
+-- asyncio's Semaphore._wake_up_next: hand a unit to the first waiter not
+-- woken yet; false if there was none.
+local function wake_up_next(self)
+  if wake(self._waiters, 1, true) == 0 then return false end
+  self._value = self._value - 1
+  return true
+end
+
+--- sem:acquire(): takes a unit, waiting (in turn) until there is one;
+-- returns true.
+function Semaphore:acquire()
+  check_semaphore(self, "acquire")
+  if not sem_locked(self) then
+    self._value = self._value - 1
+    return true
+  end
+  local fut = core.Future()
+  local ok, err = wait_on(self._waiters, fut)
+  -- Woken (handed a unit) but cancelled before running: give it back.
+  if not ok and fut:done() and not fut:cancelled() then
+    self._value = self._value + 1
+  end
+  -- Units may have come back while we waited: wake as many as they serve.
+  while self._value > 0 and wake_up_next(self) do end
+  if not ok then error(err, 0) end
+  return true
+end
+
+--- sem:release(): gives a unit back and wakes the first waiter.
+function Semaphore:release()
+  check_semaphore(self, "release")
+  self._value = self._value + 1
+  wake_up_next(self)
+end
+
+--- sem:locked(): true if acquire() would wait.
+function Semaphore:locked()
+  check_semaphore(self, "locked")
+  return sem_locked(self)
+end
+
+--- sem:with(fn, ...), sem:guard(): as those of a Lock.
+Semaphore.with = with_method(Semaphore)
+Semaphore.guard = guard_method(Semaphore)
+
+local function sem_tostring(self)
+  local extra = sem_locked(self) and "locked" or ("unlocked, value:%d"):format(self._value)
+  return ("<%s [%s]>"):format(KIND[self].__name, with_waiters(extra, self._waiters))
+end
+
+Semaphore.__tostring = sem_tostring
+
+for _, name in ipairs {"acquire", "locked"} do BoundedSemaphore[name] = Semaphore[name] end
+BoundedSemaphore.with = with_method(BoundedSemaphore)
+BoundedSemaphore.guard = guard_method(BoundedSemaphore)
+BoundedSemaphore.__tostring = sem_tostring
+
+--- bsem:release(): as Semaphore's; raises if every unit is already back.
+function BoundedSemaphore:release()
+  if KIND[self] ~= BoundedSemaphore then
+    bad_self(self, BoundedSemaphore, "release")
+  end
+  if self._value >= self._bound then misuse("BoundedSemaphore released too many times") end
+  self._value = self._value + 1
+  wake_up_next(self)
+end
+
+-- --------------------------------------------------------------- Barrier --
+-- asyncio's Barrier, a Condition and a state: "filling" while tasks
+-- arrive, "draining" while the released ones leave, "resetting" while
+-- those reset() broke leave, "broken" after abort(). Tasks arriving while
+-- it drains or resets wait for the next round.
+
+local Barrier = new_class("Barrier")
+
+--- Barrier(parties): a barrier for parties tasks (a positive integer):
+-- each wait() returns once parties tasks are waiting.
+function M.Barrier(parties)
+  parties = check_count(parties, 1, "Barrier", 1)
+  return new(Barrier, {parties = parties, _cond = M.Condition(), _state = "filling",
+                       _count = 0})
+end
+
+local function broken(msg)
+  error(BrokenBarrierError(msg))
+end
+
+-- asyncio's _block: wait while the barrier drains or resets.
+local function block(b)
+  while b._state == "draining" or b._state == "resetting" do b._cond:wait() end
+  if b._state == "broken" then broken("Barrier aborted") end
+end
+
+-- asyncio's _release: the last task releases the others.
+local function trip(b)
+  b._state = "draining"
+  b._cond:notify_all()
+end
+
+-- asyncio's _wait: wait until filling ends; a reset or abort breaks it.
+local function wait_tripped(b)
+  while b._state == "filling" do b._cond:wait() end
+  if b._state == "broken" or b._state == "resetting" then
+    broken("Abort or reset of barrier")
+  end
+end
+
+-- asyncio's _exit: the last task out lets the next round fill.
+local function exit(b)
+  if b._count > 0 then return end
+  if b._state == "resetting" or b._state == "draining" then b._state = "filling" end
+  b._cond:notify_all()
+end
+
+-- Barrier.wait under the condition's lock.
+local function pass(b)
+  block(b)
+  local index = b._count
+  b._count = index + 1
+  local ok, err = pcall(index + 1 == b.parties and trip or wait_tripped, b)
+  b._count = b._count - 1
+  exit(b)
+  if not ok then error(err, 0) end
+  return index
+end
+
+--- barrier:wait(): waits until parties tasks wait, then returns this
+-- task's index (0 to parties - 1, in order of arrival). Raises
+-- BrokenBarrierError if the barrier is broken or reset meanwhile.
+function Barrier:wait()
+  if KIND[self] ~= Barrier then bad_self(self, Barrier, "wait") end
+  return self._cond:with(pass, self)
+end
+
+-- Under the lock: break the barrier (abort), or reset it, then tell every
+-- waiter.
+local function set_state(b, abort)
+  local cond = b._cond
+  cond:acquire()
+  if abort then b._state = "broken"
+  elseif b._count > 0 then b._state = "resetting"
+  else b._state = "filling" end
+  cond:notify_all()
+  cond:release()
+end
+
+--- barrier:reset(): back to the empty filling state; tasks waiting get
+-- BrokenBarrierError. (It takes the barrier's lock, so it may suspend.)
+function Barrier:reset()
+  if KIND[self] ~= Barrier then bad_self(self, Barrier, "reset") end
+  set_state(self, false)
+end
+
+--- barrier:abort(): breaks the barrier: tasks waiting and every later
+-- wait() get BrokenBarrierError, until reset(). (It may suspend.)
+function Barrier:abort()
+  if KIND[self] ~= Barrier then bad_self(self, Barrier, "abort") end
+  set_state(self, true)
+end
+
+--- barrier:n_waiting(): how many tasks wait while it fills.
+function Barrier:n_waiting()
+  if KIND[self] ~= Barrier then bad_self(self, Barrier, "n_waiting") end
+  return self._state == "filling" and self._count or 0
+end
+
+--- barrier:broken(): true after abort(), until reset().
+function Barrier:broken()
+  if KIND[self] ~= Barrier then bad_self(self, Barrier, "broken") end
+  return self._state == "broken"
+end
+
+function Barrier:__tostring()
+  local extra = self._state
+  if extra ~= "broken" then
+    extra = ("%s, waiters:%d/%d"):format(extra, self:n_waiting(), self.parties)
+  end
+  return ("<Barrier [%s]>"):format(extra)
+end
+
+return M
