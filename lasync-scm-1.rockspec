@@ -49,6 +49,7 @@ build = {
       },
       ["lasync"] = "lua/lasync/init.lua",
       ["lasync.combinators"] = "lua/lasync/combinators.lua",
+      ["lasync.checks"] = "lua/lasync/checks.lua",
       ["lasync.sync"] = "lua/lasync/sync.lua",
       ["lasync.queues"] = "lua/lasync/queues.lua",
       ["lasync.coroutine"] = "lua/lasync/coroutine.lua",

@@ -16,36 +16,12 @@ local M = {}
 
 -- ---------------------------------------------------------------- checks --
 
-local SOURCE = debug.getinfo(1, "S").source
+local checks = require "lasync.checks"
+checks.internal()
+local misuse, argerror, typename = checks.misuse, checks.argerror, checks.typename
 
--- Raise msg at the first caller outside this module, so that the position
--- in the message is the user's call whichever helper found the misuse.
-local function misuse(msg)
-  local level = 2
-  local info = debug.getinfo(level, "S")
-  while info and info.source == SOURCE do
-    level = level + 1
-    info = debug.getinfo(level, "S")
-  end
-  error(msg, level)
-end
 
-local function argerror(n, fname, msg)
-  misuse(("bad argument #%d to '%s' (%s)"):format(n, fname, msg))
-end
-
--- The type name an error message shows: a userdata's __name if it has one.
-local function typename(v)
-  local mt = getmetatable(v)
-  local name = type(mt) == "table" and rawget(mt, "__name")
-  return type(name) == "string" and name or type(v)
-end
-
-local function is_callable(v)
-  if type(v) == "function" then return true end
-  local mt = getmetatable(v)
-  return type(mt) == "table" and mt.__call ~= nil
-end
+local is_callable = checks.is_callable
 
 local function is_awaitable(v)
   return is_future(v) or is_callable(v)

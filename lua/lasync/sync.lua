@@ -13,36 +13,16 @@ local core = require "lasync.core"
 local CancelledError, BrokenBarrierError = core.CancelledError, core.BrokenBarrierError
 local await = core.await
 local pcall, error, type, tostring = pcall, error, type, tostring
-local getmetatable, setmetatable, rawget = getmetatable, setmetatable, rawget
+local getmetatable, setmetatable = getmetatable, setmetatable
 
 local M = {}
 
 -- ---------------------------------------------------------------- checks --
 
-local SOURCE = debug.getinfo(1, "S").source
+local checks = require "lasync.checks"
+checks.internal()
+local misuse, argerror, typename = checks.misuse, checks.argerror, checks.typename
 
--- Raise msg at the first caller outside this module, so that the position
--- in the message is the user's call whichever helper found the misuse.
-local function misuse(msg)
-  local level = 2
-  local info = debug.getinfo(level, "S")
-  while info and info.source == SOURCE do
-    level = level + 1
-    info = debug.getinfo(level, "S")
-  end
-  error(msg, level)
-end
-
-local function argerror(n, fname, msg)
-  misuse(("bad argument #%d to '%s' (%s)"):format(n, fname, msg))
-end
-
--- The type name an error message shows: a value's __name if it has one.
-local function typename(v)
-  local mt = getmetatable(v)
-  local name = type(mt) == "table" and rawget(mt, "__name")
-  return type(name) == "string" and name or type(v)
-end
 
 local function bad_self(self, class, fname)
   misuse(("calling '%s' on bad self (%s expected, got %s)")
