@@ -4,9 +4,7 @@ local helper = require "helper"
 
 local catch = helper.error_of
 
-local function is_cancelled(err)
-  return lasync.CancelledError:is(err)
-end
+local is_cancelled = helper.is_cancelled
 
 -- A child that sleeps long; on cancellation it cleans up for a while and
 -- records it in log[name] before letting the cancellation go on.

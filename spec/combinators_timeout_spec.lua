@@ -8,9 +8,7 @@ local function is_timeout(err)
   return lasync.TimeoutError:is(err)
 end
 
-local function is_cancelled(err)
-  return lasync.CancelledError:is(err)
-end
+local is_cancelled = helper.is_cancelled
 
 -- The error fn(...) raises, raised again once recorded in log[key].
 local function recording(log, key, fn, ...)

@@ -62,6 +62,28 @@ function M.read_file(path)
   return s
 end
 
+--- Lets every ready task run until it suspends (a few loop iterations).
+function M.settle()
+  for _ = 1, 3 do lasync.sleep(0) end
+end
+
+--- Is err a lasync.CancelledError?
+function M.is_cancelled(err)
+  return lasync.CancelledError:is(err)
+end
+
+--- How many Futures fn() makes: core.Future is replaced by a counting
+-- wrapper while it runs (the Lua modules look it up at each call).
+function M.futures_made(fn)
+  local core = require "lasync.core"
+  local real, n = core.Future, 0
+  core.Future = function(...) n = n + 1; return real(...) end
+  local ok, err = pcall(fn)
+  core.Future = real
+  assert(ok, err)
+  return n
+end
+
 --- Inside a running loop: replaces its exception handler by one that
 -- collects every context into the returned list.
 function M.reports()

@@ -6,13 +6,9 @@ local helper = require "helper"
 
 local catch = helper.error_of
 
-local function settle()
-  for _ = 1, 3 do lasync.sleep(0) end
-end
+local settle = helper.settle
 
-local function is_cancelled(err)
-  return lasync.CancelledError:is(err)
-end
+local is_cancelled = helper.is_cancelled
 
 local function is_shut_down(err)
   return lasync.QueueShutDown:is(err)

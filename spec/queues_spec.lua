@@ -3,14 +3,11 @@
 -- make no Future. Cancellation, timeouts and shutdown:
 -- queues_cancel_spec.lua.
 local lasync = require "lasync"
-local core = require "lasync.core"
 local helper = require "helper"
 
 local catch = helper.error_of
 
-local function settle()
-  for _ = 1, 3 do lasync.sleep(0) end
-end
+local settle = helper.settle
 
 -- Every item of q, taken without waiting.
 local function drain(q)
@@ -277,14 +274,7 @@ describe("queue printing", function()
 end)
 
 describe("queue fast paths", function()
-  local function futures_made(fn)
-    local real, n = core.Future, 0
-    core.Future = function(...) n = n + 1; return real(...) end
-    local ok, err = pcall(fn)
-    core.Future = real
-    assert(ok, err)
-    return n
-  end
+  local futures_made = helper.futures_made
 
   it("make no Future when nothing has to wait", helper.async(function()
     local qs = {lasync.Queue(), lasync.Queue(3), lasync.LifoQueue(3), lasync.PriorityQueue()}

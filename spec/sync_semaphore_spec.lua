@@ -5,13 +5,9 @@ local helper = require "helper"
 
 local catch = helper.error_of
 
-local function settle()
-  for _ = 1, 3 do lasync.sleep(0) end
-end
+local settle = helper.settle
 
-local function is_cancelled(err)
-  return lasync.CancelledError:is(err)
-end
+local is_cancelled = helper.is_cancelled
 
 -- The units free: acquire as many as possible without waiting, then give
 -- them back.

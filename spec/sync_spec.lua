@@ -3,19 +3,13 @@
 -- no Future. Condition and Barrier: sync_condition_spec.lua; Semaphore and
 -- BoundedSemaphore: sync_semaphore_spec.lua.
 local lasync = require "lasync"
-local core = require "lasync.core"
 local helper = require "helper"
 
 local catch = helper.error_of
 
--- Let every ready task run until it suspends (a few loop iterations).
-local function settle()
-  for _ = 1, 3 do lasync.sleep(0) end
-end
+local settle = helper.settle
 
-local function is_cancelled(err)
-  return lasync.CancelledError:is(err)
-end
+local is_cancelled = helper.is_cancelled
 
 -- A task that takes lock, records its name in order, holds the lock for a
 -- moment and releases it; its result is pcall's outcome of the acquire.
@@ -385,15 +379,7 @@ describe("sync primitives' self checks", function()
 end)
 
 describe("sync fast paths", function()
-  -- Replaces core.Future with a counting wrapper while fn runs.
-  local function futures_made(fn)
-    local real, n = core.Future, 0
-    core.Future = function(...) n = n + 1; return real(...) end
-    local ok, err = pcall(fn)
-    core.Future = real
-    assert(ok, err)
-    return n
-  end
+  local futures_made = helper.futures_made
 
   it("make no Future when nothing has to wait", helper.async(function()
     local lock, ev, sem = lasync.Lock(), lasync.Event(), lasync.Semaphore(2)
