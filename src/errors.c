@@ -3,6 +3,7 @@
 ** instances; the class's own metatable makes it callable and links it to
 ** its parent, so `Class:is(v)` walks the chain of `_parent` fields.
 */
+#include <errno.h>
 #include <stdarg.h>
 #include <string.h>
 #include "lasync.h"
@@ -172,6 +173,54 @@ int errors_is_cancelled(lua_State *L, Mod *m, int idx) {
   }
   lua_pop(L, 1);
   return found;
+}
+
+#define E(name) {name, #name}
+static const struct { int err; const char *name; } errno_names[] = {
+  E(EPERM), E(ENOENT), E(EINTR), E(EIO), E(EBADF), E(EAGAIN), E(ENOMEM),
+  E(EACCES), E(EFAULT), E(EBUSY), E(EEXIST), E(ENOTDIR), E(EISDIR),
+  E(EINVAL), E(ENFILE), E(EMFILE), E(ENOSPC), E(EPIPE), E(ENAMETOOLONG),
+  E(ELOOP), E(ENOTSOCK), E(EDESTADDRREQ), E(EMSGSIZE), E(EPROTOTYPE),
+  E(ENOPROTOOPT), E(EPROTONOSUPPORT), E(EOPNOTSUPP), E(EAFNOSUPPORT),
+  E(EADDRINUSE), E(EADDRNOTAVAIL), E(ENETDOWN), E(ENETUNREACH),
+  E(ENETRESET), E(ECONNABORTED), E(ECONNRESET), E(ENOBUFS), E(EISCONN),
+  E(ENOTCONN), E(ESHUTDOWN), E(ETIMEDOUT), E(ECONNREFUSED), E(EHOSTDOWN),
+  E(EHOSTUNREACH), E(EALREADY), E(EINPROGRESS), E(EPROTO),
+  {0, NULL}
+};
+#undef E
+
+static const char *errno_name(int err) {
+  int i;
+  for (i = 0; errno_names[i].name; i++)
+    if (errno_names[i].err == err) return errno_names[i].name;
+  return "EUNKNOWN";
+}
+
+/* The class Python raises for err. */
+static const char *errno_class(int err) {
+  switch (err) {
+    case ECONNREFUSED: return "ConnectionRefusedError";
+    case ECONNRESET: return "ConnectionResetError";
+    case ECONNABORTED: return "ConnectionAbortedError";
+    case EPIPE: case ESHUTDOWN: return "BrokenPipeError";
+  }
+  return "OSError";
+}
+
+/* Push an OSError (or the ConnectionError subclass for err) with fields
+** errno, code (the errno name, as "ECONNRESET") and message, strerror's
+** text after "what: " unless what is NULL. err must be saved by the caller
+** before any Lua API call. */
+void errors_push_oserror(lua_State *L, int err, const char *what) {
+  if (what) lua_pushfstring(L, "%s: %s", what, strerror(err));
+  else lua_pushstring(L, strerror(err));
+  errors_push_newv(L, errno_class(err), -1);
+  lua_remove(L, -2);
+  lua_pushinteger(L, err);
+  lua_setfield(L, -2, "errno");
+  lua_pushstring(L, errno_name(err));
+  lua_setfield(L, -2, "code");
 }
 
 static const luaL_Reg error_funcs[] = {

@@ -156,6 +156,68 @@ int future_unpack(lua_State *L, Future *f, int fidx) {
   return f->nres;
 }
 
+/* Finish the pending future f with no results without the Lua API, from
+** a libevent callback: only for a future that tasks await and nothing else
+** (no callbacks), as the wait futures of a stream. 0 if it cannot. */
+int future_wake(Future *f) {
+  Task *t = f->waiter;
+  if (f->state != F_PENDING || f->hascb) return 0;
+  f->state = F_FINISHED;
+  f->nres = 0;
+  f->waiter = NULL;
+  if (t) task_wakeup(t, f);
+  return 1;
+}
+
+/* Make a future that future_wake finished pending again, for its owner to
+** wait on it once more; 0 if it cannot (it was cancelled, or seen). */
+int future_rewind(Future *f) {
+  if (f->state != F_FINISHED || f->failed || f->nres || f->hascb ||
+      f->waiter)
+    return 0;
+  f->state = F_PENDING;
+  return 1;
+}
+
+/* Push a new future on lp, added to the list (a table made when needed)
+** in user value uv of the object at objidx: one future per waiter, so that
+** cancelling one waiter leaves the others waiting. */
+Future *future_push_waiter(lua_State *L, Loop *lp, int objidx, int uv) {
+  Future *f;
+  objidx = lua_absindex(L, objidx);
+  if (lua_getiuservalue(L, objidx, uv) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, objidx, uv);
+  }
+  f = future_new(L, lp, K_FUTURE, sizeof(Future), FUV_NUV);
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, -3, luaL_len(L, -3) + 1);
+  lua_remove(L, -2);
+  return f;
+}
+
+/* Finish (with no results) the futures still pending in the list of
+** future_push_waiter, which is emptied. */
+void future_wake_all(lua_State *L, int objidx, int uv) {
+  lua_Integer i, n;
+  objidx = lua_absindex(L, objidx);
+  if (lua_getiuservalue(L, objidx, uv) == LUA_TTABLE) {
+    lua_pushnil(L);
+    lua_setiuservalue(L, objidx, uv);
+    n = luaL_len(L, -1);
+    for (i = 1; i <= n; i++) {
+      Future *f;
+      lua_rawgeti(L, -1, i);
+      f = lua_touserdata(L, -1);
+      if (f->state == F_PENDING) future_set_results(L, f, -1, 0, 0);
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
+}
+
 /* Add the callback (function or waiting Task) at cbidx; FIFO order. */
 void future_add_waiter(lua_State *L, Future *f, int fidx, int cbidx) {
   int more;

@@ -38,8 +38,11 @@ Handle *handle_new(lua_State *L, Loop *lp, int kind, int fnidx, int nargs) {
 /* Run the handle at the top of the stack (leaves the stack as it was). */
 void handle_run(lua_State *L, Loop *lp, Handle *h) {
   int i, hidx = lua_gettop(L);
-  if (h->kind == K_WATCH) h->queued = 0;
-  else loop_unanchor(L, lp, h);
+  if (h->kind != K_WATCH) loop_unanchor(L, lp, h);
+  else {  /* anchored while it watches; one stopped while it was queued */
+    h->queued = 0;  /* stayed anchored until this pop */
+    if (h->cancelled) loop_unanchor(L, lp, h);
+  }
   if (h->cancelled) return;
   for (i = 1; i <= h->nargs + 1; i++)
     lua_getiuservalue(L, hidx, i);

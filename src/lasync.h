@@ -11,6 +11,7 @@
 #include <lua.h>
 #include <lauxlib.h>
 #include <event2/event.h>
+#include <sys/socket.h>
 
 #define LASYNC_VERSION "0.1.0"
 
@@ -23,7 +24,8 @@
 
 /* Kinds of C objects; stored first in each struct so that the ready queue
 ** can hold plain pointers and tell what it runs. */
-enum { K_LOOP, K_HANDLE, K_TIMER, K_WATCH, K_FUTURE, K_TASK, K_NKINDS };
+enum { K_LOOP, K_HANDLE, K_TIMER, K_WATCH, K_FUTURE, K_TASK, K_STREAM,
+       K_SERVER, K_NKINDS };
 /* A failed future or task switches to a metatable with __gc (to report an
 ** error never retrieved); the others have no finalizer, which would make
 ** every one of them cost a finalizer call and an extra GC cycle. */
@@ -139,6 +141,8 @@ struct Loop {
   int *freeslots, nfree, capfree; /* slots to reuse */
   size_t ran;                    /* items run since the last I/O poll */
   unsigned char running, stopping, closed, debug;
+  struct evdns_base *dns;        /* dns.c: the resolver, made on first use */
+  struct DnsQuery *lookups;      /* dns.c: lookups whose handle has not run */
 };
 
 /* Loop user values. */
@@ -227,5 +231,51 @@ void task_wakeup(Task *t, Future *f);
 int task_cancel(lua_State *L, Task *t, int tidx, int msgidx);
 void handle_cancel(lua_State *L, Handle *h, int hidx);
 Task *task_new(lua_State *L, Loop *lp, int fnidx, int nargs);
+
+/* dns.c */
+void dns_open(lua_State *L);
+void dns_close(Loop *lp);
+
+/* future.c, task.c: for C functions that wait (stream.c, server.c) */
+int future_wake(Future *f);
+int future_rewind(Future *f);
+Future *future_push_waiter(lua_State *L, Loop *lp, int objidx, int uv);
+void future_wake_all(lua_State *L, int objidx, int uv);
+Task *task_running(lua_State *L, const char *what);
+int task_suspend(lua_State *L, Task *t, int fidx, lua_KContext ctx,
+                 lua_KFunction k);
+int task_interrupted(lua_State *L, int fidx);
+void task_resumed(lua_State *L, int fidx);
+
+/* errors.c */
+void errors_push_oserror(lua_State *L, int err, const char *what);
+
+/* addr.c */
+typedef struct Addr {
+  struct sockaddr_storage ss;
+  socklen_t len;
+} Addr;
+int addr_checkport(lua_State *L, int idx);
+void addr_from_host(lua_State *L, int hidx, int pidx, Addr *a);
+void addr_from_path(lua_State *L, int idx, Addr *a);
+int addr_push(lua_State *L, const Addr *a);
+int addr_push_of(lua_State *L, int fd, int peer);
+
+/* Room for libevent events at the end of a userdata (event_assign): a
+** closed loop then leaves no event to free. Aligned as Lua aligns a
+** userdata, which max_align_t may exceed. */
+typedef union EvMem { void *p; double d; long long l; } EvMem;
+size_t lasync_evsize(void);
+
+/* stream.c */
+typedef struct Stream Stream;
+void stream_open(lua_State *L);
+Stream *stream_new(lua_State *L, Loop *lp, size_t limit);
+void stream_attach(Stream *s, int fd);
+size_t stream_checklimit(lua_State *L, int idx);
+void stream_close(lua_State *L, Stream *s, int sidx, int abort);
+
+/* server.c */
+void server_open(lua_State *L);
 
 #endif

@@ -399,6 +399,7 @@ static void loop_release(lua_State *L, Loop *lp, int loopidx) {
   ref_anchors(L, lp, loopidx, 1);  /* in __gc, loop_push finds nothing */
   timers_clear(L, lp);
   watch_close_all(L, lp, loopidx);
+  dns_close(lp);
   lp->rcount = 0;
   free(lp->ready);
   lp->ready = NULL;

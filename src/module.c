@@ -9,7 +9,7 @@ const char lasync_suspend = 0, lasync_cancel = 0;
 
 static const char *const kind_names[K_NKINDS] = {
   "lasync.Loop", "lasync.Handle", "lasync.TimerHandle", "lasync.WatchHandle",
-  "lasync.Future", "lasync.Task"
+  "lasync.Future", "lasync.Task", "lasync.Stream", "lasync.Server"
 };
 
 double lasync_now(void) {
@@ -39,6 +39,12 @@ void *lasync_checkobj(lua_State *L, int idx, int kind, const char *what) {
   void *p = lasync_toobj(L, idx, kind);
   if (p == NULL) luaL_typeerror(L, idx, what);
   return p;
+}
+
+/* The bytes one event takes in an array of EvMem. */
+size_t lasync_evsize(void) {
+  size_t a = sizeof(EvMem);
+  return (event_get_struct_event_size() + a - 1) / a * a;
 }
 
 void lasync_checkcallable(lua_State *L, int idx, const char *what) {
@@ -147,6 +153,9 @@ int luaopen_lasync_core(lua_State *L) {
   watch_open(L);
   future_open(L);
   task_open(L);
+  dns_open(L);  /* after task_open: it keeps core.await */
+  stream_open(L);
+  server_open(L);
   split_gc(L, K_FUTURE, K_FFUTURE);
   split_gc(L, K_TASK, K_FTASK);
   expose(L, K_LOOP, "LoopMethods");

@@ -71,6 +71,37 @@ static void suspend_on(lua_State *L, Task *t, Future *f, int fidx) {
   t->wait_idx = lua_absindex(L, fidx);
 }
 
+/* The running task, for a C function about to suspend it (raises outside
+** a task or where it cannot yield, naming what). */
+Task *task_running(lua_State *L, const char *what) {
+  return check_in_task(L, what);
+}
+
+/* Suspend the running task t on the pending future at fidx, which stays on
+** the stack; k (with ctx) runs when the task resumes and first calls
+** task_resumed. For C functions that wait and then look again. */
+int task_suspend(lua_State *L, Task *t, int fidx, lua_KContext ctx,
+                 lua_KFunction k) {
+  suspend_on(L, t, lua_touserdata(L, fidx), fidx);
+  lua_pushlightuserdata(L, SUSPEND_KEY);
+  return lua_yieldk(L, 1, ctx, k);
+}
+
+/* In the continuation of task_suspend: is the task being cancelled (the
+** next task_resumed raises)? For the cleanup to come first. */
+int task_interrupted(lua_State *L, int fidx) {
+  return lua_gettop(L) > fidx ||
+         ((Future *)lua_touserdata(L, fidx))->state == F_CANCELLED;
+}
+
+/* In the continuation of task_suspend: raise a thrown cancellation, or the
+** error of the future at fidx; else pop the future. */
+void task_resumed(lua_State *L, int fidx) {
+  check_thrown(L, fidx + 1);
+  future_unpack(L, lua_touserdata(L, fidx), fidx);
+  lua_settop(L, fidx - 1);
+}
+
 /* f:await() / lasync.await(f): the future's results, or its error. */
 static int l_await(lua_State *L) {
   Future *f = future_check(L, 1);

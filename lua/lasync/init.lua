@@ -27,6 +27,7 @@ M.all_tasks = core.all_tasks
 M.time = core.time
 M.is_future = core.is_future
 M.is_task = core.is_task
+M.getaddrinfo = core.getaddrinfo
 
 --- The running loop; raises if there is none.
 function M.get_running_loop()
@@ -90,5 +91,6 @@ M.ContextVar = require("lasync.contextvars").ContextVar
 for k, v in pairs(require "lasync.combinators") do M[k] = v end
 for k, v in pairs(require "lasync.sync") do M[k] = v end
 for k, v in pairs(require "lasync.queues") do M[k] = v end
+for k, v in pairs(require "lasync.streams") do M[k] = v end
 
 return M

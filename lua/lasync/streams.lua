@@ -1,0 +1,167 @@
+--- lasync.streams: TCP and Unix streams (API.md §8): open_connection,
+-- open_unix_connection, start_server and start_unix_server. The streams
+-- and servers are lasync.core's (src/stream.c, src/server.c); this module
+-- checks the arguments and turns host names into addresses.
+-- A connection is one Stream object, returned twice (as the reader and as
+-- the writer) and passed twice to a server's handler.
+-- TLS is not supported yet: an `ssl` option raises an error.
+local core = require "lasync.core"
+
+local ipairs, pairs, pcall, error, type, tostring = ipairs, pairs, pcall, error, type, tostring
+local tointeger = math.tointeger
+local OSError = core.OSError
+
+local M = {}
+
+-- ---------------------------------------------------------------- checks --
+
+local checks = require "lasync.checks"
+checks.internal()
+local misuse, argerror, typename = checks.misuse, checks.argerror, checks.typename
+
+local CONNECT_OPTS = {limit = true, local_addr = true, ssl = true, server_hostname = true}
+local UNIX_CONNECT_OPTS = {limit = true, ssl = true, server_hostname = true}
+local SERVER_OPTS = {limit = true, backlog = true, reuse_address = true, reuse_port = true, ssl = true}
+local UNIX_SERVER_OPTS = {limit = true, backlog = true, ssl = true}
+
+local function check_string(v, n, fname, what)
+  if type(v) ~= "string" then
+    argerror(n, fname, what .. " expected, got " .. typename(v))
+  end
+end
+
+local function check_port(v, n, fname)
+  local port = type(v) == "number" and tointeger(v)
+  if not port or port < 0 or port > 65535 then
+    argerror(n, fname, "port (integer from 0 to 65535) expected, got "
+      .. (type(v) == "number" and tostring(v) or typename(v)))
+  end
+  return port
+end
+
+-- opts.<key>, when given, must be a positive integer.
+local function check_count(opts, key, n, fname)
+  local v = opts[key]
+  if v ~= nil and not (type(v) == "number" and tointeger(v) and v > 0) then
+    argerror(n, fname, ("opts.%s must be a positive integer, got %s")
+      :format(key, type(v) == "number" and tostring(v) or typename(v)))
+  end
+end
+
+-- opts.local_addr: {host, port}.
+local function check_local_addr(v, n, fname)
+  if v == nil then return end
+  if type(v) ~= "table" or type(v[1]) ~= "string" or math.type(v[2]) ~= "integer" then
+    argerror(n, fname, "opts.local_addr must be {host, port}, got " .. typename(v))
+  end
+end
+
+-- The options table (argument n): known keys only, checked.
+local function check_opts(opts, n, fname, known)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then
+    argerror(n, fname, "table of options or nil expected, got " .. typename(opts))
+  end
+  for k in pairs(opts) do
+    if not known[k] then argerror(n, fname, "unknown option '" .. tostring(k) .. "'") end
+  end
+  if opts.ssl or opts.server_hostname then
+    misuse(fname .. ": TLS is not supported yet")
+  end
+  check_count(opts, "limit", n, fname)
+  check_count(opts, "backlog", n, fname)
+  for _, k in ipairs {"reuse_address", "reuse_port"} do
+    if opts[k] ~= nil and type(opts[k]) ~= "boolean" then
+      argerror(n, fname, ("opts.%s must be a boolean, got %s"):format(k, typename(opts[k])))
+    end
+  end
+  check_local_addr(opts.local_addr, n, fname)
+  return opts
+end
+
+local function check_handler(handler, fname)
+  if not checks.is_callable(handler) then
+    argerror(1, fname, "handler function expected, got " .. typename(handler))
+  end
+end
+
+-- ------------------------------------------------------------- addresses --
+
+local function is_numeric(host)
+  return host:find("^%d+%.%d+%.%d+%.%d+$") ~= nil or host:find(":", 1, true) ~= nil
+end
+
+--- The addresses to try for host and port, as lasync.getaddrinfo gives
+-- them ({family=, host=, port=}, ...). Numeric addresses, and "localhost"
+-- as 127.0.0.1: names are not looked up yet.
+local function resolve(host, port)
+  if host == "localhost" then
+    return {{family = "inet", host = "127.0.0.1", port = port}}
+  end
+  if not is_numeric(host) then
+    error(OSError(("cannot resolve '%s': only numeric addresses and "
+      .. "localhost are supported"):format(host), {code = "EAI_NONAME"}), 0)
+  end
+  return {{family = host:find(":", 1, true) and "inet6" or "inet", host = host, port = port}}
+end
+
+-- ----------------------------------------------------------- connections --
+
+--- Connects to host:port (each address in turn) and returns the
+-- connection as reader and writer.
+-- opts: limit (input buffered before reading pauses, default 65536),
+-- local_addr ({host, port} to bind first).
+-- Raises an OSError (ConnectionRefusedError, ...) with `code` when no
+-- address can be reached: that of the first address.
+function M.open_connection(host, port, opts)
+  check_string(host, 1, "open_connection", "host (string)")
+  port = check_port(port, 2, "open_connection")
+  opts = check_opts(opts, 3, "open_connection", CONNECT_OPTS)
+  local la, first = opts.local_addr or {}, nil
+  for _, a in ipairs(resolve(host, port)) do
+    local ok, s = pcall(core.tcp_connect, a.host, a.port, opts.limit, la[1], la[2])
+    if ok then return s, s end
+    if not OSError:is(s) or core.CancelledError:is(s) then error(s, 0) end
+    first = first or s
+  end
+  error(first, 0)
+end
+
+--- Connects to the Unix socket at path; returns reader and writer.
+-- opts: limit.
+function M.open_unix_connection(path, opts)
+  check_string(path, 1, "open_unix_connection", "path (string)")
+  opts = check_opts(opts, 2, "open_unix_connection", UNIX_CONNECT_OPTS)
+  local s = core.unix_connect(path, opts.limit)
+  return s, s
+end
+
+-- --------------------------------------------------------------- servers --
+
+--- Listens on host:port (host nil: every IPv4 interface; port 0 or nil: a
+-- free port) and runs handler(reader, writer) in a new task for each
+-- connection; the connection is closed when the handler returns or fails,
+-- and a failure is reported to the loop's exception handler.
+-- opts: limit, backlog (default 100), reuse_address (default true),
+-- reuse_port. Returns the Server, serving.
+function M.start_server(handler, host, port, opts)
+  check_handler(handler, "start_server")
+  if host ~= nil then check_string(host, 2, "start_server", "host (string or nil)") end
+  port = port == nil and 0 or check_port(port, 3, "start_server")
+  opts = check_opts(opts, 4, "start_server", SERVER_OPTS)
+  local a = resolve(host or "0.0.0.0", port)[1]
+  return core.tcp_server(handler, a.host, a.port, opts.limit, opts.backlog,
+    opts.reuse_address, opts.reuse_port)
+end
+
+--- Listens on the Unix socket path (a stale socket file there is
+-- replaced; the file is removed when the server closes).
+-- opts: limit, backlog. Returns the Server, serving.
+function M.start_unix_server(handler, path, opts)
+  check_handler(handler, "start_unix_server")
+  check_string(path, 2, "start_unix_server", "path (string)")
+  opts = check_opts(opts, 3, "start_unix_server", UNIX_SERVER_OPTS)
+  return core.unix_server(handler, path, opts.limit, opts.backlog)
+end
+
+return M

@@ -1,0 +1,308 @@
+-- Servers and connections (API.md §8): echo of 8 MiB, 200 clients at once,
+-- half-close, the Server methods, Unix sockets, writer methods and
+-- get_extra_info.
+local lasync = require "lasync"
+local helper = require "helper"
+local util = require "streams_util"
+
+local catch = helper.error_of
+
+-- 8 MiB in which every 64 KiB block differs.
+local function big_data()
+  local blocks = {}
+  for i = 1, 128 do
+    blocks[i] = ("%08d"):format(i) .. string.char(i % 256):rep(65536 - 8)
+  end
+  return table.concat(blocks)
+end
+
+describe("an echo server", function()
+  it("sends back 8 MiB intact to a client writing with drain", helper.async(function()
+    local srv, port = util.server(util.echo)
+    local r, w = lasync.open_connection("127.0.0.1", port)
+    local data = big_data()
+    local writer = lasync.spawn(function()
+      for i = 1, #data, 100000 do
+        w:write(data:sub(i, i + 99999))
+        w:drain()
+      end
+      w:write_eof()
+    end)
+    local got = r:read()
+    writer:await()
+    assert.are.equal(#data, #got)
+    assert.is_true(got == data)
+    w:close()
+    util.stop(srv)
+  end, 10))
+
+  it("serves 200 clients at once", helper.async(function()
+    local srv, port = util.server(function(r, w)
+      for line in r:lines() do w:write(line .. "!\n") end
+    end, {backlog = 512})
+    local clients = {}
+    for i = 1, 200 do
+      clients[i] = lasync.spawn(function()
+        local r, w = lasync.open_connection("127.0.0.1", port)
+        local got = {}
+        for j = 1, 3 do
+          w:write(("%d.%d\n"):format(i, j))
+          got[j] = r:readline()
+        end
+        w:close()
+        w:wait_closed()
+        return table.concat(got)
+      end)
+    end
+    for i, t in ipairs(clients) do
+      assert.are.equal(("%d.1!\n%d.2!\n%d.3!\n"):format(i, i, i), t:await())
+    end
+    util.stop(srv)
+  end, 10))
+
+  it("lets a half-closed peer still write back", helper.async(function()
+    local srv, port = util.server(function(r, w)
+      local all = r:read()       -- until the client's write_eof
+      assert(r:at_eof())
+      w:write("got " .. #all)
+    end)
+    local r, w = lasync.open_connection("127.0.0.1", port)
+    assert.is_true(w:can_write_eof())
+    w:write("12345")
+    w:write_eof()
+    assert.matches("cannot write after write_eof", catch(function() w:write("x") end))
+    assert.are.equal("got 5", r:read())
+    assert.is_true(r:at_eof())
+    w:close()
+    util.stop(srv)
+  end))
+end)
+
+describe("a Server", function()
+  it("reports its address and whether it serves", helper.async(function()
+    local srv, port = util.server(util.echo)
+    local host, p = srv:sockname()
+    assert.are.equal("127.0.0.1", host)
+    assert.are.equal(port, p)
+    assert.is_true(port > 0)
+    assert.is_true(srv:is_serving())
+    srv:close()
+    assert.is_false(srv:is_serving())
+    assert.is_nil(srv:sockname())
+    srv:close()  -- idempotent
+    srv:wait_closed()
+    local err = catch(lasync.open_connection, "127.0.0.1", port)
+    assert.are.equal("ECONNREFUSED", err.code)
+  end))
+
+  it("waits in wait_closed until every handler has finished", helper.async(function()
+    local release = lasync.Event()
+    local srv, port = util.server(function(r)
+      r:readline()
+      release:wait()
+    end)
+    local _, w = lasync.open_connection("127.0.0.1", port)
+    w:write("hi\n")
+    lasync.sleep(0.01)
+    srv:close()
+    local waiter = lasync.spawn(srv.wait_closed, srv)
+    lasync.sleep(0.01)
+    assert.is_false(waiter:done())
+    release:set()
+    waiter:await()
+    w:close()
+  end))
+
+  it("ends the handlers' input with close_clients", helper.async(function()
+    local ended = {}
+    local srv, port = util.server(function(r)
+      local data = r:read()
+      ended[#ended + 1] = data
+    end)
+    local conns = {}
+    for i = 1, 3 do
+      local _, w = lasync.open_connection("127.0.0.1", port)
+      w:write("c" .. i)
+      conns[i] = w
+    end
+    lasync.sleep(0.02)
+    srv:close()
+    srv:close_clients()
+    srv:wait_closed()
+    table.sort(ended)
+    assert.are.same({"c1", "c2", "c3"}, ended)
+    for _, w in ipairs(conns) do
+      assert.are.equal("", w:read())
+      w:close()
+    end
+  end))
+
+  it("drops what a handler had buffered with abort_clients", helper.async(function()
+    local srv, port = util.server(function(r, w)
+      w:write(("x"):rep(8 * 1024 * 1024))  -- far more than the socket takes
+      r:read()
+    end)
+    local r, w = lasync.open_connection("127.0.0.1", port)
+    lasync.sleep(0.02)
+    srv:abort_clients()
+    util.stop(srv)
+    local got = 0
+    while true do
+      local ok, data = pcall(r.read, r, 65536)
+      if not ok or data == "" then break end
+      got = got + #data
+    end
+    assert.is_true(got < 8 * 1024 * 1024)
+    w:close()
+  end))
+
+  it("returns from serve_forever once closed, and closes when it is cancelled", helper.async(function()
+    local srv = util.server(util.echo)
+    local t = lasync.spawn(srv.serve_forever, srv)
+    helper.settle()
+    assert.matches("already running", catch(srv.serve_forever, srv))
+    srv:close()
+    t:await()
+    assert.matches("the server is closed", catch(srv.serve_forever, srv))
+    local srv2 = util.server(util.echo)
+    t = lasync.spawn(srv2.serve_forever, srv2)
+    helper.settle()
+    t:cancel()
+    assert.is_true(helper.is_cancelled(catch(t.await, t)))
+    assert.is_false(srv2:is_serving())
+    srv2:wait_closed()
+  end))
+
+  it("refuses a port in use", helper.async(function()
+    local srv, port = util.server(util.echo)
+    local err = catch(lasync.start_server, util.echo, "127.0.0.1", port)
+    assert.is_true(util.is("OSError", err), tostring(err))
+    assert.are.equal("EADDRINUSE", err.code)
+    assert.matches("listen on 127.0.0.1:%d+: Address already in use", err.message)
+    util.stop(srv)
+  end))
+end)
+
+describe("a Unix socket server", function()
+  local path = os.tmpname() .. ".sock"
+
+  it("serves at a path, which is removed on close", helper.async(function()
+    local srv = lasync.start_unix_server(util.echo, path)
+    assert.are.equal(path, srv:sockname())
+    assert.is_true(os.rename(path, path))  -- the socket file is there
+    local r, w = lasync.open_unix_connection(path)
+    w:write("over unix\n")
+    assert.are.equal("over unix\n", r:readline())
+    assert.are.equal(path, r:get_extra_info("peername"))
+    assert.are.equal("", r:get_extra_info("sockname"))  -- unnamed
+    w:close()
+    util.stop(srv)
+    assert.is_nil(os.rename(path, path))
+  end))
+
+  it("replaces a stale socket file", helper.async(function()
+    local old = lasync.start_unix_server(util.echo, path)
+    local new = lasync.start_unix_server(util.echo, path)
+    old:close()  -- its file was replaced: it leaves the new one alone
+    local r, w = lasync.open_unix_connection(path)
+    w:write("x")
+    assert.are.equal("x", r:read(1))
+    w:close()
+    util.stop(new)
+    old:wait_closed()
+  end))
+
+  it("raises OSError ENOENT when there is no socket file", helper.async(function()
+    local err = catch(lasync.open_unix_connection, path)
+    assert.is_true(util.is("OSError", err), tostring(err))
+    assert.are.equal("ENOENT", err.code)
+  end))
+end)
+
+describe("a stream", function()
+  it("tells its addresses and fd", helper.async(function()
+    local srv, port = util.server(util.echo)
+    local r, w = lasync.open_connection("127.0.0.1", port)
+    assert.are.equal(r, w)
+    local host, p = w:get_extra_info("peername")
+    assert.are.same({"127.0.0.1", port}, {host, p})
+    local lhost, lport = w:get_extra_info("sockname")
+    assert.are.equal("127.0.0.1", lhost)
+    assert.is_true(lport > 0 and lport ~= port)
+    assert.are.equal("integer", math.type(w:get_extra_info("fd")))
+    assert.are.equal("default", w:get_extra_info("nothing", "default"))
+    assert.matches("^<Stream fd=%d+>$", tostring(w))
+    w:close()
+    assert.is_nil(w:get_extra_info("peername"))
+    util.stop(srv)
+  end))
+
+  it("writes lists and waits for the close", helper.async(function()
+    local srv, port = util.server(util.echo)
+    local r, w = lasync.open_connection("127.0.0.1", port)
+    w:writelines {"a", "bc", "", "d\n"}
+    assert.are.equal("abcd\n", r:readline())
+    assert.is_false(w:is_closing())
+    w:close()
+    assert.is_true(w:is_closing())
+    w:wait_closed()
+    w:close()
+    assert.matches("^<Stream closed", tostring(w))
+    assert.is_true(util.is("ConnectionResetError", catch(w.drain, w)))
+    w:write("dropped after close")
+    util.stop(srv)
+  end))
+
+  it("sends what is buffered before a close closes the socket", helper.async(function()
+    local got = lasync.Future()
+    local srv, port = util.server(function(r) got:set_result(r:read()) end)
+    local size = 4 * 1024 * 1024
+    local function send_and_drop()
+      local _, w = lasync.open_connection("127.0.0.1", port)
+      w:write(("q"):rep(size))
+      w:close()  -- the flush goes on with the stream dropped
+    end
+    send_and_drop()
+    collectgarbage()
+    collectgarbage()
+    assert.are.equal(size, #got:await())
+    util.stop(srv)
+  end))
+
+  it("says TLS is not supported yet", helper.async(function()
+    local srv, port = util.server(util.echo)
+    local _, w = lasync.open_connection("127.0.0.1", port)
+    assert.matches("TLS is not supported yet", catch(w.start_tls, w, {}))
+    w:close()
+    util.stop(srv)
+  end))
+end)
+
+describe("after its loop is closed", function()
+  it("a stream that was flushing can be closed and collected", function()
+    local kept
+    lasync.run(function()
+      local srv, port = util.server(function(r) r:read() end)
+      local _, w = lasync.open_connection("127.0.0.1", port)
+      w:write(("x"):rep(16 * 1024 * 1024))  -- more than the sockets take
+      w:close()  -- still flushing when the loop ends
+      srv:close()
+      kept = w
+    end)
+    collectgarbage()
+    collectgarbage()
+    kept:close()
+    assert.is_true(kept:is_closing())
+    assert.matches("^<Stream closed", tostring(kept))
+  end)
+
+  it("a server can be closed", function()
+    local srv = lasync.run(function()
+      return lasync.start_server(util.echo, "127.0.0.1", 0)
+    end)
+    collectgarbage()
+    collectgarbage()
+    srv:close()
+    assert.is_false(srv:is_serving())
+  end)
+end)

@@ -1,0 +1,85 @@
+/*
+** Socket addresses: numeric host and port (IPv4 or IPv6) or a Unix socket
+** path to a sockaddr, and back to Lua values. Names are never looked up
+** here: resolving is lasync.streams' resolve(), so nothing here blocks.
+*/
+#include <netdb.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+#include "lasync.h"
+
+/* The port at idx: an integer from 0 to 65535. */
+int addr_checkport(lua_State *L, int idx) {
+  lua_Integer port = luaL_checkinteger(L, idx);
+  luaL_argcheck(L, port >= 0 && port <= 65535, idx,
+                "port must be from 0 to 65535");
+  return (int)port;
+}
+
+/* Fill a from the numeric host at hidx and the port at pidx; raises an
+** argument error naming the host when it is not a numeric address. */
+void addr_from_host(lua_State *L, int hidx, int pidx, Addr *a) {
+  struct addrinfo hints, *res;
+  const char *host = luaL_checkstring(L, hidx);
+  int port = addr_checkport(L, pidx), rc;
+  char serv[8];
+  memset(&hints, 0, sizeof hints);
+  hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+  hints.ai_socktype = SOCK_STREAM;
+  snprintf(serv, sizeof serv, "%d", port);
+  rc = getaddrinfo(host, serv, &hints, &res);  /* numeric: no lookup */
+  if (rc != 0)
+    luaL_argerror(L, hidx, lua_pushfstring(L, "numeric IPv4 or IPv6 "
+                  "address expected, got '%s'", host));
+  memcpy(&a->ss, res->ai_addr, res->ai_addrlen);
+  a->len = res->ai_addrlen;
+  freeaddrinfo(res);
+}
+
+/* Fill a from the Unix socket path at idx. */
+void addr_from_path(lua_State *L, int idx, Addr *a) {
+  size_t n;
+  const char *path = luaL_checklstring(L, idx, &n);
+  struct sockaddr_un *un = (struct sockaddr_un *)&a->ss;
+  luaL_argcheck(L, n > 0 && n < sizeof un->sun_path, idx,
+                "path must have 1 to 107 bytes");
+  luaL_argcheck(L, strlen(path) == n, idx, "path contains a zero byte");
+  memset(un, 0, sizeof *un);
+  un->sun_family = AF_UNIX;
+  memcpy(un->sun_path, path, n);
+  a->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+}
+
+/* Push host and port (2 values), or the path of a Unix socket (1 value, ""
+** for an unnamed one). Returns the number of values pushed. */
+int addr_push(lua_State *L, const Addr *a) {
+  char host[NI_MAXHOST], serv[NI_MAXSERV];
+  if (a->ss.ss_family == AF_UNIX) {
+    const struct sockaddr_un *un = (const struct sockaddr_un *)&a->ss;
+    size_t n = a->len > offsetof(struct sockaddr_un, sun_path)
+               ? a->len - offsetof(struct sockaddr_un, sun_path) : 0;
+    lua_pushlstring(L, un->sun_path, strnlen(un->sun_path, n));
+    return 1;
+  }
+  if (getnameinfo((const struct sockaddr *)&a->ss, a->len, host, sizeof host,
+                  serv, sizeof serv, NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+    return 0;
+  lua_pushstring(L, host);
+  lua_pushinteger(L, (lua_Integer)strtol(serv, NULL, 10));
+  return 2;
+}
+
+/* Push the local (peer = 0) or remote address of fd; nothing if it has
+** none (not connected, closed). */
+int addr_push_of(lua_State *L, int fd, int peer) {
+  Addr a;
+  int rc;
+  a.len = sizeof a.ss;
+  memset(&a.ss, 0, sizeof a.ss);
+  rc = peer ? getpeername(fd, (struct sockaddr *)&a.ss, &a.len)
+            : getsockname(fd, (struct sockaddr *)&a.ss, &a.len);
+  return rc == 0 ? addr_push(L, &a) : 0;
+}

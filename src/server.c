@@ -1,0 +1,484 @@
+/*
+** Servers: a listening socket whose accept event queues a handle (as a
+** watch does); the handle accepts what is waiting and runs, in a new task
+** per connection, conn_main, which calls handler(stream, stream) under a
+** protected call, then closes the connection and reports a failure to the
+** loop's exception handler: a handler that fails costs its own connection
+** only. While the system is out of descriptors, accepting pauses for a
+** moment instead of spinning on an accept event that stays ready.
+*/
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <sys/stat.h>
+#include "lasync.h"
+
+#define ACCEPT_MAX 128           /* connections taken per accept event */
+#define RETRY_MS 100             /* pause after running out of fds */
+#define DEFAULT_BACKLOG 100
+
+typedef struct Server {
+  OBJ_HEAD;                      /* K_SERVER */
+  int fd;                        /* the listening socket, -1 once closed */
+  size_t limit;                  /* of each connection's stream */
+  int nconns;                    /* connection tasks not finished */
+  unsigned char serving, closed, warned, forever;
+  unsigned char assigned;        /* the events are set up */
+  Handle *acceptor;              /* queued by the accept event */
+  dev_t dev;                     /* the Unix socket file it made */
+  ino_t ino;
+  EvMem evmem[];                 /* the accept event, the retry timer */
+} Server;
+
+/* Server user values. */
+enum {
+  SVUV_LOOP = 1,   /* the loop, kept alive: its base holds the events */
+  SVUV_HANDLER,    /* handler(reader, writer) */
+  SVUV_MAIN,       /* conn_main, the body of the connection tasks */
+  SVUV_CONNS,      /* stream -> true, while its handler runs */
+  SVUV_PATH,       /* the Unix socket path, or nil */
+  SVUV_CLOSED,     /* futures of wait_closed() callers */
+  SVUV_STOPPED,    /* the future of serve_forever() */
+  SVUV_ACCEPTOR,   /* the acceptor handle: *acceptor stays valid */
+  SVUV_NUV = SVUV_ACCEPTOR
+};
+
+#define checkserver(L) ((Server *)lasync_checkobj(L, 1, K_SERVER, "server"))
+
+static struct event *event_of(Server *sv, int retry) {
+  return (struct event *)((char *)sv->evmem + (retry ? lasync_evsize() : 0));
+}
+
+/* ---------- connections ---------- */
+
+/* The protected call's message handler: the error and its traceback. */
+static int conn_msgh(lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  lua_createtable(L, 2, 0);
+  lua_pushvalue(L, 1);
+  lua_rawseti(L, -2, 1);
+  if (msg == NULL) msg = luaL_tolstring(L, 1, NULL);
+  luaL_traceback(L, L, msg, 1);
+  lua_rawseti(L, 2, 2);
+  lua_settop(L, 2);
+  return 1;
+}
+
+/* The connection's handler is done: the stream at sidx leaves the list;
+** the last one out of a closed server lets wait_closed() return. */
+static void conn_forget(lua_State *L, Server *sv, int svidx, int sidx) {
+  lua_getiuservalue(L, svidx, SVUV_CONNS);
+  lua_pushvalue(L, sidx);
+  lua_pushnil(L);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+  if (--sv->nconns == 0 && sv->closed) future_wake_all(L, svidx, SVUV_CLOSED);
+}
+
+/* Report the failure of a handler (the error at erridx, as conn_msgh
+** wrapped it for a run-time error) to the exception handler; a
+** cancellation goes on up, so that the task ends cancelled. */
+static void conn_report(lua_State *L, Server *sv, int status, int erridx) {
+  int tb = 0;
+  if (status == LUA_ERRRUN) {
+    lua_rawgeti(L, erridx, 1);
+    lua_rawgeti(L, erridx, 2);
+    tb = lua_gettop(L);
+    erridx = tb - 1;
+  }
+  if (errors_is_cancelled(L, sv->loop->mod, erridx)) {
+    lua_pushvalue(L, erridx);
+    lua_error(L);
+  }
+  loop_push_anchored(L, sv->loop, sv->loop->current);
+  loop_report_error(L, sv->loop, "Unhandled error in connection handler",
+                    erridx, -1, "task", tb);
+}
+
+/* After the handler: server, stream, msgh, then the error if it failed. */
+static int conn_done(lua_State *L, int status, lua_KContext ctx) {
+  Server *sv = lua_touserdata(L, 1);
+  (void)ctx;
+  stream_close(L, lua_touserdata(L, 2), 2, 0);
+  conn_forget(L, sv, 1, 2);
+  if (status != LUA_OK && status != LUA_YIELD) conn_report(L, sv, status, 4);
+  return 0;
+}
+
+/* The body of a connection task: conn_main(server, stream). */
+static int conn_main(lua_State *L) {
+  lua_settop(L, 2);
+  lua_pushcfunction(L, conn_msgh);
+  lua_getiuservalue(L, 1, SVUV_HANDLER);
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, 2);
+  return conn_done(L, lua_pcallk(L, 2, 0, 3, 0, conn_done), 0);
+}
+
+/* A task runs the handler for the new stream at sidx. */
+static void conn_start(lua_State *L, Server *sv, int svidx, int sidx) {
+  int top = lua_gettop(L);
+  lua_getiuservalue(L, svidx, SVUV_CONNS);
+  lua_pushvalue(L, sidx);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, -3);
+  lua_getiuservalue(L, svidx, SVUV_MAIN);
+  lua_pushvalue(L, svidx);
+  lua_pushvalue(L, sidx);
+  task_new(L, sv->loop, top + 2, 2);
+  sv->nconns++;
+  lua_settop(L, top);
+}
+
+/* ---------- accepting ---------- */
+
+static void queue_acceptor(Server *sv) {
+  Handle *h = sv->acceptor;
+  if (h && !h->queued && !h->cancelled) {
+    h->queued = 1;
+    loop_ready_push(sv->loop, h);
+  }
+}
+
+static void on_acceptable(evutil_socket_t fd, short what, void *arg) {
+  (void)fd; (void)what;
+  queue_acceptor(arg);
+}
+
+static void on_retry(evutil_socket_t fd, short what, void *arg) {
+  Server *sv = arg;
+  (void)fd; (void)what;
+  if (sv->serving && event_add(event_of(sv, 0), NULL) == 0)
+    queue_acceptor(sv);
+}
+
+/* Out of descriptors (or memory): the accept event would stay ready and
+** spin, so accepting pauses for RETRY_MS. Reported once per shortage. */
+static void accept_pause(lua_State *L, Server *sv, int err) {
+  struct timeval tv = {0, RETRY_MS * 1000};
+  event_del(event_of(sv, 0));
+  evtimer_add(event_of(sv, 1), &tv);
+  if (sv->warned) return;
+  sv->warned = 1;
+  errors_push_oserror(L, err, "accept");
+  loop_report_error(L, sv->loop, "Server could not accept a connection; "
+                    "accepting again in 0.1 s", -1, 1, "server", 0);
+  lua_pop(L, 1);
+}
+
+/* The acceptor handle's callback: acceptor(server). */
+static int server_accept(lua_State *L) {
+  Server *sv = lua_touserdata(L, 1);
+  int i, err;
+  for (i = 0; i < ACCEPT_MAX && sv->serving; i++) {
+    Stream *s = stream_new(L, sv->loop, sv->limit);  /* before the fd */
+    int fd = accept4(sv->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      err = errno;
+      lua_pop(L, 1);
+      if (err == EINTR || err == ECONNABORTED || err == EPROTO ||
+          err == EPERM)
+        continue;  /* that connection only */
+      if (err != EAGAIN && err != EWOULDBLOCK) accept_pause(L, sv, err);
+      break;
+    }
+    sv->warned = 0;
+    stream_attach(s, fd);
+    conn_start(L, sv, 1, 2);
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+/* ---------- opening and closing ---------- */
+
+/* Push a new server on lp for the handler at hidx, without a socket. */
+static Server *server_new(lua_State *L, Loop *lp, int hidx, size_t limit) {
+  Server *sv = lua_newuserdatauv(L, sizeof(Server) + 2 * lasync_evsize(),
+                                 SVUV_NUV);
+  memset(sv, 0, sizeof *sv);
+  sv->magic = LASYNC_MAGIC;
+  sv->kind = K_SERVER;
+  sv->loop = lp;
+  sv->fd = -1;
+  sv->limit = limit;
+  lasync_setmt(L, lp->mod, K_SERVER);
+  loop_push(L, lp);
+  lua_setiuservalue(L, -2, SVUV_LOOP);
+  lua_pushvalue(L, hidx);
+  lua_setiuservalue(L, -2, SVUV_HANDLER);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushcclosure(L, conn_main, 1);
+  lua_setiuservalue(L, -2, SVUV_MAIN);
+  lua_newtable(L);
+  lua_setiuservalue(L, -2, SVUV_CONNS);
+  return sv;
+}
+
+/* Close the listening socket (and remove the Unix socket file it made,
+** unless another took its place). Idempotent; for close() and __gc. */
+static void server_release(lua_State *L, Server *sv, int svidx) {
+  struct stat st;
+  if (sv->fd < 0) return;
+  if (sv->assigned && sv->loop->base) {  /* a closed loop freed them */
+    event_del(event_of(sv, 0));
+    event_del(event_of(sv, 1));
+  }
+  close(sv->fd);
+  sv->fd = -1;
+  if (lua_getiuservalue(L, svidx, SVUV_PATH) == LUA_TSTRING &&
+      stat(lua_tostring(L, -1), &st) == 0 && st.st_dev == sv->dev &&
+      st.st_ino == sv->ino)
+    unlink(lua_tostring(L, -1));
+  lua_pop(L, 1);
+}
+
+/* Stop serving: no more connections; the running ones go on. */
+static void server_stop(lua_State *L, Server *sv, int svidx) {
+  Handle *h = sv->acceptor;
+  if (sv->closed) return;
+  sv->closed = 1;
+  sv->serving = 0;
+  server_release(L, sv, svidx);
+  if (h) {  /* the loop lets go of it, at once or when it is popped */
+    h->cancelled = 1;
+    if (!h->queued && sv->loop->base) loop_unanchor(L, sv->loop, h);
+    sv->acceptor = NULL;
+  }
+  future_wake_all(L, svidx, SVUV_STOPPED);
+  if (sv->nconns == 0) future_wake_all(L, svidx, SVUV_CLOSED);
+}
+
+/* Raise an OSError for err (saved) about what, closing the server. */
+static int listen_failed(lua_State *L, Server *sv, int svidx, int err,
+                         const char *what) {
+  server_stop(L, sv, svidx);
+  errors_push_oserror(L, err, what);
+  return lua_error(L);
+}
+
+/* Listen with the backlog at bidx and start accepting. */
+static void server_start(lua_State *L, Server *sv, int svidx, int bidx,
+                         const char *what) {
+  Loop *lp = sv->loop;
+  int top = lua_gettop(L);
+  if (listen(sv->fd, (int)luaL_optinteger(L, bidx, DEFAULT_BACKLOG)) != 0)
+    listen_failed(L, sv, svidx, errno, what);
+  event_assign(event_of(sv, 0), lp->base, sv->fd, EV_READ | EV_PERSIST,
+               on_acceptable, sv);
+  evtimer_assign(event_of(sv, 1), lp->base, on_retry, sv);
+  sv->assigned = 1;
+  if (event_add(event_of(sv, 0), NULL) != 0)
+    listen_failed(L, sv, svidx, ENOMEM, what);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushcclosure(L, server_accept, 1);
+  lua_pushvalue(L, svidx);
+  sv->acceptor = handle_new(L, lp, K_WATCH, top + 1, 1);
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, svidx, SVUV_ACCEPTOR);
+  loop_anchor(L, lp, -1);  /* the handle holds the server while serving */
+  sv->serving = 1;
+  lua_settop(L, top);
+}
+
+static int checkbacklog(lua_State *L, int idx) {
+  lua_Integer n = luaL_optinteger(L, idx, DEFAULT_BACKLOG);
+  luaL_argcheck(L, n > 0 && n <= 65535, idx, "backlog must be from 1 to "
+                "65535");
+  return (int)n;
+}
+
+static void setopt(int fd, int level, int name, int on) {
+  setsockopt(fd, level, name, &on, sizeof on);
+}
+
+/* core.tcp_server(handler, host, port, limit, backlog, reuse_address,
+** reuse_port) -> Server, serving; host is a numeric address. */
+static int l_tcp_server(lua_State *L) {
+  Loop *lp = lasync_running(L, lasync_mod(L));
+  size_t limit;
+  Server *sv;
+  Addr a;
+  lasync_checkcallable(L, 1, "handler");
+  addr_from_host(L, 2, 3, &a);
+  limit = stream_checklimit(L, 4);
+  checkbacklog(L, 5);
+  lua_settop(L, 7);
+  lua_pushfstring(L, strchr(lua_tostring(L, 2), ':') ? "listen on [%s]:%d"
+                  : "listen on %s:%d", lua_tostring(L, 2),
+                  (int)lua_tointeger(L, 3));
+  sv = server_new(L, lp, 1, limit);  /* 9 */
+  sv->fd = socket(a.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                  0);
+  if (sv->fd < 0) return listen_failed(L, sv, 9, errno, lua_tostring(L, 8));
+  setopt(sv->fd, SOL_SOCKET, SO_REUSEADDR, lua_isnil(L, 6) ||
+         lua_toboolean(L, 6));
+  if (lua_toboolean(L, 7)) setopt(sv->fd, SOL_SOCKET, SO_REUSEPORT, 1);
+  if (a.ss.ss_family == AF_INET6) setopt(sv->fd, IPPROTO_IPV6, IPV6_V6ONLY, 1);
+  if (bind(sv->fd, (struct sockaddr *)&a.ss, a.len) != 0)
+    return listen_failed(L, sv, 9, errno, lua_tostring(L, 8));
+  server_start(L, sv, 9, 5, lua_tostring(L, 8));
+  return 1;
+}
+
+/* Remove a socket file left by a server that is gone, as asyncio does; a
+** file of any other kind stays (and bind fails). */
+static void remove_stale(const char *path) {
+  struct stat st;
+  if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode)) unlink(path);
+}
+
+/* core.unix_server(handler, path, limit, backlog) -> Server, serving. */
+static int l_unix_server(lua_State *L) {
+  Loop *lp = lasync_running(L, lasync_mod(L));
+  size_t limit;
+  Server *sv;
+  struct stat st;
+  Addr a;
+  lasync_checkcallable(L, 1, "handler");
+  addr_from_path(L, 2, &a);
+  limit = stream_checklimit(L, 3);
+  checkbacklog(L, 4);
+  lua_settop(L, 4);
+  lua_pushfstring(L, "listen on %s", lua_tostring(L, 2));
+  sv = server_new(L, lp, 1, limit);  /* 6 */
+  sv->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (sv->fd < 0) return listen_failed(L, sv, 6, errno, lua_tostring(L, 5));
+  remove_stale(lua_tostring(L, 2));
+  if (bind(sv->fd, (struct sockaddr *)&a.ss, a.len) != 0)
+    return listen_failed(L, sv, 6, errno, lua_tostring(L, 5));
+  if (stat(lua_tostring(L, 2), &st) == 0) {
+    sv->dev = st.st_dev;
+    sv->ino = st.st_ino;
+    lua_pushvalue(L, 2);
+    lua_setiuservalue(L, 6, SVUV_PATH);
+  }
+  server_start(L, sv, 6, 4, lua_tostring(L, 5));
+  return 1;
+}
+
+/* ---------- Lua methods ---------- */
+
+static int l_close(lua_State *L) {
+  server_stop(L, checkserver(L), 1);
+  return 0;
+}
+
+static int l_gc(lua_State *L) {
+  server_release(L, lua_touserdata(L, 1), 1);
+  return 0;
+}
+
+static int l_is_serving(lua_State *L) {
+  lua_pushboolean(L, checkserver(L)->serving);
+  return 1;
+}
+
+/* sockname(): host, port, or the path of a Unix socket; nil once closed. */
+static int l_sockname(lua_State *L) {
+  Server *sv = checkserver(L);
+  if (sv->fd < 0) return 0;
+  if (lua_getiuservalue(L, 1, SVUV_PATH) == LUA_TSTRING) return 1;
+  return addr_push_of(L, sv->fd, 0);
+}
+
+/* Close (or abort: without sending what is buffered) every connection
+** whose handler runs; the handlers see the end of their input. */
+static int close_all(lua_State *L, int abort) {
+  checkserver(L);
+  lua_settop(L, 1);
+  lua_getiuservalue(L, 1, SVUV_CONNS);
+  lua_pushnil(L);
+  while (lua_next(L, 2)) {
+    lua_pop(L, 1);
+    stream_close(L, lua_touserdata(L, -1), -1, abort);
+  }
+  return 0;
+}
+
+static int l_close_clients(lua_State *L) {
+  return close_all(L, 0);
+}
+
+static int l_abort_clients(lua_State *L) {
+  return close_all(L, 1);
+}
+
+static int resumed_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status; (void)ctx;
+  task_resumed(L, 2);
+  return 0;
+}
+
+/* wait_closed(): returns once closed and every handler has finished. */
+static int l_wait_closed(lua_State *L) {
+  Server *sv = checkserver(L);
+  Task *t;
+  lua_settop(L, 1);
+  if (sv->closed && sv->nconns == 0) return 0;
+  t = task_running(L, "wait_closed");
+  future_push_waiter(L, sv->loop, 1, SVUV_CLOSED);
+  return task_suspend(L, t, 2, 0, resumed_k);
+}
+
+/* serve_forever(): returns once the server is closed; cancelled, it
+** closes the server first. */
+static int forever_k(lua_State *L, int status, lua_KContext ctx) {
+  Server *sv = lua_touserdata(L, 1);
+  (void)status; (void)ctx;
+  sv->forever = 0;
+  if (task_interrupted(L, 2)) server_stop(L, sv, 1);
+  task_resumed(L, 2);
+  return 0;
+}
+
+static int l_serve_forever(lua_State *L) {
+  Server *sv = checkserver(L);
+  Task *t;
+  lua_settop(L, 1);
+  if (sv->closed) return luaL_error(L, "serve_forever: the server is closed");
+  if (sv->forever)
+    return luaL_error(L, "serve_forever: already running in another task");
+  t = task_running(L, "serve_forever");
+  future_push_waiter(L, sv->loop, 1, SVUV_STOPPED);
+  sv->forever = 1;
+  return task_suspend(L, t, 2, 0, forever_k);
+}
+
+static int l_tostring(lua_State *L) {
+  Server *sv = lua_touserdata(L, 1);
+  if (sv->fd < 0) lua_pushfstring(L, "<Server closed %p>", (void *)sv);
+  else lua_pushfstring(L, "<Server fd=%d %d connections>", sv->fd,
+                       sv->nconns);
+  return 1;
+}
+
+static const luaL_Reg server_methods[] = {
+  {"close", l_close},
+  {"wait_closed", l_wait_closed},
+  {"serve_forever", l_serve_forever},
+  {"is_serving", l_is_serving},
+  {"sockname", l_sockname},
+  {"close_clients", l_close_clients},
+  {"abort_clients", l_abort_clients},
+  {NULL, NULL}
+};
+
+static const luaL_Reg server_meta[] = {
+  {"__gc", l_gc},
+  {"__close", l_close},
+  {"__tostring", l_tostring},
+  {NULL, NULL}
+};
+
+static const luaL_Reg server_funcs[] = {
+  {"tcp_server", l_tcp_server},
+  {"unix_server", l_unix_server},
+  {NULL, NULL}
+};
+
+void server_open(lua_State *L) {
+  lasync_newmeta(L, K_SERVER, server_methods, server_meta);
+  lasync_addfuncs(L, server_funcs);
+}

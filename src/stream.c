@@ -1,0 +1,870 @@
+/*
+** Streams: a connected socket with its own input and output buffers, over
+** plain libevent events (bufferevents cap a read at 4 KiB per callback and
+** delay every write by one loop pass: see ../shared/bench). One Stream is
+** both the reader and the writer of a connection.
+**
+** The two events are persistent and their callbacks touch C memory only:
+** the read event receives into the input buffer, up to the limit while no
+** reader waits (then reading pauses: backpressure); the write event sends
+** the output buffer. A reader or drain() that must wait awaits one of the
+** stream's wait futures, which the callback finishes with future_wake (no
+** Lua): the waiter then looks at the stream again. The futures carry no
+** value; a connection error is kept as an errno and raised by the waiter.
+**
+** Lifetime: whoever uses a stream holds it (a task waiting in one of its
+** methods has it on its stack); one dropped is collected and its socket
+** closed. close() with output still buffered anchors a handle that keeps
+** the stream until the flush ends, then runs closer_done.
+*/
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include "lasync.h"
+
+#define HIGH_WATER (64 * 1024)   /* drain() waits while more is buffered */
+#define LOW_WATER (16 * 1024)    /* and is woken once at most this is */
+#define CHUNK (64 * 1024)        /* most one recv() asks for */
+#define SMALL 4096               /* input buffers above it are shrunk */
+#define DEFAULT_LIMIT 65536
+
+typedef struct Buf {
+  char *p;
+  size_t off, len, cap;          /* data is p[off .. off+len) */
+} Buf;
+
+enum { SHUT_NO, SHUT_ASKED, SHUT_DONE };
+
+struct Stream {
+  OBJ_HEAD;                      /* K_STREAM */
+  int fd;                        /* -1 before connecting and once closed */
+  int err;                       /* errno of the connection's failure */
+  size_t limit;                  /* input buffered before reading pauses */
+  size_t want;                   /* input the waiting reader needs */
+  Buf in, out;
+  Future *rfut, *wfut;           /* the wait futures, in SUV_RFUT/SUV_WFUT */
+  Handle *closer;                /* anchored while close() flushes */
+  unsigned char reading, writing;  /* the read / write event is added */
+  unsigned char rwaiting;        /* a reader waits on rfut */
+  unsigned char wwaiting;        /* a drain() waits on wfut */
+  unsigned char connecting;      /* connect_k waits on wfut */
+  unsigned char eof;             /* no more input: the peer's EOF, close() */
+  unsigned char shut;            /* write_eof(): SHUT_ASKED, SHUT_DONE */
+  unsigned char closing;         /* close() was called */
+  EvMem evmem[];                 /* the read event, then the write event */
+};
+
+/* Stream user values. */
+enum {
+  SUV_LOOP = 1,    /* the loop, kept alive: its base holds the events */
+  SUV_RFUT,        /* the reader's wait future */
+  SUV_WFUT,        /* the wait future of drain() and of the connect */
+  SUV_DRAINERS,    /* futures of further drain() callers, or nil */
+  SUV_CLOSED,      /* futures of wait_closed() callers, or nil */
+  SUV_CLOSER,      /* the closer handle, or nil: *closer stays valid */
+  SUV_NUV = SUV_CLOSER
+};
+
+#define checkstream(L) ((Stream *)lasync_checkobj(L, 1, K_STREAM, "stream"))
+
+/* ---------- buffers ---------- */
+
+#define buf_data(b) ((b)->p + (b)->off)
+#define buf_end(b) ((b)->p + (b)->off + (b)->len)
+
+static void buf_free(Buf *b) {
+  free(b->p);
+  memset(b, 0, sizeof *b);
+}
+
+/* Room for n more bytes after the data; 0 when out of memory. */
+static int buf_reserve(Buf *b, size_t n) {
+  size_t cap;
+  char *p;
+  if (b->cap - b->off - b->len >= n) return 1;
+  if (b->off) {
+    memmove(b->p, b->p + b->off, b->len);
+    b->off = 0;
+    if (b->cap - b->len >= n) return 1;
+  }
+  for (cap = b->cap ? b->cap : n; cap - b->len < n; cap *= 2) {}
+  if ((p = realloc(b->p, cap)) == NULL) return 0;
+  b->p = p;
+  b->cap = cap;
+  return 1;
+}
+
+static int buf_append(Buf *b, const char *s, size_t n) {
+  if (!buf_reserve(b, n)) return 0;
+  memcpy(buf_end(b), s, n);
+  b->len += n;
+  return 1;
+}
+
+/* Drop n bytes from the front; an emptied buffer gives its memory back,
+** so that an idle stream holds none. */
+static void buf_consume(Buf *b, size_t n) {
+  b->off += n;
+  b->len -= n;
+  if (b->len == 0) buf_free(b);
+}
+
+/* A big buffer mostly empty shrinks to its data: a stream waiting for the
+** rest of a short line does not keep a whole chunk. */
+static void buf_fit(Buf *b) {
+  char *p;
+  if (b->len == 0 || b->cap <= SMALL || b->off + b->len > b->cap / 4) return;
+  memmove(b->p, b->p + b->off, b->len);
+  b->off = 0;
+  if ((p = realloc(b->p, b->len)) == NULL) return;  /* keeps the old one */
+  b->p = p;
+  b->cap = b->len;
+}
+
+/* ---------- events: C only, they run inside event_base_loop ---------- */
+
+static struct event *event_of(Stream *s, int write) {
+  return (struct event *)((char *)s->evmem + (write ? lasync_evsize() : 0));
+}
+
+/* Add or delete an event; failing to add one is the stream's failure. A
+** closed loop freed its base and its events with it. */
+static void ev_switch(Stream *s, int write, int on) {
+  unsigned char *added = write ? &s->writing : &s->reading;
+  if (*added == on || s->loop->base == NULL) return;
+  if (!on) event_del(event_of(s, write));
+  else if (event_add(event_of(s, write), NULL) != 0) {
+    if (!s->err) s->err = errno ? errno : ENOMEM;
+    return;
+  }
+  *added = (unsigned char)on;
+}
+
+/* Read while the input is under the limit or a reader waits for more. */
+static void update_events(Stream *s) {
+  int open = s->fd >= 0;
+  ev_switch(s, 0, open && !s->eof && !s->err && !s->connecting &&
+                  (s->rwaiting || s->in.len < s->limit));
+  ev_switch(s, 1, open && (s->out.len > 0 || s->connecting));
+}
+
+/* The socket goes; a close() that waited for the flush queues its handle
+** (anchored since close(), unless the loop was closed since). */
+static void close_fd(Stream *s) {
+  ev_switch(s, 0, 0);
+  ev_switch(s, 1, 0);
+  close(s->fd);
+  s->fd = -1;
+  s->eof = 1;
+  if (s->closer && !s->closer->queued && s->loop->base) {
+    s->closer->queued = 1;
+    loop_ready_push(s->loop, s->closer);
+  }
+}
+
+/* Bring the socket and the events in line with the stream's state, and
+** wake a waiter whose wait is over. Runs after every change. */
+static void settle(Stream *s) {
+  if (s->err) buf_free(&s->out);
+  if (s->fd >= 0 && s->out.len == 0 && !s->connecting) {
+    if (s->shut == SHUT_ASKED) {
+      shutdown(s->fd, SHUT_WR);  /* fails only on a broken connection */
+      s->shut = SHUT_DONE;
+    }
+    if (s->closing) close_fd(s);
+  }
+  update_events(s);
+  if (s->rwaiting && (s->in.len >= s->want || s->eof || s->err))
+    future_wake(s->rfut);
+  if (s->wwaiting && (s->out.len <= LOW_WATER || s->err || s->fd < 0))
+    future_wake(s->wfut);
+}
+
+/* Receive what the socket holds: up to the limit, or while a reader waits
+** (it may need more than the limit) one limit's worth more. */
+static void fill(Stream *s) {
+  size_t budget = s->rwaiting ? (s->limit > CHUNK ? s->limit : CHUNK)
+                  : s->in.len < s->limit ? s->limit - s->in.len : 0;
+  while (budget > 0) {
+    size_t room = budget < CHUNK ? budget : CHUNK;
+    ssize_t n;
+    if (!buf_reserve(&s->in, room)) {
+      s->err = ENOMEM;
+      break;
+    }
+    n = recv(s->fd, buf_end(&s->in), room, 0);
+    if (n > 0) {
+      s->in.len += (size_t)n;
+      budget -= (size_t)n;
+      if ((size_t)n < room) break;  /* nothing more for now */
+    } else if (n == 0) {
+      s->eof = 1;
+      break;
+    } else if (errno != EINTR) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK) s->err = errno;
+      break;
+    }
+  }
+  buf_fit(&s->in);
+}
+
+/* Send the output buffer until the socket takes no more. */
+static void flush(Stream *s) {
+  while (s->out.len > 0) {
+    size_t len = s->out.len;
+    ssize_t n = send(s->fd, buf_data(&s->out), len, MSG_NOSIGNAL);
+    if (n >= 0) {
+      buf_consume(&s->out, (size_t)n);
+      if ((size_t)n < len) break;
+    } else if (errno != EINTR) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK) s->err = errno;
+      break;
+    }
+  }
+}
+
+static void on_read(evutil_socket_t fd, short what, void *arg) {
+  (void)fd; (void)what;
+  fill(arg);
+  settle(arg);
+}
+
+static void on_write(evutil_socket_t fd, short what, void *arg) {
+  Stream *s = arg;
+  (void)fd; (void)what;
+  if (s->connecting) {  /* connect_k looks at the outcome */
+    ev_switch(s, 1, 0);
+    future_wake(s->wfut);
+    return;
+  }
+  flush(s);
+  settle(s);
+}
+
+/* ---------- creation ---------- */
+
+/* Push a new stream on lp, without a socket yet. */
+Stream *stream_new(lua_State *L, Loop *lp, size_t limit) {
+  Stream *s = lua_newuserdatauv(L, sizeof(Stream) + 2 * lasync_evsize(),
+                                SUV_NUV);
+  memset(s, 0, sizeof *s);
+  s->magic = LASYNC_MAGIC;
+  s->kind = K_STREAM;
+  s->loop = lp;
+  s->fd = -1;
+  s->limit = limit;
+  lasync_setmt(L, lp->mod, K_STREAM);
+  loop_push(L, lp);
+  lua_setiuservalue(L, -2, SUV_LOOP);
+  return s;
+}
+
+/* The stream takes the non-blocking socket fd and starts reading (or, if
+** connecting, waits for the connect to end). */
+void stream_attach(Stream *s, int fd) {
+  int one = 1;
+  struct event_base *base = s->loop->base;
+  s->fd = fd;
+  event_assign(event_of(s, 0), base, fd, EV_READ | EV_PERSIST, on_read, s);
+  event_assign(event_of(s, 1), base, fd, EV_WRITE | EV_PERSIST, on_write, s);
+  /* as asyncio: small writes go out at once (fails on Unix sockets) */
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  settle(s);
+}
+
+/* The limit at idx: a positive integer, 65536 when nil. */
+size_t stream_checklimit(lua_State *L, int idx) {
+  lua_Integer n = luaL_optinteger(L, idx, DEFAULT_LIMIT);
+  luaL_argcheck(L, n > 0, idx, "limit must be positive");
+  return (size_t)n;
+}
+
+/* ---------- waiting ---------- */
+
+/* The running task, which is to wait on s. */
+static Task *waiter(lua_State *L, Stream *s, const char *what) {
+  Task *t = task_running(L, what);
+  if (t->f.loop != s->loop)
+    luaL_error(L, "%s: the stream belongs to another loop", what);
+  return t;
+}
+
+/* Push the wait future in user value uv of the stream at sidx, pending:
+** the last one again unless it was cancelled. */
+static Future *push_wait_future(lua_State *L, Stream *s, int sidx, int uv) {
+  Future *f;
+  if (lua_getiuservalue(L, sidx, uv) == LUA_TUSERDATA &&
+      future_rewind(f = lua_touserdata(L, -1)))
+    return f;
+  lua_pop(L, 1);
+  f = future_new(L, s->loop, K_FUTURE, sizeof(Future), FUV_NUV);
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, sidx, uv);
+  return f;
+}
+
+/* Wait (the stream at 1) until at least want bytes are buffered, the input
+** ends, or the connection fails; then k runs with ctx. */
+static int wait_input(lua_State *L, Stream *s, size_t want, lua_KContext ctx,
+                      lua_KFunction k, const char *what) {
+  Task *t = waiter(L, s, what);
+  if (s->rwaiting)
+    return luaL_error(L, "%s: another task is already waiting to read "
+                      "this stream", what);
+  s->rfut = push_wait_future(L, s, 1, SUV_RFUT);
+  s->want = want;
+  s->rwaiting = 1;
+  update_events(s);  /* reads on past the limit for it */
+  return task_suspend(L, t, lua_gettop(L), ctx, k);
+}
+
+/* First thing in a reader's continuation: it no longer waits (reading
+** pauses again over the limit); a cancellation is raised. */
+static void input_resumed(lua_State *L, Stream *s, int fidx) {
+  s->rwaiting = 0;
+  update_events(s);
+  task_resumed(L, fidx);
+}
+
+static int raise_error(lua_State *L, Stream *s) {
+  errors_push_oserror(L, s->err, NULL);
+  return lua_error(L);
+}
+
+/* ---------- reading ---------- */
+
+/* Push the first n bytes of input and drop them; as many as stripped of
+** them are left out at the end. */
+static int take(lua_State *L, Stream *s, size_t n, size_t stripped) {
+  if (n == 0) {  /* the buffer may have no memory */
+    lua_pushliteral(L, "");
+    return 1;
+  }
+  lua_pushlstring(L, buf_data(&s->in), n - stripped);
+  buf_consume(&s->in, n);
+  update_events(s);  /* reading resumes once under the limit */
+  return 1;
+}
+
+/* Raise IncompleteReadError with the whole input as `partial`; expected
+** is the value at expidx (0: none). */
+static int raise_incomplete(lua_State *L, Stream *s, int expidx) {
+  take(L, s, s->in.len, 0);
+  if (expidx)
+    lua_pushfstring(L, "%I bytes read on a total of %I expected bytes",
+                    (lua_Integer)lua_rawlen(L, -1), lua_tointeger(L, expidx));
+  else
+    lua_pushfstring(L, "%I bytes read on a total of undefined expected "
+                    "bytes", (lua_Integer)lua_rawlen(L, -1));
+  errors_push_newv(L, "IncompleteReadError", -1);
+  lua_pushvalue(L, -3);
+  lua_setfield(L, -2, "partial");
+  if (expidx) {
+    lua_pushvalue(L, expidx);
+    lua_setfield(L, -2, "expected");
+  }
+  return lua_error(L);
+}
+
+/* Raise LimitOverrunError after dropping `drop` bytes of input. */
+static int raise_overrun(lua_State *L, Stream *s, const char *msg,
+                         size_t consumed, size_t drop) {
+  buf_consume(&s->in, drop);
+  update_events(s);
+  errors_push_new(L, "LimitOverrunError", msg);
+  lua_pushinteger(L, (lua_Integer)consumed);
+  lua_setfield(L, -2, "consumed");
+  return lua_error(L);
+}
+
+/* A step of asyncio's readuntil: the length of input through the
+** separator, or -1 to wait for more; *off is where the search goes on.
+** At the end of input a line (line != 0) is the rest, else an
+** IncompleteReadError. Over the limit LimitOverrunError is raised, a line
+** first dropping what it cannot take (as asyncio's readline). */
+static lua_Integer until_step(lua_State *L, Stream *s, const char *sep,
+                              size_t seplen, size_t *off, int line) {
+  const char *data = buf_data(&s->in), *p;
+  if (s->in.len >= *off + seplen) {
+    p = memmem(data + *off, s->in.len - *off, sep, seplen);
+    if (p != NULL) {
+      size_t isep = (size_t)(p - data);
+      if (isep > s->limit)
+        raise_overrun(L, s, "Separator is found, but chunk is longer than "
+                      "limit", isep, line ? isep + seplen : 0);
+      return (lua_Integer)(isep + seplen);
+    }
+    *off = s->in.len + 1 - seplen;
+    if (*off > s->limit)
+      raise_overrun(L, s, "Separator is not found, and chunk exceed the "
+                    "limit", *off, line ? s->in.len : 0);
+  }
+  if (s->eof) {
+    if (!line) raise_incomplete(L, s, 0);
+    return (lua_Integer)s->in.len;
+  }
+  return -1;
+}
+
+/* read(n): stream, n; the wait future at 3. */
+static int read_k(lua_State *L, int status, lua_KContext ctx) {
+  Stream *s = lua_touserdata(L, 1);
+  lua_Integer n = lua_tointeger(L, 2);
+  (void)ctx;
+  if (status == LUA_YIELD) input_resumed(L, s, 3);
+  if (s->err) return raise_error(L, s);
+  if (n < 0 && s->eof) return take(L, s, s->in.len, 0);
+  if (n == 0 || (n > 0 && (s->in.len > 0 || s->eof)))
+    return take(L, s, (size_t)n < s->in.len ? (size_t)n : s->in.len, 0);
+  return wait_input(L, s, n < 0 ? SIZE_MAX : 1, 0, read_k, "read");
+}
+
+static int l_read(lua_State *L) {
+  lua_Integer n;
+  checkstream(L);
+  n = luaL_optinteger(L, 2, -1);
+  lua_settop(L, 1);
+  lua_pushinteger(L, n);
+  return read_k(L, LUA_OK, 0);
+}
+
+/* readexactly(n): stream, n; the wait future at 3. */
+static int readexactly_k(lua_State *L, int status, lua_KContext ctx) {
+  Stream *s = lua_touserdata(L, 1);
+  size_t n = (size_t)lua_tointeger(L, 2);
+  (void)ctx;
+  if (status == LUA_YIELD) input_resumed(L, s, 3);
+  if (s->err) return raise_error(L, s);
+  if (s->in.len >= n) return take(L, s, n, 0);
+  if (s->eof) return raise_incomplete(L, s, 2);
+  return wait_input(L, s, n, 0, readexactly_k, "readexactly");
+}
+
+static int l_readexactly(lua_State *L) {
+  lua_Integer n;
+  checkstream(L);
+  n = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, n >= 0, 2, "size must not be negative");
+  lua_settop(L, 2);
+  return readexactly_k(L, LUA_OK, 0);
+}
+
+/* readuntil(sep): stream, sep; the wait future at 3; ctx: search offset. */
+static int readuntil_k(lua_State *L, int status, lua_KContext ctx) {
+  Stream *s = lua_touserdata(L, 1);
+  size_t seplen, off = (size_t)ctx;
+  const char *sep = lua_tolstring(L, 2, &seplen);
+  lua_Integer n;
+  if (status == LUA_YIELD) input_resumed(L, s, 3);
+  if (s->err) return raise_error(L, s);
+  if ((n = until_step(L, s, sep, seplen, &off, 0)) >= 0)
+    return take(L, s, (size_t)n, 0);
+  return wait_input(L, s, s->in.len + 1, (lua_KContext)off, readuntil_k,
+                    "readuntil");
+}
+
+static int l_readuntil(lua_State *L) {
+  checkstream(L);
+  if (lua_isnoneornil(L, 2)) {
+    lua_settop(L, 1);
+    lua_pushliteral(L, "\n");
+  }
+  luaL_checktype(L, 2, LUA_TSTRING);
+  luaL_argcheck(L, lua_rawlen(L, 2) > 0, 2, "separator must not be empty");
+  lua_settop(L, 2);
+  return readuntil_k(L, LUA_OK, 0);
+}
+
+/* readline(): the stream; the wait future at 2; ctx: search offset. */
+static int readline_k(lua_State *L, int status, lua_KContext ctx) {
+  Stream *s = lua_touserdata(L, 1);
+  size_t off = (size_t)ctx;
+  lua_Integer n;
+  if (status == LUA_YIELD) input_resumed(L, s, 2);
+  if (s->err) return raise_error(L, s);
+  if ((n = until_step(L, s, "\n", 1, &off, 1)) >= 0)
+    return take(L, s, (size_t)n, 0);
+  return wait_input(L, s, s->in.len + 1, (lua_KContext)off, readline_k,
+                    "readline");
+}
+
+static int l_readline(lua_State *L) {
+  checkstream(L);
+  lua_settop(L, 1);
+  return readline_k(L, LUA_OK, 0);
+}
+
+/* The iterator of lines(): readline without the "\n" or "\r\n"; nil at the
+** end. Upvalue 2 is the stream, moved to 1; the wait future at 2. */
+static int lines_k(lua_State *L, int status, lua_KContext ctx) {
+  Stream *s = lua_touserdata(L, 1);
+  size_t off = (size_t)ctx, strip = 0;
+  lua_Integer n;
+  if (status == LUA_YIELD) input_resumed(L, s, 2);
+  if (s->err) return raise_error(L, s);
+  if ((n = until_step(L, s, "\n", 1, &off, 1)) < 0)
+    return wait_input(L, s, s->in.len + 1, (lua_KContext)off, lines_k,
+                      "lines");
+  if (n == 0) return 0;
+  if (buf_data(&s->in)[n - 1] == '\n')
+    strip = n > 1 && buf_data(&s->in)[n - 2] == '\r' ? 2 : 1;
+  return take(L, s, (size_t)n, strip);
+}
+
+static int lines_iter(lua_State *L) {
+  lua_settop(L, 0);
+  lua_pushvalue(L, lua_upvalueindex(2));
+  return lines_k(L, LUA_OK, 0);
+}
+
+static int l_lines(lua_State *L) {
+  checkstream(L);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushvalue(L, 1);
+  lua_pushcclosure(L, lines_iter, 2);
+  return 1;
+}
+
+static int l_at_eof(lua_State *L) {
+  Stream *s = checkstream(L);
+  lua_pushboolean(L, s->eof && s->in.len == 0);
+  return 1;
+}
+
+/* ---------- writing ---------- */
+
+/* Send at once what the socket takes, buffer the rest. Output after
+** close() or a failure is dropped, as asyncio does (drain() raises). */
+static void stream_send(Stream *s, const char *p, size_t n) {
+  if (s->fd < 0 || s->closing || s->err || n == 0) return;
+  if (s->out.len == 0) {
+    ssize_t sent = send(s->fd, p, n, MSG_NOSIGNAL);
+    if (sent < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+        errno != EINTR)
+      s->err = errno;
+    if (sent > 0) {
+      p += sent;
+      n -= (size_t)sent;
+    }
+  }
+  if (n > 0 && !s->err && !buf_append(&s->out, p, n)) s->err = ENOMEM;
+  settle(s);
+}
+
+static void check_open_for_write(lua_State *L, Stream *s) {
+  if (s->shut) luaL_error(L, "cannot write after write_eof()");
+}
+
+static int l_write(lua_State *L) {
+  Stream *s = checkstream(L);
+  size_t n;
+  const char *p;
+  luaL_checktype(L, 2, LUA_TSTRING);
+  p = lua_tolstring(L, 2, &n);
+  check_open_for_write(L, s);
+  stream_send(s, p, n);
+  return 0;
+}
+
+/* writelines(list): the strings joined, sent as one write. */
+static int l_writelines(lua_State *L) {
+  Stream *s = checkstream(L);
+  lua_Integer i, n;
+  luaL_Buffer b;
+  size_t len;
+  const char *p;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  check_open_for_write(L, s);
+  n = luaL_len(L, 2);
+  luaL_buffinit(L, &b);
+  for (i = 1; i <= n; i++) {
+    if (lua_geti(L, 2, i) != LUA_TSTRING)
+      return luaL_argerror(L, 2, lua_pushfstring(L, "string expected at "
+                           "index %I, got %s", i, luaL_typename(L, -1)));
+    luaL_addvalue(&b);
+  }
+  luaL_pushresult(&b);
+  p = lua_tolstring(L, -1, &len);
+  stream_send(s, p, len);
+  return 0;
+}
+
+/* drain(): the stream; the wait future at 2. The first caller waits on
+** wfut, woken by the events; further ones wait on futures of their own,
+** which the first wakes when it is woken (or cancelled): then each looks
+** again, and one of them may become the first. ctx: is it the first. */
+static int drain_k(lua_State *L, int status, lua_KContext ctx) {
+  Stream *s = lua_touserdata(L, 1);
+  Task *t;
+  int first;
+  if (status == LUA_YIELD) {
+    if (ctx) {
+      s->wwaiting = 0;
+      future_wake_all(L, 1, SUV_DRAINERS);
+    }
+    task_resumed(L, 2);
+  }
+  if (s->err) return raise_error(L, s);
+  if (s->closing) return errors_raise(L, "ConnectionResetError",
+                                      "Connection lost");
+  if (s->out.len <= HIGH_WATER) return 0;
+  t = waiter(L, s, "drain");
+  first = !s->wwaiting;
+  if (!first) future_push_waiter(L, s->loop, 1, SUV_DRAINERS);
+  else {
+    s->wfut = push_wait_future(L, s, 1, SUV_WFUT);
+    s->wwaiting = 1;
+  }
+  return task_suspend(L, t, 2, first, drain_k);
+}
+
+static int l_drain(lua_State *L) {
+  checkstream(L);
+  lua_settop(L, 1);
+  return drain_k(L, LUA_OK, 0);
+}
+
+/* write_eof(): shuts down the sending side once the output is sent. */
+static int l_write_eof(lua_State *L) {
+  Stream *s = checkstream(L);
+  if (s->shut == SHUT_NO && !s->closing) {
+    s->shut = SHUT_ASKED;
+    settle(s);
+  }
+  return 0;
+}
+
+static int l_can_write_eof(lua_State *L) {
+  checkstream(L);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* ---------- closing ---------- */
+
+/* The handle of a close() that waited for the flush: the socket is
+** closed, the wait_closed() callers go on. */
+static int closer_done(lua_State *L) {
+  Stream *s = lua_touserdata(L, 1);
+  s->closer = NULL;
+  lua_pushnil(L);
+  lua_setiuservalue(L, 1, SUV_CLOSER);
+  future_wake_all(L, 1, SUV_CLOSED);
+  return 0;
+}
+
+/* Until the flush ends an anchored handle keeps the stream (a close()
+** with output pending must not lose it when the stream is dropped). */
+static void closer_new(lua_State *L, Stream *s, int sidx) {
+  int top = lua_gettop(L);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushcclosure(L, closer_done, 1);
+  lua_pushvalue(L, sidx);
+  s->closer = handle_new(L, s->loop, K_HANDLE, top + 1, 1);
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, sidx, SUV_CLOSER);
+  loop_anchor(L, s->loop, -1);
+  lua_settop(L, top);
+}
+
+/* Stop reading and close the socket once the buffered output is sent (at
+** once if abort, dropping it). Idempotent; input already buffered can
+** still be read. The caller is a C function whose upvalue 1 is the Mod. */
+void stream_close(lua_State *L, Stream *s, int sidx, int abort) {
+  int open = s->fd >= 0;
+  sidx = lua_absindex(L, sidx);
+  if (abort || s->loop->base == NULL) buf_free(&s->out);
+  if (!s->closing) {
+    s->closing = 1;
+    s->eof = 1;
+    if (open && s->out.len > 0 && !s->err) closer_new(L, s, sidx);
+  }
+  settle(s);
+  if (open && s->fd < 0 && s->closer == NULL)
+    future_wake_all(L, sidx, SUV_CLOSED);
+}
+
+static int l_close(lua_State *L) {
+  stream_close(L, checkstream(L), 1, 0);
+  return 0;
+}
+
+/* __gc: the stream is unreachable, so nothing can be flushed any more
+** (a close() with output pending keeps it reachable until it is done). */
+static int l_gc(lua_State *L) {
+  Stream *s = lua_touserdata(L, 1);
+  if (s->fd >= 0) close_fd(s);
+  buf_free(&s->in);
+  buf_free(&s->out);
+  return 0;
+}
+
+static int l_is_closing(lua_State *L) {
+  lua_pushboolean(L, checkstream(L)->closing);
+  return 1;
+}
+
+static int resumed_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  task_resumed(L, (int)ctx);
+  return 0;
+}
+
+/* wait_closed(): returns once close() has closed the socket. */
+static int l_wait_closed(lua_State *L) {
+  Stream *s = checkstream(L);
+  Task *t;
+  lua_settop(L, 1);
+  if (s->closing && s->fd < 0 && s->closer == NULL) return 0;
+  t = waiter(L, s, "wait_closed");
+  future_push_waiter(L, s->loop, 1, SUV_CLOSED);
+  return task_suspend(L, t, 2, 2, resumed_k);
+}
+
+/* ---------- information ---------- */
+
+/* get_extra_info(name, default): "peername", "sockname" (host, port, or
+** the path of a Unix socket), "fd"; default for anything else. */
+static int l_get_extra_info(lua_State *L) {
+  Stream *s = checkstream(L);
+  const char *name = luaL_checkstring(L, 2);
+  int n = 0;
+  if (s->fd >= 0 && strcmp(name, "fd") == 0) {
+    lua_pushinteger(L, s->fd);
+    n = 1;
+  } else if (s->fd >= 0 && strcmp(name, "peername") == 0)
+    n = addr_push_of(L, s->fd, 1);
+  else if (s->fd >= 0 && strcmp(name, "sockname") == 0)
+    n = addr_push_of(L, s->fd, 0);
+  if (n > 0) return n;
+  lua_settop(L, 3);
+  return 1;
+}
+
+static int l_start_tls(lua_State *L) {
+  checkstream(L);
+  return luaL_error(L, "start_tls: TLS is not supported yet");
+}
+
+static int l_tostring(lua_State *L) {
+  Stream *s = lua_touserdata(L, 1);
+  if (s->fd < 0) lua_pushfstring(L, "<Stream closed %p>", (void *)s);
+  else lua_pushfstring(L, "<Stream fd=%d%s>", s->fd,
+                       s->closing ? " closing" : "");
+  return 1;
+}
+
+/* ---------- connecting ---------- */
+
+/* Close the stream at sidx and raise an OSError for err (saved) about the
+** target described at sidx - 1. */
+static int connect_failed(lua_State *L, Stream *s, int sidx, int err) {
+  stream_close(L, s, sidx, 1);
+  errors_push_oserror(L, err, lua_tostring(L, sidx - 1));
+  return lua_error(L);
+}
+
+/* The connect ended: what, stream (ctx: its index), the wait future. */
+static int connect_k(lua_State *L, int status, lua_KContext ctx) {
+  int sidx = (int)ctx, err = 0;
+  Stream *s = lua_touserdata(L, sidx);
+  socklen_t len = sizeof err;
+  (void)status;
+  s->connecting = 0;
+  if (task_interrupted(L, sidx + 1)) stream_close(L, s, sidx, 1);
+  task_resumed(L, sidx + 1);
+  if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+  if (err) return connect_failed(L, s, sidx, err);
+  settle(s);
+  return 1;
+}
+
+/* Push a stream connected to a (from la unless NULL), with the limit at
+** limidx; the top of the stack describes the target, for errors. Waits
+** while the connect is in progress. */
+static int connect_to(lua_State *L, const Addr *a, const Addr *la,
+                      int limidx) {
+  size_t limit = stream_checklimit(L, limidx);
+  Task *t = task_running(L, "open_connection");
+  int sidx = lua_gettop(L) + 1, err;
+  Stream *s = stream_new(L, t->f.loop, limit);
+  s->fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                 0);
+  if (s->fd < 0) return connect_failed(L, s, sidx, errno);
+  if (la && bind(s->fd, (const struct sockaddr *)&la->ss, la->len) != 0)
+    return connect_failed(L, s, sidx, errno);
+  if (connect(s->fd, (const struct sockaddr *)&a->ss, a->len) == 0) {
+    stream_attach(s, s->fd);
+    return 1;
+  }
+  if ((err = errno) != EINPROGRESS) return connect_failed(L, s, sidx, err);
+  s->connecting = 1;
+  stream_attach(s, s->fd);
+  s->wfut = push_wait_future(L, s, sidx, SUV_WFUT);
+  return task_suspend(L, t, sidx + 1, sidx, connect_k);
+}
+
+/* core.tcp_connect(host, port, limit, local_host, local_port) -> stream:
+** host and local_host are numeric addresses. */
+static int l_tcp_connect(lua_State *L) {
+  Addr a, la;
+  int local = !lua_isnoneornil(L, 4);
+  const char *host = luaL_checkstring(L, 1);
+  addr_from_host(L, 1, 2, &a);
+  if (local) addr_from_host(L, 4, 5, &la);
+  lua_settop(L, 5);
+  lua_pushfstring(L, strchr(host, ':') ? "connect to [%s]:%d"
+                  : "connect to %s:%d", host, (int)lua_tointeger(L, 2));
+  return connect_to(L, &a, local ? &la : NULL, 3);
+}
+
+/* core.unix_connect(path, limit) -> stream */
+static int l_unix_connect(lua_State *L) {
+  Addr a;
+  addr_from_path(L, 1, &a);
+  lua_settop(L, 2);
+  lua_pushfstring(L, "connect to %s", lua_tostring(L, 1));
+  return connect_to(L, &a, NULL, 2);
+}
+
+static const luaL_Reg stream_methods[] = {
+  {"read", l_read},
+  {"readline", l_readline},
+  {"readexactly", l_readexactly},
+  {"readuntil", l_readuntil},
+  {"at_eof", l_at_eof},
+  {"lines", l_lines},
+  {"write", l_write},
+  {"writelines", l_writelines},
+  {"drain", l_drain},
+  {"write_eof", l_write_eof},
+  {"can_write_eof", l_can_write_eof},
+  {"close", l_close},
+  {"wait_closed", l_wait_closed},
+  {"is_closing", l_is_closing},
+  {"get_extra_info", l_get_extra_info},
+  {"start_tls", l_start_tls},
+  {NULL, NULL}
+};
+
+static const luaL_Reg stream_meta[] = {
+  {"__gc", l_gc},
+  {"__close", l_close},
+  {"__tostring", l_tostring},
+  {NULL, NULL}
+};
+
+static const luaL_Reg stream_funcs[] = {
+  {"tcp_connect", l_tcp_connect},
+  {"unix_connect", l_unix_connect},
+  {NULL, NULL}
+};
+
+void stream_open(lua_State *L) {
+  lasync_newmeta(L, K_STREAM, stream_methods, stream_meta);
+  lasync_addfuncs(L, stream_funcs);
+}
