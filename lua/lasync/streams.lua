@@ -87,22 +87,10 @@ end
 
 -- ------------------------------------------------------------- addresses --
 
-local function is_numeric(host)
-  return host:find("^%d+%.%d+%.%d+%.%d+$") ~= nil or host:find(":", 1, true) ~= nil
-end
-
---- The addresses to try for host and port, as lasync.getaddrinfo gives
--- them ({family=, host=, port=}, ...). Numeric addresses, and "localhost"
--- as 127.0.0.1: names are not looked up yet.
+-- The addresses of host:port, through lasync.getaddrinfo (numeric hosts and
+-- /etc/hosts answer without suspending; other names ask the resolver).
 local function resolve(host, port)
-  if host == "localhost" then
-    return {{family = "inet", host = "127.0.0.1", port = port}}
-  end
-  if not is_numeric(host) then
-    error(OSError(("cannot resolve '%s': only numeric addresses and "
-      .. "localhost are supported"):format(host), {code = "EAI_NONAME"}), 0)
-  end
-  return {{family = host:find(":", 1, true) and "inet6" or "inet", host = host, port = port}}
+  return core.getaddrinfo(host, port)
 end
 
 -- ----------------------------------------------------------- connections --
@@ -117,6 +105,7 @@ function M.open_connection(host, port, opts)
   check_string(host, 1, "open_connection", "host (string)")
   port = check_port(port, 2, "open_connection")
   opts = check_opts(opts, 3, "open_connection", CONNECT_OPTS)
+  if not core.current_task() then misuse("open_connection called outside a task") end
   local la, first = opts.local_addr or {}, nil
   for _, a in ipairs(resolve(host, port)) do
     local ok, s = pcall(core.tcp_connect, a.host, a.port, opts.limit, la[1], la[2])
