@@ -146,14 +146,6 @@ void timers_due(lua_State *L, Loop *lp, double now) {
   }
 }
 
-/* Seconds until the earliest timer, or -1 when there is none. */
-double timers_next(Loop *lp) {
-  double d;
-  if (lp->timers.n == 0) return -1;
-  d = lp->timers.h[0]->when - lasync_now();
-  return d > 0 ? d : 0;
-}
-
 void timers_clear(lua_State *L, Loop *lp) {
   TimerHeap *th = &lp->timers;
   while (th->n > 0) loop_unanchor(L, lp, th->h[--th->n]);

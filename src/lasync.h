@@ -127,6 +127,7 @@ struct Loop {
   Mod *mod;
   struct event_base *base;
   struct event *tick;            /* fires at the earliest timer deadline */
+  double tick_at;                /* the deadline it is armed for, -1: none */
   lua_State *L;                  /* thread running the loop, while it runs */
   void **ready;                  /* ring of Handle* and Task* to run */
   size_t rhead, rcount, rcap;
@@ -204,7 +205,6 @@ void handle_call_soon(lua_State *L, Loop *lp, int fnidx, int nargs);
 void timer_push(lua_State *L, Loop *lp, Handle *h, int hidx);
 void timers_due(lua_State *L, Loop *lp, double now);
 void timers_clear(lua_State *L, Loop *lp);
-double timers_next(Loop *lp);
 
 /* watch.c */
 void watch_open(lua_State *L);

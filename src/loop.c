@@ -226,9 +226,9 @@ void loop_report(lua_State *L, Loop *lp, int ctxidx) {
 /* Block in libevent until I/O or the next timer, unless work is ready; when
 ** busy, poll I/O without blocking only once 128 items ran since the last
 ** poll, so task switches do not each pay a system call. */
+static void arm_tick(Loop *lp);
+
 static void poll_io(Loop *lp) {
-  struct timeval tv;
-  double wait;
   if (lp->rcount || lp->stopping) {
     if (lp->ran >= 128) {
       lp->ran = 0;
@@ -237,13 +237,25 @@ static void poll_io(Loop *lp) {
     return;
   }
   lp->ran = 0;
-  wait = timers_next(lp);
-  if (wait < 0 || wait > 3600)  /* nothing scheduled soon: wait for I/O */
-    wait = 3600;                 /* (and tv_sec below stays in range) */
+  arm_tick(lp);
+  event_base_loop(lp->base, EVLOOP_ONCE);
+}
+
+/* Arm the tick for the earliest timer, or for an hour when there is none
+** (so that libevent always has an event to wait on), unless it is armed
+** for that deadline already: each re-arm is a system call. */
+static void arm_tick(Loop *lp) {
+  struct timeval tv;
+  double at = lp->timers.n ? lp->timers.h[0]->when : -1, wait;
+  if (at == lp->tick_at && event_pending(lp->tick, EV_TIMEOUT, NULL))
+    return;
+  wait = at < 0 ? 3600 : at - lasync_now();
+  if (wait < 0) wait = 0;
+  if (wait > 3600) wait = 3600;  /* far timers: tv_sec stays in range */
   tv.tv_sec = (long)wait;
   tv.tv_usec = (long)((wait - (double)tv.tv_sec) * 1e6) + 1;
   event_add(lp->tick, &tv);
-  event_base_loop(lp->base, EVLOOP_ONCE);
+  lp->tick_at = at;
 }
 
 static void report_slow(lua_State *L, Loop *lp, int objidx, double dt) {
@@ -532,6 +544,7 @@ static int l_new_loop(lua_State *L) {
   lp->loop = lp;
   lp->mod = lasync_mod(L);
   lp->slow = 0.1;
+  lp->tick_at = -1;
   lp->anchors = lp->pool = LUA_NOREF;
   lasync_setmt(L, lp->mod, K_LOOP);
   cfg = event_config_new();
