@@ -89,13 +89,13 @@ asan_env = LD_PRELOAD="$$($(CC) -print-file-name=libasan.so)" \
 
 # `make -j test` on a fresh machine must not compile before `deps` has
 # installed the compiler and the headers: objects wait for it then.
-ifneq ($(filter test test-asan valgrind run bench,$(MAKECMDGOALS)),)
+ifneq ($(filter test test-asan valgrind run bench bench-echo,$(MAKECMDGOALS)),)
 DEPS_FIRST := deps
 endif
 
 # --------------------------------------------------------------- targets ---
 
-.PHONY: all deps check-rockspec test test-asan valgrind run bench lint \
+.PHONY: all deps check-rockspec test test-asan valgrind run bench bench-echo lint \
         install clean
 .DEFAULT_GOAL := all
 
@@ -168,8 +168,11 @@ valgrind: deps all
 	  --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=3 \
 	  $(busted) $(VALGRIND_SPECS)
 
+# The chat example; Ctrl-C stops it.
 run: deps all
-	@$(call lua_env,build) scripts/lasync run examples/hello.lua
+	@echo "lasync: chat on 127.0.0.1:8080; connect with: nc 127.0.0.1 8080"
+	@$(call lua_env,build) scripts/lasync serve examples/chat.lua \
+	  --listen 127.0.0.1:8080
 
 # bench/core.lua compares against Python asyncio and uvloop (Debian's
 # python3, with python3-uvloop) and ../shared/bench/micro; whatever is
@@ -181,6 +184,12 @@ bench: deps deps-bench all
 	@$(call lua_env,build) SHARED_BENCH='$(SHARED_BENCH)' \
 	  PYTHON='$(BENCH_PYTHON)' $(LUA) bench/core.lua
 	@$(call lua_env,build) PYTHON='$(BENCH_PYTHON)' $(LUA) bench/sync.lua
+
+# lasync's echo server beside the peers of issue 4 in one run of the shared
+# bench (a scratch copy of it): echo and memory parts. REPEAT, DUR, ... go to
+# its run.sh. Installs the peers' Debian packages when root and missing.
+bench-echo: deps all
+	@bench/echo_peers.sh '$(SHARED_BENCH)'
 
 # Installs python3-uvloop when root and it is missing; never fails the bench.
 .PHONY: deps-bench
@@ -199,7 +208,7 @@ deps-bench:
 	  || echo "lasync: could not install python3-uvloop (uvloop figures n/a)" >&2
 
 # Only the paths that exist yet, so that lint works while the tree grows.
-LINT_PATHS = $(wildcard lua spec scripts/lasync bench)
+LINT_PATHS = $(wildcard lua spec scripts/lasync bench examples)
 lint:
 	@$(LUACHECK) $(LINT_PATHS)
 

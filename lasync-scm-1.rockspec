@@ -45,6 +45,7 @@ build = {
             "src/addr.c",
             "src/stream.c",
             "src/server.c",
+            "src/process.c",
          },
          defines = { "_GNU_SOURCE" },
          incdirs = { "$(LIBEVENT_INCDIR)" },
@@ -59,6 +60,7 @@ build = {
       ["lasync.coroutine"] = "lua/lasync/coroutine.lua",
       ["lasync.contextvars"] = "lua/lasync/contextvars.lua",
       ["lasync.streams"] = "lua/lasync/streams.lua",
+      ["lasync.serve"] = "lua/lasync/serve.lua",
    },
    install = {
       bin = {

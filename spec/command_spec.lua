@@ -90,10 +90,10 @@ describe("lasync command", function()
         local out, err, code = cmd(opt)
         assert.matches("^usage: lasync", out)
         for _, text in ipairs { "run SCRIPT.lua [ARGS...]", "REPL",
+                                "serve HANDLER.lua [OPTIONS]", "--listen HOST:PORT",
                                 "-h, --help", "--version" } do
           assert.truthy(out:find(text, 1, true), text)
         end
-        assert.is_nil(out:find("serve", 1, true))
         assert.are.equal("", err)
         assert.are.equal(0, code)
       end)
@@ -102,7 +102,8 @@ describe("lasync command", function()
     for _, case in ipairs {
       { "--bogus", "lasync: unknown option '--bogus'" },
       { "bogus", "lasync: unknown command 'bogus'" },
-      { "serve handler.lua", "lasync: unknown command 'serve'" },
+      { "serve", "lasync: serve: handler script expected" },
+      { "serve x.lua --workers", "lasync: serve: --workers needs a value" },
       { "run", "lasync: run: script expected\n" },
       { "run -", "lasync: run: script expected, got '-'" },
       { "run --bogus x.lua", "lasync: run: script expected, got '--bogus'" },

@@ -210,6 +210,11 @@ void timers_clear(lua_State *L, Loop *lp);
 void watch_open(lua_State *L);
 void watch_close_all(lua_State *L, Loop *lp, int loopidx);
 void watch_cancel(lua_State *L, Handle *h);
+int watch_checksig(lua_State *L, int idx);
+const char *watch_signame(int sig);
+
+/* process.c */
+void process_open(lua_State *L);
 
 /* future.c */
 void future_open(lua_State *L);

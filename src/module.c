@@ -156,6 +156,7 @@ int luaopen_lasync_core(lua_State *L) {
   dns_open(L);  /* after task_open: it keeps core.await */
   stream_open(L);
   server_open(L);
+  process_open(L);
   split_gc(L, K_FUTURE, K_FFUTURE);
   split_gc(L, K_TASK, K_FTASK);
   expose(L, K_LOOP, "LoopMethods");

@@ -8,6 +8,7 @@
 ** moment instead of spinning on an accept event that stays ready.
 */
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 #include <unistd.h>
 #include <netinet/in.h>
@@ -23,7 +24,9 @@ typedef struct Server {
   int fd;                        /* the listening socket, -1 once closed */
   size_t limit;                  /* of each connection's stream */
   int nconns;                    /* connection tasks not finished */
+  int maxconns;                  /* accepting holds at this many, 0: never */
   unsigned char serving, closed, warned, forever;
+  unsigned char held;            /* at maxconns: the accept event is off */
   unsigned char assigned;        /* the events are set up */
   Handle *acceptor;              /* queued by the accept event */
   dev_t dev;                     /* the Unix socket file it made */
@@ -65,6 +68,8 @@ static int conn_msgh(lua_State *L) {
   return 1;
 }
 
+static void accept_resume(Server *sv);
+
 /* The connection's handler is done: the stream at sidx leaves the list;
 ** the last one out of a closed server lets wait_closed() return. */
 static void conn_forget(lua_State *L, Server *sv, int svidx, int sidx) {
@@ -74,6 +79,7 @@ static void conn_forget(lua_State *L, Server *sv, int svidx, int sidx) {
   lua_rawset(L, -3);
   lua_pop(L, 1);
   if (--sv->nconns == 0 && sv->closed) future_wake_all(L, svidx, SVUV_CLOSED);
+  if (sv->held && sv->nconns < sv->maxconns) accept_resume(sv);
 }
 
 /* Report the failure of a handler (the error at erridx, as conn_msgh
@@ -153,6 +159,19 @@ static void on_retry(evutil_socket_t fd, short what, void *arg) {
     queue_acceptor(sv);
 }
 
+/* At maxconns: new connections wait in the listen backlog, where the
+** kernel keeps them, until a handler finishes. */
+static void accept_hold(Server *sv) {
+  sv->held = 1;
+  event_del(event_of(sv, 0));
+}
+
+static void accept_resume(Server *sv) {
+  sv->held = 0;
+  if (sv->serving && event_add(event_of(sv, 0), NULL) == 0)
+    queue_acceptor(sv);
+}
+
 /* Out of descriptors (or memory): the accept event would stay ready and
 ** spin, so accepting pauses for RETRY_MS. Reported once per shortage. */
 static void accept_pause(lua_State *L, Server *sv, int err) {
@@ -170,10 +189,15 @@ static void accept_pause(lua_State *L, Server *sv, int err) {
 /* The acceptor handle's callback: acceptor(server). */
 static int server_accept(lua_State *L) {
   Server *sv = lua_touserdata(L, 1);
-  int i, err;
+  int i, fd, err;
   for (i = 0; i < ACCEPT_MAX && sv->serving; i++) {
-    Stream *s = stream_new(L, sv->loop, sv->limit);  /* before the fd */
-    int fd = accept4(sv->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    Stream *s;
+    if (sv->maxconns && sv->nconns >= sv->maxconns) {
+      accept_hold(sv);
+      break;
+    }
+    s = stream_new(L, sv->loop, sv->limit);  /* before the fd */
+    fd = accept4(sv->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       err = errno;
       lua_pop(L, 1);
@@ -446,6 +470,17 @@ static int l_serve_forever(lua_State *L) {
   return task_suspend(L, t, 2, 0, forever_k);
 }
 
+/* set_max_connections(n): beyond n running handlers, stop accepting until
+** one finishes; nil or 0: no limit. */
+static int l_set_max_connections(lua_State *L) {
+  Server *sv = checkserver(L);
+  lua_Integer n = luaL_optinteger(L, 2, 0);
+  luaL_argcheck(L, n >= 0 && n <= INT_MAX, 2, "count from 0 expected");
+  sv->maxconns = (int)n;
+  if (sv->held && (n == 0 || sv->nconns < n)) accept_resume(sv);
+  return 0;
+}
+
 static int l_tostring(lua_State *L) {
   Server *sv = lua_touserdata(L, 1);
   if (sv->fd < 0) lua_pushfstring(L, "<Server closed %p>", (void *)sv);
@@ -462,6 +497,7 @@ static const luaL_Reg server_methods[] = {
   {"sockname", l_sockname},
   {"close_clients", l_close_clients},
   {"abort_clients", l_abort_clients},
+  {"set_max_connections", l_set_max_connections},
   {NULL, NULL}
 };
 

@@ -6,8 +6,10 @@
 **
 ** The two events are persistent and their callbacks touch C memory only:
 ** the read event receives into the input buffer, up to the limit while no
-** reader waits (then reading pauses: backpressure); the write event sends
-** the output buffer. A reader or drain() that must wait awaits one of the
+** reader waits (then reading pauses: backpressure), or only wakes a
+** read(n) that found nothing buffered, which then receives straight into
+** its string; the write event, made only while output waits for room,
+** sends the output buffer. A reader or drain() that must wait awaits one of the
 ** stream's wait futures, which the callback finishes with future_wake (no
 ** Lua): the waiter then looks at the stream again. The futures carry no
 ** value; a connection error is kept as an errno and raised by the waiter.
@@ -46,16 +48,19 @@ struct Stream {
   size_t limit;                  /* input buffered before reading pauses */
   size_t want;                   /* input the waiting reader needs */
   Buf in, out;
+  char *scratch;                 /* the state's receive buffer, CHUNK bytes */
   Future *rfut, *wfut;           /* the wait futures, in SUV_RFUT/SUV_WFUT */
   Handle *closer;                /* anchored while close() flushes */
+  struct event *wev;             /* the write event, while it is added */
   unsigned char reading, writing;  /* the read / write event is added */
   unsigned char rwaiting;        /* a reader waits on rfut */
+  unsigned char direct;          /* and receives itself: see on_read */
   unsigned char wwaiting;        /* a drain() waits on wfut */
   unsigned char connecting;      /* connect_k waits on wfut */
   unsigned char eof;             /* no more input: the peer's EOF, close() */
   unsigned char shut;            /* write_eof(): SHUT_ASKED, SHUT_DONE */
   unsigned char closing;         /* close() was called */
-  EvMem evmem[];                 /* the read event, then the write event */
+  EvMem evmem[];                 /* the read event */
 };
 
 /* Stream user values. */
@@ -127,8 +132,24 @@ static void buf_fit(Buf *b) {
 
 /* ---------- events: C only, they run inside event_base_loop ---------- */
 
+static void on_write(evutil_socket_t fd, short what, void *arg);
+
 static struct event *event_of(Stream *s, int write) {
-  return (struct event *)((char *)s->evmem + (write ? lasync_evsize() : 0));
+  return write ? s->wev : (struct event *)s->evmem;
+}
+
+/* The write event exists only while it is added (output waits for room,
+** or a connect for its end): an idle stream does not carry one. */
+static int wev_make(Stream *s) {
+  if ((s->wev = malloc(lasync_evsize())) == NULL) return 0;
+  event_assign(s->wev, s->loop->base, s->fd, EV_WRITE | EV_PERSIST,
+               on_write, s);
+  return 1;
+}
+
+static void wev_free(Stream *s) {
+  free(s->wev);
+  s->wev = NULL;
 }
 
 /* Add or delete an event; failing to add one is the stream's failure. A
@@ -136,9 +157,13 @@ static struct event *event_of(Stream *s, int write) {
 static void ev_switch(Stream *s, int write, int on) {
   unsigned char *added = write ? &s->writing : &s->reading;
   if (*added == on || s->loop->base == NULL) return;
-  if (!on) event_del(event_of(s, write));
-  else if (event_add(event_of(s, write), NULL) != 0) {
+  if (!on) {
+    event_del(event_of(s, write));
+    if (write) wev_free(s);
+  } else if ((write && !wev_make(s)) ||
+             event_add(event_of(s, write), NULL) != 0) {
     if (!s->err) s->err = errno ? errno : ENOMEM;
+    if (write) wev_free(s);
     return;
   }
   *added = (unsigned char)on;
@@ -184,33 +209,37 @@ static void settle(Stream *s) {
     future_wake(s->wfut);
 }
 
+/* One recv() of at most room bytes into the scratch buffer: the count,
+** 0 at EOF (s->eof set) or -1 when nothing came (s->err set on an error). */
+static ssize_t receive(Stream *s, size_t room) {
+  ssize_t n;
+  do n = recv(s->fd, s->scratch, room < CHUNK ? room : CHUNK, 0);
+  while (n < 0 && errno == EINTR);
+  if (n == 0) s->eof = 1;
+  else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) s->err = errno;
+  return n;
+}
+
 /* Receive what the socket holds: up to the limit, or while a reader waits
-** (it may need more than the limit) one limit's worth more. */
+** (it may need more than the limit) one limit's worth more. Through the
+** scratch buffer, so that the input buffer holds just the data. */
 static void fill(Stream *s) {
   size_t budget = s->rwaiting ? (s->limit > CHUNK ? s->limit : CHUNK)
                   : s->in.len < s->limit ? s->limit - s->in.len : 0;
   while (budget > 0) {
     size_t room = budget < CHUNK ? budget : CHUNK;
-    ssize_t n;
-    if (!buf_reserve(&s->in, room)) {
+    ssize_t n = receive(s, room);
+    if (n <= 0) break;
+    if (!buf_append(&s->in, s->scratch, (size_t)n)) {
       s->err = ENOMEM;
       break;
     }
-    n = recv(s->fd, buf_end(&s->in), room, 0);
-    if (n > 0) {
-      s->in.len += (size_t)n;
-      budget -= (size_t)n;
-      if ((size_t)n < room) break;  /* nothing more for now */
-    } else if (n == 0) {
-      s->eof = 1;
-      break;
-    } else if (errno != EINTR) {
-      if (errno != EAGAIN && errno != EWOULDBLOCK) s->err = errno;
-      break;
-    }
+    budget -= (size_t)n;
+    if ((size_t)n < room) break;  /* nothing more for now */
   }
   buf_fit(&s->in);
 }
+
 
 /* Send the output buffer until the socket takes no more. */
 static void flush(Stream *s) {
@@ -227,10 +256,18 @@ static void flush(Stream *s) {
   }
 }
 
+/* A direct reader (read(n) with nothing buffered) receives the bytes
+** itself, straight into its string: here it is only woken. The event stays
+** armed: should it fire again before the reader ran, the wake is a no-op. */
 static void on_read(evutil_socket_t fd, short what, void *arg) {
+  Stream *s = arg;
   (void)fd; (void)what;
-  fill(arg);
-  settle(arg);
+  if (s->direct) {
+    future_wake(s->rfut);
+    return;
+  }
+  fill(s);
+  settle(s);
 }
 
 static void on_write(evutil_socket_t fd, short what, void *arg) {
@@ -247,11 +284,32 @@ static void on_write(evutil_socket_t fd, short what, void *arg) {
 
 /* ---------- creation ---------- */
 
+static const char scratch_key = 0;
+
+/* The receive buffer of this Lua state, made on first use and kept in the
+** registry: recv() lands there and only the bytes received are copied
+** (into a string or the input buffer), so no stream holds a whole chunk.
+** One per state, as a state runs one loop at a time. */
+static char *scratch(lua_State *L) {
+  char *p;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &scratch_key) == LUA_TUSERDATA) {
+    p = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return p;
+  }
+  lua_pop(L, 1);
+  p = lua_newuserdatauv(L, CHUNK, 0);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &scratch_key);
+  return p;
+}
+
 /* Push a new stream on lp, without a socket yet. */
 Stream *stream_new(lua_State *L, Loop *lp, size_t limit) {
-  Stream *s = lua_newuserdatauv(L, sizeof(Stream) + 2 * lasync_evsize(),
+  char *buf = scratch(L);
+  Stream *s = lua_newuserdatauv(L, sizeof(Stream) + lasync_evsize(),
                                 SUV_NUV);
   memset(s, 0, sizeof *s);
+  s->scratch = buf;
   s->magic = LASYNC_MAGIC;
   s->kind = K_STREAM;
   s->loop = lp;
@@ -270,7 +328,6 @@ void stream_attach(Stream *s, int fd) {
   struct event_base *base = s->loop->base;
   s->fd = fd;
   event_assign(event_of(s, 0), base, fd, EV_READ | EV_PERSIST, on_read, s);
-  event_assign(event_of(s, 1), base, fd, EV_WRITE | EV_PERSIST, on_write, s);
   /* as asyncio: small writes go out at once (fails on Unix sockets) */
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   settle(s);
@@ -308,9 +365,10 @@ static Future *push_wait_future(lua_State *L, Stream *s, int sidx, int uv) {
 }
 
 /* Wait (the stream at 1) until at least want bytes are buffered, the input
-** ends, or the connection fails; then k runs with ctx. */
-static int wait_input(lua_State *L, Stream *s, size_t want, lua_KContext ctx,
-                      lua_KFunction k, const char *what) {
+** ends, or the connection fails; then k runs with ctx. A direct reader
+** is woken instead when the socket is readable, and receives itself. */
+static int wait_input(lua_State *L, Stream *s, size_t want, int direct,
+                      lua_KContext ctx, lua_KFunction k, const char *what) {
   Task *t = waiter(L, s, what);
   if (s->rwaiting)
     return luaL_error(L, "%s: another task is already waiting to read "
@@ -318,15 +376,19 @@ static int wait_input(lua_State *L, Stream *s, size_t want, lua_KContext ctx,
   s->rfut = push_wait_future(L, s, 1, SUV_RFUT);
   s->want = want;
   s->rwaiting = 1;
+  s->direct = (unsigned char)direct;
   update_events(s);  /* reads on past the limit for it */
   return task_suspend(L, t, lua_gettop(L), ctx, k);
 }
 
-/* First thing in a reader's continuation: it no longer waits (reading
-** pauses again over the limit); a cancellation is raised. */
+/* First thing in a reader's continuation: it no longer waits; a
+** cancellation is raised. The events are left as they are until the
+** reader takes its bytes or waits again (a del and an add per read
+** otherwise); a reader that raises leaves the read event armed at most
+** until it fires once more, finds no room and settles. */
 static void input_resumed(lua_State *L, Stream *s, int fidx) {
   s->rwaiting = 0;
-  update_events(s);
+  s->direct = 0;
   task_resumed(L, fidx);
 }
 
@@ -420,7 +482,20 @@ static int read_k(lua_State *L, int status, lua_KContext ctx) {
   if (n < 0 && s->eof) return take(L, s, s->in.len, 0);
   if (n == 0 || (n > 0 && (s->in.len > 0 || s->eof)))
     return take(L, s, (size_t)n < s->in.len ? (size_t)n : s->in.len, 0);
-  return wait_input(L, s, n < 0 ? SIZE_MAX : 1, 0, read_k, "read");
+  if (n > 0 && status == LUA_YIELD) {  /* woken as direct: readable */
+    ssize_t got = receive(s, (size_t)n);
+    if (got > 0) {
+      lua_pushlstring(L, s->scratch, (size_t)got);
+      return 1;
+    }
+    if (got == 0 || s->err) {
+      settle(s);  /* reading stops */
+      if (s->err) return raise_error(L, s);
+      lua_pushliteral(L, "");
+      return 1;
+    }
+  }
+  return wait_input(L, s, n < 0 ? SIZE_MAX : 1, n > 0, 0, read_k, "read");
 }
 
 static int l_read(lua_State *L) {
@@ -441,7 +516,7 @@ static int readexactly_k(lua_State *L, int status, lua_KContext ctx) {
   if (s->err) return raise_error(L, s);
   if (s->in.len >= n) return take(L, s, n, 0);
   if (s->eof) return raise_incomplete(L, s, 2);
-  return wait_input(L, s, n, 0, readexactly_k, "readexactly");
+  return wait_input(L, s, n, 0, 0, readexactly_k, "readexactly");
 }
 
 static int l_readexactly(lua_State *L) {
@@ -463,7 +538,7 @@ static int readuntil_k(lua_State *L, int status, lua_KContext ctx) {
   if (s->err) return raise_error(L, s);
   if ((n = until_step(L, s, sep, seplen, &off, 0)) >= 0)
     return take(L, s, (size_t)n, 0);
-  return wait_input(L, s, s->in.len + 1, (lua_KContext)off, readuntil_k,
+  return wait_input(L, s, s->in.len + 1, 0, (lua_KContext)off, readuntil_k,
                     "readuntil");
 }
 
@@ -488,7 +563,7 @@ static int readline_k(lua_State *L, int status, lua_KContext ctx) {
   if (s->err) return raise_error(L, s);
   if ((n = until_step(L, s, "\n", 1, &off, 1)) >= 0)
     return take(L, s, (size_t)n, 0);
-  return wait_input(L, s, s->in.len + 1, (lua_KContext)off, readline_k,
+  return wait_input(L, s, s->in.len + 1, 0, (lua_KContext)off, readline_k,
                     "readline");
 }
 
@@ -507,7 +582,7 @@ static int lines_k(lua_State *L, int status, lua_KContext ctx) {
   if (status == LUA_YIELD) input_resumed(L, s, 2);
   if (s->err) return raise_error(L, s);
   if ((n = until_step(L, s, "\n", 1, &off, 1)) < 0)
-    return wait_input(L, s, s->in.len + 1, (lua_KContext)off, lines_k,
+    return wait_input(L, s, s->in.len + 1, 0, (lua_KContext)off, lines_k,
                       "lines");
   if (n == 0) return 0;
   if (buf_data(&s->in)[n - 1] == '\n')
@@ -698,6 +773,7 @@ static int l_close(lua_State *L) {
 static int l_gc(lua_State *L) {
   Stream *s = lua_touserdata(L, 1);
   if (s->fd >= 0) close_fd(s);
+  wev_free(s);  /* still there if the loop was closed while writing */
   buf_free(&s->in);
   buf_free(&s->out);
   return 0;

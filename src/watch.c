@@ -9,11 +9,15 @@
 #include <string.h>
 #include "lasync.h"
 
+/* Signal names for add_signal_handler, core.kill and core.signame (which
+** names a worker's death in `lasync serve` logs). */
 static const struct { const char *name; int sig; } signames[] = {
   {"SIGHUP", SIGHUP}, {"SIGINT", SIGINT}, {"SIGQUIT", SIGQUIT},
   {"SIGUSR1", SIGUSR1}, {"SIGUSR2", SIGUSR2}, {"SIGPIPE", SIGPIPE},
   {"SIGALRM", SIGALRM}, {"SIGTERM", SIGTERM}, {"SIGCHLD", SIGCHLD},
   {"SIGCONT", SIGCONT}, {"SIGTSTP", SIGTSTP}, {"SIGWINCH", SIGWINCH},
+  {"SIGKILL", SIGKILL}, {"SIGSEGV", SIGSEGV}, {"SIGABRT", SIGABRT},
+  {"SIGSTOP", SIGSTOP}, {"SIGBUS", SIGBUS}, {"SIGFPE", SIGFPE},
   {NULL, 0}
 };
 
@@ -101,17 +105,27 @@ static int checkfd(lua_State *L) {
   return (int)fd;
 }
 
-static int checksig(lua_State *L) {
+/* The signal at idx: a number or a name of signames. */
+int watch_checksig(lua_State *L, int idx) {
   int i;
-  if (lua_type(L, 2) == LUA_TSTRING) {
-    const char *name = lua_tostring(L, 2);
+  if (lua_type(L, idx) == LUA_TSTRING) {
+    const char *name = lua_tostring(L, idx);
     for (i = 0; signames[i].name; i++)
       if (strcmp(name, signames[i].name) == 0) return signames[i].sig;
-    luaL_argerror(L, 2, lua_pushfstring(L, "unknown signal name '%s'", name));
+    luaL_argerror(L, idx, lua_pushfstring(L, "unknown signal name '%s'",
+                                          name));
   }
-  i = (int)luaL_checkinteger(L, 2);
-  luaL_argcheck(L, i > 0 && i < NSIG, 2, "signal number out of range");
+  i = (int)luaL_checkinteger(L, idx);
+  luaL_argcheck(L, i > 0 && i < NSIG, idx, "signal number out of range");
   return i;
+}
+
+/* The name of sig in signames, or NULL. */
+const char *watch_signame(int sig) {
+  int i;
+  for (i = 0; signames[i].name; i++)
+    if (signames[i].sig == sig) return signames[i].name;
+  return NULL;
 }
 
 static int add(lua_State *L, int fd, short what) {
@@ -154,7 +168,7 @@ static int l_add_writer(lua_State *L) {
 
 static int l_add_signal_handler(lua_State *L) {
   checkopenloop(L);
-  return add(L, checksig(L), EV_SIGNAL);
+  return add(L, watch_checksig(L, 2), EV_SIGNAL);
 }
 
 static int l_remove_reader(lua_State *L) {
@@ -169,7 +183,7 @@ static int l_remove_writer(lua_State *L) {
 
 static int l_remove_signal_handler(lua_State *L) {
   checkopenloop(L);
-  return remove_watch(L, checksig(L), EV_SIGNAL);
+  return remove_watch(L, watch_checksig(L, 2), EV_SIGNAL);
 }
 
 static const luaL_Reg loop_methods[] = {

@@ -1,0 +1,27 @@
+--- lasync's echo server for the shared bench (../shared/bench, issue 4):
+-- one handler task per connection reads and writes back bytes until EOF,
+-- as the py-asyncio streams row does (read 64 KiB, write, drain).
+--
+--   lua5.4 bench/echo_server.lua PORT     (listens on 127.0.0.1:PORT)
+local lasync = require "lasync"
+
+local port = math.tointeger(tonumber(arg[1]))
+if not port then
+  io.stderr:write("usage: lua5.4 bench/echo_server.lua PORT\n")
+  os.exit(2)
+end
+
+local function handle(r, w)
+  while true do
+    local d = r:read(65536)
+    if d == "" then break end
+    w:write(d)
+    w:drain()
+  end
+end
+
+lasync.run(function()
+  local server = lasync.start_server(handle, "127.0.0.1", port, {backlog = 4096})
+  io.stderr:write(("echo_server (lasync) on 127.0.0.1:%d\n"):format(port))
+  server:serve_forever()
+end)

@@ -1,0 +1,396 @@
+--- lasync.serve: the `lasync serve` command (API.md §11). A handler script
+-- returns `function(reader, writer)` or `{handler=, on_start=, on_stop=}`;
+-- this module serves it on the listen addresses, in this process or in
+-- forked workers that share the port (SO_REUSEPORT) under a master that
+-- restarts them. Logs go to stderr, one timestamped line per event.
+local lasync = require "lasync"
+local core = require "lasync.core"
+
+local M = {}
+
+local pid = core.getpid()
+
+-- ------------------------------------------------------------------- logs --
+
+-- The text of an error value.
+local function errtext(e)
+  local mt = getmetatable(e)
+  if type(e) == "string" or type(e) == "number" or (mt and mt.__tostring) then
+    return tostring(e)
+  end
+  return ("(error object is a %s value)"):format(type(e))
+end
+
+--- Writes one log line: `2026-11-21T04:15:02.123Z lasync[PID]: message`.
+function M.log(fmt, ...)
+  local now = core.wall_time()
+  local ms = math.floor((now % 1) * 1000)
+  io.stderr:write(("%s.%03dZ lasync[%d]: %s\n"):format(
+    os.date("!%Y-%m-%dT%H:%M:%S", math.floor(now)), ms, pid, fmt:format(...)))
+end
+local log = M.log
+
+-- The loop's exception handler: the context's message, error and traceback.
+local function log_context(_, ctx)
+  local detail = ctx.traceback or (ctx.exception ~= nil and errtext(ctx.exception))
+  log("%s%s", ctx.message or "error", detail and ": " .. detail or "")
+end
+
+-- --------------------------------------------------------------- scripts --
+
+local function callable(v)
+  return type(v) == "function" or type((getmetatable(v) or {}).__call) == "function"
+end
+
+--- Loads the handler script at path; returns {handler=, on_start=,
+-- on_stop=}, or nil and why not.
+function M.load_script(path)
+  local chunk, err = loadfile(path)
+  if not chunk then return nil, err end
+  local ok, spec = xpcall(chunk, debug.traceback)
+  if not ok then return nil, errtext(spec) end
+  if callable(spec) then return {handler = spec} end
+  if type(spec) ~= "table" or not callable(spec.handler) then
+    return nil, ("%s must return a function(reader, writer) or a table with a "
+      .. "handler function, not a %s value"):format(path, type(spec))
+  end
+  for _, k in ipairs {"on_start", "on_stop"} do
+    if spec[k] ~= nil and not callable(spec[k]) then
+      return nil, ("%s: %s must be a function, not a %s value"):format(path, k, type(spec[k]))
+    end
+  end
+  return spec
+end
+
+--- Parses a --listen value: "HOST:PORT", "[IPv6]:PORT" or "unix:PATH".
+-- Returns {host=, port=} or {path=}, or nil and why not.
+function M.parse_listen(s)
+  local path = s:match("^unix:(.+)$")
+  if path then return {path = path} end
+  local host, port = s:match("^%[([^%]]+)%]:(%d+)$")
+  if not host then host, port = s:match("^([^:]+):(%d+)$") end
+  port = tonumber(port)
+  if not host or port > 65535 then
+    return nil, ("bad listen address '%s' (HOST:PORT, [IPv6]:PORT or unix:PATH)"):format(s)
+  end
+  return {host = host, port = port}
+end
+
+local function show_addr(a)
+  if a.path then return "unix:" .. a.path end
+  return (a.host:find(":") and "[%s]:%d" or "%s:%d"):format(a.host, a.port)
+end
+
+-- ------------------------------------------------------------ idle reads --
+
+-- A reader that closes its connection when a read waits for data longer
+-- than the idle timeout. One timer per connection: it is not moved on each
+-- read; when it fires it looks at when the current read began.
+local Idle = {}
+local IdleMT = {}
+
+function IdleMT.__index(self, k)
+  local m = Idle[k]
+  if m then return m end
+  local s = rawget(self, "stream")
+  local v = s[k]
+  if type(v) ~= "function" then return v end
+  return function(_, ...) return v(s, ...) end
+end
+
+function IdleMT.__close(self)
+  self.timer:cancel()
+end
+
+local function idle_check(self)
+  local now, loop = self.loop:time(), self.loop
+  if self.stream:is_closing() then return end
+  if self.reading and now - self.since >= self.timeout then
+    log("closing a connection idle for %g s", self.timeout)
+    self.stream:close()
+    return
+  end
+  local at = self.reading and self.since + self.timeout or now + self.timeout
+  self.timer = loop:call_at(at, idle_check, self)
+end
+
+local function read_done(self, ...)
+  self.reading = false
+  return ...
+end
+
+for _, name in ipairs {"read", "readline", "readexactly", "readuntil"} do
+  Idle[name] = function(self, ...)
+    local s = self.stream
+    self.reading, self.since = true, self.loop:time()
+    return read_done(self, s[name](s, ...))
+  end
+end
+
+--- lines(): as the stream's, through the timed readline.
+function Idle:lines()
+  return function()
+    local line = self:readline()
+    if line == "" then return nil end
+    return (line:gsub("\r?\n$", ""))
+  end
+end
+
+local function idle_reader(stream, timeout)
+  local loop = lasync.get_running_loop()
+  local self = setmetatable({stream = stream, timeout = timeout, loop = loop,
+    since = loop:time(), reading = false}, IdleMT)
+  self.timer = loop:call_later(timeout, idle_check, self)
+  return self
+end
+
+-- ------------------------------------------------------------- a server --
+
+-- The handler the servers run: the script's current one (SIGHUP may
+-- replace it), with the idle timeout when there is one.
+local function connection_handler(st)
+  local timeout = st.o.idle_timeout
+  if not timeout then
+    return function(reader, writer) return st.spec.handler(reader, writer) end
+  end
+  return function(reader, writer)
+    local r <close> = idle_reader(reader, timeout)
+    return st.spec.handler(r, writer)
+  end
+end
+
+local function listen(st, a, handler)
+  local server
+  if a.path then
+    server = lasync.start_unix_server(handler, a.path)
+  else
+    server = lasync.start_server(handler, a.host, a.port,
+      {reuse_port = st.o.workers > 1})
+  end
+  if st.o.max_connections then server:set_max_connections(st.o.max_connections) end
+  local host, port = server:sockname()
+  log("listening on %s", show_addr(a.path and a or {host = host, port = port}))
+  return server
+end
+
+-- SIGHUP without a master: the script is loaded again; connections
+-- accepted from then on run its handler, open ones finish with the old.
+local function reload(st)
+  local spec, err = M.load_script(st.o.script)
+  if not spec then
+    log("SIGHUP: reload failed, keeping the running handler: %s", err)
+    return
+  end
+  st.spec.handler = spec.handler
+  log("SIGHUP: reloaded %s", st.o.script)
+end
+
+-- Stop accepting, let the handlers finish for up to grace seconds, then
+-- cancel every task left (but this one) and wait for them.
+local function drain(st, servers)
+  for _, s in ipairs(servers) do s:close() end
+  local function all_closed()
+    for _, s in ipairs(servers) do s:wait_closed() end
+  end
+  local ok, err = pcall(lasync.wait_for, all_closed, st.o.grace)
+  if ok then return end
+  if not lasync.TimeoutError:is(err) then error(err, 0) end
+  local me, n = lasync.current_task(), 0
+  for _, t in ipairs(lasync.all_tasks()) do
+    if t ~= me and t:cancel("grace period over") then n = n + 1 end
+  end
+  log("grace period of %g s over: cancelled %d tasks", st.o.grace, n)
+  all_closed()
+end
+
+local function run_hook(spec, name)
+  if spec[name] then spec[name]() end
+end
+
+-- The main task of a serving process: returns its exit status.
+local function serve_main(o, standalone)
+  local loop = lasync.get_running_loop()
+  loop:set_exception_handler(log_context)
+  local spec, err = M.load_script(o.script)
+  if not spec then
+    log("cannot load %s: %s", o.script, err)
+    return 1
+  end
+  local st = {o = o, spec = {handler = spec.handler}}
+  local stop = loop:create_future()
+  for _, sig in ipairs {"SIGTERM", "SIGINT"} do
+    loop:add_signal_handler(sig, function()
+      if not stop:done() then stop:set_result(sig) end
+    end)
+  end
+  if standalone then
+    loop:add_signal_handler("SIGHUP", function() lasync.spawn(reload, st) end)
+  end
+  run_hook(spec, "on_start")
+  local servers, handler = {}, connection_handler(st)
+  for i, a in ipairs(o.listen) do servers[i] = listen(st, a, handler) end
+  local sig = stop:await()
+  log("%s: draining (grace %g s)", sig, o.grace)
+  drain(st, servers)
+  run_hook(spec, "on_stop")
+  log("stopped")
+  return 0
+end
+
+-- Serves in this process; returns the exit status.
+local function serve_here(o, standalone)
+  local ok, res = xpcall(lasync.run, debug.traceback, serve_main, o, standalone)
+  if ok then return res end
+  log("error: %s", errtext(res))
+  return 1
+end
+
+-- ---------------------------------------------------------------- master --
+
+local MAX_BACKOFF = 5
+
+local function wake(st)
+  if st.wake and not st.wake:done() then st.wake:set_result(true) end
+end
+
+local function died(how, code)
+  if how == "signal" then return "was killed by " .. core.signame(code) end
+  return "exited with status " .. code
+end
+
+-- A worker that dies unexpectedly is replaced after a delay that doubles
+-- while workers die young, so that a crashing script does not spin.
+local function restart_later(st, w)
+  local lived = st.loop:time() - w.started
+  st.backoff = lived < 1 and math.min(st.backoff * 2, MAX_BACKOFF) or 0.05
+  log("restarting worker %d in %g s", w.slot, st.backoff)
+  st.loop:call_later(st.backoff, function()
+    if st.stopping then return end
+    st.queue[#st.queue + 1] = w.slot
+    wake(st)
+  end)
+end
+
+-- SIGCHLD: reap every finished worker.
+local function reap(st)
+  while true do
+    local p, how, code = core.waitpid(-1, true)
+    if not p then break end
+    local w = st.workers[p]
+    if w then
+      st.workers[p], st.count = nil, st.count - 1
+      local expected = w.retiring or st.stopping
+      log("worker %d (pid %d) %s", w.slot, p, died(how, code))
+      if not expected then restart_later(st, w) end
+    end
+  end
+  wake(st)
+end
+
+local function signal_all(st, sig)
+  for p in pairs(st.workers) do core.kill(p, sig) end
+end
+
+local function stop(st, sig)
+  if st.stopping then return end
+  st.stopping = true
+  log("%s: stopping %d workers", sig, st.count)
+  signal_all(st, "SIGTERM")
+  st.loop:call_later(st.o.grace + 5, function()
+    if st.count > 0 then
+      log("workers still running after %g s: killing them", st.o.grace + 5)
+      signal_all(st, "SIGKILL")
+    end
+  end)
+  wake(st)
+end
+
+-- SIGHUP: the script must load before new workers replace the old.
+local function hangup(st)
+  local _, err = M.load_script(st.o.script)
+  if err then
+    log("SIGHUP: reload failed, keeping the running workers: %s", err)
+    return
+  end
+  log("SIGHUP: starting %d new workers, the old ones drain", st.o.workers)
+  for p, w in pairs(st.workers) do
+    w.retiring = true
+    st.retire[#st.retire + 1] = p
+  end
+  for slot = 1, st.o.workers do st.queue[#st.queue + 1] = slot end
+  wake(st)
+end
+
+local function watch_signals(st)
+  local loop = st.loop
+  loop:add_signal_handler("SIGCHLD", function() reap(st) end)
+  loop:add_signal_handler("SIGTERM", function() stop(st, "SIGTERM") end)
+  loop:add_signal_handler("SIGINT", function() stop(st, "SIGINT") end)
+  loop:add_signal_handler("SIGHUP", function() lasync.spawn(hangup, st) end)
+end
+
+-- In the child: leave the master's loop (core.fork gave it its own kernel
+-- state) and serve; never return into the master's code.
+local function worker(st)
+  pid = core.getpid()
+  st.loop:close()
+  local ok, status = pcall(serve_here, st.o, false)
+  core._exit(ok and status or 1)
+end
+
+-- Forks the queued workers (outside the master's loop), then sends SIGTERM
+-- to those they replace.
+local function fork_queued(st)
+  for _, slot in ipairs(st.queue) do
+    local p = core.fork(st.loop)
+    if p == 0 then worker(st) end
+    st.workers[p] = {slot = slot, started = st.loop:time()}
+    st.count = st.count + 1
+    log("worker %d started (pid %d)", slot, p)
+  end
+  st.queue = {}
+  for _, p in ipairs(st.retire) do core.kill(p, "SIGTERM") end
+  st.retire = {}
+end
+
+-- Waits in the master's loop until there is something to do.
+local function idle(st)
+  while #st.queue == 0 and not (st.stopping and st.count == 0) do
+    st.wake = st.loop:create_future()
+    st.wake:await()
+  end
+end
+
+-- The master: forks o.workers workers and supervises them.
+local function serve_master(o)
+  local loop = lasync.new_event_loop()
+  local st = {o = o, loop = loop, workers = {}, count = 0, queue = {},
+    retire = {}, backoff = 0.05}
+  loop:set_exception_handler(log_context)
+  local _, err = loop:run_until_complete(M.load_script, o.script)
+  if err then
+    log("cannot load %s: %s", o.script, err)
+    loop:close()
+    return 1
+  end
+  watch_signals(st)
+  for slot = 1, o.workers do st.queue[slot] = slot end
+  while not (st.stopping and st.count == 0) do
+    fork_queued(st)
+    loop:run_until_complete(idle, st)
+  end
+  log("stopped")
+  loop:close()
+  return 0
+end
+
+--- Serves o: {script=, listen={{host=, port=} or {path=}, ...}, workers=,
+-- max_connections=, idle_timeout=, grace=}. Returns the exit status.
+function M.serve(o)
+  log("lasync %s serving %s with %d worker%s", lasync.VERSION, o.script,
+    o.workers, o.workers == 1 and "" or "s")
+  if o.workers == 1 then return serve_here(o, true) end
+  return serve_master(o)
+end
+
+return M

@@ -1,0 +1,107 @@
+-- lasync.core's process functions (src/process.c), used by `lasync serve`:
+-- fork, waitpid, kill, getpid, signame, _exit, wall_time. Each child
+-- leaves with core._exit at once, never returning into busted.
+local lasync = require "lasync"
+local core = require "lasync.core"
+local util = require "core.util"
+
+describe("core process functions", function()
+  it("getpid is this process's id", function()
+    assert.equal(util.pid(), core.getpid())
+  end)
+
+  it("fork returns 0 in the child; waitpid reports its exit status", function()
+    local pid = core.fork()
+    if pid == 0 then core._exit(7) end
+    assert.is_true(pid > 0)
+    assert.same({pid, "exit", 7}, {core.waitpid(pid)})
+  end)
+
+  it("waitpid reports a death by signal; kill takes names and numbers", function()
+    local pid = core.fork()
+    if pid == 0 then
+      core.kill(core.getpid(), "SIGKILL")
+      core._exit(0)
+    end
+    assert.same({pid, "signal", 9}, {core.waitpid(pid)})
+    pid = core.fork()
+    if pid == 0 then
+      core.kill(core.getpid(), 15)
+      core._exit(0)
+    end
+    assert.same({pid, "signal", 15}, {core.waitpid(-1)})
+  end)
+
+  it("waitpid with nohang returns nothing while no child has ended", function()
+    assert.equal(0, select("#", core.waitpid(-1, true)))
+  end)
+
+  it("kill returns false for a process that is gone", function()
+    local pid = core.fork()
+    if pid == 0 then core._exit(0) end
+    core.waitpid(pid)
+    assert.is_false(core.kill(pid, "SIGTERM"))
+  end)
+
+  it("signame names signals", function()
+    assert.equal("SIGTERM", core.signame(15))
+    assert.equal("SIGKILL", core.signame(9))
+    assert.equal("signal 63", core.signame(63))
+  end)
+
+  it("wall_time is the time of day", function()
+    assert.is_true(math.abs(core.wall_time() - os.time()) < 2)
+  end)
+
+  it("rejects bad arguments", function()
+    util.raises({"bad argument #2 to 'lasync.core.kill'", "unknown signal name 'SIGFOO'"},
+      core.kill, 1, "SIGFOO")
+    util.raises({"bad argument #2 to 'lasync.core.kill'", "signal number out of range"},
+      core.kill, 1, 0)
+    util.raises({"bad argument #1 to 'lasync.core.kill'", "process id expected"},
+      core.kill, 0, "SIGTERM")
+    util.raises({"bad argument #1 to 'lasync.core.waitpid'", "number expected, got string"},
+      core.waitpid, "x")
+    util.raises({"bad argument #1 to 'lasync.core.fork'", "loop"}, core.fork, {})
+  end)
+
+  it("fork(loop) refuses a running loop", function()
+    local loop = lasync.new_event_loop()
+    local err = util.error_of(loop.run_until_complete, loop, function()
+      return core.fork(loop)
+    end)
+    assert.truthy(tostring(err):find("fork: the loop is running", 1, true))
+    loop:close()
+  end)
+
+  it("a child that closes its copy of the loop leaves the parent's working", function()
+    local loop = lasync.new_event_loop()
+    local got = 0
+    loop:add_signal_handler("SIGUSR1", function() got = got + 1 end)
+    local r, w = loop:run_until_complete(function()
+      local s = lasync.start_server(function(_, writer) writer:write("hi\n") end,
+        "127.0.0.1", 0)
+      return s, select(2, s:sockname())
+    end)
+    local pid = core.fork(loop)
+    if pid == 0 then
+      loop:close()
+      core._exit(0)
+    end
+    assert.same({pid, "exit", 0}, {core.waitpid(pid)})
+    -- Without its own epoll the child's close would unregister the
+    -- parent's events: the connection and the signal would never arrive.
+    local line = loop:run_until_complete(lasync.wait_for, function()
+      core.kill(core.getpid(), "SIGUSR1")
+      local reader, writer = lasync.open_connection("127.0.0.1", w)
+      local l = reader:readline()
+      writer:close()
+      while got == 0 do lasync.sleep(0.001) end
+      return l
+    end, 2)
+    assert.equal("hi\n", line)
+    assert.equal(1, got)
+    r:close()
+    loop:close()
+  end)
+end)

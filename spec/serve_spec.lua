@@ -1,0 +1,372 @@
+--- `lasync serve` (scripts/lasync, lua/lasync/serve.lua), run as a
+-- subprocess on 127.0.0.1 and Unix sockets; the spec talks to it with
+-- lasync streams and reads its log from a temporary file. Every server a
+-- test starts is stopped by the test, or killed by after_each.
+local lasync = require "lasync"
+local helper = require "helper"
+
+-- The checkout, for examples/: this file is <root>spec/serve_spec.lua.
+local ROOT = debug.getinfo(1, "S").source:match("^@(.-)spec/[^/]*$")
+
+local STAMP = "%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ lasync%[%d+%]: "
+
+local function quote(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+local function slurp(path)
+  local f = io.open(path)
+  if not f then return "" end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+describe("lasync serve", function()
+  local base, files = os.tmpname(), {}
+  local running = {}  -- servers not yet stopped
+
+  local function tmp(name)
+    local path = base .. "-" .. name
+    files[path] = true
+    return path
+  end
+
+  local function write(name, text)
+    local path = tmp(name)
+    local f = assert(io.open(path, "w"))
+    f:write(text)
+    f:close()
+    return path
+  end
+
+  -- Every lasync process of a server: the pids its log names.
+  local function pids(srv)
+    local list = {}
+    for p in slurp(srv.log):gmatch("lasync%[(%d+)%]") do list[p] = true end
+    return list
+  end
+
+  after_each(function()
+    for srv in pairs(running) do
+      for p in pairs(pids(srv)) do os.execute("kill -KILL " .. p .. " 2>/dev/null") end
+    end
+    running = {}
+  end)
+
+  lazy_teardown(function()
+    for path in pairs(files) do os.remove(path) end
+    os.remove(base)
+  end)
+
+  -- Polls fn() every 10 ms until it returns a true value, for up to
+  -- `timeout` seconds; returns its values or fails with what.
+  local function poll(what, timeout, fn)
+    local deadline = lasync.time() + (timeout or 3)
+    while true do
+      local res = table.pack(fn())
+      if res[1] then return table.unpack(res, 1, res.n) end
+      if lasync.time() > deadline then error("timed out waiting for " .. what, 2) end
+      lasync.sleep(0.01)
+    end
+  end
+
+  -- Starts `lasync serve ARGS` in the background; returns the server:
+  -- {log=, status=, pid=} once its first listen line is logged.
+  local function start(args, listening)
+    local srv = {log = tmp("log" .. os.clock()), status = tmp("status" .. os.clock())}
+    os.remove(srv.status)
+    assert(os.execute(("cd %s && (lasync serve %s >/dev/null 2>%s </dev/null; "
+      .. "echo $? >%s) &"):format(quote(ROOT), args, srv.log, srv.status)))
+    running[srv] = true
+    srv.pid = poll("the first log line", 3, function()
+      return slurp(srv.log):match("lasync%[(%d+)%]")
+    end)
+    if listening ~= false then
+      poll("listening", 3, function() return slurp(srv.log):find("listening on") end)
+    end
+    return srv
+  end
+
+  local function log_has(srv, pattern, timeout)
+    return poll("log: " .. pattern, timeout, function() return slurp(srv.log):match(pattern) end)
+  end
+
+  -- Waits for the server to exit; returns its exit status.
+  local function exited(srv, timeout)
+    local code = poll("exit", timeout, function() return tonumber(slurp(srv.status)) end)
+    running[srv] = nil
+    return code
+  end
+
+  local function signal(srv, sig)
+    assert(os.execute(("kill -%s %s"):format(sig, srv.pid)))
+  end
+
+  local function port_of(srv)
+    return tonumber(log_has(srv, "listening on 127%.0%.0%.1:(%d+)"))
+  end
+
+  local function stop(srv)
+    signal(srv, "TERM")
+    assert.equal(0, exited(srv))
+  end
+
+  -- Runs `lasync serve ARGS` to its end: its output (stdout and stderr)
+  -- and exit status.
+  local function run_serve(args)
+    local p = assert(io.popen(("cd %s && lasync serve %s 2>&1 </dev/null"):format(quote(ROOT), args)))
+    local out = p:read("a")
+    local _, _, code = p:close()
+    return out, code
+  end
+
+  local function echo_line(port, text)
+    local r, w = lasync.open_connection("127.0.0.1", port)
+    w:write(text)
+    local got = r:readline()
+    w:close()
+    return got
+  end
+
+  it("serves the echo example and stops on SIGTERM with exit 0", helper.async(function()
+    local srv = start("examples/echo.lua --listen 127.0.0.1:0")
+    assert.equal("hello\n", echo_line(port_of(srv), "hello\n"))
+    stop(srv)
+    local log = slurp(srv.log)
+    assert.truthy(log:match("^" .. STAMP .. "lasync [%d.]+ serving examples/echo.lua with 1 worker\n"))
+    assert.truthy(log:match(STAMP .. "SIGTERM: draining %(grace 5 s%)\n"))
+    assert.truthy(log:match(STAMP .. "stopped\n$"))
+  end))
+
+  it("exits 1 with a clear error when the script cannot load", function()
+    local bad = write("bad.lua", "return function(\n")
+    local out, code = run_serve(quote(bad) .. " --listen 127.0.0.1:0")
+    assert.equal(1, code)
+    assert.truthy(out:find("cannot load " .. bad, 1, true), out)
+    local num = write("num.lua", "return 42\n")
+    out, code = run_serve(quote(num) .. " --workers 2 --listen 127.0.0.1:0")
+    assert.equal(1, code)
+    assert.truthy(out:find("must return a function(reader, writer) or a table", 1, true), out)
+    local raises = write("raises.lua", "error('no config')\n")
+    out, code = run_serve(quote(raises) .. " --listen 127.0.0.1:0")
+    assert.equal(1, code)
+    assert.truthy(out:find("no config", 1, true), out)
+    out, code = run_serve(quote(base .. "-missing.lua"))
+    assert.equal(1, code)
+    assert.truthy(out:find("cannot open", 1, true), out)
+  end)
+
+  it("exits 2 on bad usage", function()
+    local cases = {
+      [""] = "serve: handler script expected",
+      ["examples/echo.lua --bogus"] = "serve: unknown option '--bogus'",
+      ["examples/echo.lua --workers 0"] = "serve: --workers needs a positive integer, got '0'",
+      ["examples/echo.lua --workers 1.5"] = "--workers needs a positive integer",
+      ["examples/echo.lua --grace x"] = "serve: --grace needs a positive number, got 'x'",
+      ["examples/echo.lua --listen"] = "serve: --listen needs a value",
+      ["examples/echo.lua --listen 127.0.0.1"] = "bad listen address '127.0.0.1'",
+      ["examples/echo.lua --listen 1.2.3.4:70000"] = "bad listen address",
+      ["examples/echo.lua --workers 2 --listen unix:/tmp/x"] = "needs --workers 1",
+      ["examples/echo.lua --http"] = "--http needs lasync.http, which is not available yet",
+    }
+    for args, msg in pairs(cases) do
+      local out, code = run_serve(args)
+      assert.equal(2, code, args)
+      assert.truthy(out:find(msg, 1, true), args .. ": " .. out)
+    end
+  end)
+
+  it("drains on SIGTERM: a slow handler finishes within the grace period", helper.async(function()
+    local script = write("slow.lua", [[
+      local lasync = require "lasync"
+      return function(r, w)
+        r:readline()
+        w:write("got\n")
+        lasync.sleep(0.3)
+        w:write("done\n")
+      end]])
+    local srv = start(quote(script) .. " --listen 127.0.0.1:0 --grace 3")
+    local r, w = lasync.open_connection("127.0.0.1", port_of(srv))
+    w:write("go\n")
+    assert.equal("got\n", r:readline())
+    signal(srv, "TERM")
+    log_has(srv, "SIGTERM: draining")
+    -- no new connections while draining
+    assert.truthy(helper.error_of(lasync.open_connection, "127.0.0.1", port_of(srv)))
+    assert.equal("done\n", r:readline())
+    assert.equal("", r:read(10))
+    w:close()
+    assert.equal(0, exited(srv))
+    assert.falsy(slurp(srv.log):find("grace period"))
+  end))
+
+  it("cancels a handler that outlives the grace period, then runs on_stop",
+     helper.async(function()
+    local script = write("forever.lua", [[
+      local lasync = require "lasync"
+      return {
+        handler = function(r, w)
+          w:write("got\n")
+          lasync.sleep(100)
+        end,
+        on_start = function() lasync.sleep(0.01); io.stderr:write("on_start ran\n") end,
+        on_stop = function() io.stderr:write("on_stop ran\n") end,
+      }]])
+    local srv = start(quote(script) .. " --listen 127.0.0.1:0 --grace 0.2")
+    local r, w = lasync.open_connection("127.0.0.1", port_of(srv))
+    assert.equal("got\n", r:readline())
+    local t0 = lasync.time()
+    signal(srv, "INT")
+    assert.equal("", r:read(10))
+    assert.is_true(lasync.time() - t0 >= 0.15)
+    w:close()
+    assert.equal(0, exited(srv))
+    local log = slurp(srv.log)
+    assert.truthy(log:find("on_start ran\n", 1, true))
+    assert.truthy(log:find("SIGINT: draining (grace 0.2 s)", 1, true))
+    assert.truthy(log:find("grace period of 0.2 s over: cancelled 1 tasks", 1, true))
+    assert.truthy(log:find("on_stop ran\n" .. "[^\n]*stopped\n$"))
+  end))
+
+  it("reloads the script on SIGHUP (in-process with one worker)", helper.async(function()
+    local script = write("version.lua", "return function(r, w) w:write('v1\\n') end")
+    local srv = start(quote(script) .. " --listen 127.0.0.1:0")
+    local port = port_of(srv)
+    assert.equal("v1\n", echo_line(port, ""))
+    write("version.lua", "return function(r, w) w:write('v2\\n') end")
+    signal(srv, "HUP")
+    log_has(srv, "SIGHUP: reloaded")
+    assert.equal("v2\n", echo_line(port, ""))
+    write("version.lua", "return function(\n")
+    signal(srv, "HUP")
+    log_has(srv, "SIGHUP: reload failed, keeping the running handler")
+    assert.equal("v2\n", echo_line(port, ""))
+    stop(srv)
+  end))
+
+  -- A free port: SO_REUSEPORT workers bind the same one.
+  local function free_port()
+    local s = lasync.start_server(function() end, "127.0.0.1", 0)
+    local _, port = s:sockname()
+    s:close()
+    return port
+  end
+
+  it("restarts a worker killed by SIGKILL and reloads workers on SIGHUP (--workers 2)",
+     helper.async(function()
+    local script = write("w.lua", "return function(r, w) w:write('one\\n') end")
+    local port = free_port()
+    local srv = start(("%s --workers 2 --listen 127.0.0.1:%d"):format(quote(script), port))
+    local victim = log_has(srv, "worker 1 started %(pid (%d+)%)")
+    poll("two workers", 3, function()
+      return select(2, slurp(srv.log):gsub("listening on", "")) == 2
+    end)
+    assert.equal("one\n", echo_line(port, ""))
+    assert(os.execute("kill -KILL " .. victim))
+    log_has(srv, "worker 1 %(pid " .. victim .. "%) was killed by SIGKILL")
+    log_has(srv, "restarting worker 1 in [%d.]+ s")
+    poll("the new worker", 3, function()
+      return select(2, slurp(srv.log):gsub("listening on", "")) == 3
+    end)
+    write("w.lua", "return function(r, w) w:write('two\\n') end")
+    signal(srv, "HUP")
+    log_has(srv, "SIGHUP: starting 2 new workers")
+    log_has(srv, "worker 2 %(pid %d+%) exited with status 0")
+    poll("old workers gone", 3, function()
+      return select(2, slurp(srv.log):gsub("exited with status 0", "")) == 2
+    end)
+    for _ = 1, 4 do assert.equal("two\n", echo_line(port, "")) end
+    stop(srv)
+    assert.truthy(slurp(srv.log):match("SIGTERM: stopping 2 workers\n.*" .. STAMP .. "stopped\n$"))
+  end))
+
+  it("--max-connections 1: a second client is accepted once the first leaves",
+     helper.async(function()
+    local srv = start("examples/echo.lua --listen 127.0.0.1:0 --max-connections 1")
+    local port = port_of(srv)
+    local r1, w1 = lasync.open_connection("127.0.0.1", port)
+    w1:write("a\n")
+    assert.equal("a\n", r1:readline())
+    local r2, w2 = lasync.open_connection("127.0.0.1", port)  -- in the backlog
+    w2:write("b\n")
+    local err = helper.error_of(lasync.wait_for, function() return r2:readline() end, 0.2)
+    assert.truthy(lasync.TimeoutError:is(err))
+    w1:close()
+    assert.equal("b\n", r2:readline())
+    w2:close()
+    stop(srv)
+  end))
+
+  it("--idle-timeout closes a silent client, not a talking one", helper.async(function()
+    local srv = start("examples/echo.lua --listen 127.0.0.1:0 --idle-timeout 0.15")
+    local port = port_of(srv)
+    local r1, w1 = lasync.open_connection("127.0.0.1", port)
+    local r2, w2 = lasync.open_connection("127.0.0.1", port)
+    local t0 = lasync.time()
+    for i = 1, 4 do
+      lasync.sleep(0.05)
+      w2:write(i .. "\n")
+      assert.equal(i .. "\n", r2:readline())
+    end
+    assert.equal("", r1:read(10))
+    local took = lasync.time() - t0
+    assert.is_true(took >= 0.14 and took < 1, tostring(took))
+    w1:close()
+    w2:write("still\n")
+    assert.equal("still\n", r2:readline())
+    w2:close()
+    log_has(srv, "closing a connection idle for 0.15 s")
+    stop(srv)
+  end))
+
+  it("listens on unix:PATH", helper.async(function()
+    local path = tmp("sock")
+    local srv = start(("examples/echo.lua --listen unix:%s"):format(quote(path)))
+    log_has(srv, "listening on unix:" .. path:gsub("%p", "%%%0"))
+    local r, w = lasync.open_unix_connection(path)
+    w:write("over unix\n")
+    assert.equal("over unix\n", r:readline())
+    w:close()
+    stop(srv)
+    assert.is_nil(io.open(path))
+  end))
+
+  it("relays chat lines between clients (examples/chat.lua)", helper.async(function()
+    local srv = start("examples/chat.lua --listen 127.0.0.1:0")
+    local port = port_of(srv)
+    local ra, wa = lasync.open_connection("127.0.0.1", port)
+    assert.equal("welcome, guest1: 1 connected\n", ra:readline())
+    local rb, wb = lasync.open_connection("127.0.0.1", port)
+    assert.equal("welcome, guest2: 2 connected\n", rb:readline())
+    assert.equal("guest2 joined\n", ra:readline())
+    wb:write("hi there\r\n")
+    assert.equal("guest2: hi there\n", ra:readline())
+    wa:write("hello\n")
+    assert.equal("guest1: hello\n", rb:readline())
+    wb:close()
+    assert.equal("guest2 left\n", ra:readline())
+    wa:close()
+    stop(srv)
+  end))
+
+  it("logs a handler error with its traceback and goes on serving", helper.async(function()
+    local script = write("boom.lua", [[
+      return function(r, w)
+        local line = r:readline()
+        if line == "boom\n" then error("handler exploded") end
+        w:write(line)
+      end]])
+    local srv = start(quote(script) .. " --listen 127.0.0.1:0")
+    local port = port_of(srv)
+    local r, w = lasync.open_connection("127.0.0.1", port)
+    w:write("boom\n")
+    assert.equal("", r:read(10))
+    w:close()
+    local line = log_has(srv, STAMP .. "(Unhandled error in connection handler: [^\n]*)")
+    assert.truthy(line:find("handler exploded", 1, true))
+    log_has(srv, "stack traceback:\n")
+    assert.equal("ok\n", echo_line(port, "ok\n"))
+    stop(srv)
+  end))
+end)

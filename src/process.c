@@ -1,0 +1,116 @@
+/*
+** Processes, for the `lasync serve` master: fork, waitpid, kill, getpid,
+** _exit, and the wall clock of its logs. A forked child inherits the kernel state of every libevent
+** base (the epoll instance, the signal socketpair), shared with the
+** parent: core.fork(loop) gives the child's copy of that loop its own
+** (event_reinit), so that the child may close it without touching the
+** parent's.
+*/
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <unistd.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include "lasync.h"
+
+static int oserror(lua_State *L, const char *what) {
+  errors_push_oserror(L, errno, what);
+  return lua_error(L);
+}
+
+/* core.fork([loop]) -> pid in the parent, 0 in the child. The loop must
+** not be running. */
+static int l_fork(lua_State *L) {
+  Loop *lp = lua_isnoneornil(L, 1) ? NULL
+             : lasync_checkobj(L, 1, K_LOOP, "loop");
+  pid_t pid;
+  if (lp && lp->running) return luaL_error(L, "fork: the loop is running");
+  pid = fork();
+  if (pid < 0) return oserror(L, "fork");
+  if (pid == 0 && lp && !lp->closed && event_reinit(lp->base) != 0)
+    _exit(70);  /* the child cannot tell its loop from its parent's */
+  lua_pushinteger(L, pid);
+  return 1;
+}
+
+static int l_getpid(lua_State *L) {
+  lua_pushinteger(L, getpid());
+  return 1;
+}
+
+/* core.waitpid(pid, nohang) -> pid, "exit" | "signal", code; or nothing
+** with nohang when no child has finished (or there is none). */
+static int l_waitpid(lua_State *L) {
+  lua_Integer want = luaL_checkinteger(L, 1);
+  int status, nohang = lua_toboolean(L, 2);
+  pid_t pid;
+  do pid = waitpid((pid_t)want, &status, nohang ? WNOHANG : 0);
+  while (pid < 0 && errno == EINTR);
+  if (pid < 0 && errno == ECHILD && nohang) return 0;
+  if (pid < 0) return oserror(L, "waitpid");
+  if (pid == 0) return 0;
+  lua_pushinteger(L, pid);
+  if (WIFSIGNALED(status)) {
+    lua_pushliteral(L, "signal");
+    lua_pushinteger(L, WTERMSIG(status));
+  } else {
+    lua_pushliteral(L, "exit");
+    lua_pushinteger(L, WEXITSTATUS(status));
+  }
+  return 3;
+}
+
+/* core.kill(pid, sig): sig is a number or a name ("SIGTERM"). Returns
+** true, or false when the process is gone. */
+static int l_kill(lua_State *L) {
+  lua_Integer pid = luaL_checkinteger(L, 1);
+  int sig = watch_checksig(L, 2);
+  luaL_argcheck(L, pid > 0, 1, "process id expected");
+  if (kill((pid_t)pid, sig) == 0) lua_pushboolean(L, 1);
+  else if (errno == ESRCH) lua_pushboolean(L, 0);
+  else return oserror(L, "kill");
+  return 1;
+}
+
+/* core.signame(sig) -> "SIGTERM", or "signal N" for an unnamed one. */
+static int l_signame(lua_State *L) {
+  int sig = (int)luaL_checkinteger(L, 1);
+  const char *name = watch_signame(sig);
+  if (name) lua_pushstring(L, name);
+  else lua_pushfstring(L, "signal %d", sig);
+  return 1;
+}
+
+/* core.wall_time() -> seconds since the epoch, to the microsecond (the
+** loop's time is monotonic: no use for a log's timestamps). */
+static int l_wall_time(lua_State *L) {
+  struct timeval tv;
+  gettimeofday(&tv, NULL);
+  lua_pushnumber(L, (lua_Number)tv.tv_sec + tv.tv_usec / 1e6);
+  return 1;
+}
+
+/* core._exit(code): ends the process at once, without closing the Lua
+** state (a forked child must not free what it shares with its parent). */
+static int l_exit(lua_State *L) {
+  int code = (int)luaL_optinteger(L, 1, 0);
+  fflush(NULL);
+  _exit(code);
+  return 0;
+}
+
+static const luaL_Reg process_funcs[] = {
+  {"fork", l_fork},
+  {"getpid", l_getpid},
+  {"waitpid", l_waitpid},
+  {"kill", l_kill},
+  {"signame", l_signame},
+  {"wall_time", l_wall_time},
+  {"_exit", l_exit},
+  {NULL, NULL}
+};
+
+void process_open(lua_State *L) {
+  lasync_addfuncs(L, process_funcs);
+}
