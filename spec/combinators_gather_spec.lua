@@ -12,12 +12,7 @@ local function after(delay, ...)
   end
 end
 
-local function fail_after(delay, err)
-  return function()
-    lasync.sleep(delay)
-    error(err, 0)
-  end
-end
+local fail_after = helper.fail_after
 
 describe("lasync.gather", function()
   it("returns the first value of each argument in argument order, nils included",

@@ -18,12 +18,7 @@ local function stubborn(log, name)
   end
 end
 
-local function fail_after(delay, err)
-  return function()
-    lasync.sleep(delay)
-    error(err, 0)
-  end
-end
+local fail_after = helper.fail_after
 
 describe("lasync.task_group", function()
   it("returns the body's results once every child finished", helper.async(function()

@@ -13,35 +13,21 @@ end
 local slurp = require("helper").read_file
 
 describe("lasync command", function()
-  local base   -- a fresh temporary file: the prefix of every file we write
-  local files  -- the files written, removed at the end
+  local scratch  -- the temporary files written, removed at the end
   local clock  -- a loop that is never run: only its monotonic clock is used
 
   lazy_setup(function()
-    base, files = os.tmpname(), {}
+    scratch = require("helper").scratch()
     clock = lasync.new_event_loop()
   end)
 
   lazy_teardown(function()
     clock:close()
-    for path in pairs(files) do os.remove(path) end
-    os.remove(base)
+    scratch.cleanup()
   end)
 
-  -- The path of a temporary file, removed at the end.
-  local function tmp(name)
-    local path = base .. "-" .. name
-    files[path] = true
-    return path
-  end
-
-  local function write(name, text)
-    local path = tmp(name)
-    local f = assert(io.open(path, "w"))
-    f:write(text)
-    f:close()
-    return path
-  end
+  local function tmp(name) return scratch.tmp(name) end
+  local function write(name, text) return scratch.write(name, text) end
 
   -- Runs a shell script; returns its stdout, its exit status and how many
   -- seconds it took.

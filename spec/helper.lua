@@ -62,6 +62,37 @@ function M.read_file(path)
   return s
 end
 
+--- Temporary files under one fresh prefix (s.base): s.tmp(name) names
+-- one, s.write(name, text) writes one, s.cleanup() removes them all.
+function M.scratch()
+  local s, files = {base = os.tmpname()}, {}
+  function s.tmp(name)
+    local path = s.base .. "-" .. name
+    files[path] = true
+    return path
+  end
+  function s.write(name, text)
+    local path = s.tmp(name)
+    local f = assert(io.open(path, "w"))
+    f:write(text)
+    f:close()
+    return path
+  end
+  function s.cleanup()
+    for path in pairs(files) do os.remove(path) end
+    os.remove(s.base)
+  end
+  return s
+end
+
+--- A function that sleeps delay seconds and then raises err.
+function M.fail_after(delay, err)
+  return function()
+    lasync.sleep(delay)
+    error(err, 0)
+  end
+end
+
 --- Lets every ready task run until it suspends (a few loop iterations).
 function M.settle()
   for _ = 1, 3 do lasync.sleep(0) end

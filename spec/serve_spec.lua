@@ -23,22 +23,11 @@ local function slurp(path)
 end
 
 describe("lasync serve", function()
-  local base, files = os.tmpname(), {}
+  local scratch = require("helper").scratch()
+  local base = scratch.base
   local running = {}  -- servers not yet stopped
 
-  local function tmp(name)
-    local path = base .. "-" .. name
-    files[path] = true
-    return path
-  end
-
-  local function write(name, text)
-    local path = tmp(name)
-    local f = assert(io.open(path, "w"))
-    f:write(text)
-    f:close()
-    return path
-  end
+  local tmp, write = scratch.tmp, scratch.write
 
   -- Every lasync process of a server: the pids its log names.
   local function pids(srv)
@@ -54,10 +43,7 @@ describe("lasync serve", function()
     running = {}
   end)
 
-  lazy_teardown(function()
-    for path in pairs(files) do os.remove(path) end
-    os.remove(base)
-  end)
+  lazy_teardown(scratch.cleanup)
 
   -- Polls fn() every 10 ms until it returns a true value, for up to
   -- `timeout` seconds; returns its values or fails with what.
