@@ -63,6 +63,15 @@ end
 
 --- What the Python baselines can use ({asyncio = , uvloop = }); the
 -- second value says why when Python itself is missing.
+--- `one KEY N`, for profilers (valgrind, perf): prints one figure.
+-- figure(key) returns the default count and a function n -> seconds/op.
+function M.run_one(key, n, figure)
+  local default, run = figure(key)
+  if not run then error("one: unknown figure " .. tostring(key)) end
+  n = n or default
+  print(("%s\t%d\t%.1f ns/op"):format(key, n, 1e9 * run(n)))
+end
+
 function M.python_available(python)
   if not M.succeeds(M.quote(python) .. " -c 'import asyncio'") then
     return {}, "no " .. python

@@ -409,24 +409,20 @@ local function report(py, why)
   print_targets()
 end
 
---- `one KEY N`: a single figure, for profilers (valgrind, perf).
-local function run_one(key, n)
+-- The default count and the per-op timer of a figure, for `one KEY N`.
+local function figure(key)
   for _, b in ipairs(LASYNC) do
     if b[1] == key then
-      n = n or b[2]
-      print(("%s\t%d\t%.1f ns/op"):format(key, n,
-        1e9 * (b[4] and in_loop(b[3], n) or b[3](n))))
-      return
+      return b[2], function(n) return b[4] and in_loop(b[3], n) or b[3](n) end
     end
   end
-  error("one: unknown figure " .. tostring(key))
 end
 
 local function main()
   if arg[1] == "mem" then
     return memory_probe(arg[2], math.tointeger(tonumber(arg[3])) or MEM_N)
   elseif arg[1] == "one" then
-    return run_one(arg[2], math.tointeger(tonumber(arg[3])))
+    return bench.run_one(arg[2], math.tointeger(tonumber(arg[3])), figure)
   end
   local py, why = python_available()
   for r = 1, REPEAT do

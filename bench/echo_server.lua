@@ -11,14 +11,9 @@ if not port then
   os.exit(2)
 end
 
-local function handle(r, w)
-  while true do
-    local d = r:read(65536)
-    if d == "" then break end
-    w:write(d)
-    w:drain()
-  end
-end
+-- The handler of examples/echo.lua, beside this folder.
+local HERE = arg[0]:match("^(.*)/[^/]*$") or "."
+local handle = dofile(HERE .. "/../examples/echo.lua")
 
 lasync.run(function()
   local server = lasync.start_server(handle, "127.0.0.1", port, {backlog = 4096})

@@ -148,21 +148,18 @@ local function report(py, why)
     "uvloop ns/op", "asyncio ns/op", "vs uvloop", ("target >= %dx"):format(TARGET)}, rows)
 end
 
---- `one KEY N`: a single figure, for profilers (valgrind, perf).
-local function run_one(key, n)
+-- The default count and the per-op timer of a figure, for `one KEY N`.
+local function figure(key)
   for _, f in ipairs(FIGURES) do
     if f[1] == key then
-      n = n or f[3]
-      print(("%s\t%d\t%.1f ns/op"):format(key, n, 1e9 * bench.in_loop(f[4], n)))
-      return
+      return f[3], function(n) return bench.in_loop(f[4], n) end
     end
   end
-  error("one: unknown figure " .. tostring(key))
 end
 
 local function main()
   if arg[1] == "one" then
-    return run_one(arg[2], math.tointeger(tonumber(arg[3])))
+    return bench.run_one(arg[2], math.tointeger(tonumber(arg[3])), figure)
   end
   local py, why = bench.python_available(PYTHON)
   for r = 1, REPEAT do
