@@ -24,8 +24,8 @@ SPECS      ?= spec
 VALGRIND_SPECS ?= spec
 
 # Debian 12 packages that build, test and install lasync.
-DEB_PACKAGES := build-essential pkg-config git ca-certificates libevent-dev \
-                libssl-dev lua5.4 liblua5.4-dev luarocks lua-busted lua-check \
+DEB_PACKAGES := build-essential pkg-config git ca-certificates openssl \
+                libevent-dev libssl-dev lua5.4 liblua5.4-dev luarocks lua-busted lua-check \
                 valgrind
 
 # ---------------------------------------------------------------- flags ----
@@ -34,11 +34,11 @@ DEB_PACKAGES := build-essential pkg-config git ca-certificates libevent-dev \
 # only exist once `deps` has run, so these are evaluated in the recipes, not
 # when the Makefile is read.
 LUA_CFLAGS   = $(shell $(PKG_CONFIG) --cflags lua5.4)
-EVENT_CFLAGS = $(shell $(PKG_CONFIG) --cflags libevent_core libevent_extra)
+EVENT_CFLAGS = $(shell $(PKG_CONFIG) --cflags libevent_core libevent_extra openssl)
 # Headers only for Lua: the interpreter provides the Lua API, and linking
 # liblua would give the module a second copy of it. libevent's core part,
-# and its extra part for evdns.
-EVENT_LIBS   = $(shell $(PKG_CONFIG) --libs libevent_core libevent_extra)
+# and its extra part for evdns; OpenSSL for TLS.
+EVENT_LIBS   = $(shell $(PKG_CONFIG) --libs libevent_core libevent_extra openssl)
 
 # -D_GNU_SOURCE: -std=c11 hides accept4/pipe2. -fvisibility=hidden: only
 # luaopen_lasync_core is exported (explicitly, in src/module.c).

@@ -25,6 +25,10 @@ external_dependencies = {
       header = "event2/event.h",
       library = "event_core",
    },
+   OPENSSL = {
+      header = "openssl/ssl.h",
+      library = "ssl",
+   },
 }
 
 build = {
@@ -46,11 +50,12 @@ build = {
             "src/stream.c",
             "src/server.c",
             "src/process.c",
+            "src/tls.c",
          },
          defines = { "_GNU_SOURCE" },
-         incdirs = { "$(LIBEVENT_INCDIR)" },
-         libdirs = { "$(LIBEVENT_LIBDIR)" },
-         libraries = { "event_core", "event_extra", "m" },
+         incdirs = { "$(LIBEVENT_INCDIR)", "$(OPENSSL_INCDIR)" },
+         libdirs = { "$(LIBEVENT_LIBDIR)", "$(OPENSSL_LIBDIR)" },
+         libraries = { "event_core", "event_extra", "ssl", "crypto", "m" },
       },
       ["lasync"] = "lua/lasync/init.lua",
       ["lasync.combinators"] = "lua/lasync/combinators.lua",

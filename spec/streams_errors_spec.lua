@@ -197,8 +197,8 @@ describe("misuse", function()
       lasync.open_connection, "127.0.0.1", 80, {limit = 0})
     raises("bad argument #3 to 'open_connection' %(opts.local_addr must be {host, port}, got string%)",
       lasync.open_connection, "127.0.0.1", 80, {local_addr = "x"})
-    raises("open_connection: TLS is not supported yet",
-      lasync.open_connection, "127.0.0.1", 80, {ssl = true})
+    raises("open_connection: opts.ssl: true, a table of TLS settings or an SSL context expected, got number",
+      lasync.open_connection, "127.0.0.1", 80, {ssl = 42})
     raises("bad argument #1 to 'open_unix_connection' %(path %(string%) expected, got nil%)",
       lasync.open_unix_connection)
   end))
@@ -212,7 +212,7 @@ describe("misuse", function()
       lasync.start_server, util.echo, "127.0.0.1", 0, {backlog = -1})
     raises("bad argument #4 to 'start_server' %(opts.reuse_port must be a boolean, got number%)",
       lasync.start_server, util.echo, "127.0.0.1", 0, {reuse_port = 1})
-    raises("start_server: TLS is not supported yet",
+    raises("start_server: opts.ssl: a server needs a certificate %(certfile%)",
       lasync.start_server, util.echo, "127.0.0.1", 0, {ssl = {}})
     raises("bad argument #1 to 'start_unix_server' %(handler function expected, got string%)",
       lasync.start_unix_server, "x", "/tmp/x")
@@ -270,7 +270,8 @@ describe("misuse", function()
     raises("bad argument #1 to 'read' %(number has no integer representation%)",
       function() s:read(0.5) end)
     raises("stream expected, got table", s.read, {})
-    raises("start_tls: TLS is not supported yet", function() c:start_tls {} end)
+    raises("start_tls: server_hostname is needed to check the server's certificate",
+      function() c:start_tls {} end)
     done()
   end))
 end)

@@ -20,6 +20,7 @@ static const char *const class_tree[][2] = {  /* name, parent */
   {"ConnectionResetError", "ConnectionError"},
   {"ConnectionAbortedError", "ConnectionError"},
   {"BrokenPipeError", "ConnectionError"}, {"HTTPError", "Error"},
+  {"SSLError", "OSError"}, {"SSLCertVerificationError", "SSLError"},
   {NULL, NULL}
 };
 

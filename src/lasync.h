@@ -12,6 +12,7 @@
 #include <lauxlib.h>
 #include <event2/event.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #define LASYNC_VERSION "0.1.0"
 
@@ -25,7 +26,7 @@
 /* Kinds of C objects; stored first in each struct so that the ready queue
 ** can hold plain pointers and tell what it runs. */
 enum { K_LOOP, K_HANDLE, K_TIMER, K_WATCH, K_FUTURE, K_TASK, K_STREAM,
-       K_SERVER, K_NKINDS };
+       K_SERVER, K_TLSCTX, K_NKINDS };
 /* A failed future or task switches to a metatable with __gc (to report an
 ** error never retrieved); the others have no finalizer, which would make
 ** every one of them cost a finalizer call and an extra GC cycle. */
@@ -276,11 +277,29 @@ size_t lasync_evsize(void);
 typedef struct Stream Stream;
 void stream_open(lua_State *L);
 Stream *stream_new(lua_State *L, Loop *lp, size_t limit);
-void stream_attach(Stream *s, int fd);
+void stream_attach(Stream *s, int fd, int accepted);
 size_t stream_checklimit(lua_State *L, int idx);
 void stream_close(lua_State *L, Stream *s, int sidx, int abort);
 
 /* server.c */
 void server_open(lua_State *L);
+
+/* tls.c */
+typedef struct Tls Tls;
+typedef struct TlsCtx TlsCtx;
+void tls_open(lua_State *L);
+TlsCtx *tls_checkctx(lua_State *L, int idx, int server, const char *what);
+int tls_needs_host(TlsCtx *c);
+Tls *tls_new(TlsCtx *c, int fd, int server, const char *host);
+void tls_free(Tls *t);
+int tls_preload(Tls *t, const char *p, size_t n);
+int tls_handshake(Tls *t);
+ssize_t tls_read(Tls *t, void *buf, size_t n);
+ssize_t tls_write(Tls *t, const void *buf, size_t n);
+void tls_shutdown(Tls *t);
+int tls_wants_write(const Tls *t);
+int tls_pending(const Tls *t);
+void tls_push_error(lua_State *L, Tls *t);
+int tls_push_info(lua_State *L, Tls *t, const char *name);
 
 #endif

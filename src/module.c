@@ -9,7 +9,8 @@ const char lasync_suspend = 0, lasync_cancel = 0;
 
 static const char *const kind_names[K_NKINDS] = {
   "lasync.Loop", "lasync.Handle", "lasync.TimerHandle", "lasync.WatchHandle",
-  "lasync.Future", "lasync.Task", "lasync.Stream", "lasync.Server"
+  "lasync.Future", "lasync.Task", "lasync.Stream", "lasync.Server",
+  "lasync.SSLContext"
 };
 
 double lasync_now(void) {
@@ -156,6 +157,7 @@ int luaopen_lasync_core(lua_State *L) {
   dns_open(L);  /* after task_open: it keeps core.await */
   stream_open(L);
   server_open(L);
+  tls_open(L);
   process_open(L);
   split_gc(L, K_FUTURE, K_FFUTURE);
   split_gc(L, K_TASK, K_FTASK);

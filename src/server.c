@@ -208,7 +208,7 @@ static int server_accept(lua_State *L) {
       break;
     }
     sv->warned = 0;
-    stream_attach(s, fd);
+    stream_attach(s, fd, 1);
     conn_start(L, sv, 1, 2);
     lua_pop(L, 1);
   }

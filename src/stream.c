@@ -14,6 +14,13 @@
 ** Lua): the waiter then looks at the stream again. The futures carry no
 ** value; a connection error is kept as an errno and raised by the waiter.
 **
+** TLS (src/tls.c): start_tls puts a session between the stream and its
+** socket. The handshake runs from the events, under a deadline, while the
+** task that asked waits on the write wait future; afterwards the same paths
+** read and write through the session. OpenSSL may want the socket the other
+** way round (tls_rww, tls_wwr), and may hold input that the socket will not
+** signal again: the read event is then made active by hand.
+**
 ** Lifetime: whoever uses a stream holds it (a task waiting in one of its
 ** methods has it on its stack); one dropped is collected and its socket
 ** closed. close() with output still buffered anchors a handle that keeps
@@ -51,6 +58,9 @@ struct Stream {
   char *scratch;                 /* the state's receive buffer, CHUNK bytes */
   Future *rfut, *wfut;           /* the wait futures, in SUV_RFUT/SUV_WFUT */
   Handle *closer;                /* anchored while close() flushes */
+  Tls *tls;                      /* the TLS session, or NULL */
+  double hs_deadline;            /* when the TLS handshake times out */
+  double hs_timeout;             /* its timeout, for the error */
   struct event *wev;             /* the write event, while it is added */
   unsigned char reading, writing;  /* the read / write event is added */
   unsigned char rwaiting;        /* a reader waits on rfut */
@@ -60,6 +70,11 @@ struct Stream {
   unsigned char eof;             /* no more input: the peer's EOF, close() */
   unsigned char shut;            /* write_eof(): SHUT_ASKED, SHUT_DONE */
   unsigned char closing;         /* close() was called */
+  unsigned char accepted;        /* a server's: the TLS server side */
+  unsigned char handshaking;     /* the TLS handshake runs the events */
+  unsigned char hs_timedout;     /* and took too long */
+  unsigned char tls_rww;         /* a TLS read waits for room to write */
+  unsigned char tls_wwr;         /* a TLS write waits for input */
   EvMem evmem[];                 /* the read event */
 };
 
@@ -169,12 +184,18 @@ static void ev_switch(Stream *s, int write, int on) {
   *added = (unsigned char)on;
 }
 
-/* Read while the input is under the limit or a reader waits for more. */
+/* Read while the input is under the limit or a reader waits for more.
+** Input a TLS session holds already makes the read event active now. */
 static void update_events(Stream *s) {
   int open = s->fd >= 0;
-  ev_switch(s, 0, open && !s->eof && !s->err && !s->connecting &&
-                  (s->rwaiting || s->in.len < s->limit));
-  ev_switch(s, 1, open && (s->out.len > 0 || s->connecting));
+  if (s->handshaking) return;  /* hs_wait arms the events */
+  ev_switch(s, 0, open && (s->tls_wwr ||
+                           (!s->tls_rww && !s->eof && !s->err &&
+                            !s->connecting &&
+                            (s->rwaiting || s->in.len < s->limit))));
+  ev_switch(s, 1, open && (s->out.len > 0 || s->connecting || s->tls_rww));
+  if (s->tls && s->reading && s->loop->base && tls_pending(s->tls))
+    event_active(event_of(s, 0), EV_READ, 1);
 }
 
 /* The socket goes; a close() that waited for the flush queues its handle
@@ -182,6 +203,7 @@ static void update_events(Stream *s) {
 static void close_fd(Stream *s) {
   ev_switch(s, 0, 0);
   ev_switch(s, 1, 0);
+  if (s->tls && !s->handshaking) tls_shutdown(s->tls);
   close(s->fd);
   s->fd = -1;
   s->eof = 1;
@@ -209,12 +231,36 @@ static void settle(Stream *s) {
     future_wake(s->wfut);
 }
 
+/* recv() and send(), or their TLS counterparts (with EPROTO when TLS
+** failed); a TLS call that waits notes which way the socket must go. */
+static ssize_t sock_recv(Stream *s, void *buf, size_t n) {
+  ssize_t r;
+  if (s->tls) {
+    r = tls_read(s->tls, buf, n);
+    s->tls_rww = r < 0 && errno == EAGAIN && tls_wants_write(s->tls);
+    return r;
+  }
+  do r = recv(s->fd, buf, n, 0);
+  while (r < 0 && errno == EINTR);
+  return r;
+}
+
+static ssize_t sock_send(Stream *s, const void *p, size_t n) {
+  ssize_t r;
+  if (s->tls && !s->handshaking) {  /* what came before start_tls: clear */
+    r = tls_write(s->tls, p, n);
+    s->tls_wwr = r < 0 && errno == EAGAIN && !tls_wants_write(s->tls);
+    return r;
+  }
+  do r = send(s->fd, p, n, MSG_NOSIGNAL);
+  while (r < 0 && errno == EINTR);
+  return r;
+}
+
 /* One recv() of at most room bytes into the scratch buffer: the count,
 ** 0 at EOF (s->eof set) or -1 when nothing came (s->err set on an error). */
 static ssize_t receive(Stream *s, size_t room) {
-  ssize_t n;
-  do n = recv(s->fd, s->scratch, room < CHUNK ? room : CHUNK, 0);
-  while (n < 0 && errno == EINTR);
+  ssize_t n = sock_recv(s, s->scratch, room < CHUNK ? room : CHUNK);
   if (n == 0) s->eof = 1;
   else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) s->err = errno;
   return n;
@@ -245,11 +291,11 @@ static void fill(Stream *s) {
 static void flush(Stream *s) {
   while (s->out.len > 0) {
     size_t len = s->out.len;
-    ssize_t n = send(s->fd, buf_data(&s->out), len, MSG_NOSIGNAL);
+    ssize_t n = sock_send(s, buf_data(&s->out), len);
     if (n >= 0) {
       buf_consume(&s->out, (size_t)n);
-      if ((size_t)n < len) break;
-    } else if (errno != EINTR) {
+      if ((size_t)n < len && !s->tls) break;  /* TLS: a record at a time */
+    } else {
       if (errno != EAGAIN && errno != EWOULDBLOCK) s->err = errno;
       break;
     }
@@ -259,24 +305,39 @@ static void flush(Stream *s) {
 /* A direct reader (read(n) with nothing buffered) receives the bytes
 ** itself, straight into its string: here it is only woken. The event stays
 ** armed: should it fire again before the reader ran, the wake is a no-op. */
+static void handshake_step(Stream *s, int timedout);
+static void hs_end(Stream *s, int err);
+
 static void on_read(evutil_socket_t fd, short what, void *arg) {
   Stream *s = arg;
-  (void)fd; (void)what;
-  if (s->direct) {
-    future_wake(s->rfut);
+  (void)fd;
+  if (s->handshaking) {
+    handshake_step(s, what & EV_TIMEOUT);
     return;
   }
-  fill(s);
+  if (s->tls_wwr) flush(s);
+  if (s->direct) {
+    future_wake(s->rfut);
+    if (!s->tls) return;
+  } else fill(s);
   settle(s);
 }
 
 static void on_write(evutil_socket_t fd, short what, void *arg) {
   Stream *s = arg;
-  (void)fd; (void)what;
+  (void)fd;
+  if (s->handshaking) {
+    handshake_step(s, what & EV_TIMEOUT);
+    return;
+  }
   if (s->connecting) {  /* connect_k looks at the outcome */
     ev_switch(s, 1, 0);
     future_wake(s->wfut);
     return;
+  }
+  if (s->tls_rww) {
+    if (s->direct) future_wake(s->rfut);
+    else fill(s);
   }
   flush(s);
   settle(s);
@@ -323,10 +384,11 @@ Stream *stream_new(lua_State *L, Loop *lp, size_t limit) {
 
 /* The stream takes the non-blocking socket fd and starts reading (or, if
 ** connecting, waits for the connect to end). */
-void stream_attach(Stream *s, int fd) {
+void stream_attach(Stream *s, int fd, int accepted) {
   int one = 1;
   struct event_base *base = s->loop->base;
   s->fd = fd;
+  s->accepted = (unsigned char)accepted;
   event_assign(event_of(s, 0), base, fd, EV_READ | EV_PERSIST, on_read, s);
   /* as asyncio: small writes go out at once (fails on Unix sockets) */
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -392,8 +454,18 @@ static void input_resumed(lua_State *L, Stream *s, int fidx) {
   task_resumed(L, fidx);
 }
 
+static void push_error(lua_State *L, Stream *s) {
+  if (s->hs_timedout) {
+    lua_pushfstring(L, "SSL handshake is taking longer than %f seconds: "
+                    "aborting the connection", s->hs_timeout);
+    errors_push_newv(L, "ConnectionAbortedError", -1);
+    lua_remove(L, -2);
+  } else if (s->tls && s->err == EPROTO) tls_push_error(L, s->tls);
+  else errors_push_oserror(L, s->err, NULL);
+}
+
 static int raise_error(lua_State *L, Stream *s) {
-  errors_push_oserror(L, s->err, NULL);
+  push_error(L, s);
   return lua_error(L);
 }
 
@@ -482,7 +554,8 @@ static int read_k(lua_State *L, int status, lua_KContext ctx) {
   if (n < 0 && s->eof) return take(L, s, s->in.len, 0);
   if (n == 0 || (n > 0 && (s->in.len > 0 || s->eof)))
     return take(L, s, (size_t)n < s->in.len ? (size_t)n : s->in.len, 0);
-  if (n > 0 && status == LUA_YIELD) {  /* woken as direct: readable */
+  /* woken as a direct reader: readable; or TLS holds input already */
+  if (n > 0 && (status == LUA_YIELD || (s->tls && tls_pending(s->tls)))) {
     ssize_t got = receive(s, (size_t)n);
     if (got > 0) {
       lua_pushlstring(L, s->scratch, (size_t)got);
@@ -616,15 +689,15 @@ static int l_at_eof(lua_State *L) {
 ** close() or a failure is dropped, as asyncio does (drain() raises). */
 static void stream_send(Stream *s, const char *p, size_t n) {
   if (s->fd < 0 || s->closing || s->err || n == 0) return;
-  if (s->out.len == 0) {
-    ssize_t sent = send(s->fd, p, n, MSG_NOSIGNAL);
-    if (sent < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
-        errno != EINTR)
-      s->err = errno;
-    if (sent > 0) {
-      p += sent;
-      n -= (size_t)sent;
+  while (s->out.len == 0 && n > 0) {  /* TLS takes a record at a time */
+    ssize_t sent = sock_send(s, p, n);
+    if (sent <= 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK) s->err = errno;
+      break;
     }
+    p += sent;
+    n -= (size_t)sent;
+    if (!s->tls) break;
   }
   if (n > 0 && !s->err && !buf_append(&s->out, p, n)) s->err = ENOMEM;
   settle(s);
@@ -632,6 +705,7 @@ static void stream_send(Stream *s, const char *p, size_t n) {
 
 static void check_open_for_write(lua_State *L, Stream *s) {
   if (s->shut) luaL_error(L, "cannot write after write_eof()");
+  if (s->handshaking) luaL_error(L, "cannot write during the TLS handshake");
 }
 
 static int l_write(lua_State *L) {
@@ -706,6 +780,8 @@ static int l_drain(lua_State *L) {
 /* write_eof(): shuts down the sending side once the output is sent. */
 static int l_write_eof(lua_State *L) {
   Stream *s = checkstream(L);
+  if (s->tls) return luaL_error(L, "write_eof: a TLS connection cannot "
+                                "close one direction only");
   if (s->shut == SHUT_NO && !s->closing) {
     s->shut = SHUT_ASKED;
     settle(s);
@@ -714,8 +790,7 @@ static int l_write_eof(lua_State *L) {
 }
 
 static int l_can_write_eof(lua_State *L) {
-  checkstream(L);
-  lua_pushboolean(L, 1);
+  lua_pushboolean(L, checkstream(L)->tls == NULL);
   return 1;
 }
 
@@ -752,6 +827,7 @@ static void closer_new(lua_State *L, Stream *s, int sidx) {
 void stream_close(lua_State *L, Stream *s, int sidx, int abort) {
   int open = s->fd >= 0;
   sidx = lua_absindex(L, sidx);
+  if (s->handshaking) hs_end(s, ECONNABORTED);
   if (abort || s->loop->base == NULL) buf_free(&s->out);
   if (!s->closing) {
     s->closing = 1;
@@ -773,6 +849,7 @@ static int l_close(lua_State *L) {
 static int l_gc(lua_State *L) {
   Stream *s = lua_touserdata(L, 1);
   if (s->fd >= 0) close_fd(s);
+  tls_free(s->tls);
   wev_free(s);  /* still there if the loop was closed while writing */
   buf_free(&s->in);
   buf_free(&s->out);
@@ -816,15 +893,12 @@ static int l_get_extra_info(lua_State *L) {
     n = addr_push_of(L, s->fd, 1);
   else if (s->fd >= 0 && strcmp(name, "sockname") == 0)
     n = addr_push_of(L, s->fd, 0);
+  else if (s->tls && !s->handshaking) n = tls_push_info(L, s->tls, name);
   if (n > 0) return n;
   lua_settop(L, 3);
   return 1;
 }
 
-static int l_start_tls(lua_State *L) {
-  checkstream(L);
-  return luaL_error(L, "start_tls: TLS is not supported yet");
-}
 
 static int l_tostring(lua_State *L) {
   Stream *s = lua_touserdata(L, 1);
@@ -832,6 +906,146 @@ static int l_tostring(lua_State *L) {
   else lua_pushfstring(L, "<Stream fd=%d%s>", s->fd,
                        s->closing ? " closing" : "");
   return 1;
+}
+
+/* ---------- TLS ---------- */
+
+/* The handshake is over (err: why it failed): the events go back to the
+** stream's state (without the deadline) once the waiter looks. */
+static void hs_end(Stream *s, int err) {
+  s->handshaking = 0;
+  if (err && !s->err) s->err = err;
+  ev_switch(s, 0, 0);
+  ev_switch(s, 1, 0);
+  future_wake(s->wfut);
+}
+
+/* Wait for the socket the way the handshake needs it, until the deadline:
+** an event added again only gets a new timeout. */
+static void hs_wait(Stream *s) {
+  int write = s->out.len > 0 || tls_wants_write(s->tls);
+  double left = s->hs_deadline - lasync_now();
+  struct timeval tv;
+  if (left <= 0) {
+    s->hs_timedout = 1;
+    hs_end(s, ETIMEDOUT);
+    return;
+  }
+  tv.tv_sec = (time_t)left;
+  tv.tv_usec = (suseconds_t)((left - (double)tv.tv_sec) * 1e6);
+  ev_switch(s, !write, 0);
+  if ((write && !s->writing && !wev_make(s)) ||
+      event_add(event_of(s, write), &tv) != 0) {
+    if (write && !s->writing) wev_free(s);
+    hs_end(s, errno ? errno : ENOMEM);
+    return;
+  }
+  *(write ? &s->writing : &s->reading) = 1;
+}
+
+/* One step of the handshake, when the socket is ready (or the deadline
+** passed). Output written before start_tls goes first, in clear. */
+static void handshake_step(Stream *s, int timedout) {
+  if (timedout) {
+    s->hs_timedout = 1;
+    hs_end(s, ETIMEDOUT);
+    return;
+  }
+  if (s->out.len > 0) {
+    flush(s);
+    if (s->err) {
+      hs_end(s, 0);
+      return;
+    }
+  }
+  if (s->out.len > 0) hs_wait(s);
+  else if (tls_handshake(s->tls) == 1) hs_end(s, 0);
+  else if (errno == EAGAIN) hs_wait(s);
+  else hs_end(s, errno);
+}
+
+/* The handshake ended: stream, ssl, opts, context, the wait future at
+** ctx. A failure (or a cancellation) closes the connection. */
+static int start_tls_k(lua_State *L, int status, lua_KContext ctx) {
+  Stream *s = lua_touserdata(L, 1);
+  int fidx = (int)ctx;
+  if (status == LUA_YIELD) {
+    if (task_interrupted(L, fidx)) {
+      s->handshaking = 0;
+      stream_close(L, s, 1, 1);
+    }
+    task_resumed(L, fidx);
+  }
+  if (s->err) {
+    push_error(L, s);
+    stream_close(L, s, 1, 1);
+    return lua_error(L);
+  }
+  settle(s);
+  return 0;
+}
+
+/* opts of start_tls at 3: server_hostname, ssl_handshake_timeout (60 s). */
+static const char *tls_opts(lua_State *L, double *timeout) {
+  const char *host = NULL;
+  *timeout = 60.0;
+  if (lua_isnil(L, 3)) return NULL;
+  luaL_checktype(L, 3, LUA_TTABLE);
+  if (lua_getfield(L, 3, "server_hostname") != LUA_TNIL &&
+      (host = lua_tostring(L, -1)) == NULL)
+    luaL_argerror(L, 3, "opts.server_hostname must be a string");
+  if (lua_getfield(L, 3, "ssl_handshake_timeout") != LUA_TNIL) {
+    *timeout = lua_tonumber(L, -1);
+    luaL_argcheck(L, lua_type(L, -1) == LUA_TNUMBER && *timeout > 0 &&
+                  *timeout < 1e9, 3,
+                  "opts.ssl_handshake_timeout must be a positive number");
+  }
+  lua_pop(L, 2);  /* opts keeps the string */
+  return host;
+}
+
+static void tls_check_state(lua_State *L, Stream *s) {
+  if (s->fd < 0 || s->closing) luaL_error(L, "start_tls: the stream is closed");
+  if (s->tls) luaL_error(L, "start_tls: the stream uses TLS already");
+  if (s->err) raise_error(L, s);
+  if (s->shut) luaL_error(L, "start_tls: write_eof() was called");
+  if (s->rwaiting || s->wwaiting || s->connecting)
+    luaL_error(L, "start_tls: another task is reading or draining this "
+               "stream");
+}
+
+/* start_tls(ssl, opts): the connection goes on over TLS, as the server if
+** the stream is a server's; returns once the handshake is done. Input
+** buffered already is the handshake's; output goes first, in clear. */
+static int l_start_tls(lua_State *L) {
+  Stream *s = checkstream(L);
+  double timeout;
+  const char *host;
+  TlsCtx *c;
+  Task *t;
+  lua_settop(L, 3);
+  host = tls_opts(L, &timeout);
+  tls_check_state(L, s);
+  t = waiter(L, s, "start_tls");
+  c = tls_checkctx(L, 2, s->accepted, "start_tls: ssl");  /* 4 */
+  if (!s->accepted && host == NULL && tls_needs_host(c))
+    return luaL_error(L, "start_tls: server_hostname is needed to check "
+                      "the server's certificate (or verify = false)");
+  if ((s->tls = tls_new(c, s->fd, s->accepted, host)) == NULL)
+    return luaL_error(L, "start_tls: out of memory");
+  if (s->in.len && !tls_preload(s->tls, buf_data(&s->in), s->in.len)) {
+    tls_free(s->tls);
+    s->tls = NULL;
+    return luaL_error(L, "start_tls: out of memory");
+  }
+  buf_free(&s->in);
+  s->hs_timeout = timeout;
+  s->hs_deadline = lasync_now() + timeout;
+  s->wfut = push_wait_future(L, s, 1, SUV_WFUT);  /* 5 */
+  s->handshaking = 1;
+  handshake_step(s, 0);
+  if (!s->handshaking) return start_tls_k(L, LUA_OK, 5);
+  return task_suspend(L, t, 5, 5, start_tls_k);
 }
 
 /* ---------- connecting ---------- */
@@ -874,12 +1088,12 @@ static int connect_to(lua_State *L, const Addr *a, const Addr *la,
   if (la && bind(s->fd, (const struct sockaddr *)&la->ss, la->len) != 0)
     return connect_failed(L, s, sidx, errno);
   if (connect(s->fd, (const struct sockaddr *)&a->ss, a->len) == 0) {
-    stream_attach(s, s->fd);
+    stream_attach(s, s->fd, 0);
     return 1;
   }
   if ((err = errno) != EINPROGRESS) return connect_failed(L, s, sidx, err);
   s->connecting = 1;
-  stream_attach(s, s->fd);
+  stream_attach(s, s->fd, 0);
   s->wfut = push_wait_future(L, s, sidx, SUV_WFUT);
   return task_suspend(L, t, sidx + 1, sidx, connect_k);
 }

@@ -12,7 +12,8 @@ for _, name in ipairs {
   "IncompleteReadError", "LimitOverrunError", "QueueEmpty", "QueueFull",
   "QueueShutDown", "BrokenBarrierError", "TaskGroupError", "OSError",
   "ConnectionError", "ConnectionRefusedError", "ConnectionResetError",
-  "ConnectionAbortedError", "BrokenPipeError", "HTTPError",
+  "ConnectionAbortedError", "BrokenPipeError", "HTTPError", "SSLError",
+  "SSLCertVerificationError",
 } do
   M[name] = core[name]
 end

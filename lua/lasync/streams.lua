@@ -4,7 +4,8 @@
 -- checks the arguments and turns host names into addresses.
 -- A connection is one Stream object, returned twice (as the reader and as
 -- the writer) and passed twice to a server's handler.
--- TLS is not supported yet: an `ssl` option raises an error.
+-- TLS: the `ssl` option (true, a settings table or an ssl_context) makes
+-- the connection run start_tls once connected (src/tls.c).
 local core = require "lasync.core"
 
 local ipairs, pairs, pcall, error, type, tostring = ipairs, pairs, pcall, error, type, tostring
@@ -19,10 +20,11 @@ local checks = require "lasync.checks"
 checks.internal()
 local misuse, argerror, typename = checks.misuse, checks.argerror, checks.typename
 
-local CONNECT_OPTS = {limit = true, local_addr = true, ssl = true, server_hostname = true}
-local UNIX_CONNECT_OPTS = {limit = true, ssl = true, server_hostname = true}
-local SERVER_OPTS = {limit = true, backlog = true, reuse_address = true, reuse_port = true, ssl = true}
-local UNIX_SERVER_OPTS = {limit = true, backlog = true, ssl = true}
+local TLS_OPTS = {ssl = true, server_hostname = true, ssl_handshake_timeout = true}
+local CONNECT_OPTS = {limit = true, local_addr = true}
+local UNIX_CONNECT_OPTS = {limit = true}
+local SERVER_OPTS = {limit = true, backlog = true, reuse_address = true, reuse_port = true}
+local UNIX_SERVER_OPTS = {limit = true, backlog = true}
 
 local function check_string(v, n, fname, what)
   if type(v) ~= "string" then
@@ -63,10 +65,9 @@ local function check_opts(opts, n, fname, known)
     argerror(n, fname, "table of options or nil expected, got " .. typename(opts))
   end
   for k in pairs(opts) do
-    if not known[k] then argerror(n, fname, "unknown option '" .. tostring(k) .. "'") end
-  end
-  if opts.ssl or opts.server_hostname then
-    misuse(fname .. ": TLS is not supported yet")
+    if not known[k] and not TLS_OPTS[k] then
+      argerror(n, fname, "unknown option '" .. tostring(k) .. "'")
+    end
   end
   check_count(opts, "limit", n, fname)
   check_count(opts, "backlog", n, fname)
@@ -85,6 +86,54 @@ local function check_handler(handler, fname)
   end
 end
 
+-- The TLS options: the context of opts.ssl (nil without TLS), and the
+-- options of start_tls. server_hostname goes to clients only.
+local function tls_opts(opts, n, fname, server)
+  if not opts.ssl then
+    for _, k in ipairs {"server_hostname", "ssl_handshake_timeout"} do
+      if opts[k] ~= nil then argerror(n, fname, "opts." .. k .. " needs opts.ssl") end
+    end
+    return nil
+  end
+  if server and opts.server_hostname ~= nil then
+    argerror(n, fname, "unknown option 'server_hostname'")
+  end
+  if opts.server_hostname ~= nil and type(opts.server_hostname) ~= "string" then
+    argerror(n, fname, "opts.server_hostname must be a string, got " .. typename(opts.server_hostname))
+  end
+  local t = opts.ssl_handshake_timeout
+  if t ~= nil and not (type(t) == "number" and t > 0 and t < 1e9) then
+    argerror(n, fname, "opts.ssl_handshake_timeout must be a positive number, got "
+      .. (type(t) == "number" and tostring(t) or typename(t)))
+  end
+  local ctx = core.tls_context(opts.ssl, fname .. ": opts.ssl", server)
+  return ctx, {server_hostname = opts.server_hostname, ssl_handshake_timeout = t}
+end
+
+--- A reusable TLS context made from a settings table (see README):
+-- verify, cafile, capath, certfile, keyfile, alpn, ciphers, min_version,
+-- max_version. Pass it as the `ssl` option or to start_tls.
+function M.ssl_context(settings)
+  if type(settings) ~= "table" then
+    argerror(1, "ssl_context", "table of TLS settings expected, got " .. typename(settings))
+  end
+  return core.tls_context(settings, "ssl_context")
+end
+
+-- A server's handler behind the TLS handshake. A handshake that fails
+-- costs that connection only, unreported: it is the peer's doing (asyncio
+-- logs it in debug mode only).
+local function tls_handler(handler, ctx, topts)
+  return function(reader, writer)
+    local ok, err = pcall(writer.start_tls, writer, ctx, topts)
+    if not ok then
+      if not OSError:is(err) then error(err, 0) end
+      return
+    end
+    return handler(reader, writer)
+  end
+end
+
 -- ------------------------------------------------------------- addresses --
 
 -- The addresses of host:port, through lasync.getaddrinfo (numeric hosts and
@@ -98,18 +147,27 @@ end
 --- Connects to host:port (each address in turn) and returns the
 -- connection as reader and writer.
 -- opts: limit (input buffered before reading pauses, default 65536),
--- local_addr ({host, port} to bind first).
+-- local_addr ({host, port} to bind first), ssl (TLS: true, settings or an
+-- ssl_context), server_hostname (the name the certificate must be for;
+-- default host), ssl_handshake_timeout (seconds, default 60).
 -- Raises an OSError (ConnectionRefusedError, ...) with `code` when no
 -- address can be reached: that of the first address.
 function M.open_connection(host, port, opts)
   check_string(host, 1, "open_connection", "host (string)")
   port = check_port(port, 2, "open_connection")
   opts = check_opts(opts, 3, "open_connection", CONNECT_OPTS)
+  local ctx, topts = tls_opts(opts, 3, "open_connection", false)
   if not core.current_task() then misuse("open_connection called outside a task") end
   local la, first = opts.local_addr or {}, nil
   for _, a in ipairs(resolve(host, port)) do
     local ok, s = pcall(core.tcp_connect, a.host, a.port, opts.limit, la[1], la[2])
-    if ok then return s, s end
+    if ok then
+      if ctx then
+        topts.server_hostname = topts.server_hostname or host
+        s:start_tls(ctx, topts)
+      end
+      return s, s
+    end
     if not OSError:is(s) or core.CancelledError:is(s) then error(s, 0) end
     first = first or s
   end
@@ -117,11 +175,14 @@ function M.open_connection(host, port, opts)
 end
 
 --- Connects to the Unix socket at path; returns reader and writer.
--- opts: limit.
+-- opts: limit, ssl, server_hostname (needed to verify the server),
+-- ssl_handshake_timeout.
 function M.open_unix_connection(path, opts)
   check_string(path, 1, "open_unix_connection", "path (string)")
   opts = check_opts(opts, 2, "open_unix_connection", UNIX_CONNECT_OPTS)
+  local ctx, topts = tls_opts(opts, 2, "open_unix_connection", false)
   local s = core.unix_connect(path, opts.limit)
+  if ctx then s:start_tls(ctx, topts) end
   return s, s
 end
 
@@ -132,12 +193,16 @@ end
 -- connection; the connection is closed when the handler returns or fails,
 -- and a failure is reported to the loop's exception handler.
 -- opts: limit, backlog (default 100), reuse_address (default true),
--- reuse_port. Returns the Server, serving.
+-- reuse_port, ssl (settings with certfile, or an ssl_context: each
+-- connection does the TLS handshake before the handler runs),
+-- ssl_handshake_timeout. Returns the Server, serving.
 function M.start_server(handler, host, port, opts)
   check_handler(handler, "start_server")
   if host ~= nil then check_string(host, 2, "start_server", "host (string or nil)") end
   port = port == nil and 0 or check_port(port, 3, "start_server")
   opts = check_opts(opts, 4, "start_server", SERVER_OPTS)
+  local ctx, topts = tls_opts(opts, 4, "start_server", true)
+  if ctx then handler = tls_handler(handler, ctx, topts) end
   local a = resolve(host or "0.0.0.0", port)[1]
   return core.tcp_server(handler, a.host, a.port, opts.limit, opts.backlog,
     opts.reuse_address, opts.reuse_port)
@@ -145,11 +210,14 @@ end
 
 --- Listens on the Unix socket path (a stale socket file there is
 -- replaced; the file is removed when the server closes).
--- opts: limit, backlog. Returns the Server, serving.
+-- opts: limit, backlog, ssl, ssl_handshake_timeout. Returns the Server,
+-- serving.
 function M.start_unix_server(handler, path, opts)
   check_handler(handler, "start_unix_server")
   check_string(path, 2, "start_unix_server", "path (string)")
   opts = check_opts(opts, 3, "start_unix_server", UNIX_SERVER_OPTS)
+  local ctx, topts = tls_opts(opts, 3, "start_unix_server", true)
+  if ctx then handler = tls_handler(handler, ctx, topts) end
   return core.unix_server(handler, path, opts.limit, opts.backlog)
 end
 
