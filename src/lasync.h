@@ -297,6 +297,8 @@ int tls_handshake(Tls *t);
 ssize_t tls_read(Tls *t, void *buf, size_t n);
 ssize_t tls_write(Tls *t, const void *buf, size_t n);
 void tls_shutdown(Tls *t);
+void tls_set_timeout(Tls *t, double timeout);
+double tls_timeout(const Tls *t, double *left);
 int tls_wants_write(const Tls *t);
 int tls_pending(const Tls *t);
 void tls_push_error(lua_State *L, Tls *t);

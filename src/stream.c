@@ -59,22 +59,21 @@ struct Stream {
   Future *rfut, *wfut;           /* the wait futures, in SUV_RFUT/SUV_WFUT */
   Handle *closer;                /* anchored while close() flushes */
   Tls *tls;                      /* the TLS session, or NULL */
-  double hs_deadline;            /* when the TLS handshake times out */
-  double hs_timeout;             /* its timeout, for the error */
   struct event *wev;             /* the write event, while it is added */
   unsigned char reading, writing;  /* the read / write event is added */
-  unsigned char rwaiting;        /* a reader waits on rfut */
-  unsigned char direct;          /* and receives itself: see on_read */
-  unsigned char wwaiting;        /* a drain() waits on wfut */
-  unsigned char connecting;      /* connect_k waits on wfut */
-  unsigned char eof;             /* no more input: the peer's EOF, close() */
-  unsigned char shut;            /* write_eof(): SHUT_ASKED, SHUT_DONE */
-  unsigned char closing;         /* close() was called */
-  unsigned char accepted;        /* a server's: the TLS server side */
-  unsigned char handshaking;     /* the TLS handshake runs the events */
-  unsigned char hs_timedout;     /* and took too long */
-  unsigned char tls_rww;         /* a TLS read waits for room to write */
-  unsigned char tls_wwr;         /* a TLS write waits for input */
+  /* bits: every idle connection has a stream */
+  unsigned rwaiting : 1;         /* a reader waits on rfut */
+  unsigned direct : 1;           /* and receives itself: see on_read */
+  unsigned wwaiting : 1;         /* a drain() waits on wfut */
+  unsigned connecting : 1;       /* connect_k waits on wfut */
+  unsigned eof : 1;              /* no more input: the peer's EOF, close() */
+  unsigned shut : 2;             /* write_eof(): SHUT_ASKED, SHUT_DONE */
+  unsigned closing : 1;          /* close() was called */
+  unsigned accepted : 1;         /* a server's: the TLS server side */
+  unsigned handshaking : 1;      /* the TLS handshake runs the events */
+  unsigned hs_timedout : 1;      /* and took too long */
+  unsigned tls_rww : 1;          /* a TLS read waits for room to write */
+  unsigned tls_wwr : 1;          /* a TLS write waits for input */
   EvMem evmem[];                 /* the read event */
 };
 
@@ -388,7 +387,7 @@ void stream_attach(Stream *s, int fd, int accepted) {
   int one = 1;
   struct event_base *base = s->loop->base;
   s->fd = fd;
-  s->accepted = (unsigned char)accepted;
+  s->accepted = accepted != 0;
   event_assign(event_of(s, 0), base, fd, EV_READ | EV_PERSIST, on_read, s);
   /* as asyncio: small writes go out at once (fails on Unix sockets) */
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -438,7 +437,7 @@ static int wait_input(lua_State *L, Stream *s, size_t want, int direct,
   s->rfut = push_wait_future(L, s, 1, SUV_RFUT);
   s->want = want;
   s->rwaiting = 1;
-  s->direct = (unsigned char)direct;
+  s->direct = direct != 0;
   update_events(s);  /* reads on past the limit for it */
   return task_suspend(L, t, lua_gettop(L), ctx, k);
 }
@@ -457,7 +456,7 @@ static void input_resumed(lua_State *L, Stream *s, int fidx) {
 static void push_error(lua_State *L, Stream *s) {
   if (s->hs_timedout) {
     lua_pushfstring(L, "SSL handshake is taking longer than %f seconds: "
-                    "aborting the connection", s->hs_timeout);
+                    "aborting the connection", tls_timeout(s->tls, NULL));
     errors_push_newv(L, "ConnectionAbortedError", -1);
     lua_remove(L, -2);
   } else if (s->tls && s->err == EPROTO) tls_push_error(L, s->tls);
@@ -924,7 +923,8 @@ static void hs_end(Stream *s, int err) {
 ** an event added again only gets a new timeout. */
 static void hs_wait(Stream *s) {
   int write = s->out.len > 0 || tls_wants_write(s->tls);
-  double left = s->hs_deadline - lasync_now();
+  double left;
+  tls_timeout(s->tls, &left);
   struct timeval tv;
   if (left <= 0) {
     s->hs_timedout = 1;
@@ -1039,8 +1039,7 @@ static int l_start_tls(lua_State *L) {
     return luaL_error(L, "start_tls: out of memory");
   }
   buf_free(&s->in);
-  s->hs_timeout = timeout;
-  s->hs_deadline = lasync_now() + timeout;
+  tls_set_timeout(s->tls, timeout);
   s->wfut = push_wait_future(L, s, 1, SUV_WFUT);  /* 5 */
   s->handshaking = 1;
   handshake_step(s, 0);

@@ -41,6 +41,7 @@ struct Tls {
   long verify_result;            /* X509_V_OK or why the peer failed */
   char *pre;                     /* received before start_tls: read first */
   size_t preoff, prelen;
+  double timeout, deadline;      /* of the handshake */
 };
 
 #define checkctx(L, i) ((TlsCtx *)lasync_checkobj(L, i, K_TLSCTX, "SSL context"))
@@ -471,6 +472,17 @@ void tls_shutdown(Tls *t) {
   if (t->err == 0 && t->sys_err == 0 && SSL_is_init_finished(t->ssl))
     SSL_shutdown(t->ssl);
   ERR_clear_error();
+}
+
+void tls_set_timeout(Tls *t, double timeout) {
+  t->timeout = timeout;
+  t->deadline = lasync_now() + timeout;
+}
+
+/* The handshake's timeout; *left (unless NULL): the time left of it. */
+double tls_timeout(const Tls *t, double *left) {
+  if (left) *left = t->deadline - lasync_now();
+  return t->timeout;
 }
 
 int tls_wants_write(const Tls *t) {
