@@ -155,6 +155,8 @@ describe("lasync serve", function()
       ["examples/echo.lua --listen 1.2.3.4:70000"] = "bad listen address",
       ["examples/echo.lua --workers 2 --listen unix:/tmp/x"] = "needs --workers 1",
       ["examples/echo.lua --http"] = "--http needs lasync.http, which is not available yet",
+      ["examples/echo.lua --tls-key k.pem"] = "serve: --tls-key needs --tls-cert",
+      ["examples/echo.lua --tls-cert"] = "serve: --tls-cert needs a value",
     }
     for args, msg in pairs(cases) do
       local out, code = run_serve(args)
@@ -316,6 +318,24 @@ describe("lasync serve", function()
     w:close()
     stop(srv)
     assert.is_nil(io.open(path))
+  end))
+
+  it("serves TLS with --tls-cert and --tls-key, and refuses a bad certificate", helper.async(function()
+    local dir = ROOT .. "spec/fixtures/tls/"
+    local tls = (" --tls-cert %s --tls-key %s"):format(quote(dir .. "server.pem"), quote(dir .. "server.key"))
+    local srv = start("examples/echo.lua --listen 127.0.0.1:0" .. tls)
+    local port = tonumber(log_has(srv, "listening on 127%.0%.0%.1:(%d+) %(TLS%)"))
+    local r, w = lasync.open_connection("127.0.0.1", port, {ssl = {cafile = dir .. "ca.pem"}})
+    w:write("secure\n")
+    assert.equal("secure\n", r:readline())
+    w:close()
+    stop(srv)
+    for _, workers in ipairs {"1", "2"} do
+      local out, code = run_serve("examples/echo.lua --listen 127.0.0.1:0 --workers " .. workers
+        .. " --tls-cert " .. quote(dir .. "ca.pem"))
+      assert.equal(1, code)
+      assert.truthy(out:find("cannot load the TLS certificate: cannot load keyfile", 1, true), out)
+    end
   end))
 
   it("relays chat lines between clients (examples/chat.lua)", helper.async(function()

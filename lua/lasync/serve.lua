@@ -159,17 +159,26 @@ local function connection_handler(st)
   end
 end
 
+-- The TLS context of --tls-cert and --tls-key, or nil (and why not).
+local function tls_context(o)
+  if not o.tls_cert then return nil end
+  local ok, ctx = pcall(lasync.ssl_context, {certfile = o.tls_cert, keyfile = o.tls_key})
+  if ok then return ctx end
+  return nil, errtext(ctx):gsub("^ssl_context: ", "")
+end
+
 local function listen(st, a, handler)
   local server
   if a.path then
-    server = lasync.start_unix_server(handler, a.path)
+    server = lasync.start_unix_server(handler, a.path, {ssl = st.ssl})
   else
     server = lasync.start_server(handler, a.host, a.port,
-      {reuse_port = st.o.workers > 1})
+      {reuse_port = st.o.workers > 1, ssl = st.ssl})
   end
   if st.o.max_connections then server:set_max_connections(st.o.max_connections) end
   local host, port = server:sockname()
-  log("listening on %s", show_addr(a.path and a or {host = host, port = port}))
+  log("listening on %s%s", show_addr(a.path and a or {host = host, port = port}),
+    st.ssl and " (TLS)" or "")
   return server
 end
 
@@ -216,7 +225,12 @@ local function serve_main(o, standalone)
     log("cannot load %s: %s", o.script, err)
     return 1
   end
-  local st = {o = o, spec = {handler = spec.handler}}
+  local ssl, why = tls_context(o)
+  if o.tls_cert and not ssl then
+    log("cannot load the TLS certificate: %s", why)
+    return 1
+  end
+  local st = {o = o, spec = {handler = spec.handler}, ssl = ssl}
   local stop = loop:create_future()
   for _, sig in ipairs {"SIGTERM", "SIGINT"} do
     loop:add_signal_handler(sig, function()
@@ -373,6 +387,12 @@ local function serve_master(o)
     loop:close()
     return 1
   end
+  local ssl, why = tls_context(o)  -- checked here; each worker loads its own
+  if o.tls_cert and not ssl then
+    log("cannot load the TLS certificate: %s", why)
+    loop:close()
+    return 1
+  end
   watch_signals(st)
   for slot = 1, o.workers do st.queue[slot] = slot end
   while not (st.stopping and st.count == 0) do
@@ -385,7 +405,8 @@ local function serve_master(o)
 end
 
 --- Serves o: {script=, listen={{host=, port=} or {path=}, ...}, workers=,
--- max_connections=, idle_timeout=, grace=}. Returns the exit status.
+-- max_connections=, idle_timeout=, grace=, tls_cert=, tls_key=}. Returns
+-- the exit status.
 function M.serve(o)
   log("lasync %s serving %s with %d worker%s", lasync.VERSION, o.script,
     o.workers, o.workers == 1 and "" or "s")
