@@ -56,7 +56,7 @@ struct Stream {
   size_t want;                   /* input the waiting reader needs */
   Buf in, out;
   char *scratch;                 /* the state's receive buffer, CHUNK bytes */
-  Future *rfut, *wfut;           /* the wait futures, in SUV_RFUT/SUV_WFUT */
+  Future *rfut, *wfut;           /* the wait futures: SUV_RFUT, XUV_WFUT */
   Handle *closer;                /* anchored while close() flushes */
   Tls *tls;                      /* the TLS session, or NULL */
   struct event *wev;             /* the write event, while it is added */
@@ -81,14 +81,56 @@ struct Stream {
 enum {
   SUV_LOOP = 1,    /* the loop, kept alive: its base holds the events */
   SUV_RFUT,        /* the reader's wait future */
-  SUV_WFUT,        /* the wait future of drain() and of the connect */
-  SUV_DRAINERS,    /* futures of further drain() callers, or nil */
-  SUV_CLOSED,      /* futures of wait_closed() callers, or nil */
-  SUV_CLOSER,      /* the closer handle, or nil: *closer stays valid */
-  SUV_NUV = SUV_CLOSER
+  SUV_EXTRAS,      /* the extras below, or nil */
+  SUV_NUV = SUV_EXTRAS
+};
+
+/* The user values an idle stream never needs are those of a userdata of
+** their own, the extras, made on first use (16 bytes less per stream for
+** each). */
+enum {
+  XUV_WFUT = 1,    /* the wait future of drain() and of the connect */
+  XUV_DRAINERS,    /* futures of further drain() callers, or nil */
+  XUV_CLOSED,      /* futures of wait_closed() callers, or nil */
+  XUV_CLOSER,      /* the closer handle, or nil: *closer stays valid */
+  XUV_NUV = XUV_CLOSER
 };
 
 #define checkstream(L) ((Stream *)lasync_checkobj(L, 1, K_STREAM, "stream"))
+
+/* Push the extras of the stream at sidx, made if need be; 0 (nil pushed)
+** when it has none and make is 0. */
+static int push_extras(lua_State *L, int sidx, int make) {
+  if (lua_getiuservalue(L, sidx, SUV_EXTRAS) == LUA_TUSERDATA) return 1;
+  if (!make) return 0;
+  lua_pop(L, 1);
+  lua_newuserdatauv(L, 0, XUV_NUV);
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, sidx, SUV_EXTRAS);
+  return 1;
+}
+
+/* future_wake_all for the futures in extra user value xuv. */
+static void wake_all(lua_State *L, int sidx, int xuv) {
+  if (push_extras(L, sidx, 0)) future_wake_all(L, -1, xuv);
+  lua_pop(L, 1);
+}
+
+/* future_push_waiter with the list in extra user value xuv. */
+static void push_waiter(lua_State *L, Stream *s, int sidx, int xuv) {
+  push_extras(L, sidx, 1);
+  future_push_waiter(L, s->loop, -1, xuv);
+  lua_remove(L, -2);
+}
+
+/* The value on top goes to extra user value xuv (popped). */
+static void set_extra(lua_State *L, int sidx, int xuv) {
+  sidx = lua_absindex(L, sidx);
+  push_extras(L, sidx, 1);
+  lua_insert(L, -2);
+  lua_setiuservalue(L, -2, xuv);
+  lua_pop(L, 1);
+}
 
 /* ---------- buffers ---------- */
 
@@ -411,8 +453,9 @@ static Task *waiter(lua_State *L, Stream *s, const char *what) {
   return t;
 }
 
-/* Push the wait future in user value uv of the stream at sidx, pending:
-** the last one again unless it was cancelled. */
+/* Push the wait future in user value uv of the userdata at sidx (the
+** stream or its extras), pending: the last one again unless it was
+** cancelled. */
 static Future *push_wait_future(lua_State *L, Stream *s, int sidx, int uv) {
   Future *f;
   if (lua_getiuservalue(L, sidx, uv) == LUA_TUSERDATA &&
@@ -422,6 +465,15 @@ static Future *push_wait_future(lua_State *L, Stream *s, int sidx, int uv) {
   f = future_new(L, s->loop, K_FUTURE, sizeof(Future), FUV_NUV);
   lua_pushvalue(L, -1);
   lua_setiuservalue(L, sidx, uv);
+  return f;
+}
+
+/* push_wait_future for the write wait future, kept in the extras. */
+static Future *push_wfut(lua_State *L, Stream *s, int sidx) {
+  Future *f;
+  push_extras(L, sidx, 1);
+  f = push_wait_future(L, s, lua_gettop(L), XUV_WFUT);
+  lua_remove(L, -2);
   return f;
 }
 
@@ -752,7 +804,7 @@ static int drain_k(lua_State *L, int status, lua_KContext ctx) {
   if (status == LUA_YIELD) {
     if (ctx) {
       s->wwaiting = 0;
-      future_wake_all(L, 1, SUV_DRAINERS);
+      wake_all(L, 1, XUV_DRAINERS);
     }
     task_resumed(L, 2);
   }
@@ -762,9 +814,9 @@ static int drain_k(lua_State *L, int status, lua_KContext ctx) {
   if (s->out.len <= HIGH_WATER) return 0;
   t = waiter(L, s, "drain");
   first = !s->wwaiting;
-  if (!first) future_push_waiter(L, s->loop, 1, SUV_DRAINERS);
+  if (!first) push_waiter(L, s, 1, XUV_DRAINERS);
   else {
-    s->wfut = push_wait_future(L, s, 1, SUV_WFUT);
+    s->wfut = push_wfut(L, s, 1);
     s->wwaiting = 1;
   }
   return task_suspend(L, t, 2, first, drain_k);
@@ -801,8 +853,8 @@ static int closer_done(lua_State *L) {
   Stream *s = lua_touserdata(L, 1);
   s->closer = NULL;
   lua_pushnil(L);
-  lua_setiuservalue(L, 1, SUV_CLOSER);
-  future_wake_all(L, 1, SUV_CLOSED);
+  set_extra(L, 1, XUV_CLOSER);
+  wake_all(L, 1, XUV_CLOSED);
   return 0;
 }
 
@@ -815,7 +867,7 @@ static void closer_new(lua_State *L, Stream *s, int sidx) {
   lua_pushvalue(L, sidx);
   s->closer = handle_new(L, s->loop, K_HANDLE, top + 1, 1);
   lua_pushvalue(L, -1);
-  lua_setiuservalue(L, sidx, SUV_CLOSER);
+  set_extra(L, sidx, XUV_CLOSER);
   loop_anchor(L, s->loop, -1);
   lua_settop(L, top);
 }
@@ -835,7 +887,7 @@ void stream_close(lua_State *L, Stream *s, int sidx, int abort) {
   }
   settle(s);
   if (open && s->fd < 0 && s->closer == NULL)
-    future_wake_all(L, sidx, SUV_CLOSED);
+    wake_all(L, sidx, XUV_CLOSED);
 }
 
 static int l_close(lua_State *L) {
@@ -873,7 +925,7 @@ static int l_wait_closed(lua_State *L) {
   lua_settop(L, 1);
   if (s->closing && s->fd < 0 && s->closer == NULL) return 0;
   t = waiter(L, s, "wait_closed");
-  future_push_waiter(L, s->loop, 1, SUV_CLOSED);
+  push_waiter(L, s, 1, XUV_CLOSED);
   return task_suspend(L, t, 2, 2, resumed_k);
 }
 
@@ -1040,7 +1092,7 @@ static int l_start_tls(lua_State *L) {
   }
   buf_free(&s->in);
   tls_set_timeout(s->tls, timeout);
-  s->wfut = push_wait_future(L, s, 1, SUV_WFUT);  /* 5 */
+  s->wfut = push_wfut(L, s, 1);  /* 5 */
   s->handshaking = 1;
   handshake_step(s, 0);
   if (!s->handshaking) return start_tls_k(L, LUA_OK, 5);
@@ -1093,7 +1145,7 @@ static int connect_to(lua_State *L, const Addr *a, const Addr *la,
   if ((err = errno) != EINPROGRESS) return connect_failed(L, s, sidx, err);
   s->connecting = 1;
   stream_attach(s, s->fd, 0);
-  s->wfut = push_wait_future(L, s, sidx, SUV_WFUT);
+  s->wfut = push_wfut(L, s, sidx);
   return task_suspend(L, t, sidx + 1, sidx, connect_k);
 }
 
