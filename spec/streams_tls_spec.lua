@@ -130,6 +130,53 @@ describe("a TLS connection", function()
   end))
 end)
 
+describe("TLS backpressure", function()
+  local CHUNK = ("b"):rep(1024 * 1024)
+
+  it("bounds the memory of a handler that never reads", helper.async(function()
+    local stop = lasync.Event()
+    local srv, port = tls_server(function() stop:wait() end)
+    local _, w = tls_connect(port)
+    collectgarbage()
+    local before, sent = util.rss(), 0
+    pcall(lasync.timeout, 0.3, function()
+      while sent < 64 * #CHUNK do
+        w:write(CHUNK)
+        sent = sent + #CHUNK
+        w:drain()
+      end
+    end)
+    collectgarbage()
+    local grown = util.rss() - before
+    stop:set()
+    w:close()
+    util.stop(srv)
+    assert.is_true(sent < 64 * #CHUNK, "the peer could send everything")
+    assert.is_true(grown < 16 * #CHUNK, ("memory grew by %d bytes"):format(grown))
+  end))
+
+  it("resumes reading once the reader takes the input (records held by TLS included)", helper.async(function()
+    local got = lasync.Future()
+    local srv, port = tls_server(function(r)
+      lasync.sleep(0.05)  -- the peer fills the buffer and the socket
+      local n = 0
+      repeat
+        local data = r:read(1000)
+        n = n + #data
+      until data == ""
+      got:set_result(n)
+    end, nil, {limit = 4096})
+    local _, w = tls_connect(port)
+    for _ = 1, 8 do
+      w:write(CHUNK)
+      w:drain()
+    end
+    w:close()
+    assert.are.equal(8 * #CHUNK, got:await())
+    util.stop(srv)
+  end))
+end)
+
 describe("TLS certificate checks", function()
   it("refuse a server the system's trusted CAs did not sign (ssl = true)", helper.async(function()
     local srv, port = tls_server(util.echo)
