@@ -150,7 +150,7 @@ for _, kind in ipairs {"Queue", "LifoQueue", "PriorityQueue"} do
       lasync.get_running_loop():call_soon(q.get, q)
       settle()
       assert.are.equal(1, #reports)
-      assert.matches("await called outside a task", tostring(reports[1].exception))
+      assert.matches("get called outside a task", tostring(reports[1].exception))
       assert.are.equal(("<%s maxsize=0 qsize=0>"):format(kind), tostring(q))
       q:put(1)
       assert.are.equal(1, q:get())

@@ -169,7 +169,7 @@ describe("lasync.Lock", function()
     loop:call_soon(lock.acquire, lock)
     settle()
     assert.are.equal(1, #reports)
-    assert.matches("await called outside a task", tostring(reports[1].exception))
+    assert.matches("acquire called outside a task", tostring(reports[1].exception))
     assert.are.equal("<Lock [locked]>", tostring(lock))
     lock:release()
     loop:call_soon(lock.acquire, lock)  -- free: taken at once
@@ -396,14 +396,17 @@ describe("sync fast paths", function()
     end))
   end))
 
-  it("make one when a task has to wait (the count works)", helper.async(function()
+  it("make none when a task has to wait either: it parks", helper.async(function()
+    local core = require "lasync.core"
     local lock = lasync.Lock()
     lock:acquire()
     local t
-    assert.are.equal(1, futures_made(function()
+    assert.are.equal(0, futures_made(function()
       t = lasync.spawn(lock.acquire, lock)
       settle()
     end))
+    assert.are.equal("parked", core.park_state(t))
+    assert.are.equal(1, futures_made(function() core.Future() end))  -- the count works
     lock:release()
     assert.is_true(t:await())
   end))

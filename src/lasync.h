@@ -70,6 +70,12 @@ typedef struct Handle {
 
 enum { F_PENDING, F_FINISHED, F_CANCELLED };
 
+/* States of a task's park, a wait with no Future of its own: P_PARKED
+** while it waits, then P_WOKEN (task_unpark queued it, its value in
+** TUV_WAIT) or P_CANCELLED (cancel() queued it, the message in TUV_MSG),
+** until its continuation runs (task_unparked) and resets it to P_NONE. */
+enum { P_NONE, P_PARKED, P_WOKEN, P_CANCELLED };
+
 typedef struct Future {
   OBJ_HEAD;                      /* K_FUTURE or K_TASK */
   unsigned char state;
@@ -103,13 +109,15 @@ struct Task {
   int ncancels;                  /* cancel() requests, for cancelling() */
   unsigned char started, must_cancel, queued;
   unsigned char exposed;         /* get_coro was called: never recycle */
+  unsigned char park;            /* P_*: a wait with no Future (task_park) */
   unsigned long walk;            /* last task_cancel walk through it */
 };
 
 /* Task user values, after the Future ones. */
 enum {
   TUV_CORO = FUV_NUV + 1,  /* the Lua thread */
-  TUV_WAIT,                /* the future waited on */
+  TUV_WAIT,                /* the future waited on, or the value that
+                              task_unpark handed to a parked task */
   TUV_NAME,                /* name set by set_name */
   TUV_CTX,                 /* context (table) of ContextVar values */
   TUV_NUV = TUV_CTX
@@ -251,6 +259,28 @@ int task_suspend(lua_State *L, Task *t, int fidx, lua_KContext ctx,
                  lua_KFunction k);
 int task_interrupted(lua_State *L, int fidx);
 void task_resumed(lua_State *L, int fidx);
+
+/* Waiting with no Future (task.c): the running task t (its userdata at
+** tidx) parks, i.e. suspends registered nowhere but in the waker's own
+** list, which must keep the task reachable (a user value of the object it
+** waits on, or a Lua table): the loop anchors it as any pending task.
+** task_unpark(L, t, tidx, validx) wakes a parked task with the value at
+** validx (0: none), queuing it as set_result queues a future's waiter; it
+** returns 0, doing nothing, when t is not parked (already woken, cancelled,
+** or not waiting). cancel() on a parked task queues it too, as cancelling
+** the future it would await. In the continuation k, task_unparked(L, t,
+** tidx, thrown) tells why it resumed -- P_WOKEN (the value pushed),
+** P_CANCELLED (the CancelledError pushed) or, when a cancellation was thrown
+** in (thrown: the index of the values the resume passed), P_CANCELLED with
+** that error pushed -- and leaves t unparked. Woken then cancelled before
+** it ran, it gets the thrown error: *woken tells the caller that a wake-up
+** was handed to it (to pass on, as asyncio's queues do).
+** Built for a C reader waiting on a socket (stream.c) without a Future:
+** store t in the stream (and the task in a user value), park, unpark from
+** the read callback. */
+int task_park(lua_State *L, Task *t, lua_KContext ctx, lua_KFunction k);
+int task_unpark(lua_State *L, Task *t, int tidx, int validx);
+int task_unparked(lua_State *L, Task *t, int tidx, int thrown, int *woken);
 
 /* errors.c */
 void errors_push_oserror(lua_State *L, int err, const char *what);

@@ -2,14 +2,17 @@
 ** Tasks: a Future driven by a Lua coroutine.
 **
 ** Invariant of the step: a pending task is anchored by its loop and is in
-** exactly one of three places: queued once on the ready queue (t->queued),
-** registered as the waiter of one pending future (t->waiting), or running
-** (loop->current). task_step resumes the coroutine and sorts what it did:
+** exactly one of four places: queued once on the ready queue (t->queued),
+** registered as the waiter of one pending future (t->waiting), parked with
+** no future (t->park == P_PARKED: only task_unpark or a cancellation queue
+** it), or running (loop->current). task_step resumes the coroutine and sorts what it did:
 ** returned (result), raised (error, or cancelled if it raised
 ** CancelledError), yielded a future (wait on it), yielded nothing (give way
 ** for one iteration), or yielded anything else (fail the task).
 **
-** A suspension made by lasync yields SUSPEND_KEY first, then the future;
+** A suspension made by lasync yields SUSPEND_KEY first, then the future
+** (or PARK_KEY: the task parks; the step marks it parked only when that
+** yield reached it, so a park caught by a foreign coroutine leaves no trace);
 ** the continuation (await_k) returns the future's values or raises. To
 ** throw into a task (cancellation) the step resumes it with CANCEL_KEY and
 ** the error, which the continuation raises.
@@ -100,6 +103,124 @@ void task_resumed(lua_State *L, int fidx) {
   check_thrown(L, fidx + 1);
   future_unpack(L, lua_touserdata(L, fidx), fidx);
   lua_settop(L, fidx - 1);
+}
+
+/* ---------- park: waiting with no Future ---------- */
+
+static const char park_key;
+#define PARK_KEY ((void *)&park_key)
+
+static void queue(Task *t);
+
+/* Suspend the running task t until task_unpark or a cancellation queues
+** it; k (with ctx) then runs and calls task_unparked. The step marks it
+** parked when it sees the yield (step_parked). */
+int task_park(lua_State *L, Task *t, lua_KContext ctx, lua_KFunction k) {
+  (void)t;
+  lua_pushlightuserdata(L, SUSPEND_KEY);
+  lua_pushlightuserdata(L, PARK_KEY);
+  return lua_yieldk(L, 2, ctx, k);
+}
+
+/* Wake the parked task t (at tidx) with the value at validx (0: none);
+** 0 if it was not parked. */
+int task_unpark(lua_State *L, Task *t, int tidx, int validx) {
+  if (t->park != P_PARKED) return 0;
+  t->park = P_WOKEN;
+  if (validx) {
+    lua_pushvalue(L, validx);
+    lua_setiuservalue(L, tidx, TUV_WAIT);
+  }
+  queue(t);
+  return 1;
+}
+
+/* In the continuation of a park: push the value it was woken with (or
+** nil) and return P_WOKEN, or push the CancelledError and return
+** P_CANCELLED. thrown: where the values the resume passed begin. */
+int task_unparked(lua_State *L, Task *t, int tidx, int thrown, int *woken) {
+  int st = t->park;
+  t->park = P_NONE;
+  *woken = st == P_WOKEN;
+  if (lua_touserdata(L, thrown) == CANCEL_KEY) {
+    lua_pushvalue(L, thrown + 1);
+    if (st == P_WOKEN) {
+      lua_pushnil(L);
+      lua_setiuservalue(L, tidx, TUV_WAIT);
+    }
+    return P_CANCELLED;
+  }
+  if (st == P_CANCELLED) {
+    lua_getiuservalue(L, tidx, TUV_MSG);
+    errors_push_newv(L, "CancelledError", -1);
+    lua_remove(L, -2);
+    lua_pushnil(L);
+    lua_setiuservalue(L, tidx, TUV_MSG);
+    return P_CANCELLED;
+  }
+  if (lua_getiuservalue(L, tidx, TUV_WAIT) != LUA_TNIL) {
+    lua_pushnil(L);
+    lua_setiuservalue(L, tidx, TUV_WAIT);
+  }
+  return P_WOKEN;
+}
+
+/* core.park(task): stack is the task, then what the resume passed. */
+static int park_k(lua_State *L, int status, lua_KContext ctx) {
+  int woken;
+  (void)status; (void)ctx;
+  if (task_unparked(L, lua_touserdata(L, 1), 1, 2, &woken) == P_WOKEN) {
+    lua_pushboolean(L, 1);
+    lua_insert(L, -2);
+    return 2;
+  }
+  lua_pushboolean(L, 0);
+  lua_insert(L, -2);
+  lua_pushboolean(L, woken);
+  return 3;
+}
+
+/* core.park(task): task is the running task; it suspends until
+** core.unpark(task, value), returning true, value; or until it is
+** cancelled, returning false, the CancelledError and whether a wake-up
+** had been handed to it first. It never raises a cancellation: the caller
+** cleans up, then raises it. */
+static int l_park(lua_State *L) {
+  Task *t = check_in_task(L, "park");
+  if (lua_touserdata(L, 1) != t)
+    return luaL_argerror(L, 1, "the running task expected");
+  lua_settop(L, 1);
+  return task_park(L, t, 0, park_k);
+}
+
+/* core.parking_task(what): the running task, about to park (pushed on a
+** waiter list, then passed to core.park); raises "WHAT called outside a
+** task" ("no running event loop" with none), or where it cannot suspend,
+** before anything was listed. */
+static int l_parking_task(lua_State *L) {
+  Task *t;
+  lasync_running(L, lasync_mod(L));
+  t = check_in_task(L, luaL_optstring(L, 1, "park"));
+  loop_push_anchored(L, t->f.loop, t);
+  return 1;
+}
+
+/* core.unpark(task, value): wakes the parked task with value; false when
+** it was not parked (already woken or cancelled). */
+static int l_unpark(lua_State *L) {
+  Task *t = lasync_checkobj(L, 1, K_TASK, "task");
+  lua_pushboolean(L, task_unpark(L, t, 1, lua_gettop(L) >= 2 ? 2 : 0));
+  return 1;
+}
+
+/* core.park_state(task): "parked", "woken" (not run yet), "cancelled"
+** (not run yet), or nil. */
+static int l_park_state(lua_State *L) {
+  static const char *const names[] = {NULL, "parked", "woken", "cancelled"};
+  Task *t = lasync_checkobj(L, 1, K_TASK, "task");
+  if (t->park == P_NONE) return 0;
+  lua_pushstring(L, names[t->park]);
+  return 1;
 }
 
 /* f:await() / lasync.await(f): the future's results, or its error. */
@@ -377,6 +498,14 @@ static int step_cancel(lua_State *L, Task *t) {
   return nargs;
 }
 
+/* The task parked; a cancellation asked for while it ran is thrown in at
+** its next step. */
+static void step_parked(Task *t) {
+  if (t->must_cancel || t->queued) {
+    if (!t->queued) queue(t);
+  } else t->park = P_PARKED;
+}
+
 /* Step the task (not on the stack). Giving way, the path of sleep(0),
 ** touches neither the task's userdata nor the stack of L. */
 void task_step(lua_State *L, Loop *lp, Task *t) {
@@ -394,6 +523,11 @@ void task_step(lua_State *L, Loop *lp, Task *t) {
       lua_touserdata(t->co, -1) == SUSPEND_KEY) {
     lua_pop(t->co, 1);  /* gave way, or await registered its wait */
     if (!t->waiting && !t->queued) queue(t);
+  } else if (st == LUA_YIELD && nres == 2 &&
+             lua_touserdata(t->co, -1) == PARK_KEY &&
+             lua_touserdata(t->co, -2) == SUSPEND_KEY) {
+    lua_pop(t->co, 2);
+    step_parked(t);
   } else step_done(L, t, st, nres);
 }
 
@@ -453,6 +587,14 @@ int task_cancel(lua_State *L, Task *t, int tidx, int msgidx) {
     }
     t->walk = walk;
     t->ncancels++;
+    if (t->park == P_PARKED) {  /* as if the future it waits on was */
+      t->park = P_CANCELLED;
+      lua_pushvalue(L, msgidx);
+      lua_setiuservalue(L, -2, TUV_MSG);
+      lua_pop(L, 1);
+      queue(t);
+      return 1;
+    }
     if (w == NULL || w->state != F_PENDING) break;
     push_waited(L, t, -1);
     lua_replace(L, -2);
@@ -652,6 +794,10 @@ static const luaL_Reg task_funcs[] = {
   {"spawn", l_spawn},
   {"await", l_await},
   {"sleep", l_sleep},
+  {"park", l_park},
+  {"unpark", l_unpark},
+  {"park_state", l_park_state},
+  {"parking_task", l_parking_task},
   {"current_task", l_current_task},
   {"all_tasks", l_all_tasks},
   {"is_task", l_is_task},

@@ -8,16 +8,18 @@
 -- in line.
 -- nil cannot be put in a queue (it could not be told from "no item"); any
 -- other value can, false included.
--- A Future is made only when the caller must wait: put() on a queue that
--- is not full and get() on one that is not empty allocate nothing (beyond
--- the queue's own storage). Waiting calls must be made from a task.
+-- put() on a queue that is not full and get() on one that is not empty
+-- allocate nothing (beyond the queue's own storage), and a task that must
+-- wait makes no Future either: it parks (core.park) in the queue's list of
+-- getters, putters or joiners until woken (core.unpark) or cancelled.
+-- Waiting calls must be made from a task.
 -- Misuse raises a string error at the caller's line; QueueFull, QueueEmpty
 -- and QueueShutDown are lasync.core error objects.
 local core = require "lasync.core"
 
 local QueueFull, QueueEmpty, QueueShutDown = core.QueueFull, core.QueueEmpty, core.QueueShutDown
-local await = core.await
-local pcall, error, type, tostring, pairs = pcall, error, type, tostring, pairs
+local park, unpark, parking_task = core.park, core.unpark, core.parking_task
+local error, type, tostring, pairs = error, type, tostring, pairs
 local getmetatable, setmetatable = getmetatable, setmetatable
 
 local M = {}
@@ -50,7 +52,7 @@ local function check_maxsize(v, fname)
 end
 
 -- --------------------------------------------------------------- waiters --
--- The Futures of the tasks waiting to get, to put or for join(), in the
+-- The tasks waiting (parked) to get, to put or for join(), in the
 -- order they came: w[w.head .. w.tail], with false (a tombstone) where one
 -- left from the middle; w.n counts those still in. Both ends are waiters
 -- unless the list is empty, and an empty list starts again at 1, so the
@@ -61,10 +63,10 @@ local function new_waiters()
   return {head = 1, tail = 0, n = 0}
 end
 
--- Append fut; returns its index, by which it may leave.
-local function enqueue(w, fut)
+-- Append the task t; returns its index, by which it may leave.
+local function enqueue(w, t)
   local i = w.tail + 1
-  w[i], w.tail, w.n = fut, i, w.n + 1
+  w[i], w.tail, w.n = t, i, w.n + 1
   return i
 end
 
@@ -96,16 +98,13 @@ local function leave(w, i)
 end
 
 -- asyncio's Queue._wakeup_next: take waiters off the front until one not
--- done yet (cancelled ones are) is woken. w is not empty.
+-- woken nor cancelled yet is woken. w is not empty.
 local function wakeup_next(w)
   repeat
     local i = w.head
-    local fut = w[i]
+    local t = w[i]
     leave(w, i)
-    if not fut:done() then
-      fut:set_result()
-      return
-    end
+    if unpark(t) then return end
   until w.n == 0
 end
 
@@ -114,18 +113,18 @@ local function wakeup_all(w)
   while w.n > 0 do wakeup_next(w) end
 end
 
--- Wait in w (getters or putters) on a new Future until woken (and taken
--- off w). On an error (a cancellation) raise it, after leaving w if still
--- in it, or else passing the wake-up we got on to the next waiter if
--- `usable` (q) says the queue still allows what it was for.
-local function wait_turn(q, w, usable)
-  local fut = core.Future()  -- looked up at each call: specs count them
-  local i = enqueue(w, fut)
-  local ok, err = pcall(await, fut)
+-- Park in w (getters or putters) until woken (and taken off w). On an
+-- error (a cancellation) raise it, after leaving w if still in it, or else
+-- passing the wake-up we got on to the next waiter if `usable` (q) says the
+-- queue still allows what it was for. what: the method, for errors.
+local function wait_turn(q, w, usable, what)
+  local t = parking_task(what)
+  local i = enqueue(w, t)
+  local ok, err, woken = park(t)
   if ok then return end
-  if w[i] == fut then
+  if w[i] == t then
     leave(w, i)
-  elseif not fut:cancelled() and usable(q) and w.n > 0 then
+  elseif woken and usable(q) and w.n > 0 then
     wakeup_next(w)
   end
   error(err, 0)
@@ -248,7 +247,7 @@ function Q:put(v)
   local max = self.maxsize
   while max > 0 and self._n >= max do
     if self._shutdown then shut_down() end
-    wait_turn(self, self._putters, not_full)
+    wait_turn(self, self._putters, not_full, "put")
   end
   if self._shutdown then shut_down() end
   self:_put(v)
@@ -273,7 +272,7 @@ function Q:get()
   if not QUEUES[self] then bad_self(self, "get") end
   while self._n == 0 do
     if self._shutdown then shut_down() end
-    wait_turn(self, self._getters, not_empty)
+    wait_turn(self, self._getters, not_empty, "get")
   end
   local v = self:_get()
   local w = self._putters
@@ -311,8 +310,8 @@ end
 local function wake_joiners(q)
   local w = q._joiners
   for i = w.head, w.tail do
-    local fut = w[i]
-    if fut and not fut:done() then fut:set_result() end
+    local t = w[i]
+    if t then unpark(t) end
   end
 end
 
@@ -331,9 +330,9 @@ end
 function Q:join()
   if not QUEUES[self] then bad_self(self, "join") end
   if self._unfinished == 0 then return true end
-  local w, fut = self._joiners, core.Future()
-  local i = enqueue(w, fut)
-  local ok, err = pcall(await, fut)
+  local w, t = self._joiners, parking_task("join")
+  local i = enqueue(w, t)
+  local ok, err = park(t)
   leave(w, i)
   if not ok then error(err, 0) end
   return true

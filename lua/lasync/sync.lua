@@ -5,13 +5,16 @@
 -- began to wait, and a waiter that is cancelled (or timed out) leaves no
 -- trace: no lock stays held, no unit of a semaphore is lost, and a wake-up
 -- already handed to it passes on to the next waiter.
--- A Future is made only when the caller must wait: an uncontended acquire
--- or release allocates nothing. Waiting calls must be made from a task.
+-- Nothing is allocated by an uncontended acquire or release, and a task
+-- that must wait makes no Future either: it parks (core.park) in the
+-- primitive's list of waiters until woken (core.unpark) or cancelled.
+-- Waiting calls must be made from a task.
 -- Misuse raises a string error at the caller's line.
 local core = require "lasync.core"
 
 local CancelledError, BrokenBarrierError = core.CancelledError, core.BrokenBarrierError
-local await = core.await
+local park, unpark, park_state, parking_task =
+  core.park, core.unpark, core.park_state, core.parking_task
 local pcall, error, type, tostring = pcall, error, type, tostring
 local getmetatable, setmetatable = getmetatable, setmetatable
 
@@ -68,7 +71,7 @@ local function new(class, fields)
 end
 
 -- --------------------------------------------------------------- waiters --
--- The Futures of the tasks waiting, in the order they came: w[w.head ..
+-- The tasks waiting (parked), in the order they came: w[w.head ..
 -- w.tail], with false (a tombstone) where one left from the middle; w.n
 -- counts those still in. Both ends are waiters unless the list is empty,
 -- and an empty list starts again at 1, so the few waiters usually there
@@ -95,13 +98,13 @@ local function leave_behind(w, i)
   w.tail = i
 end
 
--- Wait in w on fut (a new Future); returns the outcome of awaiting it
--- (ok, err), the waiter having left w. Callers make fut with core.Future(),
--- looked up at each call so that specs can count them.
-local function wait_on(w, fut)
+-- The running task t (from parking_task) waits in w until woken or
+-- cancelled; returns what core.park does (true; or false, the error and
+-- whether a wake-up was handed to it first), t having left w.
+local function wait_on(w, t)
   local i = w.tail + 1
-  w[i], w.tail, w.n = fut, i, w.n + 1
-  local ok, err = pcall(await, fut)
+  w[i], w.tail, w.n = t, i, w.n + 1
+  local ok, err, woken = park(t)
   local n = w.n - 1
   w.n = n
   if n == 0 then
@@ -115,30 +118,27 @@ local function wait_on(w, fut)
   else
     leave_behind(w, i)
   end
-  return ok, err
+  return ok, err, woken
 end
 
 -- Is some waiter of w not cancelled? (A cancelled one has not run yet to
 -- leave.)
 local function has_live(w)
   for i = w.head, w.tail do
-    local fut = w[i]
-    if fut and not fut:cancelled() then return true end
+    local t = w[i]
+    if t and park_state(t) ~= "cancelled" then return true end
   end
   return false
 end
 
--- Wake up to n waiters of w not woken yet, in order, with value; returns
--- how many were.
-local function wake(w, n, value)
+-- Wake up to n waiters of w not woken (nor cancelled) yet, in order;
+-- returns how many were.
+local function wake(w, n)
   local woken = 0
   for i = w.head, w.tail do
     if woken >= n then break end
-    local fut = w[i]
-    if fut and not fut:done() then
-      fut:set_result(value)
-      woken = woken + 1
-    end
+    local t = w[i]
+    if t and unpark(t) then woken = woken + 1 end
   end
   return woken
 end
@@ -195,19 +195,16 @@ function M.Lock()
   return new(Lock, {_locked = false, _waiters = new_waiters()})
 end
 
--- asyncio's Lock._wake_up_first: make sure the first waiter will run (a
--- done one already will: it takes the lock, or passes it on if cancelled).
--- The one woken is kept in _woken: a Future we set is never cancelled, so
--- while it heads the waiters acquire() knows at once that it must wait,
--- without asking each waiter whether it was cancelled. (Once it ran and
--- left, it never heads them again.)
+-- asyncio's Lock._wake_up_first: make sure the first waiter will run (one
+-- woken or cancelled already will: it takes the lock, or passes it on if
+-- cancelled). The one woken is kept in _woken until it ran: a wake-up
+-- counts as done, never as cancelled, so while it heads the waiters
+-- acquire() knows at once that it must wait, without asking each waiter
+-- whether it was cancelled.
 local function wake_up_first(lock)
   local w = lock._waiters
-  local fut = w[w.head]
-  if fut and not fut:done() then
-    fut:set_result(true)
-    lock._woken = fut
-  end
+  local t = w[w.head]
+  if t and unpark(t) then lock._woken = t end
 end
 
 --- lock:acquire(): waits until the lock is free and takes it; returns
@@ -221,8 +218,8 @@ function Lock:acquire()
     self._locked = true
     return true
   end
-  local fut = core.Future()
-  local ok, err = wait_on(w, fut)
+  local ok, err = wait_on(w, parking_task("acquire"))
+  self._woken = nil
   if not ok then
     -- Cancelled (maybe after release() woke us): a free lock must still
     -- pass to the first waiter.
@@ -289,7 +286,7 @@ function Event:set()
   if self._value then return end
   self._value = true
   local w = self._waiters
-  wake(w, w.n, true)
+  wake(w, w.n)
 end
 
 --- event:clear(): unsets the flag; wait() then waits for the next set().
@@ -303,7 +300,7 @@ end
 function Event:wait()
   if KIND[self] ~= Event then bad_self(self, Event, "wait") end
   if self._value then return true end
-  local ok, err = wait_on(self._waiters, core.Future())
+  local ok, err = wait_on(self._waiters, parking_task("wait"))
   if not ok then error(err, 0) end
   return true
 end
@@ -362,7 +359,7 @@ end
 local function end_wait(cond, ok, err, reok, reerr)
   if not reok or reerr ~= nil then ok, err = false, reerr end
   if ok then return true end
-  wake(cond._waiters, 1, false)
+  wake(cond._waiters, 1)
   error(err, 0)
 end
 
@@ -373,9 +370,9 @@ function Condition:wait()
   if KIND[self] ~= Condition then bad_self(self, Condition, "wait") end
   local lock = self._lock
   if not lock._locked then misuse("cannot wait on un-acquired lock") end
-  local fut = core.Future()
+  local t = parking_task("wait")
   lock:release()
-  local ok, err = wait_on(self._waiters, fut)
+  local ok, err = wait_on(self._waiters, t)
   return end_wait(self, ok, err, pcall(reacquire, lock))
 end
 
@@ -398,7 +395,7 @@ function Condition:notify(n)
   if KIND[self] ~= Condition then bad_self(self, Condition, "notify") end
   if n == nil then n = 1 else n = check_count(n, 1, "notify", 0) end
   if not self._lock._locked then misuse("cannot notify on un-acquired lock") end
-  wake(self._waiters, n, false)
+  wake(self._waiters, n)
 end
 
 --- cond:notify_all(): wakes every waiter. Raises if the lock is not held.
@@ -406,7 +403,7 @@ function Condition:notify_all()
   if KIND[self] ~= Condition then bad_self(self, Condition, "notify_all") end
   if not self._lock._locked then misuse("cannot notify on un-acquired lock") end
   local w = self._waiters
-  wake(w, w.n, false)
+  wake(w, w.n)
 end
 
 --- cond:with(fn, ...), cond:guard(): as those of a Lock, on the lock.
@@ -455,7 +452,7 @@ end
 -- asyncio's Semaphore._wake_up_next: hand a unit to the first waiter not
 -- woken yet; false if there was none.
 local function wake_up_next(self)
-  if wake(self._waiters, 1, true) == 0 then return false end
+  if wake(self._waiters, 1) == 0 then return false end
   self._value = self._value - 1
   return true
 end
@@ -468,10 +465,9 @@ function Semaphore:acquire()
     self._value = self._value - 1
     return true
   end
-  local fut = core.Future()
-  local ok, err = wait_on(self._waiters, fut)
+  local ok, err, woken = wait_on(self._waiters, parking_task("acquire"))
   -- Woken (handed a unit) but cancelled before running: give it back.
-  if not ok and fut:done() and not fut:cancelled() then
+  if not ok and woken then
     self._value = self._value + 1
   end
   -- Units may have come back while we waited: wake as many as they serve.

@@ -1,0 +1,182 @@
+-- core.park / core.unpark: a task waits with no Future (what lasync.sync
+-- and lasync.queues build on). Cancellation behaves as if the task awaited
+-- a Future of its own that unpark resolves.
+local lasync = require "lasync"
+local core = require "lasync.core"
+local helper = require "helper"
+
+local CancelledError = lasync.CancelledError
+local park, unpark, park_state = core.park, core.unpark, core.park_state
+local settle = helper.settle
+
+-- A task that parks once and returns what park returned, in a table.
+local function parker()
+  return lasync.spawn(function()
+    return {park(core.current_task())}
+  end)
+end
+
+describe("core.park", function()
+  it("waits until unpark, which hands it a value", helper.async(function()
+    local t = parker()
+    settle()
+    assert.are.equal("parked", park_state(t))
+    assert.is_false(t:done())
+    assert.is_true(unpark(t, "v"))
+    assert.are.equal("woken", park_state(t))
+    assert.is_false(unpark(t, "w"))  -- once only
+    assert.are.same({true, "v"}, t:await())
+    assert.is_nil(park_state(t))
+  end))
+
+  it("wakes with no value as with nil", helper.async(function()
+    local t = parker()
+    settle()
+    unpark(t)
+    assert.are.same({true}, t:await())
+  end))
+
+  it("makes no Future", helper.async(function()
+    local t
+    assert.are.equal(0, helper.futures_made(function()
+      t = parker()
+      settle()
+      unpark(t)
+      t:await()
+    end))
+  end))
+
+  it("unpark of a task that is not parked does nothing", helper.async(function()
+    local t = lasync.spawn(lasync.sleep, 10)
+    settle()
+    assert.is_false(unpark(t))
+    assert.is_nil(park_state(t))
+    t:cancel()
+    settle()
+    assert.is_false(unpark(t))
+  end))
+
+  it("keeps the parked task pending and listed", helper.async(function()
+    local t = parker()
+    settle()
+    collectgarbage()
+    local found = false
+    for _, x in ipairs(lasync.all_tasks()) do found = found or x == t end
+    assert.is_true(found)
+    unpark(t, 1)
+    assert.are.same({true, 1}, t:await())
+  end))
+
+  it("returns false and a CancelledError when cancelled", helper.async(function()
+    local t = parker()
+    settle()
+    assert.is_true(t:cancel("stop"))
+    assert.are.equal("cancelled", park_state(t))
+    assert.is_false(unpark(t))  -- a cancelled waiter takes no wake-up
+    local r = t:await()
+    assert.is_false(r[1])
+    assert.is_true(CancelledError:is(r[2]))
+    assert.are.equal("stop", r[2].message)
+    assert.is_false(r[3])
+    assert.are.equal(1, t:cancelling())
+  end))
+
+  it("tells a waiter woken then cancelled before it ran", helper.async(function()
+    local t = parker()
+    settle()
+    unpark(t, "v")
+    t:cancel("late")
+    local r = t:await()
+    assert.is_false(r[1])
+    assert.are.equal("late", r[2].message)
+    assert.is_true(r[3])
+  end))
+
+  it("raises the cancellation if the task re-raises it", helper.async(function()
+    local t = lasync.spawn(function()
+      local ok, err = park(core.current_task())
+      if not ok then error(err, 0) end
+    end)
+    settle()
+    t:cancel()
+    assert.is_true(CancelledError:is(helper.error_of(t.await, t)))
+    assert.is_true(t:cancelled())
+  end))
+
+  it("throws a cancellation asked for before it parked", helper.async(function()
+    local t = lasync.spawn(function()
+      local me = core.current_task()
+      me:cancel("self")
+      return {park(me)}
+    end)
+    local r = t:await()
+    assert.is_false(r[1])
+    assert.are.equal("self", r[2].message)
+    assert.is_false(r[3])
+  end))
+
+  it("is cancelled at the end of a chain of awaiting tasks", helper.async(function()
+    local inner = parker()
+    local outer = lasync.spawn(function() return inner:await() end)
+    settle()
+    outer:cancel("chain")
+    local r = inner:await()
+    assert.is_false(r[1])
+    assert.are.equal("chain", r[2].message)
+    outer:cancel()
+    settle()
+    assert.is_true(outer:done())
+  end))
+
+  it("passes through lasync.coroutine", helper.async(function()
+    local co = require "lasync.coroutine"
+    local t = lasync.spawn(function()
+      local me = core.current_task()
+      local gen = co.wrap(function() co.yield(park(me)) end)
+      return {gen()}
+    end)
+    settle()
+    assert.are.equal("parked", park_state(t))
+    unpark(t, 7)
+    assert.are.same({true, 7}, t:await())
+  end))
+
+  it("caught by a foreign coroutine, leaves no trace", helper.async(function()
+    local t = lasync.spawn(function()
+      local me = core.current_task()
+      local co = coroutine.create(function() return park(me) end)
+      coroutine.resume(co)  -- the park's yield stops here
+      lasync.sleep(0)
+      return "ran on"
+    end)
+    assert.are.equal("ran on", t:await())
+    assert.is_false(unpark(t))
+  end))
+
+  it("checks its argument and where it is called", helper.async(function()
+    local other = parker()
+    settle()
+    local x = lasync.spawn(function() park(other) end)
+    assert.matches("bad argument #1 to 'park' %(the running task expected%)",
+                   tostring(helper.error_of(x.await, x)))
+    x = lasync.spawn(function() park(nil) end)
+    assert.matches("the running task expected", tostring(helper.error_of(x.await, x)))
+    unpark(other)
+    other:await()
+    assert.matches("bad argument #1", tostring(helper.error_of(unpark, {})))
+  end))
+end)
+
+describe("core.parking_task", function()
+  it("names the caller outside a task", helper.async(function()
+    local reports = helper.reports()
+    lasync.get_running_loop():call_soon(core.parking_task, "frob")
+    settle()
+    assert.matches("frob called outside a task", tostring(reports[1].exception))
+    assert.are.equal(core.current_task(), core.parking_task("x"))
+  end))
+
+  it("raises with no running loop", function()
+    assert.matches("no running event loop", tostring(helper.error_of(core.parking_task)))
+  end)
+end)
