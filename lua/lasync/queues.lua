@@ -18,7 +18,7 @@
 local core = require "lasync.core"
 
 local QueueFull, QueueEmpty, QueueShutDown = core.QueueFull, core.QueueEmpty, core.QueueShutDown
-local park, unpark, parking_task = core.park, core.unpark, core.parking_task
+local park_in, unpark_in, unpark_next = core.park_in, core.unpark_in, core.unpark_next
 local error, type, tostring, pairs = error, type, tostring, pairs
 local getmetatable, setmetatable = getmetatable, setmetatable
 
@@ -52,81 +52,37 @@ local function check_maxsize(v, fname)
 end
 
 -- --------------------------------------------------------------- waiters --
--- The tasks waiting (parked) to get, to put or for join(), in the
--- order they came: w[w.head .. w.tail], with false (a tombstone) where one
--- left from the middle; w.n counts those still in. Both ends are waiters
--- unless the list is empty, and an empty list starts again at 1, so the
--- few waiters usually there stay in the table's array part. A getter or
--- putter is taken off by the task that wakes it; a joiner leaves itself.
+-- The tasks waiting (parked) to get, to put or for join(), in the order
+-- they came: lists of core.park_in (w[w.head .. w.tail], false where one
+-- left from the middle; w.tail == 0 when empty). A getter or putter is taken
+-- off by the task that wakes it (core.unpark_next); a joiner leaves itself.
 
 local function new_waiters()
-  return {head = 1, tail = 0, n = 0}
+  return {head = 1, tail = 0}
 end
 
--- Append the task t; returns its index, by which it may leave.
-local function enqueue(w, t)
-  local i = w.tail + 1
-  w[i], w.tail, w.n = t, i, w.n + 1
-  return i
-end
-
--- The waiter at i leaves (w.n is counted down).
-local function leave(w, i)
-  local n = w.n - 1
-  w.n = n
-  if n == 0 then
-    w[i], w.head, w.tail = nil, 1, 0
-  elseif i == w.head then
-    w[i] = nil
-    i = i + 1
-    while w[i] == false do  -- the tail is a waiter: the loop stops there
-      w[i] = nil
-      i = i + 1
-    end
-    w.head = i
-  elseif i == w.tail then
-    w[i] = nil
-    i = i - 1
-    while w[i] == false do
-      w[i] = nil
-      i = i - 1
-    end
-    w.tail = i
-  else
-    w[i] = false
+-- How many tasks wait in w.
+local function count(w)
+  local n = 0
+  for i = w.head, w.tail do
+    if w[i] then n = n + 1 end
   end
-end
-
--- asyncio's Queue._wakeup_next: take waiters off the front until one not
--- woken nor cancelled yet is woken. w is not empty.
-local function wakeup_next(w)
-  repeat
-    local i = w.head
-    local t = w[i]
-    leave(w, i)
-    if unpark(t) then return end
-  until w.n == 0
+  return n
 end
 
 -- Wake every waiter of w, taking them off (getters and putters at shutdown).
 local function wakeup_all(w)
-  while w.n > 0 do wakeup_next(w) end
+  while unpark_next(w) do end
 end
 
 -- Park in w (getters or putters) until woken (and taken off w). On an
--- error (a cancellation) raise it, after leaving w if still in it, or else
+-- error (a cancellation) raise it, having left w if still in it, or else
 -- passing the wake-up we got on to the next waiter if `usable` (q) says the
 -- queue still allows what it was for. what: the method, for errors.
 local function wait_turn(q, w, usable, what)
-  local t = parking_task(what)
-  local i = enqueue(w, t)
-  local ok, err, woken = park(t)
+  local ok, err, woken = park_in(w, what, true)
   if ok then return end
-  if w[i] == t then
-    leave(w, i)
-  elseif woken and usable(q) and w.n > 0 then
-    wakeup_next(w)
-  end
+  if woken and usable(q) and w.tail > 0 then unpark_next(w) end
   error(err, 0)
 end
 
@@ -253,7 +209,7 @@ function Q:put(v)
   self:_put(v)
   self._unfinished = self._unfinished + 1
   local w = self._getters
-  if w.n > 0 then wakeup_next(w) end
+  if w.tail > 0 then unpark_next(w) end
 end
 
 --- q:put_nowait(v): puts v (not nil) at once; raises QueueFull if the
@@ -276,7 +232,7 @@ function Q:get()
   end
   local v = self:_get()
   local w = self._putters
-  if w.n > 0 then wakeup_next(w) end
+  if w.tail > 0 then unpark_next(w) end
   return v
 end
 
@@ -309,10 +265,7 @@ end
 
 local function wake_joiners(q)
   local w = q._joiners
-  for i = w.head, w.tail do
-    local t = w[i]
-    if t then unpark(t) end
-  end
+  unpark_in(w, math.maxinteger)
 end
 
 --- q:task_done(): tells the queue that an item got from it was processed;
@@ -330,10 +283,7 @@ end
 function Q:join()
   if not QUEUES[self] then bad_self(self, "join") end
   if self._unfinished == 0 then return true end
-  local w, t = self._joiners, parking_task("join")
-  local i = enqueue(w, t)
-  local ok, err = park(t)
-  leave(w, i)
+  local ok, err = park_in(self._joiners, "join")
   if not ok then error(err, 0) end
   return true
 end
@@ -361,8 +311,9 @@ end
 function Q:__tostring()
   local s = ("<%s maxsize=%d qsize=%d"):format(getmetatable(self).__name,
                                                self.maxsize, self._n)
-  if self._getters.n > 0 then s = s .. " getters=" .. self._getters.n end
-  if self._putters.n > 0 then s = s .. " putters=" .. self._putters.n end
+  local getters, putters = count(self._getters), count(self._putters)
+  if getters > 0 then s = s .. " getters=" .. getters end
+  if putters > 0 then s = s .. " putters=" .. putters end
   if self._shutdown then s = s .. " shutdown" end
   return s .. ">"
 end

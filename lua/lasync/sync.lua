@@ -13,10 +13,12 @@
 local core = require "lasync.core"
 
 local CancelledError, BrokenBarrierError = core.CancelledError, core.BrokenBarrierError
-local park, unpark, park_state, parking_task =
-  core.park, core.unpark, core.park_state, core.parking_task
+local park_in, unpark, unpark_in, park_state =
+  core.park_in, core.unpark, core.unpark_in, core.park_state
 local pcall, error, type, tostring = pcall, error, type, tostring
 local getmetatable, setmetatable = getmetatable, setmetatable
+local isyieldable = coroutine.isyieldable
+local ALL = math.maxinteger
 
 local M = {}
 
@@ -71,54 +73,13 @@ local function new(class, fields)
 end
 
 -- --------------------------------------------------------------- waiters --
--- The tasks waiting (parked), in the order they came: w[w.head ..
--- w.tail], with false (a tombstone) where one left from the middle; w.n
--- counts those still in. Both ends are waiters unless the list is empty,
--- and an empty list starts again at 1, so the few waiters usually there
--- stay in the table's array part. Each waiter leaves by itself once it
--- ran again.
+-- The tasks waiting, parked, in the order they came: a list of
+-- core.park_in (w[w.head .. w.tail], false where one left from the middle;
+-- w.tail == 0 when empty). Each waiter leaves by itself once it ran again;
+-- core.unpark_in(w, n) wakes the first n not woken yet.
 
 local function new_waiters()
-  return {head = 1, tail = 0, n = 0}
-end
-
--- The waiter at i leaves from the middle or the tail of a list where
--- others stay (the head leaves in wait_on).
-local function leave_behind(w, i)
-  if i < w.tail then
-    w[i] = false
-    return
-  end
-  w[i] = nil
-  i = i - 1
-  while w[i] == false do  -- the head is a waiter: the loop stops there
-    w[i] = nil
-    i = i - 1
-  end
-  w.tail = i
-end
-
--- The running task t (from parking_task) waits in w until woken or
--- cancelled; returns what core.park does (true; or false, the error and
--- whether a wake-up was handed to it first), t having left w.
-local function wait_on(w, t)
-  local i = w.tail + 1
-  w[i], w.tail, w.n = t, i, w.n + 1
-  local ok, err, woken = park(t)
-  local n = w.n - 1
-  w.n = n
-  if n == 0 then
-    w[i], w.head, w.tail = nil, 1, 0
-  elseif i == w.head then  -- the usual case: waiters are woken in order
-    repeat  -- past the tombstones: the tail is a waiter, it stops there
-      w[i] = nil
-      i = i + 1
-    until w[i] ~= false
-    w.head = i
-  else
-    leave_behind(w, i)
-  end
-  return ok, err, woken
+  return {head = 1, tail = 0}
 end
 
 -- Is some waiter of w not cancelled? (A cancelled one has not run yet to
@@ -129,18 +90,6 @@ local function has_live(w)
     if t and park_state(t) ~= "cancelled" then return true end
   end
   return false
-end
-
--- Wake up to n waiters of w not woken (nor cancelled) yet, in order;
--- returns how many were.
-local function wake(w, n)
-  local woken = 0
-  for i = w.head, w.tail do
-    if woken >= n then break end
-    local t = w[i]
-    if t and unpark(t) then woken = woken + 1 end
-  end
-  return woken
 end
 
 -- ------------------------------------------------------ with and guard --
@@ -214,11 +163,11 @@ function Lock:acquire()
   if KIND[self] ~= Lock then bad_self(self, Lock, "acquire") end
   local w = self._waiters
   if not self._locked
-      and (w.n == 0 or w[w.head] ~= self._woken and not has_live(w)) then
+      and (w.tail == 0 or w[w.head] ~= self._woken and not has_live(w)) then
     self._locked = true
     return true
   end
-  local ok, err = wait_on(w, parking_task("acquire"))
+  local ok, err = park_in(w, "acquire")
   self._woken = nil
   if not ok then
     -- Cancelled (maybe after release() woke us): a free lock must still
@@ -256,7 +205,11 @@ Lock.guard = guard_method(Lock)
 
 -- "waiters:N" after a state, as asyncio's reprs show it.
 local function with_waiters(extra, w)
-  if w.n > 0 then return ("%s, waiters:%d"):format(extra, w.n) end
+  local n = 0
+  for i = w.head, w.tail do
+    if w[i] then n = n + 1 end
+  end
+  if n > 0 then return ("%s, waiters:%d"):format(extra, n) end
   return extra
 end
 
@@ -286,7 +239,7 @@ function Event:set()
   if self._value then return end
   self._value = true
   local w = self._waiters
-  wake(w, w.n)
+  unpark_in(w, ALL)
 end
 
 --- event:clear(): unsets the flag; wait() then waits for the next set().
@@ -300,7 +253,7 @@ end
 function Event:wait()
   if KIND[self] ~= Event then bad_self(self, Event, "wait") end
   if self._value then return true end
-  local ok, err = wait_on(self._waiters, parking_task("wait"))
+  local ok, err = park_in(self._waiters, "wait")
   if not ok then error(err, 0) end
   return true
 end
@@ -359,7 +312,7 @@ end
 local function end_wait(cond, ok, err, reok, reerr)
   if not reok or reerr ~= nil then ok, err = false, reerr end
   if ok then return true end
-  wake(cond._waiters, 1)
+  unpark_in(cond._waiters, 1)
   error(err, 0)
 end
 
@@ -370,9 +323,11 @@ function Condition:wait()
   if KIND[self] ~= Condition then bad_self(self, Condition, "wait") end
   local lock = self._lock
   if not lock._locked then misuse("cannot wait on un-acquired lock") end
-  local t = parking_task("wait")
+  if not (core.current_task() and isyieldable()) then
+    park_in(self._waiters, "wait")  -- raises, before the lock is released
+  end
   lock:release()
-  local ok, err = wait_on(self._waiters, t)
+  local ok, err = park_in(self._waiters, "wait")
   return end_wait(self, ok, err, pcall(reacquire, lock))
 end
 
@@ -395,7 +350,7 @@ function Condition:notify(n)
   if KIND[self] ~= Condition then bad_self(self, Condition, "notify") end
   if n == nil then n = 1 else n = check_count(n, 1, "notify", 0) end
   if not self._lock._locked then misuse("cannot notify on un-acquired lock") end
-  wake(self._waiters, n)
+  unpark_in(self._waiters, n)
 end
 
 --- cond:notify_all(): wakes every waiter. Raises if the lock is not held.
@@ -403,7 +358,7 @@ function Condition:notify_all()
   if KIND[self] ~= Condition then bad_self(self, Condition, "notify_all") end
   if not self._lock._locked then misuse("cannot notify on un-acquired lock") end
   local w = self._waiters
-  wake(w, w.n)
+  unpark_in(w, ALL)
 end
 
 --- cond:with(fn, ...), cond:guard(): as those of a Lock, on the lock.
@@ -446,13 +401,13 @@ end
 -- Semaphore.locked of asyncio: no unit, or tasks wait before us (FIFO).
 local function sem_locked(self)
   local w = self._waiters
-  return self._value == 0 or w.n > 0 and has_live(w)
+  return self._value == 0 or w.tail > 0 and has_live(w)
 end
 
 -- asyncio's Semaphore._wake_up_next: hand a unit to the first waiter not
 -- woken yet; false if there was none.
 local function wake_up_next(self)
-  if wake(self._waiters, 1) == 0 then return false end
+  if unpark_in(self._waiters, 1) == 0 then return false end
   self._value = self._value - 1
   return true
 end
@@ -465,7 +420,7 @@ function Semaphore:acquire()
     self._value = self._value - 1
     return true
   end
-  local ok, err, woken = wait_on(self._waiters, parking_task("acquire"))
+  local ok, err, woken = park_in(self._waiters, "acquire")
   -- Woken (handed a unit) but cancelled before running: give it back.
   if not ok and woken then
     self._value = self._value + 1
