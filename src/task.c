@@ -216,8 +216,12 @@ static int l_park_state(lua_State *L) {
 /* A list w = {head = h, tail = t, [h .. t] = task or false} holds the tasks
 ** parked in it in the order they came, false (a tombstone) where one left
 ** from the middle. Both ends are tasks unless it is empty, and an empty
-** list is {head = 1, tail = 0}: tail == 0 tells it is empty, and the tasks
-** stay in the table's array part. lasync.sync and lasync.queues keep their
+** list is {head = 1, tail = 0}: tail == 0 tells it is empty. A list that
+** never empties (two tasks taking turns on a Lock) would use ever new
+** integer keys, and the table rehash at nearly every wait (~1,400
+** instructions): a task parking where a few waiters sit past index 1 moves
+** them back to start at 1 first. A task then finds itself where it was put
+** or, moved, further down. lasync.sync and lasync.queues keep their
 ** waiters so; these functions do the hot operations in one call, with as
 ** few table accesses as they can (each costs ~100 instructions). */
 
@@ -271,8 +275,36 @@ static void list_leave(lua_State *L, int w, lua_Integer i, lua_Integer head,
   }
 }
 
-static void list_leave_at(lua_State *L, int w, lua_Integer i) {
-  list_leave(L, w, i, list_get(L, w, LIST_HEAD), list_get(L, w, LIST_TAIL));
+static int list_holds(lua_State *L, int w, lua_Integer i, int tidx) {
+  int found = lua_rawgeti(L, w, i) == LUA_TUSERDATA &&
+              lua_rawequal(L, -1, tidx);
+  lua_pop(L, 1);
+  return found;
+}
+
+/* The task at tidx leaves the list at w, where it was put at i: it is
+** there, or lower if the list was moved, or gone if a waker took it off. */
+static void list_leave_at(lua_State *L, int w, lua_Integer i, int tidx) {
+  lua_Integer head = list_get(L, w, LIST_HEAD), tail = list_get(L, w, LIST_TAIL);
+  if (i > tail) i = tail;
+  while (i >= head && !list_holds(L, w, i, tidx)) i--;
+  if (i >= head) list_leave(L, w, i, head, tail);
+}
+
+#define LIST_MOVE 4  /* at most this many waiters are moved */
+
+/* Before appending to the list at w ending at tail (>= 2): move its
+** waiters to start at 1 if they are few; returns the tail then. */
+static lua_Integer list_pack(lua_State *L, int w, lua_Integer tail) {
+  lua_Integer head = list_get(L, w, LIST_HEAD), i;
+  if (head == 1 || tail - head >= LIST_MOVE) return tail;
+  for (i = head; i <= tail; i++) {
+    lua_rawgeti(L, w, i);
+    lua_rawseti(L, w, i - head + 1);
+    list_clear(L, w, i);
+  }
+  list_set(L, w, LIST_HEAD, 1);
+  return tail - head + 1;
 }
 
 /* core.park_in: stack is w, what, taken, the task, what the resume
@@ -280,12 +312,8 @@ static void list_leave_at(lua_State *L, int w, lua_Integer i) {
 static int park_in_k(lua_State *L, int status, lua_KContext ctx) {
   int woken, st = task_unparked(L, lua_touserdata(L, 4), 4, 5, &woken);
   (void)status;
-  if (!lua_toboolean(L, 3)) list_leave_at(L, 1, (lua_Integer)ctx);
-  else if (st != P_WOKEN) {  /* still in w unless a waker took it off */
-    lua_rawgeti(L, 1, (lua_Integer)ctx);
-    if (lua_rawequal(L, -1, 4)) list_leave_at(L, 1, (lua_Integer)ctx);
-    lua_pop(L, 1);
-  }
+  if (!lua_toboolean(L, 3) || st != P_WOKEN)  /* taken: woken ones are off */
+    list_leave_at(L, 1, (lua_Integer)ctx, 4);
   lua_pushboolean(L, st == P_WOKEN);
   lua_insert(L, -2);
   if (st == P_WOKEN) return 2;
@@ -306,7 +334,9 @@ static int l_park_in(lua_State *L) {
   t = check_in_task(L, luaL_optstring(L, 2, "park_in"));
   lua_settop(L, 3);
   loop_push_anchored(L, t->f.loop, t);
-  i = list_get(L, 1, LIST_TAIL) + 1;
+  i = list_get(L, 1, LIST_TAIL);
+  if (i >= 2) i = list_pack(L, 1, i);
+  i++;
   lua_pushvalue(L, 4);
   lua_rawseti(L, 1, i);
   list_set(L, 1, LIST_TAIL, i);

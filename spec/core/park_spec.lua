@@ -240,6 +240,46 @@ describe("core.park_in", function()
     assert.are.same({head = 1, tail = 0}, w)
   end))
 
+  it("a list that never empties stays at small indices", helper.async(function()
+    local w, log = list(), {}
+    local first = parked_in(w, log)
+    local prev = first
+    for _ = 1, 50 do  -- always one waiting while the next comes
+      local t = parked_in(w, log)
+      settle()
+      unpark_in(w)
+      settle()
+      assert.is_true(prev:done())
+      prev = t
+    end
+    for k in pairs(w) do
+      assert.is_true(k == "head" or k == "tail" or k <= 2, tostring(k))
+    end
+    assert.are.same({head = 2, tail = 2, [2] = prev}, w)
+    assert.are.equal(50, #log)
+    unpark_in(w)
+    prev:await()
+  end))
+
+  it("packs the list under waiters, which still leave in order", helper.async(function()
+    local w, log = list(), {}
+    local a, b, c = parked_in(w, log), parked_in(w, log), parked_in(w, log)
+    settle()
+    a:cancel()
+    settle()
+    assert.are.same({head = 2, tail = 3, [2] = b, [3] = c}, w)
+    local d = parked_in(w, log)
+    settle()
+    assert.are.same({head = 1, tail = 3, b, c, d}, w)
+    c:cancel()
+    settle()
+    assert.are.same({head = 1, tail = 3, b, false, d}, w)
+    assert.are.equal(2, unpark_in(w, 5))
+    settle()
+    assert.are.same(list(), w)
+    assert.are.same({a, c, b, d}, log)
+  end))
+
   it("makes no Future", helper.async(function()
     local w = list()
     assert.are.equal(0, helper.futures_made(function()
