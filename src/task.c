@@ -399,30 +399,36 @@ static int sleep0_k(lua_State *L, int status, lua_KContext ctx) {
   return (int)ctx - 1;
 }
 
-/* sleep(d > 0): stack is delay, extra values..., future, timer handle. */
+/* What the timer of sleep wakes the task with. */
+static const char sleep_key;
+#define SLEEP_KEY ((void *)&sleep_key)
+
+/* sleep(d > 0), parked: stack is delay, extra values... (ctx: their
+** count), the task, the timer handle, what the resume passed. */
 static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
-  int fidx = (int)ctx + 1;
-  Future *f = lua_touserdata(L, fidx);
+  int n = (int)ctx, woken;
+  int st = task_unparked(L, lua_touserdata(L, n + 1), n + 1, n + 3, &woken);
   (void)status;
-  if (f->state != F_FINISHED)  /* cancelled: drop the timer at once */
-    handle_cancel(L, lua_touserdata(L, fidx + 1), fidx + 1);
-  check_thrown(L, fidx + 2);
-  return future_unpack(L, f, fidx);
+  if (st != P_WOKEN || lua_touserdata(L, -1) != SLEEP_KEY)
+    handle_cancel(L, lua_touserdata(L, n + 2), n + 2);  /* drop it at once */
+  if (st != P_WOKEN) return lua_error(L);
+  lua_settop(L, n);
+  return n - 1;
 }
 
-/* The timer callback of sleep: future, values... */
+/* The timer callback of sleep: the task. */
 static int sleep_cb(lua_State *L) {
-  Future *f = lua_touserdata(L, 1);
-  if (f->state == F_PENDING)
-    future_set_results(L, f, 1, 2, lua_gettop(L) - 1);
+  lua_pushlightuserdata(L, SLEEP_KEY);
+  task_unpark(L, lua_touserdata(L, 1), 1, 2);
   return 0;
 }
 
 /* lasync.sleep(delay, ...): suspends for delay seconds, returns the extra
-** values. sleep(0) (or less) gives way for one loop iteration. */
+** values. sleep(0) (or less) gives way for one loop iteration. A longer
+** sleep parks the task (no Future) until its timer unparks it. */
 static int l_sleep(lua_State *L) {
   double d = luaL_checknumber(L, 1);
-  int n = lua_gettop(L), i;
+  int n = lua_gettop(L);
   Loop *lp;
   Handle *h;
   Task *t;
@@ -433,18 +439,15 @@ static int l_sleep(lua_State *L) {
     return lua_yieldk(L, 1, n, sleep0_k);
   }
   lp = lasync_mod(L)->running;
-  future_new(L, lp, K_FUTURE, sizeof(Future), FUV_NUV);
+  loop_push_anchored(L, lp, t);
   lua_getiuservalue(L, lua_upvalueindex(1), MUV_SLEEPCB);
   lua_pushvalue(L, n + 1);
-  for (i = 2; i <= n; i++) lua_pushvalue(L, i);
-  h = handle_new(L, lp, K_TIMER, n + 2, n);
+  h = handle_new(L, lp, K_TIMER, n + 2, 1);
   h->when = loop_time(lp) + d;
   timer_push(L, lp, h, -1);
   lua_replace(L, n + 2);
   lua_settop(L, n + 2);
-  suspend_on(L, t, lua_touserdata(L, n + 1), n + 1);
-  lua_pushlightuserdata(L, SUSPEND_KEY);
-  return lua_yieldk(L, 1, n, sleep_k);
+  return task_park(L, t, n, sleep_k);
 }
 
 /* ---------- the step ---------- */
