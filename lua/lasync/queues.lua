@@ -75,13 +75,12 @@ local function wakeup_all(w)
   while unpark_next(w) do end
 end
 
--- Park in w (getters or putters) until woken (and taken off w). On an
--- error (a cancellation) raise it, having left w if still in it, or else
--- passing the wake-up we got on to the next waiter if `usable` (q) says the
--- queue still allows what it was for. what: the method, for errors.
-local function wait_turn(q, w, usable, what)
-  local ok, err, woken = park_in(w, what, true)
-  if ok then return end
+-- After a wait in w (getters or putters, through core.park_in with
+-- taken) that failed with err (a cancellation): raise it, first passing
+-- the wake-up we got (woken), if any, on to the next waiter if `usable` (q)
+-- says the queue still allows what it was for. (park_in has taken us off
+-- w if we were still in it.)
+local function wait_failed(q, w, usable, err, woken)
   if woken and usable(q) and w.tail > 0 then unpark_next(w) end
   error(err, 0)
 end
@@ -182,8 +181,10 @@ local function not_empty(q)
   return q._n > 0
 end
 
+-- _fifo: a Queue, whose put and get are inlined in Q.put and Q.get.
 local function new_queue(class, maxsize)
   local q = setmetatable({maxsize = maxsize, _items = {}, _head = 1, _n = 0,
+                          _fifo = class._put == fifo_put,
                           _unfinished = 0, _shutdown = false,
                           _getters = new_waiters(), _putters = new_waiters(),
                           _joiners = new_waiters()}, class)
@@ -203,10 +204,17 @@ function Q:put(v)
   local max = self.maxsize
   while max > 0 and self._n >= max do
     if self._shutdown then shut_down() end
-    wait_turn(self, self._putters, not_full, "put")
+    local ok, err, woken = park_in(self._putters, "put", true)
+    if not ok then wait_failed(self, self._putters, not_full, err, woken) end
   end
   if self._shutdown then shut_down() end
-  self:_put(v)
+  if self._fifo then  -- fifo_put
+    local n = self._n
+    self._items[self._head + n] = v
+    self._n = n + 1
+  else
+    self:_put(v)
+  end
   self._unfinished = self._unfinished + 1
   local w = self._getters
   if w.tail > 0 then unpark_next(w) end
@@ -228,9 +236,19 @@ function Q:get()
   if not QUEUES[self] then bad_self(self, "get") end
   while self._n == 0 do
     if self._shutdown then shut_down() end
-    wait_turn(self, self._getters, not_empty, "get")
+    local ok, err, woken = park_in(self._getters, "get", true)
+    if not ok then wait_failed(self, self._getters, not_empty, err, woken) end
   end
-  local v = self:_get()
+  local v
+  if self._fifo then  -- fifo_get
+    local items, head, n = self._items, self._head, self._n - 1
+    v = items[head]
+    items[head] = nil
+    self._n = n
+    self._head = n == 0 and 1 or head + 1
+  else
+    v = self:_get()
+  end
   local w = self._putters
   if w.tail > 0 then unpark_next(w) end
   return v
