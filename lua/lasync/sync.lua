@@ -185,7 +185,9 @@ function Lock:release()
   if KIND[self] ~= Lock then bad_self(self, Lock, "release") end
   if not self._locked then misuse("Lock is not acquired") end
   self._locked = false
-  wake_up_first(self)
+  local w = self._waiters  -- wake_up_first, inline
+  local t = w[w.head]
+  if t and unpark(t) then self._woken = t end
 end
 
 --- lock:locked(): true if the lock is held.
