@@ -260,24 +260,38 @@ int task_suspend(lua_State *L, Task *t, int fidx, lua_KContext ctx,
 int task_interrupted(lua_State *L, int fidx);
 void task_resumed(lua_State *L, int fidx);
 
-/* Waiting with no Future (task.c): the running task t (its userdata at
-** tidx) parks, i.e. suspends registered nowhere but in the waker's own
-** list, which must keep the task reachable (a user value of the object it
-** waits on, or a Lua table): the loop anchors it as any pending task.
-** task_unpark(L, t, tidx, validx) wakes a parked task with the value at
-** validx (0: none), queuing it as set_result queues a future's waiter; it
-** returns 0, doing nothing, when t is not parked (already woken, cancelled,
-** or not waiting). cancel() on a parked task queues it too, as cancelling
-** the future it would await. In the continuation k, task_unparked(L, t,
-** tidx, thrown) tells why it resumed -- P_WOKEN (the value pushed),
-** P_CANCELLED (the CancelledError pushed) or, when a cancellation was thrown
-** in (thrown: the index of the values the resume passed), P_CANCELLED with
-** that error pushed -- and leaves t unparked. Woken then cancelled before
-** it ran, it gets the thrown error: *woken tells the caller that a wake-up
-** was handed to it (to pass on, as asyncio's queues do).
-** Built for a C reader waiting on a socket (stream.c) without a Future:
-** store t in the stream (and the task in a user value), park, unpark from
-** the read callback. */
+/* Waiting with no Future (task.c), what lasync.sleep, lasync.sync and
+** lasync.queues wait with (core.park, core.park_in, ...).
+**
+** task_park(L, t, ctx, k): the running task t (from task_running) parks:
+** it suspends, registered nowhere but where its waker will find it; k (with
+** ctx) runs when it resumes. Keep the task's userdata on the stack below
+** the yield (k needs it) and reachable from what it waits on: the loop
+** anchors it while it is pending, as a task awaiting a future.
+**
+** task_unpark(L, t, tidx, validx): wakes the parked task t, queuing it as
+** set_result queues a future's waiter, with the value at validx (0: none;
+** tidx, the task's index, is only read to store that value, and may be 0
+** with none). Returns 0 and does nothing when t is not parked: already
+** woken, cancelled, or waiting on something else; so a waker never has to
+** ask first. A task parked by sleep(d > 0) is woken early (its timer is
+** dropped). cancel() on a parked task queues it too, as cancelling the
+** future it would await (task_cancel), and counts in cancelling().
+**
+** task_unparked(L, t, tidx, thrown, &woken), first thing in k: why it
+** resumed, leaving t unparked. P_WOKEN: the value (or nil) is pushed.
+** P_CANCELLED: the CancelledError is pushed, k cleans up and raises it;
+** thrown is the stack index where the values the resume passed begin (a
+** cancellation asked for after the wake-up, or before the park, is thrown
+** in there). woken says whether a wake-up had been handed to it before
+** the cancellation (asyncio's "done and not cancelled"), for k to pass it
+** on to the next waiter as asyncio's queues and semaphores do.
+**
+** Meant for a stream reader waiting on its socket without a Future of its
+** own (stream.c): store t in the Stream and the task in one of its user
+** values, task_park; the read callback does task_unpark(L, s->reader, 0,
+** 0) (no Lua value on the stack needed); k clears s->reader, and on
+** P_CANCELLED drops the read interest before raising. */
 int task_park(lua_State *L, Task *t, lua_KContext ctx, lua_KFunction k);
 int task_unpark(lua_State *L, Task *t, int tidx, int validx);
 int task_unparked(lua_State *L, Task *t, int tidx, int thrown, int *woken);
