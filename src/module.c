@@ -9,7 +9,8 @@ const char lasync_suspend = 0, lasync_cancel = 0;
 
 static const char *const kind_names[K_NKINDS] = {
   "lasync.Loop", "lasync.Handle", "lasync.TimerHandle", "lasync.WatchHandle",
-  "lasync.Future", "lasync.Task", "lasync.Stream", "lasync.Server"
+  "lasync.Future", "lasync.Task", "lasync.Stream", "lasync.Server",
+  "lasync.WaitList"
 };
 
 double lasync_now(void) {

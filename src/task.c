@@ -211,100 +211,104 @@ static int l_park_state(lua_State *L) {
   return 1;
 }
 
-/* ---------- waiter lists: parked tasks in a Lua table ---------- */
+/* ---------- waiter lists: WaitList ---------- */
 
-/* A list w = {head = h, tail = t, [h .. t] = task or false} holds the tasks
-** parked in it in the order they came, false (a tombstone) where one left
-** from the middle. Both ends are tasks unless it is empty, and an empty
-** list is {head = 1, tail = 0}: tail == 0 tells it is empty. A list that
-** never empties (two tasks taking turns on a Lock) would use ever new
-** integer keys, and the table rehash at nearly every wait (~1,400
-** instructions): a task parking where a few waiters sit past index 1 moves
-** them back to start at 1 first. A task then finds itself where it was put
-** or, moved, further down. lasync.sync and lasync.queues keep their
-** waiters so; these functions do the hot operations in one call, with as
-** few table accesses as they can (each costs ~100 instructions). */
+/* A WaitList holds the tasks parked in it, in the order they came: its user
+** value is a table tt[head .. tail] = task, or false (a tombstone) where one
+** left from the middle; n counts the tasks. Both ends are tasks unless it is
+** empty, and an empty list starts again at 1. The positions live in C: a
+** field of a Lua table costs ~100 instructions to read or write from C, and
+** a wait touched five of them. lasync.sync and lasync.queues keep their
+** waiters in WaitLists. A list that never empties (two tasks taking turns
+** on a Lock) would use ever new integer keys, and its table rehash at nearly
+** every wait: a task parking behind a few waiters sitting past 1 moves them
+** back to 1 first, so a waiter finds itself where it was put, or lower. */
+typedef struct WaitList {
+  OBJ_HEAD;                      /* K_WAITLIST; slot and loop unused */
+  lua_Integer head, tail, n;
+} WaitList;
 
-/* The field names are upvalues of these functions (after the Mod): a raw
-** access with them costs half what lua_getfield does with a C string. */
-enum { LIST_HEAD = 2, LIST_TAIL, LIST_NUP = LIST_TAIL };
-static const char *const list_keys[] = {"head", "tail"};
+#define LIST_MOVE 4  /* at most this many waiters are moved back */
 
-static lua_Integer list_get(lua_State *L, int w, int k) {
-  lua_Integer v;
-  lua_pushvalue(L, lua_upvalueindex(k));
-  lua_rawget(L, w);
-  v = lua_tointeger(L, -1);
+static WaitList *checklist(lua_State *L) {
+  return lasync_checkobj(L, 1, K_WAITLIST, "WaitList");
+}
+
+/* Push the table of the list at idx, made on first use. */
+static void push_tasks(lua_State *L, int idx) {
+  if (lua_getiuservalue(L, idx, 1) == LUA_TTABLE) return;
   lua_pop(L, 1);
-  return v;
+  lua_createtable(L, 4, 0);
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, idx, 1);
 }
 
-static void list_set(lua_State *L, int w, int k, lua_Integer v) {
-  lua_pushvalue(L, lua_upvalueindex(k));
-  lua_pushinteger(L, v);
-  lua_rawset(L, w);
-}
-
-static void list_clear(lua_State *L, int w, lua_Integer i) {
+static void tt_clear(lua_State *L, int tt, lua_Integer i) {
   lua_pushnil(L);
-  lua_rawseti(L, w, i);
+  lua_rawseti(L, tt, i);
 }
 
-static int list_tombstone(lua_State *L, int w, lua_Integer i) {
-  int type = lua_rawgeti(L, w, i);
+static int tt_tombstone(lua_State *L, int tt, lua_Integer i) {
+  int type = lua_rawgeti(L, tt, i);
   lua_pop(L, 1);
   return type == LUA_TBOOLEAN;
 }
 
-/* The waiter at i leaves the list at w (absolute), which spans head..tail. */
-static void list_leave(lua_State *L, int w, lua_Integer i, lua_Integer head,
-                       lua_Integer tail) {
-  if (head == tail) {  /* the only one: empty again */
-    list_clear(L, w, i);
-    if (head != 1) list_set(L, w, LIST_HEAD, 1);
-    list_set(L, w, LIST_TAIL, 0);
-  } else if (i == head) {
-    do list_clear(L, w, i++); while (list_tombstone(L, w, i));
-    list_set(L, w, LIST_HEAD, i);
-  } else if (i == tail) {
-    do list_clear(L, w, i--); while (list_tombstone(L, w, i));
-    list_set(L, w, LIST_TAIL, i);
+/* The task at i leaves the list (its table at tt). */
+static void list_leave(lua_State *L, WaitList *wl, int tt, lua_Integer i) {
+  if (--wl->n == 0) {
+    tt_clear(L, tt, i);
+    wl->head = 1;
+    wl->tail = 0;
+  } else if (i == wl->head) {
+    do tt_clear(L, tt, i++); while (tt_tombstone(L, tt, i));
+    wl->head = i;
+  } else if (i == wl->tail) {
+    do tt_clear(L, tt, i--); while (tt_tombstone(L, tt, i));
+    wl->tail = i;
   } else {
     lua_pushboolean(L, 0);
-    lua_rawseti(L, w, i);
+    lua_rawseti(L, tt, i);
   }
 }
 
-static int list_holds(lua_State *L, int w, lua_Integer i, int tidx) {
-  int found = lua_rawgeti(L, w, i) == LUA_TUSERDATA &&
-              lua_rawequal(L, -1, tidx);
+/* The task at tidx leaves the list at widx, where it was put at i: it is
+** there, or lower if the list was packed, or gone if a waker took it off. */
+static void list_leave_at(lua_State *L, int widx, lua_Integer i, int tidx) {
+  WaitList *wl = lua_touserdata(L, widx);
+  int tt;
+  if (wl->n == 0) return;
+  push_tasks(L, widx);
+  tt = lua_gettop(L);
+  if (i > wl->tail) i = wl->tail;
+  for (; i >= wl->head; i--) {
+    int found = lua_rawgeti(L, tt, i) == LUA_TUSERDATA &&
+                lua_rawequal(L, -1, tidx);
+    lua_pop(L, 1);
+    if (found) {
+      list_leave(L, wl, tt, i);
+      break;
+    }
+  }
   lua_pop(L, 1);
-  return found;
 }
 
-/* The task at tidx leaves the list at w, where it was put at i: it is
-** there, or lower if the list was moved, or gone if a waker took it off. */
-static void list_leave_at(lua_State *L, int w, lua_Integer i, int tidx) {
-  lua_Integer head = list_get(L, w, LIST_HEAD), tail = list_get(L, w, LIST_TAIL);
-  if (i > tail) i = tail;
-  while (i >= head && !list_holds(L, w, i, tidx)) i--;
-  if (i >= head) list_leave(L, w, i, head, tail);
-}
-
-#define LIST_MOVE 4  /* at most this many waiters are moved */
-
-/* Before appending to the list at w ending at tail (>= 2): move its
-** waiters to start at 1 if they are few; returns the tail then. */
-static lua_Integer list_pack(lua_State *L, int w, lua_Integer tail) {
-  lua_Integer head = list_get(L, w, LIST_HEAD), i;
-  if (head == 1 || tail - head >= LIST_MOVE) return tail;
-  for (i = head; i <= tail; i++) {
-    lua_rawgeti(L, w, i);
-    lua_rawseti(L, w, i - head + 1);
-    list_clear(L, w, i);
+/* Append the value at the top (popped) to the list, table at tt; returns
+** its index. */
+static lua_Integer list_append(lua_State *L, WaitList *wl, int tt) {
+  if (wl->n > 0 && wl->head > 1 && wl->tail - wl->head < LIST_MOVE) {
+    lua_Integer i, d = wl->head - 1;
+    for (i = wl->head; i <= wl->tail; i++) {
+      lua_rawgeti(L, tt, i);
+      lua_rawseti(L, tt, i - d);
+      tt_clear(L, tt, i);
+    }
+    wl->head = 1;
+    wl->tail -= d;
   }
-  list_set(L, w, LIST_HEAD, 1);
-  return tail - head + 1;
+  wl->n++;
+  lua_rawseti(L, tt, ++wl->tail);
+  return wl->tail;
 }
 
 /* core.park_in: stack is w, what, taken, the task, what the resume
@@ -322,62 +326,146 @@ static int park_in_k(lua_State *L, int status, lua_KContext ctx) {
 }
 
 /* core.park_in(w, what, taken): the running task parks at the tail of the
-** list w until unparked or cancelled, and returns as core.park does. Then
-** it leaves w, unless taken: wakers take waiters off (core.unpark_next)
+** WaitList w until unparked or cancelled, and returns as core.park does.
+** Then it leaves w, unless taken: wakers take waiters off (unpark_next)
 ** and it leaves only if still in w. what names the caller in the error
 ** raised (before anything was listed) outside a task. */
 static int l_park_in(lua_State *L) {
+  WaitList *wl = checklist(L);
   Task *t;
   lua_Integer i;
-  luaL_checktype(L, 1, LUA_TTABLE);
   lasync_running(L, lasync_mod(L));
   t = check_in_task(L, luaL_optstring(L, 2, "park_in"));
   lua_settop(L, 3);
   loop_push_anchored(L, t->f.loop, t);
-  i = list_get(L, 1, LIST_TAIL);
-  if (i >= 2) i = list_pack(L, 1, i);
-  i++;
+  push_tasks(L, 1);
   lua_pushvalue(L, 4);
-  lua_rawseti(L, 1, i);
-  list_set(L, 1, LIST_TAIL, i);
+  i = list_append(L, wl, 5);
+  lua_settop(L, 4);
   return task_park(L, t, (lua_KContext)i, park_in_k);
 }
 
-/* core.unpark_in(w, n): unparks up to n (default 1) tasks of the list w,
-** the first not woken nor cancelled yet, in order; they stay in w (each
-** leaves it when it runs). Returns how many were woken. */
+/* core.unpark_in(w, n): unparks up to n (default 1) tasks of w, the first
+** not woken nor cancelled yet, in order; they stay in w (each leaves it
+** when it runs). Returns how many were woken. */
 static int l_unpark_in(lua_State *L) {
-  lua_Integer n = luaL_optinteger(L, 2, 1), woken = 0, i, tail;
-  luaL_checktype(L, 1, LUA_TTABLE);
-  tail = list_get(L, 1, LIST_TAIL);
-  for (i = list_get(L, 1, LIST_HEAD); i <= tail && woken < n; i++) {
+  WaitList *wl = checklist(L);
+  lua_Integer n = luaL_optinteger(L, 2, 1), woken = 0, i;
+  if (wl->n == 0) {
+    lua_pushinteger(L, 0);
+    return 1;
+  }
+  push_tasks(L, 1);
+  for (i = wl->head; i <= wl->tail && woken < n; i++) {
     Task *t;
-    lua_rawgeti(L, 1, i);
+    lua_rawgeti(L, -1, i);
     t = lasync_toobj(L, -1, K_TASK);
-    if (t && task_unpark(L, t, lua_gettop(L), 0)) woken++;
+    if (t && task_unpark(L, t, 0, 0)) woken++;
     lua_pop(L, 1);
   }
   lua_pushinteger(L, woken);
   return 1;
 }
 
-/* core.unpark_next(w): takes tasks off the head of the list w until one
-** not woken nor cancelled yet is unparked; returns it, or nil (w is then
-** empty). */
+/* core.unpark_next(w): takes tasks off the head of w until one not woken
+** nor cancelled yet is unparked; returns it, or nothing (w is empty). */
 static int l_unpark_next(lua_State *L) {
-  lua_Integer head, tail;
-  luaL_checktype(L, 1, LUA_TTABLE);
+  WaitList *wl = checklist(L);
+  if (wl->n == 0) return 0;
   lua_settop(L, 1);
-  while ((tail = list_get(L, 1, LIST_TAIL)) != 0) {
+  push_tasks(L, 1);
+  while (wl->n > 0) {
     Task *t;
-    head = list_get(L, 1, LIST_HEAD);
-    lua_rawgeti(L, 1, head);
-    list_leave(L, 1, head, head, tail);
-    t = lasync_toobj(L, 2, K_TASK);
-    if (t && task_unpark(L, t, 2, 0)) return 1;
+    lua_rawgeti(L, 2, wl->head);
+    list_leave(L, wl, 2, wl->head);
+    t = lasync_toobj(L, 3, K_TASK);
+    if (t && task_unpark(L, t, 0, 0)) return 1;
     lua_pop(L, 1);
   }
   return 0;
+}
+
+/* core.unpark_first(w): unparks the first task of w if it was not woken
+** nor cancelled yet (asyncio's Lock._wake_up_first); returns it if so. */
+static int l_unpark_first(lua_State *L) {
+  WaitList *wl = checklist(L);
+  Task *t;
+  if (wl->n == 0) return 0;
+  push_tasks(L, 1);
+  lua_rawgeti(L, -1, wl->head);
+  t = lasync_toobj(L, -1, K_TASK);
+  return t && task_unpark(L, t, 0, 0);
+}
+
+/* core.park_first(w): the first task of w, or nothing. */
+static int l_park_first(lua_State *L) {
+  WaitList *wl = checklist(L);
+  if (wl->n == 0) return 0;
+  push_tasks(L, 1);
+  lua_rawgeti(L, -1, wl->head);
+  return 1;
+}
+
+/* core.park_count(w, live): how many tasks are in w; with live, those not
+** cancelled (a cancelled one stays until it ran). */
+static int l_park_count(lua_State *L) {
+  WaitList *wl = checklist(L);
+  lua_Integer n = 0, i;
+  if (!lua_toboolean(L, 2) || wl->n == 0) {
+    lua_pushinteger(L, wl->n);
+    return 1;
+  }
+  push_tasks(L, 1);
+  for (i = wl->head; i <= wl->tail; i++) {
+    Task *t;
+    lua_rawgeti(L, -1, i);
+    t = lasync_toobj(L, -1, K_TASK);
+    if (t && t->park != P_CANCELLED) n++;
+    lua_pop(L, 1);
+  }
+  lua_pushinteger(L, n);
+  return 1;
+}
+
+/* core.park_list(w): a copy of w for inspection, {head = h, tail = t,
+** [h .. t] = task or false}. */
+static int l_park_list(lua_State *L) {
+  WaitList *wl = checklist(L);
+  lua_Integer i;
+  lua_settop(L, 1);
+  push_tasks(L, 1);
+  lua_createtable(L, 0, 2);
+  for (i = wl->head; i <= wl->tail; i++) {
+    lua_rawgeti(L, 2, i);
+    lua_rawseti(L, 3, i);
+  }
+  lua_pushinteger(L, wl->head);
+  lua_setfield(L, 3, "head");
+  lua_pushinteger(L, wl->tail);
+  lua_setfield(L, 3, "tail");
+  return 1;
+}
+
+/* core.WaitList(): an empty list. */
+static int l_waitlist_new(lua_State *L) {
+  WaitList *wl = lua_newuserdatauv(L, sizeof(WaitList), 1);
+  memset(wl, 0, sizeof *wl);
+  wl->magic = LASYNC_MAGIC;
+  wl->kind = K_WAITLIST;
+  wl->head = 1;
+  lasync_setmt(L, lasync_mod(L), K_WAITLIST);
+  return 1;
+}
+
+static int l_waitlist_len(lua_State *L) {
+  lua_pushinteger(L, ((WaitList *)lua_touserdata(L, 1))->n);
+  return 1;
+}
+
+static int l_waitlist_tostring(lua_State *L) {
+  lua_pushfstring(L, "<WaitList n=%I>",
+                  (lua_Integer)((WaitList *)lua_touserdata(L, 1))->n);
+  return 1;
 }
 
 /* f:await() / lasync.await(f): the future's results, or its error. */
@@ -957,6 +1045,14 @@ static const luaL_Reg task_funcs[] = {
   {"park", l_park},
   {"unpark", l_unpark},
   {"park_state", l_park_state},
+  {"park_in", l_park_in},
+  {"unpark_in", l_unpark_in},
+  {"unpark_next", l_unpark_next},
+  {"unpark_first", l_unpark_first},
+  {"park_first", l_park_first},
+  {"park_count", l_park_count},
+  {"park_list", l_park_list},
+  {"WaitList", l_waitlist_new},
   {"current_task", l_current_task},
   {"all_tasks", l_all_tasks},
   {"is_task", l_is_task},
@@ -965,10 +1061,13 @@ static const luaL_Reg task_funcs[] = {
   {NULL, NULL}
 };
 
-static const luaL_Reg list_funcs[] = {
-  {"park_in", l_park_in},
-  {"unpark_in", l_unpark_in},
-  {"unpark_next", l_unpark_next},
+static const luaL_Reg waitlist_meta[] = {
+  {"__len", l_waitlist_len},
+  {"__tostring", l_waitlist_tostring},
+  {NULL, NULL}
+};
+
+static const luaL_Reg no_methods[] = {
   {NULL, NULL}
 };
 
@@ -976,19 +1075,6 @@ static const luaL_Reg loop_methods[] = {
   {"create_task", l_create_task},
   {NULL, NULL}
 };
-
-/* The list functions, with the field names as upvalues; stack: Mod, core
-** table. */
-static void add_list_funcs(lua_State *L) {
-  const luaL_Reg *r;
-  int i;
-  for (r = list_funcs; r->name; r++) {
-    lua_pushvalue(L, -2);
-    for (i = 0; i < LIST_NUP - 1; i++) lua_pushstring(L, list_keys[i]);
-    lua_pushcclosure(L, r->func, LIST_NUP);
-    lua_setfield(L, -2, r->name);
-  }
-}
 
 /* Copy the Future methods a Task does not define itself. */
 static void inherit_future(lua_State *L) {
@@ -1017,7 +1103,7 @@ void task_open(lua_State *L) {
   lasync_addmethods(L, K_FUTURE, await_methods);
   inherit_future(L);
   lasync_addfuncs(L, task_funcs);
-  add_list_funcs(L);
+  lasync_newmeta(L, K_WAITLIST, no_methods, waitlist_meta);
   lasync_addmethods(L, K_LOOP, loop_methods);
   lua_pushvalue(L, -2);
   lua_pushcclosure(L, sleep_cb, 1);

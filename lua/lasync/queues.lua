@@ -18,7 +18,8 @@
 local core = require "lasync.core"
 
 local QueueFull, QueueEmpty, QueueShutDown = core.QueueFull, core.QueueEmpty, core.QueueShutDown
-local park_in, unpark_in, unpark_next = core.park_in, core.unpark_in, core.unpark_next
+local park_in, unpark_in, unpark_next, park_count =
+  core.park_in, core.unpark_in, core.unpark_next, core.park_count
 local error, type, tostring, pairs = error, type, tostring, pairs
 local getmetatable, setmetatable = getmetatable, setmetatable
 
@@ -53,22 +54,10 @@ end
 
 -- --------------------------------------------------------------- waiters --
 -- The tasks waiting (parked) to get, to put or for join(), in the order
--- they came: lists of core.park_in (w[w.head .. w.tail], false where one
--- left from the middle; w.tail == 0 when empty). A getter or putter is taken
--- off by the task that wakes it (core.unpark_next); a joiner leaves itself.
+-- they came: core.WaitLists. A getter or putter is taken off by the task
+-- that wakes it (core.unpark_next); a joiner leaves by itself.
 
-local function new_waiters()
-  return {head = 1, tail = 0}
-end
-
--- How many tasks wait in w.
-local function count(w)
-  local n = 0
-  for i = w.head, w.tail do
-    if w[i] then n = n + 1 end
-  end
-  return n
-end
+local new_waiters = core.WaitList
 
 -- Wake every waiter of w, taking them off (getters and putters at shutdown).
 local function wakeup_all(w)
@@ -81,7 +70,7 @@ end
 -- says the queue still allows what it was for. (park_in has taken us off
 -- w if we were still in it.)
 local function wait_failed(q, w, usable, err, woken)
-  if woken and usable(q) and w.tail > 0 then unpark_next(w) end
+  if woken and usable(q) then unpark_next(w) end
   error(err, 0)
 end
 
@@ -216,8 +205,7 @@ function Q:put(v)
     self:_put(v)
   end
   self._unfinished = self._unfinished + 1
-  local w = self._getters
-  if w.tail > 0 then unpark_next(w) end
+  unpark_next(self._getters)
 end
 
 --- q:put_nowait(v): puts v (not nil) at once; raises QueueFull if the
@@ -249,8 +237,7 @@ function Q:get()
   else
     v = self:_get()
   end
-  local w = self._putters
-  if w.tail > 0 then unpark_next(w) end
+  unpark_next(self._putters)
   return v
 end
 
@@ -329,7 +316,7 @@ end
 function Q:__tostring()
   local s = ("<%s maxsize=%d qsize=%d"):format(getmetatable(self).__name,
                                                self.maxsize, self._n)
-  local getters, putters = count(self._getters), count(self._putters)
+  local getters, putters = park_count(self._getters), park_count(self._putters)
   if getters > 0 then s = s .. " getters=" .. getters end
   if putters > 0 then s = s .. " putters=" .. putters end
   if self._shutdown then s = s .. " shutdown" end

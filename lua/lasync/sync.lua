@@ -13,8 +13,8 @@
 local core = require "lasync.core"
 
 local CancelledError, BrokenBarrierError = core.CancelledError, core.BrokenBarrierError
-local park_in, unpark, unpark_in, park_state =
-  core.park_in, core.unpark, core.unpark_in, core.park_state
+local park_in, unpark_in, unpark_first, park_first, park_count =
+  core.park_in, core.unpark_in, core.unpark_first, core.park_first, core.park_count
 local pcall, error, type, tostring = pcall, error, type, tostring
 local getmetatable, setmetatable = getmetatable, setmetatable
 local isyieldable = coroutine.isyieldable
@@ -73,23 +73,16 @@ local function new(class, fields)
 end
 
 -- --------------------------------------------------------------- waiters --
--- The tasks waiting, parked, in the order they came: a list of
--- core.park_in (w[w.head .. w.tail], false where one left from the middle;
--- w.tail == 0 when empty). Each waiter leaves by itself once it ran again;
+-- The tasks waiting, parked, in the order they came: a core.WaitList.
+-- Each waiter leaves it by itself once it ran again (core.park_in);
 -- core.unpark_in(w, n) wakes the first n not woken yet.
 
-local function new_waiters()
-  return {head = 1, tail = 0}
-end
+local new_waiters = core.WaitList
 
 -- Is some waiter of w not cancelled? (A cancelled one has not run yet to
 -- leave.)
 local function has_live(w)
-  for i = w.head, w.tail do
-    local t = w[i]
-    if t and park_state(t) ~= "cancelled" then return true end
-  end
-  return false
+  return park_count(w, true) > 0
 end
 
 -- ------------------------------------------------------ with and guard --
@@ -151,9 +144,8 @@ end
 -- acquire() knows at once that it must wait, without asking each waiter
 -- whether it was cancelled.
 local function wake_up_first(lock)
-  local w = lock._waiters
-  local t = w[w.head]
-  if t and unpark(t) then lock._woken = t end
+  local t = unpark_first(lock._waiters)
+  if t then lock._woken = t end
 end
 
 --- lock:acquire(): waits until the lock is free and takes it; returns
@@ -162,10 +154,12 @@ end
 function Lock:acquire()
   if KIND[self] ~= Lock then bad_self(self, Lock, "acquire") end
   local w = self._waiters
-  if not self._locked
-      and (w.tail == 0 or w[w.head] ~= self._woken and not has_live(w)) then
-    self._locked = true
-    return true
+  if not self._locked then
+    local first = park_first(w)
+    if first == nil or first ~= self._woken and not has_live(w) then
+      self._locked = true
+      return true
+    end
   end
   local ok, err = park_in(w, "acquire")
   self._woken = nil
@@ -185,9 +179,8 @@ function Lock:release()
   if KIND[self] ~= Lock then bad_self(self, Lock, "release") end
   if not self._locked then misuse("Lock is not acquired") end
   self._locked = false
-  local w = self._waiters  -- wake_up_first, inline
-  local t = w[w.head]
-  if t and unpark(t) then self._woken = t end
+  local t = unpark_first(self._waiters)  -- wake_up_first, inline
+  if t then self._woken = t end
 end
 
 --- lock:locked(): true if the lock is held.
@@ -207,10 +200,7 @@ Lock.guard = guard_method(Lock)
 
 -- "waiters:N" after a state, as asyncio's reprs show it.
 local function with_waiters(extra, w)
-  local n = 0
-  for i = w.head, w.tail do
-    if w[i] then n = n + 1 end
-  end
+  local n = park_count(w)
   if n > 0 then return ("%s, waiters:%d"):format(extra, n) end
   return extra
 end
@@ -403,7 +393,7 @@ end
 -- Semaphore.locked of asyncio: no unit, or tasks wait before us (FIFO).
 local function sem_locked(self)
   local w = self._waiters
-  return self._value == 0 or w.tail > 0 and has_live(w)
+  return self._value == 0 or has_live(w)
 end
 
 -- asyncio's Semaphore._wake_up_next: hand a unit to the first waiter not
