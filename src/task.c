@@ -293,6 +293,9 @@ static void list_leave_at(lua_State *L, int widx, lua_Integer i, int tidx) {
   lua_pop(L, 1);
 }
 
+/* The entries of a list are tasks that park_in put there, or false: so
+** lua_touserdata (NULL for false) tells them apart. */
+
 /* Append the value at the top (popped) to the list, table at tt; returns
 ** its index. */
 static lua_Integer list_append(lua_State *L, WaitList *wl, int tt) {
@@ -335,7 +338,9 @@ static int l_park_in(lua_State *L) {
   Task *t;
   lua_Integer i;
   lasync_running(L, lasync_mod(L));
-  t = check_in_task(L, luaL_optstring(L, 2, "park_in"));
+  t = current(L);
+  if (t == NULL || !lua_isyieldable(L))  /* the name only for the error */
+    check_in_task(L, luaL_optstring(L, 2, "park_in"));
   lua_settop(L, 3);
   loop_push_anchored(L, t->f.loop, t);
   push_tasks(L, 1);
@@ -359,7 +364,7 @@ static int l_unpark_in(lua_State *L) {
   for (i = wl->head; i <= wl->tail && woken < n; i++) {
     Task *t;
     lua_rawgeti(L, -1, i);
-    t = lasync_toobj(L, -1, K_TASK);
+    t = lua_touserdata(L, -1);
     if (t && task_unpark(L, t, 0, 0)) woken++;
     lua_pop(L, 1);
   }
@@ -378,7 +383,7 @@ static int l_unpark_next(lua_State *L) {
     Task *t;
     lua_rawgeti(L, 2, wl->head);
     list_leave(L, wl, 2, wl->head);
-    t = lasync_toobj(L, 3, K_TASK);
+    t = lua_touserdata(L, 3);
     if (t && task_unpark(L, t, 0, 0)) return 1;
     lua_pop(L, 1);
   }
@@ -393,7 +398,7 @@ static int l_unpark_first(lua_State *L) {
   if (wl->n == 0) return 0;
   push_tasks(L, 1);
   lua_rawgeti(L, -1, wl->head);
-  t = lasync_toobj(L, -1, K_TASK);
+  t = lua_touserdata(L, -1);
   return t && task_unpark(L, t, 0, 0);
 }
 
@@ -419,7 +424,7 @@ static int l_park_count(lua_State *L) {
   for (i = wl->head; i <= wl->tail; i++) {
     Task *t;
     lua_rawgeti(L, -1, i);
-    t = lasync_toobj(L, -1, K_TASK);
+    t = lua_touserdata(L, -1);
     if (t && t->park != P_CANCELLED) n++;
     lua_pop(L, 1);
   }
