@@ -170,10 +170,8 @@ local function not_empty(q)
   return q._n > 0
 end
 
--- _fifo: a Queue, whose put and get are inlined in Q.put and Q.get.
 local function new_queue(class, maxsize)
   local q = setmetatable({maxsize = maxsize, _items = {}, _head = 1, _n = 0,
-                          _fifo = class._put == fifo_put,
                           _unfinished = 0, _shutdown = false,
                           _getters = new_waiters(), _putters = new_waiters(),
                           _joiners = new_waiters()}, class)
@@ -197,13 +195,7 @@ function Q:put(v)
     if not ok then wait_failed(self, self._putters, not_full, err, woken) end
   end
   if self._shutdown then shut_down() end
-  if self._fifo then  -- fifo_put
-    local n = self._n
-    self._items[self._head + n] = v
-    self._n = n + 1
-  else
-    self:_put(v)
-  end
+  self:_put(v)
   self._unfinished = self._unfinished + 1
   unpark_next(self._getters)
 end
@@ -227,16 +219,7 @@ function Q:get()
     local ok, err, woken = park_in(self._getters, "get", true)
     if not ok then wait_failed(self, self._getters, not_empty, err, woken) end
   end
-  local v
-  if self._fifo then  -- fifo_get
-    local items, head, n = self._items, self._head, self._n - 1
-    v = items[head]
-    items[head] = nil
-    self._n = n
-    self._head = n == 0 and 1 or head + 1
-  else
-    v = self:_get()
-  end
+  local v = self:_get()
   unpark_next(self._putters)
   return v
 end
@@ -332,6 +315,45 @@ local function queue_class(name, put, get)
 end
 
 local Queue = queue_class("Queue", fifo_put, fifo_get)
+
+-- A Queue's own put and get: Q.put and Q.get with fifo_put and fifo_get
+-- inline (a method lookup and a Lua call less per item). Keep them in step
+-- with those.
+function Queue:put(v)
+  if not QUEUES[self] then bad_self(self, "put") end
+  if v == nil then argerror(1, "put", "a queue item must not be nil") end
+  local max = self.maxsize
+  while max > 0 and self._n >= max do
+    if self._shutdown then shut_down() end
+    local ok, err, woken = park_in(self._putters, "put", true)
+    if not ok then wait_failed(self, self._putters, not_full, err, woken) end
+  end
+  if self._shutdown then shut_down() end
+  local n = self._n
+  self._items[self._head + n] = v
+  self._n = n + 1
+  self._unfinished = self._unfinished + 1
+  unpark_next(self._getters)
+end
+
+function Queue:get()
+  if not QUEUES[self] then bad_self(self, "get") end
+  local n = self._n
+  while n == 0 do
+    if self._shutdown then shut_down() end
+    local ok, err, woken = park_in(self._getters, "get", true)
+    if not ok then wait_failed(self, self._getters, not_empty, err, woken) end
+    n = self._n
+  end
+  local items, head = self._items, self._head
+  local v = items[head]
+  items[head] = nil
+  n = n - 1
+  self._n = n
+  self._head = n == 0 and 1 or head + 1
+  unpark_next(self._putters)
+  return v
+end
 local LifoQueue = queue_class("LifoQueue", lifo_put, lifo_get)
 local PriorityQueue = queue_class("PriorityQueue", heap_put, heap_get)
 
