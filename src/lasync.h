@@ -25,7 +25,7 @@
 /* Kinds of C objects; stored first in each struct so that the ready queue
 ** can hold plain pointers and tell what it runs. */
 enum { K_LOOP, K_HANDLE, K_TIMER, K_WATCH, K_FUTURE, K_TASK, K_STREAM,
-       K_SERVER, K_WAITLIST, K_NKINDS };
+       K_SERVER, K_WAITLIST, K_EVENT, K_NKINDS };
 /* A failed future or task switches to a metatable with __gc (to report an
 ** error never retrieved); the others have no finalizer, which would make
 ** every one of them cost a finalizer call and an extra GC cycle. */

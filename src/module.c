@@ -10,7 +10,7 @@ const char lasync_suspend = 0, lasync_cancel = 0;
 static const char *const kind_names[K_NKINDS] = {
   "lasync.Loop", "lasync.Handle", "lasync.TimerHandle", "lasync.WatchHandle",
   "lasync.Future", "lasync.Task", "lasync.Stream", "lasync.Server",
-  "lasync.WaitList"
+  "lasync.WaitList", "lasync.Event"
 };
 
 double lasync_now(void) {

@@ -314,13 +314,52 @@ static lua_Integer list_append(lua_State *L, WaitList *wl, int tt) {
   return wl->tail;
 }
 
+/* Park the running task t (not on the stack) in the list at 1; the stack
+** is w, what, taken. k runs when it resumes and calls list_resumed. */
+static int list_park(lua_State *L, Task *t, lua_KFunction k) {
+  lua_Integer i;
+  lua_settop(L, 3);
+  loop_push_anchored(L, t->f.loop, t);
+  push_tasks(L, 1);
+  lua_pushvalue(L, 4);
+  i = list_append(L, lua_touserdata(L, 1), 5);
+  lua_settop(L, 4);
+  return task_park(L, t, (lua_KContext)i, k);
+}
+
+/* In the continuation of list_park (the stack: w, what, taken, the task,
+** what the resume passed; ctx the task's index in w): the task leaves w
+** unless taken and woken (then a waker took it off already); returns what
+** task_unparked does, with the value or the error pushed. */
+static int list_resumed(lua_State *L, lua_KContext ctx, int *woken) {
+  int st = task_unparked(L, lua_touserdata(L, 4), 4, 5, woken);
+  if (!lua_toboolean(L, 3) || st != P_WOKEN)
+    list_leave_at(L, 1, (lua_Integer)ctx, 4);
+  return st;
+}
+
+/* Unpark up to n tasks of the list at widx not woken nor cancelled yet. */
+static lua_Integer list_unpark(lua_State *L, int widx, lua_Integer n) {
+  WaitList *wl = lua_touserdata(L, widx);
+  lua_Integer woken = 0, i;
+  if (wl->n == 0) return 0;
+  push_tasks(L, widx);
+  for (i = wl->head; i <= wl->tail && woken < n; i++) {
+    Task *t;
+    lua_rawgeti(L, -1, i);
+    t = lua_touserdata(L, -1);
+    if (t && task_unpark(L, t, 0, 0)) woken++;
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return woken;
+}
+
 /* core.park_in: stack is w, what, taken, the task, what the resume
 ** passed; ctx is the task's index in w. */
 static int park_in_k(lua_State *L, int status, lua_KContext ctx) {
-  int woken, st = task_unparked(L, lua_touserdata(L, 4), 4, 5, &woken);
+  int woken, st = list_resumed(L, ctx, &woken);
   (void)status;
-  if (!lua_toboolean(L, 3) || st != P_WOKEN)  /* taken: woken ones are off */
-    list_leave_at(L, 1, (lua_Integer)ctx, 4);
   lua_pushboolean(L, st == P_WOKEN);
   lua_insert(L, -2);
   if (st == P_WOKEN) return 2;
@@ -334,41 +373,22 @@ static int park_in_k(lua_State *L, int status, lua_KContext ctx) {
 ** and it leaves only if still in w. what names the caller in the error
 ** raised (before anything was listed) outside a task. */
 static int l_park_in(lua_State *L) {
-  WaitList *wl = checklist(L);
   Task *t;
-  lua_Integer i;
+  checklist(L);
   lasync_running(L, lasync_mod(L));
   t = current(L);
   if (t == NULL || !lua_isyieldable(L))  /* the name only for the error */
     check_in_task(L, luaL_optstring(L, 2, "park_in"));
-  lua_settop(L, 3);
-  loop_push_anchored(L, t->f.loop, t);
-  push_tasks(L, 1);
-  lua_pushvalue(L, 4);
-  i = list_append(L, wl, 5);
-  lua_settop(L, 4);
-  return task_park(L, t, (lua_KContext)i, park_in_k);
+  return list_park(L, t, park_in_k);
 }
 
 /* core.unpark_in(w, n): unparks up to n (default 1) tasks of w, the first
 ** not woken nor cancelled yet, in order; they stay in w (each leaves it
 ** when it runs). Returns how many were woken. */
 static int l_unpark_in(lua_State *L) {
-  WaitList *wl = checklist(L);
-  lua_Integer n = luaL_optinteger(L, 2, 1), woken = 0, i;
-  if (wl->n == 0) {
-    lua_pushinteger(L, 0);
-    return 1;
-  }
-  push_tasks(L, 1);
-  for (i = wl->head; i <= wl->tail && woken < n; i++) {
-    Task *t;
-    lua_rawgeti(L, -1, i);
-    t = lua_touserdata(L, -1);
-    if (t && task_unpark(L, t, 0, 0)) woken++;
-    lua_pop(L, 1);
-  }
-  lua_pushinteger(L, woken);
+  lua_Integer n = luaL_optinteger(L, 2, 1);
+  checklist(L);
+  lua_pushinteger(L, list_unpark(L, 1, n));
   return 1;
 }
 
@@ -470,6 +490,102 @@ static int l_waitlist_len(lua_State *L) {
 static int l_waitlist_tostring(lua_State *L) {
   lua_pushfstring(L, "<WaitList n=%I>",
                   (lua_Integer)((WaitList *)lua_touserdata(L, 1))->n);
+  return 1;
+}
+
+/* ---------- Event: a flag and a WaitList ---------- */
+
+/* lasync.Event (API.md §7) in C: the hot path of a wake-up is then three
+** C method calls, with no Lua body and no self check through a table. */
+typedef struct SyncEvent {
+  OBJ_HEAD;                      /* K_EVENT; slot and loop unused */
+  int value;
+} SyncEvent;
+/* Its user value: the WaitList of the tasks waiting. */
+
+/* The Event at 1, or an error naming the method, at the caller's line. */
+static SyncEvent *check_event(lua_State *L, const char *method) {
+  SyncEvent *e = lasync_toobj(L, 1, K_EVENT);
+  const char *got;
+  if (e) return e;
+  if (luaL_getmetafield(L, 1, "__name") == LUA_TSTRING)
+    got = lua_tostring(L, -1);
+  else got = lua_isnoneornil(L, 1) ? "nil" : luaL_typename(L, 1);
+  luaL_error(L, "calling '%s' on bad self (Event expected, got %s)", method,
+             got);
+  return NULL;
+}
+
+/* Event(): unset, nobody waiting. */
+static int l_event_new(lua_State *L) {
+  SyncEvent *e = lua_newuserdatauv(L, sizeof(SyncEvent), 1);
+  memset(e, 0, sizeof *e);
+  e->magic = LASYNC_MAGIC;
+  e->kind = K_EVENT;
+  lasync_setmt(L, lasync_mod(L), K_EVENT);
+  l_waitlist_new(L);
+  lua_setiuservalue(L, -2, 1);
+  return 1;
+}
+
+static int l_event_is_set(lua_State *L) {
+  lua_pushboolean(L, check_event(L, "is_set")->value);
+  return 1;
+}
+
+/* event:set(): sets the flag and wakes every waiter. */
+static int l_event_set(lua_State *L) {
+  SyncEvent *e = check_event(L, "set");
+  if (e->value) return 0;
+  e->value = 1;
+  lua_getiuservalue(L, 1, 1);
+  list_unpark(L, lua_gettop(L), LUA_MAXINTEGER);
+  return 0;
+}
+
+static int l_event_clear(lua_State *L) {
+  check_event(L, "clear")->value = 0;
+  return 0;
+}
+
+/* event:wait(): stack is w, what, taken, the task, what the resume
+** passed. */
+static int event_wait_k(lua_State *L, int status, lua_KContext ctx) {
+  int woken;
+  (void)status;
+  if (list_resumed(L, ctx, &woken) != P_WOKEN) return lua_error(L);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* event:wait(): true at once if the flag is set, else when set() is
+** called (the task parks in the Event's list meanwhile). */
+static int l_event_wait(lua_State *L) {
+  SyncEvent *e = check_event(L, "wait");
+  Task *t;
+  if (e->value) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  lasync_running(L, lasync_mod(L));
+  t = check_in_task(L, "wait");
+  lua_settop(L, 1);
+  lua_getiuservalue(L, 1, 1);
+  lua_replace(L, 1);  /* the stack list_park wants: w, what, taken */
+  lua_pushnil(L);
+  lua_pushboolean(L, 0);
+  return list_park(L, t, event_wait_k);
+}
+
+static int l_event_tostring(lua_State *L) {
+  SyncEvent *e = lua_touserdata(L, 1);
+  WaitList *wl;
+  lua_getiuservalue(L, 1, 1);
+  wl = lua_touserdata(L, -1);
+  if (wl->n > 0)
+    lua_pushfstring(L, "<Event [%s, waiters:%I]>", e->value ? "set" : "unset",
+                    (lua_Integer)wl->n);
+  else lua_pushfstring(L, "<Event [%s]>", e->value ? "set" : "unset");
   return 1;
 }
 
@@ -1058,6 +1174,7 @@ static const luaL_Reg task_funcs[] = {
   {"park_count", l_park_count},
   {"park_list", l_park_list},
   {"WaitList", l_waitlist_new},
+  {"Event", l_event_new},
   {"current_task", l_current_task},
   {"all_tasks", l_all_tasks},
   {"is_task", l_is_task},
@@ -1069,6 +1186,19 @@ static const luaL_Reg task_funcs[] = {
 static const luaL_Reg waitlist_meta[] = {
   {"__len", l_waitlist_len},
   {"__tostring", l_waitlist_tostring},
+  {NULL, NULL}
+};
+
+static const luaL_Reg event_methods[] = {
+  {"is_set", l_event_is_set},
+  {"set", l_event_set},
+  {"clear", l_event_clear},
+  {"wait", l_event_wait},
+  {NULL, NULL}
+};
+
+static const luaL_Reg event_meta[] = {
+  {"__tostring", l_event_tostring},
   {NULL, NULL}
 };
 
@@ -1109,6 +1239,11 @@ void task_open(lua_State *L) {
   inherit_future(L);
   lasync_addfuncs(L, task_funcs);
   lasync_newmeta(L, K_WAITLIST, no_methods, waitlist_meta);
+  lasync_newmeta(L, K_EVENT, event_methods, event_meta);
+  luaL_getmetatable(L, "lasync.Event");  /* named as the Lua classes are */
+  lua_pushliteral(L, "Event");
+  lua_setfield(L, -2, "__name");
+  lua_pop(L, 1);
   lasync_addmethods(L, K_LOOP, loop_methods);
   lua_pushvalue(L, -2);
   lua_pushcclosure(L, sleep_cb, 1);

@@ -212,48 +212,11 @@ end
 
 -- ----------------------------------------------------------------- Event --
 
-local Event = new_class("Event")
-
---- Event(): a flag that tasks can wait for; it starts unset.
-function M.Event()
-  return new(Event, {_value = false, _waiters = new_waiters()})
-end
-
---- event:is_set(): true if the flag is set.
-function Event:is_set()
-  if KIND[self] ~= Event then bad_self(self, Event, "is_set") end
-  return self._value
-end
-
---- event:set(): sets the flag and wakes every waiter.
-function Event:set()
-  if KIND[self] ~= Event then bad_self(self, Event, "set") end
-  if self._value then return end
-  self._value = true
-  local w = self._waiters
-  unpark_in(w, ALL)
-end
-
---- event:clear(): unsets the flag; wait() then waits for the next set().
-function Event:clear()
-  if KIND[self] ~= Event then bad_self(self, Event, "clear") end
-  self._value = false
-end
-
---- event:wait(): returns true at once if the flag is set, else when set()
--- is called.
-function Event:wait()
-  if KIND[self] ~= Event then bad_self(self, Event, "wait") end
-  if self._value then return true end
-  local ok, err = park_in(self._waiters, "wait")
-  if not ok then error(err, 0) end
-  return true
-end
-
-function Event:__tostring()
-  return ("<Event [%s]>"):format(with_waiters(self._value and "set" or "unset",
-                                              self._waiters))
-end
+--- Event(): a flag that tasks can wait for; it starts unset. In C
+-- (core.Event, src/task.c): is_set(), set() (sets the flag and wakes every
+-- waiter), clear(), wait() (true at once if the flag is set, else when
+-- set() is called; the task parks meanwhile).
+M.Event = core.Event
 
 -- ------------------------------------------------------------- Condition --
 
