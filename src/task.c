@@ -478,7 +478,7 @@ static int l_waitlist_new(lua_State *L) {
   wl->magic = LASYNC_MAGIC;
   wl->kind = K_WAITLIST;
   wl->head = 1;
-  lasync_setmt(L, lasync_mod(L), K_WAITLIST);
+  luaL_setmetatable(L, "lasync.WaitList");
   return 1;
 }
 
@@ -522,7 +522,7 @@ static int l_event_new(lua_State *L) {
   memset(e, 0, sizeof *e);
   e->magic = LASYNC_MAGIC;
   e->kind = K_EVENT;
-  lasync_setmt(L, lasync_mod(L), K_EVENT);
+  luaL_setmetatable(L, "lasync.Event");
   l_waitlist_new(L);
   lua_setiuservalue(L, -2, 1);
   return 1;
@@ -1211,6 +1211,16 @@ static const luaL_Reg loop_methods[] = {
   {NULL, NULL}
 };
 
+/* WaitList and Event find their metatable by name (made once per Lock,
+** Event or Queue): their registry refs are given back, so that the refs
+** made later (a loop's anchors, read at every spawn and wait) keep the low
+** numbers that sit in the registry's array part. Stack: Mod, core. */
+static void unref_meta(lua_State *L, int kind) {
+  Mod *m = lua_touserdata(L, -2);
+  luaL_unref(L, LUA_REGISTRYINDEX, m->mtref[kind]);
+  m->mtref[kind] = LUA_NOREF;
+}
+
 /* Copy the Future methods a Task does not define itself. */
 static void inherit_future(lua_State *L) {
   int fm, tm;
@@ -1240,6 +1250,8 @@ void task_open(lua_State *L) {
   lasync_addfuncs(L, task_funcs);
   lasync_newmeta(L, K_WAITLIST, no_methods, waitlist_meta);
   lasync_newmeta(L, K_EVENT, event_methods, event_meta);
+  unref_meta(L, K_WAITLIST);
+  unref_meta(L, K_EVENT);
   luaL_getmetatable(L, "lasync.Event");  /* named as the Lua classes are */
   lua_pushliteral(L, "Event");
   lua_setfield(L, -2, "__name");
