@@ -290,14 +290,19 @@ describe("queue fast paths", function()
     end))
   end))
 
-  it("make one per wait (the count works)", helper.async(function()
+  it("make none when a task has to wait either: it parks", helper.async(function()
+    local core = require "lasync.core"
     local q = lasync.Queue(1)
     local t
-    assert.are.equal(1, futures_made(function()
+    assert.are.equal(0, futures_made(function()
       t = lasync.spawn(q.get, q)
       settle()
     end))
+    assert.are.equal("parked", core.park_state(t))
+    assert.are.equal(1, futures_made(function() core.Future() end))  -- the count works
     q:put("x")
+    assert.are.equal("woken", core.park_state(t))
     assert.are.equal("x", t:await())
+    assert.is_nil(core.park_state(t))
   end))
 end)

@@ -119,9 +119,8 @@ describe("lasync.Lock", function()
     for i = 1, 8 do ts[i]:await() end
     assert.are.same({2, 5}, order)
     assert.are.equal("<Lock [unlocked]>", tostring(lock))
-    for k in pairs(lock._waiters) do  -- no slot left behind (white box)
-      assert.are.equal("string", type(k))
-    end
+    -- no slot left behind (white box)
+    assert.are.same({head = 1, tail = 0}, require("lasync.core").park_list(lock._waiters))
     for round = 1, 2 do  -- the list works on after it emptied
       local again = {taker(lock, order, "x" .. round), taker(lock, order, "y" .. round)}
       again[1]:await(); again[2]:await()
@@ -169,7 +168,7 @@ describe("lasync.Lock", function()
     loop:call_soon(lock.acquire, lock)
     settle()
     assert.are.equal(1, #reports)
-    assert.matches("await called outside a task", tostring(reports[1].exception))
+    assert.matches("acquire called outside a task", tostring(reports[1].exception))
     assert.are.equal("<Lock [locked]>", tostring(lock))
     lock:release()
     loop:call_soon(lock.acquire, lock)  -- free: taken at once
@@ -225,6 +224,27 @@ describe("lasync.Event", function()
     assert.are.same({1, 2, 3}, order)
     assert.are.equal("<Event [unset]>", tostring(ev))
   end))
+
+  it("raises from wait() outside a task only when it would wait", helper.async(function()
+    local ev, reports = lasync.Event(), helper.reports()
+    local loop = lasync.get_running_loop()
+    loop:call_soon(ev.wait, ev)
+    settle()
+    assert.are.equal(1, #reports)
+    assert.matches("wait called outside a task", tostring(reports[1].exception))
+    assert.are.equal("<Event [unset]>", tostring(ev))
+    ev:set()
+    loop:call_soon(ev.wait, ev)  -- set: returns at once
+    settle()
+    assert.are.equal(1, #reports)
+  end))
+
+  it("raises from wait() with no loop running", function()
+    local ev = lasync.Event()
+    assert.matches("no running event loop", catch(ev.wait, ev))
+    ev:set()
+    assert.is_true(ev:wait())
+  end)
 
   it("forgets a waiter cancelled or timed out", helper.async(function()
     local ev = lasync.Event()
@@ -396,14 +416,17 @@ describe("sync fast paths", function()
     end))
   end))
 
-  it("make one when a task has to wait (the count works)", helper.async(function()
+  it("make none when a task has to wait either: it parks", helper.async(function()
+    local core = require "lasync.core"
     local lock = lasync.Lock()
     lock:acquire()
     local t
-    assert.are.equal(1, futures_made(function()
+    assert.are.equal(0, futures_made(function()
       t = lasync.spawn(lock.acquire, lock)
       settle()
     end))
+    assert.are.equal("parked", core.park_state(t))
+    assert.are.equal(1, futures_made(function() core.Future() end))  -- the count works
     lock:release()
     assert.is_true(t:await())
   end))

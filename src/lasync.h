@@ -26,7 +26,7 @@
 /* Kinds of C objects; stored first in each struct so that the ready queue
 ** can hold plain pointers and tell what it runs. */
 enum { K_LOOP, K_HANDLE, K_TIMER, K_WATCH, K_FUTURE, K_TASK, K_STREAM,
-       K_SERVER, K_TLSCTX, K_NKINDS };
+       K_SERVER, K_TLSCTX, K_WAITLIST, K_EVENT, K_NKINDS };
 /* A failed future or task switches to a metatable with __gc (to report an
 ** error never retrieved); the others have no finalizer, which would make
 ** every one of them cost a finalizer call and an extra GC cycle. */
@@ -71,6 +71,12 @@ typedef struct Handle {
 
 enum { F_PENDING, F_FINISHED, F_CANCELLED };
 
+/* States of a task's park, a wait with no Future of its own: P_PARKED
+** while it waits, then P_WOKEN (task_unpark queued it, its value in
+** TUV_WAIT) or P_CANCELLED (cancel() queued it, the message in TUV_MSG),
+** until its continuation runs (task_unparked) and resets it to P_NONE. */
+enum { P_NONE, P_PARKED, P_WOKEN, P_CANCELLED };
+
 typedef struct Future {
   OBJ_HEAD;                      /* K_FUTURE or K_TASK */
   unsigned char state;
@@ -104,13 +110,15 @@ struct Task {
   int ncancels;                  /* cancel() requests, for cancelling() */
   unsigned char started, must_cancel, queued;
   unsigned char exposed;         /* get_coro was called: never recycle */
+  unsigned char park;            /* P_*: a wait with no Future (task_park) */
   unsigned long walk;            /* last task_cancel walk through it */
 };
 
 /* Task user values, after the Future ones. */
 enum {
   TUV_CORO = FUV_NUV + 1,  /* the Lua thread */
-  TUV_WAIT,                /* the future waited on */
+  TUV_WAIT,                /* the future waited on, or the value that
+                              task_unpark handed to a parked task */
   TUV_NAME,                /* name set by set_name */
   TUV_CTX,                 /* context (table) of ContextVar values */
   TUV_NUV = TUV_CTX
@@ -167,6 +175,7 @@ extern const char lasync_suspend, lasync_cancel;
 void *lasync_toobj(lua_State *L, int idx, int kind);
 void *lasync_checkobj(lua_State *L, int idx, int kind, const char *what);
 void lasync_setmt(lua_State *L, Mod *m, int kind);
+void lasync_unrefmeta(lua_State *L, int kind);
 void lasync_newmeta(lua_State *L, int kind, const luaL_Reg *methods,
                     const luaL_Reg *meta);
 void lasync_addfuncs(lua_State *L, const luaL_Reg *l);
@@ -252,6 +261,42 @@ int task_suspend(lua_State *L, Task *t, int fidx, lua_KContext ctx,
                  lua_KFunction k);
 int task_interrupted(lua_State *L, int fidx);
 void task_resumed(lua_State *L, int fidx);
+
+/* Waiting with no Future (task.c), what lasync.sleep, lasync.sync and
+** lasync.queues wait with (core.park, core.park_in, ...).
+**
+** task_park(L, t, ctx, k): the running task t (from task_running) parks:
+** it suspends, registered nowhere but where its waker will find it; k (with
+** ctx) runs when it resumes. Keep the task's userdata on the stack below
+** the yield (k needs it) and reachable from what it waits on: the loop
+** anchors it while it is pending, as a task awaiting a future.
+**
+** task_unpark(L, t, tidx, validx): wakes the parked task t, queuing it as
+** set_result queues a future's waiter, with the value at validx (0: none;
+** tidx, the task's index, is only read to store that value, and may be 0
+** with none). Returns 0 and does nothing when t is not parked: already
+** woken, cancelled, or waiting on something else; so a waker never has to
+** ask first. A task parked by sleep(d > 0) is woken early (its timer is
+** dropped). cancel() on a parked task queues it too, as cancelling the
+** future it would await (task_cancel), and counts in cancelling().
+**
+** task_unparked(L, t, tidx, thrown, &woken), first thing in k: why it
+** resumed, leaving t unparked. P_WOKEN: the value (or nil) is pushed.
+** P_CANCELLED: the CancelledError is pushed, k cleans up and raises it;
+** thrown is the stack index where the values the resume passed begin (a
+** cancellation asked for after the wake-up, or before the park, is thrown
+** in there). woken says whether a wake-up had been handed to it before
+** the cancellation (asyncio's "done and not cancelled"), for k to pass it
+** on to the next waiter as asyncio's queues and semaphores do.
+**
+** Meant for a stream reader waiting on its socket without a Future of its
+** own (stream.c): store t in the Stream and the task in one of its user
+** values, task_park; the read callback does task_unpark(L, s->reader, 0,
+** 0) (no Lua value on the stack needed); k clears s->reader, and on
+** P_CANCELLED drops the read interest before raising. */
+int task_park(lua_State *L, Task *t, lua_KContext ctx, lua_KFunction k);
+int task_unpark(lua_State *L, Task *t, int tidx, int validx);
+int task_unparked(lua_State *L, Task *t, int tidx, int thrown, int *woken);
 
 /* errors.c */
 void errors_push_oserror(lua_State *L, int err, const char *what);

@@ -105,7 +105,7 @@ void loop_unanchor(lua_State *L, Loop *lp, const void *p) {
 void loop_push_anchored(lua_State *L, Loop *lp, const void *p) {
   loop_push_anchors(L, lp);
   lua_rawgeti(L, -1, ((const Obj *)p)->slot);
-  lua_remove(L, -2);
+  lua_replace(L, -2);  /* a copy: cheaper than lua_remove's rotation */
 }
 
 /* Push the loop's userdata (kept in a weak table: the loop lives as long

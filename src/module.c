@@ -10,7 +10,7 @@ const char lasync_suspend = 0, lasync_cancel = 0;
 static const char *const kind_names[K_NKINDS] = {
   "lasync.Loop", "lasync.Handle", "lasync.TimerHandle", "lasync.WatchHandle",
   "lasync.Future", "lasync.Task", "lasync.Stream", "lasync.Server",
-  "lasync.SSLContext"
+  "lasync.SSLContext", "lasync.WaitList", "lasync.Event"
 };
 
 double lasync_now(void) {
@@ -90,6 +90,16 @@ void lasync_newmeta(lua_State *L, int kind, const luaL_Reg *methods,
     lua_setfield(L, -2, "__index");
   } else lua_pop(L, 2);
   lua_pop(L, 1);
+}
+
+/* For a kind made rarely, which finds its metatable by name: its registry
+** ref is given back, so that the refs made later (a loop's anchors, read
+** at every spawn and wait) keep the low numbers of the registry's array
+** part. Stack: Mod, core table. */
+void lasync_unrefmeta(lua_State *L, int kind) {
+  Mod *m = lua_touserdata(L, -2);
+  luaL_unref(L, LUA_REGISTRYINDEX, m->mtref[kind]);
+  m->mtref[kind] = LUA_NOREF;
 }
 
 /* Add methods to a kind's method table; stack: Mod at -2. */

@@ -2,14 +2,17 @@
 ** Tasks: a Future driven by a Lua coroutine.
 **
 ** Invariant of the step: a pending task is anchored by its loop and is in
-** exactly one of three places: queued once on the ready queue (t->queued),
-** registered as the waiter of one pending future (t->waiting), or running
-** (loop->current). task_step resumes the coroutine and sorts what it did:
+** exactly one of four places: queued once on the ready queue (t->queued),
+** registered as the waiter of one pending future (t->waiting), parked with
+** no future (t->park == P_PARKED: only task_unpark or a cancellation queue
+** it), or running (loop->current). task_step resumes the coroutine and sorts what it did:
 ** returned (result), raised (error, or cancelled if it raised
 ** CancelledError), yielded a future (wait on it), yielded nothing (give way
 ** for one iteration), or yielded anything else (fail the task).
 **
-** A suspension made by lasync yields SUSPEND_KEY first, then the future;
+** A suspension made by lasync yields SUSPEND_KEY first, then the future
+** (or PARK_KEY: the task parks; the step marks it parked only when that
+** yield reached it, so a park caught by a foreign coroutine leaves no trace);
 ** the continuation (await_k) returns the future's values or raises. To
 ** throw into a task (cancellation) the step resumes it with CANCEL_KEY and
 ** the error, which the continuation raises.
@@ -102,6 +105,490 @@ void task_resumed(lua_State *L, int fidx) {
   lua_settop(L, fidx - 1);
 }
 
+/* ---------- park: waiting with no Future ---------- */
+
+static const char park_key;
+#define PARK_KEY ((void *)&park_key)
+
+static void queue(Task *t);
+
+/* Suspend the running task t until task_unpark or a cancellation queues
+** it; k (with ctx) then runs and calls task_unparked. The step marks it
+** parked when it sees the yield (step_parked). */
+int task_park(lua_State *L, Task *t, lua_KContext ctx, lua_KFunction k) {
+  (void)t;
+  lua_pushlightuserdata(L, SUSPEND_KEY);
+  lua_pushlightuserdata(L, PARK_KEY);
+  return lua_yieldk(L, 2, ctx, k);
+}
+
+/* Wake the parked task t (at tidx) with the value at validx (0: none);
+** 0 if it was not parked. */
+int task_unpark(lua_State *L, Task *t, int tidx, int validx) {
+  if (t->park != P_PARKED) return 0;
+  t->park = P_WOKEN;
+  if (validx) {
+    lua_pushvalue(L, validx);
+    lua_setiuservalue(L, tidx, TUV_WAIT);
+  }
+  queue(t);
+  return 1;
+}
+
+/* In the continuation of a park: push the value it was woken with (or
+** nil) and return P_WOKEN, or push the CancelledError and return
+** P_CANCELLED. thrown: where the values the resume passed begin. */
+int task_unparked(lua_State *L, Task *t, int tidx, int thrown, int *woken) {
+  int st = t->park;
+  t->park = P_NONE;
+  *woken = st == P_WOKEN;
+  if (lua_touserdata(L, thrown) == CANCEL_KEY) {
+    lua_pushvalue(L, thrown + 1);
+    if (st == P_WOKEN) {
+      lua_pushnil(L);
+      lua_setiuservalue(L, tidx, TUV_WAIT);
+    }
+    return P_CANCELLED;
+  }
+  if (st == P_CANCELLED) {
+    lua_getiuservalue(L, tidx, TUV_MSG);
+    errors_push_newv(L, "CancelledError", -1);
+    lua_remove(L, -2);
+    lua_pushnil(L);
+    lua_setiuservalue(L, tidx, TUV_MSG);
+    return P_CANCELLED;
+  }
+  if (lua_getiuservalue(L, tidx, TUV_WAIT) != LUA_TNIL) {
+    lua_pushnil(L);
+    lua_setiuservalue(L, tidx, TUV_WAIT);
+  }
+  return P_WOKEN;
+}
+
+/* core.park(task): stack is the task, then what the resume passed. */
+static int park_k(lua_State *L, int status, lua_KContext ctx) {
+  int woken;
+  (void)status; (void)ctx;
+  if (task_unparked(L, lua_touserdata(L, 1), 1, 2, &woken) == P_WOKEN) {
+    lua_pushboolean(L, 1);
+    lua_insert(L, -2);
+    return 2;
+  }
+  lua_pushboolean(L, 0);
+  lua_insert(L, -2);
+  lua_pushboolean(L, woken);
+  return 3;
+}
+
+/* core.park(task): task is the running task; it suspends until
+** core.unpark(task, value), returning true, value; or until it is
+** cancelled, returning false, the CancelledError and whether a wake-up
+** had been handed to it first. It never raises a cancellation: the caller
+** cleans up, then raises it. */
+static int l_park(lua_State *L) {
+  Task *t = check_in_task(L, "park");
+  if (lua_touserdata(L, 1) != t)
+    return luaL_argerror(L, 1, "the running task expected");
+  lua_settop(L, 1);
+  return task_park(L, t, 0, park_k);
+}
+
+/* core.unpark(task, value): wakes the parked task with value; false when
+** it was not parked (already woken or cancelled). */
+static int l_unpark(lua_State *L) {
+  Task *t = lasync_checkobj(L, 1, K_TASK, "task");
+  lua_pushboolean(L, task_unpark(L, t, 1, lua_gettop(L) >= 2 ? 2 : 0));
+  return 1;
+}
+
+/* core.park_state(task): "parked", "woken" (not run yet), "cancelled"
+** (not run yet), or nil. */
+static int l_park_state(lua_State *L) {
+  static const char *const names[] = {NULL, "parked", "woken", "cancelled"};
+  Task *t = lasync_checkobj(L, 1, K_TASK, "task");
+  if (t->park == P_NONE) return 0;
+  lua_pushstring(L, names[t->park]);
+  return 1;
+}
+
+/* ---------- waiter lists: WaitList ---------- */
+
+/* A WaitList holds the tasks parked in it, in the order they came: its user
+** value is a table tt[head .. tail] = task, or false (a tombstone) where one
+** left from the middle; n counts the tasks. Both ends are tasks unless it is
+** empty, and an empty list starts again at 1. The positions live in C: a
+** field of a Lua table costs ~100 instructions to read or write from C, and
+** a wait touched five of them. lasync.sync and lasync.queues keep their
+** waiters in WaitLists. A list that never empties (two tasks taking turns
+** on a Lock) would use ever new integer keys, and its table rehash at nearly
+** every wait: a task parking behind a few waiters sitting past 1 moves them
+** back to 1 first, so a waiter finds itself where it was put, or lower. */
+typedef struct WaitList {
+  OBJ_HEAD;                      /* K_WAITLIST; slot and loop unused */
+  lua_Integer head, tail, n;
+} WaitList;
+
+#define LIST_MOVE 4  /* at most this many waiters are moved back */
+
+static WaitList *checklist(lua_State *L) {
+  return lasync_checkobj(L, 1, K_WAITLIST, "WaitList");
+}
+
+/* Push the table of the list at idx, made on first use. */
+static void push_tasks(lua_State *L, int idx) {
+  if (lua_getiuservalue(L, idx, 1) == LUA_TTABLE) return;
+  lua_pop(L, 1);
+  lua_createtable(L, 4, 0);
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, idx, 1);
+}
+
+static void tt_clear(lua_State *L, int tt, lua_Integer i) {
+  lua_pushnil(L);
+  lua_rawseti(L, tt, i);
+}
+
+static int tt_tombstone(lua_State *L, int tt, lua_Integer i) {
+  int type = lua_rawgeti(L, tt, i);
+  lua_pop(L, 1);
+  return type == LUA_TBOOLEAN;
+}
+
+/* The task at i leaves the list (its table at tt). */
+static void list_leave(lua_State *L, WaitList *wl, int tt, lua_Integer i) {
+  if (--wl->n == 0) {
+    tt_clear(L, tt, i);
+    wl->head = 1;
+    wl->tail = 0;
+  } else if (i == wl->head) {
+    do tt_clear(L, tt, i++); while (tt_tombstone(L, tt, i));
+    wl->head = i;
+  } else if (i == wl->tail) {
+    do tt_clear(L, tt, i--); while (tt_tombstone(L, tt, i));
+    wl->tail = i;
+  } else {
+    lua_pushboolean(L, 0);
+    lua_rawseti(L, tt, i);
+  }
+}
+
+/* The task at tidx leaves the list at widx, where it was put at i: it is
+** there, or lower if the list was packed, or gone if a waker took it off. */
+static void list_leave_at(lua_State *L, int widx, lua_Integer i, int tidx) {
+  WaitList *wl = lua_touserdata(L, widx);
+  int tt;
+  if (wl->n == 0) return;
+  push_tasks(L, widx);
+  tt = lua_gettop(L);
+  if (i > wl->tail) i = wl->tail;
+  for (; i >= wl->head; i--) {
+    int found = lua_rawgeti(L, tt, i) == LUA_TUSERDATA &&
+                lua_rawequal(L, -1, tidx);
+    lua_pop(L, 1);
+    if (found) {
+      list_leave(L, wl, tt, i);
+      break;
+    }
+  }
+  lua_pop(L, 1);
+}
+
+/* The entries of a list are tasks that park_in put there, or false: so
+** lua_touserdata (NULL for false) tells them apart. */
+
+/* Append the value at the top (popped) to the list, table at tt; returns
+** its index. */
+static lua_Integer list_append(lua_State *L, WaitList *wl, int tt) {
+  if (wl->n > 0 && wl->head > 1 && wl->tail - wl->head < LIST_MOVE) {
+    lua_Integer i, d = wl->head - 1;
+    for (i = wl->head; i <= wl->tail; i++) {
+      lua_rawgeti(L, tt, i);
+      lua_rawseti(L, tt, i - d);
+      tt_clear(L, tt, i);
+    }
+    wl->head = 1;
+    wl->tail -= d;
+  }
+  wl->n++;
+  lua_rawseti(L, tt, ++wl->tail);
+  return wl->tail;
+}
+
+/* Park the running task t (not on the stack) in the list at 1; the stack
+** is w, what, taken. k runs when it resumes and calls list_resumed. */
+static int list_park(lua_State *L, Task *t, lua_KFunction k) {
+  lua_Integer i;
+  lua_settop(L, 3);
+  loop_push_anchored(L, t->f.loop, t);
+  push_tasks(L, 1);
+  lua_pushvalue(L, 4);
+  i = list_append(L, lua_touserdata(L, 1), 5);
+  lua_settop(L, 4);
+  return task_park(L, t, (lua_KContext)i, k);
+}
+
+/* In the continuation of list_park (the stack: w, what, taken, the task,
+** what the resume passed; ctx the task's index in w): the task leaves w
+** unless taken and woken (then a waker took it off already); returns what
+** task_unparked does, with the value or the error pushed. */
+static int list_resumed(lua_State *L, lua_KContext ctx, int *woken) {
+  int st = task_unparked(L, lua_touserdata(L, 4), 4, 5, woken);
+  if (!lua_toboolean(L, 3) || st != P_WOKEN)
+    list_leave_at(L, 1, (lua_Integer)ctx, 4);
+  return st;
+}
+
+/* Unpark up to n tasks of the list at widx not woken nor cancelled yet. */
+static lua_Integer list_unpark(lua_State *L, int widx, lua_Integer n) {
+  WaitList *wl = lua_touserdata(L, widx);
+  lua_Integer woken = 0, i;
+  if (wl->n == 0) return 0;
+  push_tasks(L, widx);
+  for (i = wl->head; i <= wl->tail && woken < n; i++) {
+    Task *t;
+    lua_rawgeti(L, -1, i);
+    t = lua_touserdata(L, -1);
+    if (t && task_unpark(L, t, 0, 0)) woken++;
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return woken;
+}
+
+/* core.park_in: stack is w, what, taken, the task, what the resume
+** passed; ctx is the task's index in w. */
+static int park_in_k(lua_State *L, int status, lua_KContext ctx) {
+  int woken, st = list_resumed(L, ctx, &woken);
+  (void)status;
+  lua_pushboolean(L, st == P_WOKEN);
+  lua_insert(L, -2);
+  if (st == P_WOKEN) return 2;
+  lua_pushboolean(L, woken);
+  return 3;
+}
+
+/* core.park_in(w, what, taken): the running task parks at the tail of the
+** WaitList w until unparked or cancelled, and returns as core.park does.
+** Then it leaves w, unless taken: wakers take waiters off (unpark_next)
+** and it leaves only if still in w. what names the caller in the error
+** raised (before anything was listed) outside a task. */
+static int l_park_in(lua_State *L) {
+  Task *t;
+  checklist(L);
+  lasync_running(L, lasync_mod(L));
+  t = current(L);
+  if (t == NULL || !lua_isyieldable(L))  /* the name only for the error */
+    check_in_task(L, luaL_optstring(L, 2, "park_in"));
+  return list_park(L, t, park_in_k);
+}
+
+/* core.unpark_in(w, n): unparks up to n (default 1) tasks of w, the first
+** not woken nor cancelled yet, in order; they stay in w (each leaves it
+** when it runs). Returns how many were woken. */
+static int l_unpark_in(lua_State *L) {
+  lua_Integer n = luaL_optinteger(L, 2, 1);
+  checklist(L);
+  lua_pushinteger(L, list_unpark(L, 1, n));
+  return 1;
+}
+
+/* core.unpark_next(w): takes tasks off the head of w until one not woken
+** nor cancelled yet is unparked; returns it, or nothing (w is empty). */
+static int l_unpark_next(lua_State *L) {
+  WaitList *wl = checklist(L);
+  if (wl->n == 0) return 0;
+  lua_settop(L, 1);
+  push_tasks(L, 1);
+  while (wl->n > 0) {
+    Task *t;
+    lua_rawgeti(L, 2, wl->head);
+    list_leave(L, wl, 2, wl->head);
+    t = lua_touserdata(L, 3);
+    if (t && task_unpark(L, t, 0, 0)) return 1;
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+/* core.unpark_first(w): unparks the first task of w if it was not woken
+** nor cancelled yet (asyncio's Lock._wake_up_first); returns it if so. */
+static int l_unpark_first(lua_State *L) {
+  WaitList *wl = checklist(L);
+  Task *t;
+  if (wl->n == 0) return 0;
+  push_tasks(L, 1);
+  lua_rawgeti(L, -1, wl->head);
+  t = lua_touserdata(L, -1);
+  return t && task_unpark(L, t, 0, 0);
+}
+
+/* core.park_first(w): the first task of w, or nothing. */
+static int l_park_first(lua_State *L) {
+  WaitList *wl = checklist(L);
+  if (wl->n == 0) return 0;
+  push_tasks(L, 1);
+  lua_rawgeti(L, -1, wl->head);
+  return 1;
+}
+
+/* core.park_count(w, live): how many tasks are in w; with live, those not
+** cancelled (a cancelled one stays until it ran). */
+static int l_park_count(lua_State *L) {
+  WaitList *wl = checklist(L);
+  lua_Integer n = 0, i;
+  if (!lua_toboolean(L, 2) || wl->n == 0) {
+    lua_pushinteger(L, wl->n);
+    return 1;
+  }
+  push_tasks(L, 1);
+  for (i = wl->head; i <= wl->tail; i++) {
+    Task *t;
+    lua_rawgeti(L, -1, i);
+    t = lua_touserdata(L, -1);
+    if (t && t->park != P_CANCELLED) n++;
+    lua_pop(L, 1);
+  }
+  lua_pushinteger(L, n);
+  return 1;
+}
+
+/* core.park_list(w): a copy of w for inspection, {head = h, tail = t,
+** [h .. t] = task or false}. */
+static int l_park_list(lua_State *L) {
+  WaitList *wl = checklist(L);
+  lua_Integer i;
+  lua_settop(L, 1);
+  push_tasks(L, 1);
+  lua_createtable(L, 0, 2);
+  for (i = wl->head; i <= wl->tail; i++) {
+    lua_rawgeti(L, 2, i);
+    lua_rawseti(L, 3, i);
+  }
+  lua_pushinteger(L, wl->head);
+  lua_setfield(L, 3, "head");
+  lua_pushinteger(L, wl->tail);
+  lua_setfield(L, 3, "tail");
+  return 1;
+}
+
+/* core.WaitList(): an empty list. */
+static int l_waitlist_new(lua_State *L) {
+  WaitList *wl = lua_newuserdatauv(L, sizeof(WaitList), 1);
+  memset(wl, 0, sizeof *wl);
+  wl->magic = LASYNC_MAGIC;
+  wl->kind = K_WAITLIST;
+  wl->head = 1;
+  luaL_setmetatable(L, "lasync.WaitList");
+  return 1;
+}
+
+static int l_waitlist_len(lua_State *L) {
+  lua_pushinteger(L, ((WaitList *)lua_touserdata(L, 1))->n);
+  return 1;
+}
+
+static int l_waitlist_tostring(lua_State *L) {
+  lua_pushfstring(L, "<WaitList n=%I>",
+                  (lua_Integer)((WaitList *)lua_touserdata(L, 1))->n);
+  return 1;
+}
+
+/* ---------- Event: a flag and a WaitList ---------- */
+
+/* lasync.Event (API.md §7) in C: the hot path of a wake-up is then three
+** C method calls, with no Lua body and no self check through a table. */
+typedef struct SyncEvent {
+  OBJ_HEAD;                      /* K_EVENT; slot and loop unused */
+  int value;
+} SyncEvent;
+/* Its user value: the WaitList of the tasks waiting. */
+
+/* The Event at 1, or an error naming the method, at the caller's line. */
+static SyncEvent *check_event(lua_State *L, const char *method) {
+  SyncEvent *e = lasync_toobj(L, 1, K_EVENT);
+  const char *got;
+  if (e) return e;
+  if (luaL_getmetafield(L, 1, "__name") == LUA_TSTRING)
+    got = lua_tostring(L, -1);
+  else got = lua_isnoneornil(L, 1) ? "nil" : luaL_typename(L, 1);
+  luaL_error(L, "calling '%s' on bad self (Event expected, got %s)", method,
+             got);
+  return NULL;
+}
+
+/* Event(): unset, nobody waiting. */
+static int l_event_new(lua_State *L) {
+  SyncEvent *e = lua_newuserdatauv(L, sizeof(SyncEvent), 1);
+  memset(e, 0, sizeof *e);
+  e->magic = LASYNC_MAGIC;
+  e->kind = K_EVENT;
+  luaL_setmetatable(L, "lasync.Event");
+  l_waitlist_new(L);
+  lua_setiuservalue(L, -2, 1);
+  return 1;
+}
+
+static int l_event_is_set(lua_State *L) {
+  lua_pushboolean(L, check_event(L, "is_set")->value);
+  return 1;
+}
+
+/* event:set(): sets the flag and wakes every waiter. */
+static int l_event_set(lua_State *L) {
+  SyncEvent *e = check_event(L, "set");
+  if (e->value) return 0;
+  e->value = 1;
+  lua_getiuservalue(L, 1, 1);
+  list_unpark(L, lua_gettop(L), LUA_MAXINTEGER);
+  return 0;
+}
+
+static int l_event_clear(lua_State *L) {
+  check_event(L, "clear")->value = 0;
+  return 0;
+}
+
+/* event:wait(): stack is w, what, taken, the task, what the resume
+** passed. */
+static int event_wait_k(lua_State *L, int status, lua_KContext ctx) {
+  int woken;
+  (void)status;
+  if (list_resumed(L, ctx, &woken) != P_WOKEN) return lua_error(L);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* event:wait(): true at once if the flag is set, else when set() is
+** called (the task parks in the Event's list meanwhile). */
+static int l_event_wait(lua_State *L) {
+  SyncEvent *e = check_event(L, "wait");
+  Task *t;
+  if (e->value) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  lasync_running(L, lasync_mod(L));
+  t = check_in_task(L, "wait");
+  lua_settop(L, 1);
+  lua_getiuservalue(L, 1, 1);
+  lua_replace(L, 1);  /* the stack list_park wants: w, what, taken */
+  lua_pushnil(L);
+  lua_pushboolean(L, 0);
+  return list_park(L, t, event_wait_k);
+}
+
+static int l_event_tostring(lua_State *L) {
+  SyncEvent *e = lua_touserdata(L, 1);
+  WaitList *wl;
+  lua_getiuservalue(L, 1, 1);
+  wl = lua_touserdata(L, -1);
+  if (wl->n > 0)
+    lua_pushfstring(L, "<Event [%s, waiters:%I]>", e->value ? "set" : "unset",
+                    (lua_Integer)wl->n);
+  else lua_pushfstring(L, "<Event [%s]>", e->value ? "set" : "unset");
+  return 1;
+}
+
 /* f:await() / lasync.await(f): the future's results, or its error. */
 static int l_await(lua_State *L) {
   Future *f = future_check(L, 1);
@@ -121,30 +608,36 @@ static int sleep0_k(lua_State *L, int status, lua_KContext ctx) {
   return (int)ctx - 1;
 }
 
-/* sleep(d > 0): stack is delay, extra values..., future, timer handle. */
+/* What the timer of sleep wakes the task with. */
+static const char sleep_key;
+#define SLEEP_KEY ((void *)&sleep_key)
+
+/* sleep(d > 0), parked: stack is delay, extra values... (ctx: their
+** count), the task, the timer handle, what the resume passed. */
 static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
-  int fidx = (int)ctx + 1;
-  Future *f = lua_touserdata(L, fidx);
+  int n = (int)ctx, woken;
+  int st = task_unparked(L, lua_touserdata(L, n + 1), n + 1, n + 3, &woken);
   (void)status;
-  if (f->state != F_FINISHED)  /* cancelled: drop the timer at once */
-    handle_cancel(L, lua_touserdata(L, fidx + 1), fidx + 1);
-  check_thrown(L, fidx + 2);
-  return future_unpack(L, f, fidx);
+  if (st != P_WOKEN || lua_touserdata(L, -1) != SLEEP_KEY)
+    handle_cancel(L, lua_touserdata(L, n + 2), n + 2);  /* drop it at once */
+  if (st != P_WOKEN) return lua_error(L);
+  lua_settop(L, n);
+  return n - 1;
 }
 
-/* The timer callback of sleep: future, values... */
+/* The timer callback of sleep: the task. */
 static int sleep_cb(lua_State *L) {
-  Future *f = lua_touserdata(L, 1);
-  if (f->state == F_PENDING)
-    future_set_results(L, f, 1, 2, lua_gettop(L) - 1);
+  lua_pushlightuserdata(L, SLEEP_KEY);
+  task_unpark(L, lua_touserdata(L, 1), 1, 2);
   return 0;
 }
 
 /* lasync.sleep(delay, ...): suspends for delay seconds, returns the extra
-** values. sleep(0) (or less) gives way for one loop iteration. */
+** values. sleep(0) (or less) gives way for one loop iteration. A longer
+** sleep parks the task (no Future) until its timer unparks it. */
 static int l_sleep(lua_State *L) {
   double d = luaL_checknumber(L, 1);
-  int n = lua_gettop(L), i;
+  int n = lua_gettop(L);
   Loop *lp;
   Handle *h;
   Task *t;
@@ -155,18 +648,15 @@ static int l_sleep(lua_State *L) {
     return lua_yieldk(L, 1, n, sleep0_k);
   }
   lp = lasync_mod(L)->running;
-  future_new(L, lp, K_FUTURE, sizeof(Future), FUV_NUV);
+  loop_push_anchored(L, lp, t);
   lua_getiuservalue(L, lua_upvalueindex(1), MUV_SLEEPCB);
   lua_pushvalue(L, n + 1);
-  for (i = 2; i <= n; i++) lua_pushvalue(L, i);
-  h = handle_new(L, lp, K_TIMER, n + 2, n);
+  h = handle_new(L, lp, K_TIMER, n + 2, 1);
   h->when = loop_time(lp) + d;
   timer_push(L, lp, h, -1);
   lua_replace(L, n + 2);
   lua_settop(L, n + 2);
-  suspend_on(L, t, lua_touserdata(L, n + 1), n + 1);
-  lua_pushlightuserdata(L, SUSPEND_KEY);
-  return lua_yieldk(L, 1, n, sleep_k);
+  return task_park(L, t, n, sleep_k);
 }
 
 /* ---------- the step ---------- */
@@ -377,6 +867,14 @@ static int step_cancel(lua_State *L, Task *t) {
   return nargs;
 }
 
+/* The task parked; a cancellation asked for while it ran is thrown in at
+** its next step. */
+static void step_parked(Task *t) {
+  if (t->must_cancel || t->queued) {
+    if (!t->queued) queue(t);
+  } else t->park = P_PARKED;
+}
+
 /* Step the task (not on the stack). Giving way, the path of sleep(0),
 ** touches neither the task's userdata nor the stack of L. */
 void task_step(lua_State *L, Loop *lp, Task *t) {
@@ -394,6 +892,11 @@ void task_step(lua_State *L, Loop *lp, Task *t) {
       lua_touserdata(t->co, -1) == SUSPEND_KEY) {
     lua_pop(t->co, 1);  /* gave way, or await registered its wait */
     if (!t->waiting && !t->queued) queue(t);
+  } else if (st == LUA_YIELD && nres == 2 &&
+             lua_touserdata(t->co, -1) == PARK_KEY &&
+             lua_touserdata(t->co, -2) == SUSPEND_KEY) {
+    lua_pop(t->co, 2);
+    step_parked(t);
   } else step_done(L, t, st, nres);
 }
 
@@ -453,6 +956,14 @@ int task_cancel(lua_State *L, Task *t, int tidx, int msgidx) {
     }
     t->walk = walk;
     t->ncancels++;
+    if (t->park == P_PARKED) {  /* as if the future it waits on was */
+      t->park = P_CANCELLED;
+      lua_pushvalue(L, msgidx);
+      lua_setiuservalue(L, -2, TUV_MSG);
+      lua_pop(L, 1);
+      queue(t);
+      return 1;
+    }
     if (w == NULL || w->state != F_PENDING) break;
     push_waited(L, t, -1);
     lua_replace(L, -2);
@@ -652,11 +1163,46 @@ static const luaL_Reg task_funcs[] = {
   {"spawn", l_spawn},
   {"await", l_await},
   {"sleep", l_sleep},
+  {"park", l_park},
+  {"unpark", l_unpark},
+  {"park_state", l_park_state},
+  {"park_in", l_park_in},
+  {"unpark_in", l_unpark_in},
+  {"unpark_next", l_unpark_next},
+  {"unpark_first", l_unpark_first},
+  {"park_first", l_park_first},
+  {"park_count", l_park_count},
+  {"park_list", l_park_list},
+  {"WaitList", l_waitlist_new},
+  {"Event", l_event_new},
   {"current_task", l_current_task},
   {"all_tasks", l_all_tasks},
   {"is_task", l_is_task},
   {"get_context", l_get_context},
   {"set_context", l_set_context},
+  {NULL, NULL}
+};
+
+static const luaL_Reg waitlist_meta[] = {
+  {"__len", l_waitlist_len},
+  {"__tostring", l_waitlist_tostring},
+  {NULL, NULL}
+};
+
+static const luaL_Reg event_methods[] = {
+  {"is_set", l_event_is_set},
+  {"set", l_event_set},
+  {"clear", l_event_clear},
+  {"wait", l_event_wait},
+  {NULL, NULL}
+};
+
+static const luaL_Reg event_meta[] = {
+  {"__tostring", l_event_tostring},
+  {NULL, NULL}
+};
+
+static const luaL_Reg no_methods[] = {
   {NULL, NULL}
 };
 
@@ -692,6 +1238,14 @@ void task_open(lua_State *L) {
   lasync_addmethods(L, K_FUTURE, await_methods);
   inherit_future(L);
   lasync_addfuncs(L, task_funcs);
+  lasync_newmeta(L, K_WAITLIST, no_methods, waitlist_meta);
+  lasync_newmeta(L, K_EVENT, event_methods, event_meta);
+  lasync_unrefmeta(L, K_WAITLIST);  /* made once per Lock, Event, Queue */
+  lasync_unrefmeta(L, K_EVENT);
+  luaL_getmetatable(L, "lasync.Event");  /* named as the Lua classes are */
+  lua_pushliteral(L, "Event");
+  lua_setfield(L, -2, "__name");
+  lua_pop(L, 1);
   lasync_addmethods(L, K_LOOP, loop_methods);
   lua_pushvalue(L, -2);
   lua_pushcclosure(L, sleep_cb, 1);

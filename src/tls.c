@@ -275,13 +275,13 @@ static int ctx_tostring(lua_State *L) {
 
 /* Push a new context from the settings table at sidx (0: the defaults);
 ** what names the argument in errors. */
-static TlsCtx *ctx_new(lua_State *L, Mod *m, int sidx, const char *what) {
+static TlsCtx *ctx_new(lua_State *L, int sidx, const char *what) {
   TlsCtx *c = lua_newuserdatauv(L, sizeof *c, 0);
   memset(c, 0, sizeof *c);
   c->magic = LASYNC_MAGIC;
   c->kind = K_TLSCTX;
   c->verify = -1;
-  lasync_setmt(L, m, K_TLSCTX);
+  luaL_setmetatable(L, "lasync.SSLContext");
   if ((c->ctx = SSL_CTX_new(TLS_method())) == NULL)
     fail(L, "%s: cannot make an SSL context (out of memory)", what);
   SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
@@ -305,12 +305,12 @@ static TlsCtx *ctx_new(lua_State *L, Mod *m, int sidx, const char *what) {
 static const char default_key = 0;
 
 /* The context of ssl = true, made once per state. */
-static TlsCtx *ctx_default(lua_State *L, Mod *m) {
+static TlsCtx *ctx_default(lua_State *L) {
   TlsCtx *c;
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &default_key) == LUA_TUSERDATA)
     return lua_touserdata(L, -1);
   lua_pop(L, 1);
-  c = ctx_new(L, m, 0, "ssl");
+  c = ctx_new(L, 0, "ssl");
   lua_pushvalue(L, -1);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &default_key);
   return c;
@@ -319,12 +319,11 @@ static TlsCtx *ctx_default(lua_State *L, Mod *m) {
 /* The context that the value at idx stands for (true, a settings table or
 ** a context), pushed. A server's needs a certificate. */
 TlsCtx *tls_checkctx(lua_State *L, int idx, int server, const char *what) {
-  Mod *m = lua_touserdata(L, lua_upvalueindex(1));
   TlsCtx *c;
   idx = lua_absindex(L, idx);
-  if (lua_type(L, idx) == LUA_TTABLE) c = ctx_new(L, m, idx, what);
+  if (lua_type(L, idx) == LUA_TTABLE) c = ctx_new(L, idx, what);
   else if (lua_toboolean(L, idx) && lua_isboolean(L, idx))
-    c = ctx_default(L, m);
+    c = ctx_default(L);
   else if (lua_type(L, idx) == LUA_TUSERDATA &&
            ((Obj *)lua_touserdata(L, idx))->magic == LASYNC_MAGIC &&
            ((Obj *)lua_touserdata(L, idx))->kind == K_TLSCTX) {
@@ -588,7 +587,9 @@ static const luaL_Reg tls_funcs[] = {
   {NULL, NULL}
 };
 
+/* Contexts are made rarely: they find their metatable by name. */
 void tls_open(lua_State *L) {
   lasync_newmeta(L, K_TLSCTX, ctx_methods, ctx_meta);
+  lasync_unrefmeta(L, K_TLSCTX);
   lasync_addfuncs(L, tls_funcs);
 }

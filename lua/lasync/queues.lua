@@ -8,16 +8,19 @@
 -- in line.
 -- nil cannot be put in a queue (it could not be told from "no item"); any
 -- other value can, false included.
--- A Future is made only when the caller must wait: put() on a queue that
--- is not full and get() on one that is not empty allocate nothing (beyond
--- the queue's own storage). Waiting calls must be made from a task.
+-- put() on a queue that is not full and get() on one that is not empty
+-- allocate nothing (beyond the queue's own storage), and a task that must
+-- wait makes no Future either: it parks (core.park) in the queue's list of
+-- getters, putters or joiners until woken (core.unpark) or cancelled.
+-- Waiting calls must be made from a task.
 -- Misuse raises a string error at the caller's line; QueueFull, QueueEmpty
 -- and QueueShutDown are lasync.core error objects.
 local core = require "lasync.core"
 
 local QueueFull, QueueEmpty, QueueShutDown = core.QueueFull, core.QueueEmpty, core.QueueShutDown
-local await = core.await
-local pcall, error, type, tostring, pairs = pcall, error, type, tostring, pairs
+local park_in, unpark_in, unpark_next, park_count =
+  core.park_in, core.unpark_in, core.unpark_next, core.park_count
+local error, type, tostring, pairs = error, type, tostring, pairs
 local getmetatable, setmetatable = getmetatable, setmetatable
 
 local M = {}
@@ -50,84 +53,24 @@ local function check_maxsize(v, fname)
 end
 
 -- --------------------------------------------------------------- waiters --
--- The Futures of the tasks waiting to get, to put or for join(), in the
--- order they came: w[w.head .. w.tail], with false (a tombstone) where one
--- left from the middle; w.n counts those still in. Both ends are waiters
--- unless the list is empty, and an empty list starts again at 1, so the
--- few waiters usually there stay in the table's array part. A getter or
--- putter is taken off by the task that wakes it; a joiner leaves itself.
+-- The tasks waiting (parked) to get, to put or for join(), in the order
+-- they came: core.WaitLists. A getter or putter is taken off by the task
+-- that wakes it (core.unpark_next); a joiner leaves by itself.
 
-local function new_waiters()
-  return {head = 1, tail = 0, n = 0}
-end
-
--- Append fut; returns its index, by which it may leave.
-local function enqueue(w, fut)
-  local i = w.tail + 1
-  w[i], w.tail, w.n = fut, i, w.n + 1
-  return i
-end
-
--- The waiter at i leaves (w.n is counted down).
-local function leave(w, i)
-  local n = w.n - 1
-  w.n = n
-  if n == 0 then
-    w[i], w.head, w.tail = nil, 1, 0
-  elseif i == w.head then
-    w[i] = nil
-    i = i + 1
-    while w[i] == false do  -- the tail is a waiter: the loop stops there
-      w[i] = nil
-      i = i + 1
-    end
-    w.head = i
-  elseif i == w.tail then
-    w[i] = nil
-    i = i - 1
-    while w[i] == false do
-      w[i] = nil
-      i = i - 1
-    end
-    w.tail = i
-  else
-    w[i] = false
-  end
-end
-
--- asyncio's Queue._wakeup_next: take waiters off the front until one not
--- done yet (cancelled ones are) is woken. w is not empty.
-local function wakeup_next(w)
-  repeat
-    local i = w.head
-    local fut = w[i]
-    leave(w, i)
-    if not fut:done() then
-      fut:set_result()
-      return
-    end
-  until w.n == 0
-end
+local new_waiters = core.WaitList
 
 -- Wake every waiter of w, taking them off (getters and putters at shutdown).
 local function wakeup_all(w)
-  while w.n > 0 do wakeup_next(w) end
+  while unpark_next(w) do end
 end
 
--- Wait in w (getters or putters) on a new Future until woken (and taken
--- off w). On an error (a cancellation) raise it, after leaving w if still
--- in it, or else passing the wake-up we got on to the next waiter if
--- `usable` (q) says the queue still allows what it was for.
-local function wait_turn(q, w, usable)
-  local fut = core.Future()  -- looked up at each call: specs count them
-  local i = enqueue(w, fut)
-  local ok, err = pcall(await, fut)
-  if ok then return end
-  if w[i] == fut then
-    leave(w, i)
-  elseif not fut:cancelled() and usable(q) and w.n > 0 then
-    wakeup_next(w)
-  end
+-- After a wait in w (getters or putters, through core.park_in with
+-- taken) that failed with err (a cancellation): raise it, first passing
+-- the wake-up we got (woken), if any, on to the next waiter if `usable` (q)
+-- says the queue still allows what it was for. (park_in has taken us off
+-- w if we were still in it.)
+local function wait_failed(q, w, usable, err, woken)
+  if woken and usable(q) then unpark_next(w) end
   error(err, 0)
 end
 
@@ -248,13 +191,13 @@ function Q:put(v)
   local max = self.maxsize
   while max > 0 and self._n >= max do
     if self._shutdown then shut_down() end
-    wait_turn(self, self._putters, not_full)
+    local ok, err, woken = park_in(self._putters, "put", true)
+    if not ok then wait_failed(self, self._putters, not_full, err, woken) end
   end
   if self._shutdown then shut_down() end
   self:_put(v)
   self._unfinished = self._unfinished + 1
-  local w = self._getters
-  if w.n > 0 then wakeup_next(w) end
+  unpark_next(self._getters)
 end
 
 --- q:put_nowait(v): puts v (not nil) at once; raises QueueFull if the
@@ -273,11 +216,11 @@ function Q:get()
   if not QUEUES[self] then bad_self(self, "get") end
   while self._n == 0 do
     if self._shutdown then shut_down() end
-    wait_turn(self, self._getters, not_empty)
+    local ok, err, woken = park_in(self._getters, "get", true)
+    if not ok then wait_failed(self, self._getters, not_empty, err, woken) end
   end
   local v = self:_get()
-  local w = self._putters
-  if w.n > 0 then wakeup_next(w) end
+  unpark_next(self._putters)
   return v
 end
 
@@ -310,10 +253,7 @@ end
 
 local function wake_joiners(q)
   local w = q._joiners
-  for i = w.head, w.tail do
-    local fut = w[i]
-    if fut and not fut:done() then fut:set_result() end
-  end
+  unpark_in(w, math.maxinteger)
 end
 
 --- q:task_done(): tells the queue that an item got from it was processed;
@@ -331,10 +271,7 @@ end
 function Q:join()
   if not QUEUES[self] then bad_self(self, "join") end
   if self._unfinished == 0 then return true end
-  local w, fut = self._joiners, core.Future()
-  local i = enqueue(w, fut)
-  local ok, err = pcall(await, fut)
-  leave(w, i)
+  local ok, err = park_in(self._joiners, "join")
   if not ok then error(err, 0) end
   return true
 end
@@ -362,8 +299,9 @@ end
 function Q:__tostring()
   local s = ("<%s maxsize=%d qsize=%d"):format(getmetatable(self).__name,
                                                self.maxsize, self._n)
-  if self._getters.n > 0 then s = s .. " getters=" .. self._getters.n end
-  if self._putters.n > 0 then s = s .. " putters=" .. self._putters.n end
+  local getters, putters = park_count(self._getters), park_count(self._putters)
+  if getters > 0 then s = s .. " getters=" .. getters end
+  if putters > 0 then s = s .. " putters=" .. putters end
   if self._shutdown then s = s .. " shutdown" end
   return s .. ">"
 end
@@ -377,6 +315,45 @@ local function queue_class(name, put, get)
 end
 
 local Queue = queue_class("Queue", fifo_put, fifo_get)
+
+-- A Queue's own put and get: Q.put and Q.get with fifo_put and fifo_get
+-- inline (a method lookup and a Lua call less per item). Keep them in step
+-- with those.
+function Queue:put(v)
+  if not QUEUES[self] then bad_self(self, "put") end
+  if v == nil then argerror(1, "put", "a queue item must not be nil") end
+  local max = self.maxsize
+  while max > 0 and self._n >= max do
+    if self._shutdown then shut_down() end
+    local ok, err, woken = park_in(self._putters, "put", true)
+    if not ok then wait_failed(self, self._putters, not_full, err, woken) end
+  end
+  if self._shutdown then shut_down() end
+  local n = self._n
+  self._items[self._head + n] = v
+  self._n = n + 1
+  self._unfinished = self._unfinished + 1
+  unpark_next(self._getters)
+end
+
+function Queue:get()
+  if not QUEUES[self] then bad_self(self, "get") end
+  local n = self._n
+  while n == 0 do
+    if self._shutdown then shut_down() end
+    local ok, err, woken = park_in(self._getters, "get", true)
+    if not ok then wait_failed(self, self._getters, not_empty, err, woken) end
+    n = self._n
+  end
+  local items, head = self._items, self._head
+  local v = items[head]
+  items[head] = nil
+  n = n - 1
+  self._n = n
+  self._head = n == 0 and 1 or head + 1
+  unpark_next(self._putters)
+  return v
+end
 local LifoQueue = queue_class("LifoQueue", lifo_put, lifo_get)
 local PriorityQueue = queue_class("PriorityQueue", heap_put, heap_get)
 

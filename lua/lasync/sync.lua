@@ -5,15 +5,20 @@
 -- began to wait, and a waiter that is cancelled (or timed out) leaves no
 -- trace: no lock stays held, no unit of a semaphore is lost, and a wake-up
 -- already handed to it passes on to the next waiter.
--- A Future is made only when the caller must wait: an uncontended acquire
--- or release allocates nothing. Waiting calls must be made from a task.
+-- Nothing is allocated by an uncontended acquire or release, and a task
+-- that must wait makes no Future either: it parks (core.park) in the
+-- primitive's list of waiters until woken (core.unpark) or cancelled.
+-- Waiting calls must be made from a task.
 -- Misuse raises a string error at the caller's line.
 local core = require "lasync.core"
 
 local CancelledError, BrokenBarrierError = core.CancelledError, core.BrokenBarrierError
-local await = core.await
+local park_in, unpark_in, unpark_first, park_first, park_count =
+  core.park_in, core.unpark_in, core.unpark_first, core.park_first, core.park_count
 local pcall, error, type, tostring = pcall, error, type, tostring
 local getmetatable, setmetatable = getmetatable, setmetatable
+local isyieldable = coroutine.isyieldable
+local ALL = math.maxinteger
 
 local M = {}
 
@@ -68,79 +73,16 @@ local function new(class, fields)
 end
 
 -- --------------------------------------------------------------- waiters --
--- The Futures of the tasks waiting, in the order they came: w[w.head ..
--- w.tail], with false (a tombstone) where one left from the middle; w.n
--- counts those still in. Both ends are waiters unless the list is empty,
--- and an empty list starts again at 1, so the few waiters usually there
--- stay in the table's array part. Each waiter leaves by itself once it
--- ran again.
+-- The tasks waiting, parked, in the order they came: a core.WaitList.
+-- Each waiter leaves it by itself once it ran again (core.park_in);
+-- core.unpark_in(w, n) wakes the first n not woken yet.
 
-local function new_waiters()
-  return {head = 1, tail = 0, n = 0}
-end
-
--- The waiter at i leaves from the middle or the tail of a list where
--- others stay (the head leaves in wait_on).
-local function leave_behind(w, i)
-  if i < w.tail then
-    w[i] = false
-    return
-  end
-  w[i] = nil
-  i = i - 1
-  while w[i] == false do  -- the head is a waiter: the loop stops there
-    w[i] = nil
-    i = i - 1
-  end
-  w.tail = i
-end
-
--- Wait in w on fut (a new Future); returns the outcome of awaiting it
--- (ok, err), the waiter having left w. Callers make fut with core.Future(),
--- looked up at each call so that specs can count them.
-local function wait_on(w, fut)
-  local i = w.tail + 1
-  w[i], w.tail, w.n = fut, i, w.n + 1
-  local ok, err = pcall(await, fut)
-  local n = w.n - 1
-  w.n = n
-  if n == 0 then
-    w[i], w.head, w.tail = nil, 1, 0
-  elseif i == w.head then  -- the usual case: waiters are woken in order
-    repeat  -- past the tombstones: the tail is a waiter, it stops there
-      w[i] = nil
-      i = i + 1
-    until w[i] ~= false
-    w.head = i
-  else
-    leave_behind(w, i)
-  end
-  return ok, err
-end
+local new_waiters = core.WaitList
 
 -- Is some waiter of w not cancelled? (A cancelled one has not run yet to
 -- leave.)
 local function has_live(w)
-  for i = w.head, w.tail do
-    local fut = w[i]
-    if fut and not fut:cancelled() then return true end
-  end
-  return false
-end
-
--- Wake up to n waiters of w not woken yet, in order, with value; returns
--- how many were.
-local function wake(w, n, value)
-  local woken = 0
-  for i = w.head, w.tail do
-    if woken >= n then break end
-    local fut = w[i]
-    if fut and not fut:done() then
-      fut:set_result(value)
-      woken = woken + 1
-    end
-  end
-  return woken
+  return park_count(w, true) > 0
 end
 
 -- ------------------------------------------------------ with and guard --
@@ -195,19 +137,15 @@ function M.Lock()
   return new(Lock, {_locked = false, _waiters = new_waiters()})
 end
 
--- asyncio's Lock._wake_up_first: make sure the first waiter will run (a
--- done one already will: it takes the lock, or passes it on if cancelled).
--- The one woken is kept in _woken: a Future we set is never cancelled, so
--- while it heads the waiters acquire() knows at once that it must wait,
--- without asking each waiter whether it was cancelled. (Once it ran and
--- left, it never heads them again.)
+-- asyncio's Lock._wake_up_first: make sure the first waiter will run (one
+-- woken or cancelled already will: it takes the lock, or passes it on if
+-- cancelled). The one woken is kept in _woken until it ran: a wake-up
+-- counts as done, never as cancelled, so while it heads the waiters
+-- acquire() knows at once that it must wait, without asking each waiter
+-- whether it was cancelled.
 local function wake_up_first(lock)
-  local w = lock._waiters
-  local fut = w[w.head]
-  if fut and not fut:done() then
-    fut:set_result(true)
-    lock._woken = fut
-  end
+  local t = unpark_first(lock._waiters)
+  if t then lock._woken = t end
 end
 
 --- lock:acquire(): waits until the lock is free and takes it; returns
@@ -216,13 +154,15 @@ end
 function Lock:acquire()
   if KIND[self] ~= Lock then bad_self(self, Lock, "acquire") end
   local w = self._waiters
-  if not self._locked
-      and (w.n == 0 or w[w.head] ~= self._woken and not has_live(w)) then
-    self._locked = true
-    return true
+  if not self._locked then
+    local first = park_first(w)
+    if first == nil or first ~= self._woken and not has_live(w) then
+      self._locked = true
+      return true
+    end
   end
-  local fut = core.Future()
-  local ok, err = wait_on(w, fut)
+  local ok, err = park_in(w, "acquire")
+  self._woken = nil
   if not ok then
     -- Cancelled (maybe after release() woke us): a free lock must still
     -- pass to the first waiter.
@@ -239,7 +179,8 @@ function Lock:release()
   if KIND[self] ~= Lock then bad_self(self, Lock, "release") end
   if not self._locked then misuse("Lock is not acquired") end
   self._locked = false
-  wake_up_first(self)
+  local t = unpark_first(self._waiters)  -- wake_up_first, inline
+  if t then self._woken = t end
 end
 
 --- lock:locked(): true if the lock is held.
@@ -259,7 +200,8 @@ Lock.guard = guard_method(Lock)
 
 -- "waiters:N" after a state, as asyncio's reprs show it.
 local function with_waiters(extra, w)
-  if w.n > 0 then return ("%s, waiters:%d"):format(extra, w.n) end
+  local n = park_count(w)
+  if n > 0 then return ("%s, waiters:%d"):format(extra, n) end
   return extra
 end
 
@@ -270,48 +212,11 @@ end
 
 -- ----------------------------------------------------------------- Event --
 
-local Event = new_class("Event")
-
---- Event(): a flag that tasks can wait for; it starts unset.
-function M.Event()
-  return new(Event, {_value = false, _waiters = new_waiters()})
-end
-
---- event:is_set(): true if the flag is set.
-function Event:is_set()
-  if KIND[self] ~= Event then bad_self(self, Event, "is_set") end
-  return self._value
-end
-
---- event:set(): sets the flag and wakes every waiter.
-function Event:set()
-  if KIND[self] ~= Event then bad_self(self, Event, "set") end
-  if self._value then return end
-  self._value = true
-  local w = self._waiters
-  wake(w, w.n, true)
-end
-
---- event:clear(): unsets the flag; wait() then waits for the next set().
-function Event:clear()
-  if KIND[self] ~= Event then bad_self(self, Event, "clear") end
-  self._value = false
-end
-
---- event:wait(): returns true at once if the flag is set, else when set()
--- is called.
-function Event:wait()
-  if KIND[self] ~= Event then bad_self(self, Event, "wait") end
-  if self._value then return true end
-  local ok, err = wait_on(self._waiters, core.Future())
-  if not ok then error(err, 0) end
-  return true
-end
-
-function Event:__tostring()
-  return ("<Event [%s]>"):format(with_waiters(self._value and "set" or "unset",
-                                              self._waiters))
-end
+--- Event(): a flag that tasks can wait for; it starts unset. In C
+-- (core.Event, src/task.c): is_set(), set() (sets the flag and wakes every
+-- waiter), clear(), wait() (true at once if the flag is set, else when
+-- set() is called; the task parks meanwhile).
+M.Event = core.Event
 
 -- ------------------------------------------------------------- Condition --
 
@@ -362,7 +267,7 @@ end
 local function end_wait(cond, ok, err, reok, reerr)
   if not reok or reerr ~= nil then ok, err = false, reerr end
   if ok then return true end
-  wake(cond._waiters, 1, false)
+  unpark_in(cond._waiters, 1)
   error(err, 0)
 end
 
@@ -373,9 +278,11 @@ function Condition:wait()
   if KIND[self] ~= Condition then bad_self(self, Condition, "wait") end
   local lock = self._lock
   if not lock._locked then misuse("cannot wait on un-acquired lock") end
-  local fut = core.Future()
+  if not (core.current_task() and isyieldable()) then
+    park_in(self._waiters, "wait")  -- raises, before the lock is released
+  end
   lock:release()
-  local ok, err = wait_on(self._waiters, fut)
+  local ok, err = park_in(self._waiters, "wait")
   return end_wait(self, ok, err, pcall(reacquire, lock))
 end
 
@@ -398,7 +305,7 @@ function Condition:notify(n)
   if KIND[self] ~= Condition then bad_self(self, Condition, "notify") end
   if n == nil then n = 1 else n = check_count(n, 1, "notify", 0) end
   if not self._lock._locked then misuse("cannot notify on un-acquired lock") end
-  wake(self._waiters, n, false)
+  unpark_in(self._waiters, n)
 end
 
 --- cond:notify_all(): wakes every waiter. Raises if the lock is not held.
@@ -406,7 +313,7 @@ function Condition:notify_all()
   if KIND[self] ~= Condition then bad_self(self, Condition, "notify_all") end
   if not self._lock._locked then misuse("cannot notify on un-acquired lock") end
   local w = self._waiters
-  wake(w, w.n, false)
+  unpark_in(w, ALL)
 end
 
 --- cond:with(fn, ...), cond:guard(): as those of a Lock, on the lock.
@@ -449,13 +356,13 @@ end
 -- Semaphore.locked of asyncio: no unit, or tasks wait before us (FIFO).
 local function sem_locked(self)
   local w = self._waiters
-  return self._value == 0 or w.n > 0 and has_live(w)
+  return self._value == 0 or has_live(w)
 end
 
 -- asyncio's Semaphore._wake_up_next: hand a unit to the first waiter not
 -- woken yet; false if there was none.
 local function wake_up_next(self)
-  if wake(self._waiters, 1, true) == 0 then return false end
+  if unpark_in(self._waiters, 1) == 0 then return false end
   self._value = self._value - 1
   return true
 end
@@ -468,10 +375,9 @@ function Semaphore:acquire()
     self._value = self._value - 1
     return true
   end
-  local fut = core.Future()
-  local ok, err = wait_on(self._waiters, fut)
+  local ok, err, woken = park_in(self._waiters, "acquire")
   -- Woken (handed a unit) but cancelled before running: give it back.
-  if not ok and fut:done() and not fut:cancelled() then
+  if not ok and woken then
     self._value = self._value + 1
   end
   -- Units may have come back while we waited: wake as many as they serve.
