@@ -9,10 +9,11 @@
 ** reader waits (then reading pauses: backpressure), or only wakes a
 ** read(n) that found nothing buffered, which then receives straight into
 ** its string; the write event, made only while output waits for room,
-** sends the output buffer. A reader or drain() that must wait awaits one of the
-** stream's wait futures, which the callback finishes with future_wake (no
-** Lua): the waiter then looks at the stream again. The futures carry no
-** value; a connection error is kept as an errno and raised by the waiter.
+** sends the output buffer. A reader that must wait parks (a wait with no
+** Future: task_park), and the callback unparks it (no Lua); drain() awaits
+** the write wait future, which the callback finishes with future_wake. The
+** waiter then looks at the stream again: nothing is handed to it; a
+** connection error is kept as an errno and raised by the waiter.
 **
 ** TLS (src/tls.c): start_tls puts a session between the stream and its
 ** socket. The handshake runs from the events, under a deadline, while the
@@ -56,13 +57,14 @@ struct Stream {
   size_t want;                   /* input the waiting reader needs */
   Buf in, out;
   char *scratch;                 /* the state's receive buffer, CHUNK bytes */
-  Future *rfut, *wfut;           /* the wait futures: SUV_RFUT, XUV_WFUT */
+  Task *reader;                  /* the task parked in a read, or NULL */
+  Future *wfut;                  /* the write wait future, in XUV_WFUT */
   Handle *closer;                /* anchored while close() flushes */
   Tls *tls;                      /* the TLS session, or NULL */
   struct event *wev;             /* the write event, while it is added */
   unsigned char reading, writing;  /* the read / write event is added */
   /* bits: every idle connection has a stream */
-  unsigned rwaiting : 1;         /* a reader waits on rfut */
+  unsigned rwaiting : 1;         /* a reader waits (parked) */
   unsigned direct : 1;           /* and receives itself: see on_read */
   unsigned wwaiting : 1;         /* a drain() waits on wfut */
   unsigned connecting : 1;       /* connect_k waits on wfut */
@@ -80,7 +82,6 @@ struct Stream {
 /* Stream user values. */
 enum {
   SUV_LOOP = 1,    /* the loop, kept alive: its base holds the events */
-  SUV_RFUT,        /* the reader's wait future */
   SUV_EXTRAS,      /* the extras below, or nil */
   SUV_NUV = SUV_EXTRAS
 };
@@ -267,7 +268,7 @@ static void settle(Stream *s) {
   }
   update_events(s);
   if (s->rwaiting && (s->in.len >= s->want || s->eof || s->err))
-    future_wake(s->rfut);
+    task_unpark(NULL, s->reader, 0, 0);
   if (s->wwaiting && (s->out.len <= LOW_WATER || s->err || s->fd < 0))
     future_wake(s->wfut);
 }
@@ -358,7 +359,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg) {
   }
   if (s->tls_wwr) flush(s);
   if (s->direct) {
-    future_wake(s->rfut);
+    task_unpark(NULL, s->reader, 0, 0);
     if (!s->tls) return;
   } else fill(s);
   settle(s);
@@ -377,7 +378,7 @@ static void on_write(evutil_socket_t fd, short what, void *arg) {
     return;
   }
   if (s->tls_rww) {
-    if (s->direct) future_wake(s->rfut);
+    if (s->direct) task_unpark(NULL, s->reader, 0, 0);
     else fill(s);
   }
   flush(s);
@@ -453,27 +454,21 @@ static Task *waiter(lua_State *L, Stream *s, const char *what) {
   return t;
 }
 
-/* Push the wait future in user value uv of the userdata at sidx (the
-** stream or its extras), pending: the last one again unless it was
-** cancelled. */
-static Future *push_wait_future(lua_State *L, Stream *s, int sidx, int uv) {
-  Future *f;
-  if (lua_getiuservalue(L, sidx, uv) == LUA_TUSERDATA &&
-      future_rewind(f = lua_touserdata(L, -1)))
-    return f;
-  lua_pop(L, 1);
-  f = future_new(L, s->loop, K_FUTURE, sizeof(Future), FUV_NUV);
-  lua_pushvalue(L, -1);
-  lua_setiuservalue(L, sidx, uv);
-  return f;
-}
-
-/* push_wait_future for the write wait future, kept in the extras. */
+/* Push the write wait future of the stream at sidx (kept in its extras),
+** pending: the last one again unless it was cancelled. */
 static Future *push_wfut(lua_State *L, Stream *s, int sidx) {
   Future *f;
+  int xidx;
   push_extras(L, sidx, 1);
-  f = push_wait_future(L, s, lua_gettop(L), XUV_WFUT);
-  lua_remove(L, -2);
+  xidx = lua_gettop(L);
+  if (lua_getiuservalue(L, xidx, XUV_WFUT) != LUA_TUSERDATA ||
+      !future_rewind(f = lua_touserdata(L, -1))) {
+    lua_pop(L, 1);
+    f = future_new(L, s->loop, K_FUTURE, sizeof(Future), FUV_NUV);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, xidx, XUV_WFUT);
+  }
+  lua_remove(L, xidx);
   return f;
 }
 
@@ -486,12 +481,13 @@ static int wait_input(lua_State *L, Stream *s, size_t want, int direct,
   if (s->rwaiting)
     return luaL_error(L, "%s: another task is already waiting to read "
                       "this stream", what);
-  s->rfut = push_wait_future(L, s, 1, SUV_RFUT);
+  loop_push_anchored(L, s->loop, t);  /* for input_resumed */
+  s->reader = t;  /* pending, so anchored: valid until it resumes */
   s->want = want;
   s->rwaiting = 1;
   s->direct = direct != 0;
   update_events(s);  /* reads on past the limit for it */
-  return task_suspend(L, t, lua_gettop(L), ctx, k);
+  return task_park(L, t, ctx, k);
 }
 
 /* First thing in a reader's continuation: it no longer waits; a
@@ -499,10 +495,15 @@ static int wait_input(lua_State *L, Stream *s, size_t want, int direct,
 ** reader takes its bytes or waits again (a del and an add per read
 ** otherwise); a reader that raises leaves the read event armed at most
 ** until it fires once more, finds no room and settles. */
-static void input_resumed(lua_State *L, Stream *s, int fidx) {
+static void input_resumed(lua_State *L, Stream *s, int tidx) {
+  int woken;
+  Task *t = s->reader;
   s->rwaiting = 0;
   s->direct = 0;
-  task_resumed(L, fidx);
+  s->reader = NULL;
+  if (task_unparked(L, t, tidx, tidx + 1, &woken) == P_CANCELLED)
+    lua_error(L);
+  lua_settop(L, tidx - 1);
 }
 
 static void push_error(lua_State *L, Stream *s) {
@@ -595,7 +596,7 @@ static lua_Integer until_step(lua_State *L, Stream *s, const char *sep,
   return -1;
 }
 
-/* read(n): stream, n; the wait future at 3. */
+/* read(n): stream, n; the parked task at 3. */
 static int read_k(lua_State *L, int status, lua_KContext ctx) {
   Stream *s = lua_touserdata(L, 1);
   lua_Integer n = lua_tointeger(L, 2);
@@ -631,7 +632,7 @@ static int l_read(lua_State *L) {
   return read_k(L, LUA_OK, 0);
 }
 
-/* readexactly(n): stream, n; the wait future at 3. */
+/* readexactly(n): stream, n; the parked task at 3. */
 static int readexactly_k(lua_State *L, int status, lua_KContext ctx) {
   Stream *s = lua_touserdata(L, 1);
   size_t n = (size_t)lua_tointeger(L, 2);
@@ -652,7 +653,7 @@ static int l_readexactly(lua_State *L) {
   return readexactly_k(L, LUA_OK, 0);
 }
 
-/* readuntil(sep): stream, sep; the wait future at 3; ctx: search offset. */
+/* readuntil(sep): stream, sep; the parked task at 3; ctx: search offset. */
 static int readuntil_k(lua_State *L, int status, lua_KContext ctx) {
   Stream *s = lua_touserdata(L, 1);
   size_t seplen, off = (size_t)ctx;
@@ -678,7 +679,7 @@ static int l_readuntil(lua_State *L) {
   return readuntil_k(L, LUA_OK, 0);
 }
 
-/* readline(): the stream; the wait future at 2; ctx: search offset. */
+/* readline(): the stream; the parked task at 2; ctx: search offset. */
 static int readline_k(lua_State *L, int status, lua_KContext ctx) {
   Stream *s = lua_touserdata(L, 1);
   size_t off = (size_t)ctx;
@@ -698,7 +699,7 @@ static int l_readline(lua_State *L) {
 }
 
 /* The iterator of lines(): readline without the "\n" or "\r\n"; nil at the
-** end. Upvalue 2 is the stream, moved to 1; the wait future at 2. */
+** end. Upvalue 2 is the stream, moved to 1; the parked task at 2. */
 static int lines_k(lua_State *L, int status, lua_KContext ctx) {
   Stream *s = lua_touserdata(L, 1);
   size_t off = (size_t)ctx, strip = 0;
