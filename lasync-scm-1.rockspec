@@ -51,6 +51,7 @@ build = {
             "src/server.c",
             "src/process.c",
             "src/tls.c",
+            "src/waitlist.c",
          },
          defines = { "_GNU_SOURCE" },
          incdirs = { "$(LIBEVENT_INCDIR)", "$(OPENSSL_INCDIR)" },

@@ -257,6 +257,7 @@ int future_rewind(Future *f);
 Future *future_push_waiter(lua_State *L, Loop *lp, int objidx, int uv);
 void future_wake_all(lua_State *L, int objidx, int uv);
 Task *task_running(lua_State *L, const char *what);
+Task *task_current(lua_State *L);
 int task_suspend(lua_State *L, Task *t, int fidx, lua_KContext ctx,
                  lua_KFunction k);
 int task_interrupted(lua_State *L, int fidx);
@@ -328,6 +329,9 @@ void stream_close(lua_State *L, Stream *s, int sidx, int abort);
 
 /* server.c */
 void server_open(lua_State *L);
+
+/* waitlist.c */
+void waitlist_open(lua_State *L);
 
 /* tls.c */
 typedef struct Tls Tls;

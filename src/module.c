@@ -164,6 +164,7 @@ int luaopen_lasync_core(lua_State *L) {
   watch_open(L);
   future_open(L);
   task_open(L);
+  waitlist_open(L);
   dns_open(L);  /* after task_open: it keeps core.await */
   stream_open(L);
   server_open(L);

@@ -1,0 +1,431 @@
+/*
+** Waiter lists and the Event: what lasync.sync and lasync.queues keep their
+** parked tasks in (see task_park in task.c), and lasync.Event, a flag and
+** a WaitList written in C.
+*/
+#include <string.h>
+#include "lasync.h"
+
+/* A WaitList holds the tasks parked in it, in the order they came: its user
+** value is a table tt[head .. tail] = task, or false (a tombstone) where one
+** left from the middle; n counts the tasks. Both ends are tasks unless it is
+** empty, and an empty list starts again at 1. The positions live in C: a
+** field of a Lua table costs ~100 instructions to read or write from C, and
+** a wait touched five of them. lasync.sync and lasync.queues keep their
+** waiters in WaitLists. A list that never empties (two tasks taking turns
+** on a Lock) would use ever new integer keys, and its table rehash at nearly
+** every wait: a task parking behind a few waiters sitting past 1 moves them
+** back to 1 first, so a waiter finds itself where it was put, or lower. */
+typedef struct WaitList {
+  OBJ_HEAD;                      /* K_WAITLIST; slot and loop unused */
+  lua_Integer head, tail, n;
+} WaitList;
+
+#define LIST_MOVE 4  /* at most this many waiters are moved back */
+
+static WaitList *checklist(lua_State *L) {
+  return lasync_checkobj(L, 1, K_WAITLIST, "WaitList");
+}
+
+/* Push the table of the list at idx, made on first use. */
+static void push_tasks(lua_State *L, int idx) {
+  if (lua_getiuservalue(L, idx, 1) == LUA_TTABLE) return;
+  lua_pop(L, 1);
+  lua_createtable(L, 4, 0);
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, idx, 1);
+}
+
+static void tt_clear(lua_State *L, int tt, lua_Integer i) {
+  lua_pushnil(L);
+  lua_rawseti(L, tt, i);
+}
+
+static int tt_tombstone(lua_State *L, int tt, lua_Integer i) {
+  int type = lua_rawgeti(L, tt, i);
+  lua_pop(L, 1);
+  return type == LUA_TBOOLEAN;
+}
+
+/* The task at i leaves the list (its table at tt). */
+static void list_leave(lua_State *L, WaitList *wl, int tt, lua_Integer i) {
+  if (--wl->n == 0) {
+    tt_clear(L, tt, i);
+    wl->head = 1;
+    wl->tail = 0;
+  } else if (i == wl->head) {
+    do tt_clear(L, tt, i++); while (tt_tombstone(L, tt, i));
+    wl->head = i;
+  } else if (i == wl->tail) {
+    do tt_clear(L, tt, i--); while (tt_tombstone(L, tt, i));
+    wl->tail = i;
+  } else {
+    lua_pushboolean(L, 0);
+    lua_rawseti(L, tt, i);
+  }
+}
+
+/* The task at tidx leaves the list at widx, where it was put at i: it is
+** there, or lower if the list was packed, or gone if a waker took it off. */
+static void list_leave_at(lua_State *L, int widx, lua_Integer i, int tidx) {
+  WaitList *wl = lua_touserdata(L, widx);
+  int tt;
+  if (wl->n == 0) return;
+  push_tasks(L, widx);
+  tt = lua_gettop(L);
+  if (i > wl->tail) i = wl->tail;
+  for (; i >= wl->head; i--) {
+    int found = lua_rawgeti(L, tt, i) == LUA_TUSERDATA &&
+                lua_rawequal(L, -1, tidx);
+    lua_pop(L, 1);
+    if (found) {
+      list_leave(L, wl, tt, i);
+      break;
+    }
+  }
+  lua_pop(L, 1);
+}
+
+/* The entries of a list are tasks that park_in put there, or false: so
+** lua_touserdata (NULL for false) tells them apart. */
+
+/* Append the value at the top (popped) to the list, table at tt; returns
+** its index. */
+static lua_Integer list_append(lua_State *L, WaitList *wl, int tt) {
+  if (wl->n > 0 && wl->head > 1 && wl->tail - wl->head < LIST_MOVE) {
+    lua_Integer i, d = wl->head - 1;
+    for (i = wl->head; i <= wl->tail; i++) {
+      lua_rawgeti(L, tt, i);
+      lua_rawseti(L, tt, i - d);
+      tt_clear(L, tt, i);
+    }
+    wl->head = 1;
+    wl->tail -= d;
+  }
+  wl->n++;
+  lua_rawseti(L, tt, ++wl->tail);
+  return wl->tail;
+}
+
+/* Park the running task t (not on the stack) in the list at 1; the stack
+** is w, what, taken. k runs when it resumes and calls list_resumed. */
+static int list_park(lua_State *L, Task *t, lua_KFunction k) {
+  lua_Integer i;
+  lua_settop(L, 3);
+  loop_push_anchored(L, t->f.loop, t);
+  push_tasks(L, 1);
+  lua_pushvalue(L, 4);
+  i = list_append(L, lua_touserdata(L, 1), 5);
+  lua_settop(L, 4);
+  return task_park(L, t, (lua_KContext)i, k);
+}
+
+/* In the continuation of list_park (the stack: w, what, taken, the task,
+** what the resume passed; ctx the task's index in w): the task leaves w
+** unless taken and woken (then a waker took it off already); returns what
+** task_unparked does, with the value or the error pushed. */
+static int list_resumed(lua_State *L, lua_KContext ctx, int *woken) {
+  int st = task_unparked(L, lua_touserdata(L, 4), 4, 5, woken);
+  if (!lua_toboolean(L, 3) || st != P_WOKEN)
+    list_leave_at(L, 1, (lua_Integer)ctx, 4);
+  return st;
+}
+
+/* Unpark up to n tasks of the list at widx not woken nor cancelled yet. */
+static lua_Integer list_unpark(lua_State *L, int widx, lua_Integer n) {
+  WaitList *wl = lua_touserdata(L, widx);
+  lua_Integer woken = 0, i;
+  if (wl->n == 0) return 0;
+  push_tasks(L, widx);
+  for (i = wl->head; i <= wl->tail && woken < n; i++) {
+    Task *t;
+    lua_rawgeti(L, -1, i);
+    t = lua_touserdata(L, -1);
+    if (t && task_unpark(L, t, 0, 0)) woken++;
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return woken;
+}
+
+/* core.park_in: stack is w, what, taken, the task, what the resume
+** passed; ctx is the task's index in w. */
+static int park_in_k(lua_State *L, int status, lua_KContext ctx) {
+  int woken, st = list_resumed(L, ctx, &woken);
+  (void)status;
+  lua_pushboolean(L, st == P_WOKEN);
+  lua_insert(L, -2);
+  if (st == P_WOKEN) return 2;
+  lua_pushboolean(L, woken);
+  return 3;
+}
+
+/* core.park_in(w, what, taken): the running task parks at the tail of the
+** WaitList w until unparked or cancelled, and returns as core.park does.
+** Then it leaves w, unless taken: wakers take waiters off (unpark_next)
+** and it leaves only if still in w. what names the caller in the error
+** raised (before anything was listed) outside a task. */
+static int l_park_in(lua_State *L) {
+  Task *t;
+  checklist(L);
+  lasync_running(L, lasync_mod(L));
+  t = task_current(L);
+  if (t == NULL || !lua_isyieldable(L))  /* the name only for the error */
+    task_running(L, luaL_optstring(L, 2, "park_in"));
+  return list_park(L, t, park_in_k);
+}
+
+/* core.unpark_in(w, n): unparks up to n (default 1) tasks of w, the first
+** not woken nor cancelled yet, in order; they stay in w (each leaves it
+** when it runs). Returns how many were woken. */
+static int l_unpark_in(lua_State *L) {
+  lua_Integer n = luaL_optinteger(L, 2, 1);
+  checklist(L);
+  lua_pushinteger(L, list_unpark(L, 1, n));
+  return 1;
+}
+
+/* core.unpark_next(w): takes tasks off the head of w until one not woken
+** nor cancelled yet is unparked; returns it, or nothing (w is empty). */
+static int l_unpark_next(lua_State *L) {
+  WaitList *wl = checklist(L);
+  if (wl->n == 0) return 0;
+  lua_settop(L, 1);
+  push_tasks(L, 1);
+  while (wl->n > 0) {
+    Task *t;
+    lua_rawgeti(L, 2, wl->head);
+    list_leave(L, wl, 2, wl->head);
+    t = lua_touserdata(L, 3);
+    if (t && task_unpark(L, t, 0, 0)) return 1;
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+/* core.unpark_first(w): unparks the first task of w if it was not woken
+** nor cancelled yet (asyncio's Lock._wake_up_first); returns it if so. */
+static int l_unpark_first(lua_State *L) {
+  WaitList *wl = checklist(L);
+  Task *t;
+  if (wl->n == 0) return 0;
+  push_tasks(L, 1);
+  lua_rawgeti(L, -1, wl->head);
+  t = lua_touserdata(L, -1);
+  return t && task_unpark(L, t, 0, 0);
+}
+
+/* core.park_first(w): the first task of w, or nothing. */
+static int l_park_first(lua_State *L) {
+  WaitList *wl = checklist(L);
+  if (wl->n == 0) return 0;
+  push_tasks(L, 1);
+  lua_rawgeti(L, -1, wl->head);
+  return 1;
+}
+
+/* core.park_count(w, live): how many tasks are in w; with live, those not
+** cancelled (a cancelled one stays until it ran). */
+static int l_park_count(lua_State *L) {
+  WaitList *wl = checklist(L);
+  lua_Integer n = 0, i;
+  if (!lua_toboolean(L, 2) || wl->n == 0) {
+    lua_pushinteger(L, wl->n);
+    return 1;
+  }
+  push_tasks(L, 1);
+  for (i = wl->head; i <= wl->tail; i++) {
+    Task *t;
+    lua_rawgeti(L, -1, i);
+    t = lua_touserdata(L, -1);
+    if (t && t->park != P_CANCELLED) n++;
+    lua_pop(L, 1);
+  }
+  lua_pushinteger(L, n);
+  return 1;
+}
+
+/* core.park_list(w): a copy of w for inspection, {head = h, tail = t,
+** [h .. t] = task or false}. */
+static int l_park_list(lua_State *L) {
+  WaitList *wl = checklist(L);
+  lua_Integer i;
+  lua_settop(L, 1);
+  push_tasks(L, 1);
+  lua_createtable(L, 0, 2);
+  for (i = wl->head; i <= wl->tail; i++) {
+    lua_rawgeti(L, 2, i);
+    lua_rawseti(L, 3, i);
+  }
+  lua_pushinteger(L, wl->head);
+  lua_setfield(L, 3, "head");
+  lua_pushinteger(L, wl->tail);
+  lua_setfield(L, 3, "tail");
+  return 1;
+}
+
+/* core.WaitList(): an empty list. */
+static int l_waitlist_new(lua_State *L) {
+  WaitList *wl = lua_newuserdatauv(L, sizeof(WaitList), 1);
+  memset(wl, 0, sizeof *wl);
+  wl->magic = LASYNC_MAGIC;
+  wl->kind = K_WAITLIST;
+  wl->head = 1;
+  luaL_setmetatable(L, "lasync.WaitList");
+  return 1;
+}
+
+static int l_waitlist_len(lua_State *L) {
+  lua_pushinteger(L, ((WaitList *)lua_touserdata(L, 1))->n);
+  return 1;
+}
+
+static int l_waitlist_tostring(lua_State *L) {
+  lua_pushfstring(L, "<WaitList n=%I>",
+                  (lua_Integer)((WaitList *)lua_touserdata(L, 1))->n);
+  return 1;
+}
+
+/* ---------- Event: a flag and a WaitList ---------- */
+
+/* lasync.Event (API.md §7) in C: the hot path of a wake-up is then three
+** C method calls, with no Lua body and no self check through a table. */
+typedef struct SyncEvent {
+  OBJ_HEAD;                      /* K_EVENT; slot and loop unused */
+  int value;
+} SyncEvent;
+/* Its user value: the WaitList of the tasks waiting. */
+
+/* The Event at 1, or an error naming the method, at the caller's line. */
+static SyncEvent *check_event(lua_State *L, const char *method) {
+  SyncEvent *e = lasync_toobj(L, 1, K_EVENT);
+  const char *got;
+  if (e) return e;
+  if (luaL_getmetafield(L, 1, "__name") == LUA_TSTRING)
+    got = lua_tostring(L, -1);
+  else got = lua_isnoneornil(L, 1) ? "nil" : luaL_typename(L, 1);
+  luaL_error(L, "calling '%s' on bad self (Event expected, got %s)", method,
+             got);
+  return NULL;
+}
+
+/* Event(): unset, nobody waiting. */
+static int l_event_new(lua_State *L) {
+  SyncEvent *e = lua_newuserdatauv(L, sizeof(SyncEvent), 1);
+  memset(e, 0, sizeof *e);
+  e->magic = LASYNC_MAGIC;
+  e->kind = K_EVENT;
+  luaL_setmetatable(L, "lasync.Event");
+  l_waitlist_new(L);
+  lua_setiuservalue(L, -2, 1);
+  return 1;
+}
+
+static int l_event_is_set(lua_State *L) {
+  lua_pushboolean(L, check_event(L, "is_set")->value);
+  return 1;
+}
+
+/* event:set(): sets the flag and wakes every waiter. */
+static int l_event_set(lua_State *L) {
+  SyncEvent *e = check_event(L, "set");
+  if (e->value) return 0;
+  e->value = 1;
+  lua_getiuservalue(L, 1, 1);
+  list_unpark(L, lua_gettop(L), LUA_MAXINTEGER);
+  return 0;
+}
+
+static int l_event_clear(lua_State *L) {
+  check_event(L, "clear")->value = 0;
+  return 0;
+}
+
+/* event:wait(): stack is w, what, taken, the task, what the resume
+** passed. */
+static int event_wait_k(lua_State *L, int status, lua_KContext ctx) {
+  int woken;
+  (void)status;
+  if (list_resumed(L, ctx, &woken) != P_WOKEN) return lua_error(L);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* event:wait(): true at once if the flag is set, else when set() is
+** called (the task parks in the Event's list meanwhile). */
+static int l_event_wait(lua_State *L) {
+  SyncEvent *e = check_event(L, "wait");
+  Task *t;
+  if (e->value) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  lasync_running(L, lasync_mod(L));
+  t = task_running(L, "wait");
+  lua_settop(L, 1);
+  lua_getiuservalue(L, 1, 1);
+  lua_replace(L, 1);  /* the stack list_park wants: w, what, taken */
+  lua_pushnil(L);
+  lua_pushboolean(L, 0);
+  return list_park(L, t, event_wait_k);
+}
+
+static int l_event_tostring(lua_State *L) {
+  SyncEvent *e = lua_touserdata(L, 1);
+  WaitList *wl;
+  lua_getiuservalue(L, 1, 1);
+  wl = lua_touserdata(L, -1);
+  if (wl->n > 0)
+    lua_pushfstring(L, "<Event [%s, waiters:%I]>", e->value ? "set" : "unset",
+                    (lua_Integer)wl->n);
+  else lua_pushfstring(L, "<Event [%s]>", e->value ? "set" : "unset");
+  return 1;
+}
+
+static const luaL_Reg waitlist_funcs[] = {
+  {"park_in", l_park_in},
+  {"unpark_in", l_unpark_in},
+  {"unpark_next", l_unpark_next},
+  {"unpark_first", l_unpark_first},
+  {"park_first", l_park_first},
+  {"park_count", l_park_count},
+  {"park_list", l_park_list},
+  {"WaitList", l_waitlist_new},
+  {"Event", l_event_new},
+  {NULL, NULL}
+};
+
+static const luaL_Reg waitlist_meta[] = {
+  {"__len", l_waitlist_len},
+  {"__tostring", l_waitlist_tostring},
+  {NULL, NULL}
+};
+
+static const luaL_Reg event_methods[] = {
+  {"is_set", l_event_is_set},
+  {"set", l_event_set},
+  {"clear", l_event_clear},
+  {"wait", l_event_wait},
+  {NULL, NULL}
+};
+
+static const luaL_Reg event_meta[] = {
+  {"__tostring", l_event_tostring},
+  {NULL, NULL}
+};
+
+static const luaL_Reg no_methods[] = {
+  {NULL, NULL}
+};
+
+void waitlist_open(lua_State *L) {
+  lasync_addfuncs(L, waitlist_funcs);
+  lasync_newmeta(L, K_WAITLIST, no_methods, waitlist_meta);
+  lasync_newmeta(L, K_EVENT, event_methods, event_meta);
+  lasync_unrefmeta(L, K_WAITLIST);  /* made once per Lock, Event, Queue */
+  lasync_unrefmeta(L, K_EVENT);
+  luaL_getmetatable(L, "lasync.Event");  /* named as the Lua classes are */
+  lua_pushliteral(L, "Event");
+  lua_setfield(L, -2, "__name");
+  lua_pop(L, 1);
+}
