@@ -25,9 +25,38 @@ Future *future_new(lua_State *L, Loop *lp, int kind, size_t size, int nuv) {
   lua_setiuservalue(L, -2, FUV_LOOP);
   if (lp->debug) {
     luaL_traceback(L, L, NULL, 1);
-    lua_setiuservalue(L, -2, FUV_TB);
+    future_setx(L, -2, FX_TB);
   }
   return f;
+}
+
+/* Push extra user value x of the future at fidx (nil without extras);
+** its type. */
+int future_getx(lua_State *L, int fidx, int x) {
+  int type;
+  if (lua_getiuservalue(L, fidx, FUV_X) != LUA_TUSERDATA) return LUA_TNIL;
+  type = lua_getiuservalue(L, -1, x);
+  lua_remove(L, -2);
+  return type;
+}
+
+/* Pop the top into extra user value x of the future at fidx, making the
+** extras unless the value is nil. */
+void future_setx(lua_State *L, int fidx, int x) {
+  fidx = lua_absindex(L, fidx);
+  if (lua_getiuservalue(L, fidx, FUV_X) != LUA_TUSERDATA) {
+    lua_pop(L, 1);
+    if (lua_isnil(L, -1)) {
+      lua_pop(L, 1);
+      return;
+    }
+    lua_newuserdatauv(L, 0, FX_NUV);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, fidx, FUV_X);
+  }
+  lua_insert(L, -2);
+  lua_setiuservalue(L, -2, x);
+  lua_pop(L, 1);
 }
 
 Future *future_check(lua_State *L, int idx) {
@@ -59,14 +88,14 @@ static void schedule_callbacks(lua_State *L, Future *f, int fidx) {
     lua_pushnil(L);
     lua_setiuservalue(L, fidx, FUV_CB);
   } else lua_pop(L, 1);
-  if (lua_getiuservalue(L, fidx, FUV_CBS) == LUA_TTABLE) {
+  if (future_getx(L, fidx, FX_CBS) == LUA_TTABLE) {
     lua_Integer i, n = luaL_len(L, -1);
     for (i = 1; i <= n; i++) {
       lua_rawgeti(L, -1, i);
       schedule_one(L, f);
     }
     lua_pushnil(L);
-    lua_setiuservalue(L, fidx, FUV_CBS);
+    future_setx(L, fidx, FX_CBS);
   }
   lua_pop(L, 1);
 }
@@ -99,7 +128,7 @@ void future_set_error(lua_State *L, Future *f, int fidx, int erridx,
   lua_setiuservalue(L, fidx, FUV_VALUE);
   if (tbidx) {
     lua_pushvalue(L, tbidx);
-    lua_setiuservalue(L, fidx, FUV_TB);
+    future_setx(L, fidx, FX_TB);
   }
   f->state = F_FINISHED;
   f->failed = 1;
@@ -224,7 +253,7 @@ void future_add_waiter(lua_State *L, Future *f, int fidx, int cbidx) {
   f->hascb = 1;
   cbidx = lua_absindex(L, cbidx);
   lua_getiuservalue(L, fidx, FUV_CB);
-  more = lua_getiuservalue(L, fidx, FUV_CBS) == LUA_TTABLE;
+  more = future_getx(L, fidx, FX_CBS) == LUA_TTABLE;
   if (lua_isnil(L, -2) && (!more || luaL_len(L, -1) == 0)) {
     lua_pushvalue(L, cbidx);
     lua_setiuservalue(L, fidx, FUV_CB);
@@ -233,7 +262,7 @@ void future_add_waiter(lua_State *L, Future *f, int fidx, int cbidx) {
       lua_pop(L, 1);
       lua_newtable(L);
       lua_pushvalue(L, -1);
-      lua_setiuservalue(L, fidx, FUV_CBS);
+      future_setx(L, fidx, FX_CBS);
     }
     lua_pushvalue(L, cbidx);
     lua_rawseti(L, -2, luaL_len(L, -2) + 1);
@@ -253,7 +282,7 @@ void future_report_unretrieved(lua_State *L, Future *f, int fidx) {
   f->reported = 1;
   fidx = lua_absindex(L, fidx);
   lua_getiuservalue(L, fidx, FUV_VALUE);
-  lua_getiuservalue(L, fidx, FUV_TB);
+  future_getx(L, fidx, FX_TB);
   loop_report_error(L, f->loop, f->kind == K_TASK
                     ? "Task exception was never retrieved"
                     : "Future exception was never retrieved",
@@ -377,7 +406,7 @@ static int l_remove_done_callback(lua_State *L) {
     lua_pushnil(L);
     lua_setiuservalue(L, 1, FUV_CB);
   }
-  if (lua_getiuservalue(L, 1, FUV_CBS) == LUA_TTABLE)
+  if (future_getx(L, 1, FX_CBS) == LUA_TTABLE)
     removed += remove_from_list(L, lua_gettop(L));
   lua_pushinteger(L, removed);
   return 1;
@@ -391,7 +420,7 @@ static int l_get_loop(lua_State *L) {
 
 static int l_traceback(lua_State *L) {
   future_check(L, 1);
-  lua_getiuservalue(L, 1, FUV_TB);
+  future_getx(L, 1, FX_TB);
   return 1;
 }
 

@@ -83,7 +83,7 @@ typedef struct Future {
   unsigned char failed;          /* finished with an error */
   unsigned char retrieved;       /* the error was looked at */
   unsigned char reported;        /* "never retrieved" already reported */
-  unsigned char hascb;           /* FUV_CB/FUV_CBS may hold callbacks */
+  unsigned char hascb;           /* FUV_CB/FX_CBS may hold callbacks */
   int nres;                      /* number of result values */
   Task *waiter;                  /* first task awaiting it (anchored) */
 } Future;
@@ -92,11 +92,20 @@ typedef struct Future {
 enum {
   FUV_VALUE = 1,   /* 1 result, or table of results, or error, or cancel msg */
   FUV_CB,          /* first done callback (function or waiting Task) */
-  FUV_CBS,         /* table of further callbacks */
-  FUV_TB,          /* traceback of the failure; in debug mode, until then,
-                      the traceback of the creation */
+  FUV_X,           /* the extras below (future_getx/setx), or nil */
   FUV_LOOP,        /* the loop userdata, kept alive */
   FUV_NUV = FUV_LOOP
+};
+
+/* The user values a future or task rarely has are those of a userdata of
+** their own, the extras, made on first use: every task carries one slot
+** for them instead of three. */
+enum {
+  FX_CBS = 1,      /* table of further callbacks */
+  FX_TB,           /* traceback of the failure; in debug mode, until then,
+                      the traceback of the creation */
+  FX_NAME,         /* a task's name set by set_name */
+  FX_NUV = FX_NAME
 };
 
 struct Task {
@@ -119,7 +128,6 @@ enum {
   TUV_CORO = FUV_NUV + 1,  /* the Lua thread */
   TUV_WAIT,                /* the future waited on, or the value that
                               task_unpark handed to a parked task */
-  TUV_NAME,                /* name set by set_name */
   TUV_CTX,                 /* context (table) of ContextVar values */
   TUV_NUV = TUV_CTX
 };
@@ -230,6 +238,8 @@ void process_open(lua_State *L);
 void future_open(lua_State *L);
 Future *future_new(lua_State *L, Loop *lp, int kind, size_t size, int nuv);
 Future *future_check(lua_State *L, int idx);
+int future_getx(lua_State *L, int fidx, int x);
+void future_setx(lua_State *L, int fidx, int x);
 void future_set_results(lua_State *L, Future *f, int fidx, int first, int n);
 void future_set_error(lua_State *L, Future *f, int fidx, int erridx, int tbidx);
 int future_cancel(lua_State *L, Future *f, int fidx, int msgidx);

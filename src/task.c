@@ -652,7 +652,7 @@ static int l_uncancel(lua_State *L) {
 }
 
 static void push_name(lua_State *L, Task *t, int tidx) {
-  if (lua_getiuservalue(L, tidx, TUV_NAME) == LUA_TNIL) {
+  if (future_getx(L, tidx, FX_NAME) == LUA_TNIL) {
     lua_pop(L, 1);
     lua_pushfstring(L, "Task-%I", (lua_Integer)t->id);
   }
@@ -667,7 +667,7 @@ static int l_set_name(lua_State *L) {
   checktask(L);
   luaL_checkany(L, 2);
   luaL_tolstring(L, 2, NULL);
-  lua_setiuservalue(L, 1, TUV_NAME);
+  future_setx(L, 1, FX_NAME);
   return 0;
 }
 
