@@ -62,10 +62,14 @@ static const char *typename_of(lua_State *L, int idx) {
   return lua_isnoneornil(L, idx) ? "nil" : luaL_typename(L, idx);
 }
 
-/* The queue at 1, or an error naming the method, at the caller's line. */
+/* The queue at 1, or an error naming the method, at the caller's line.
+** Two API calls, not lasync_toobj's three: it runs at every call. A light
+** userdata has length 0. */
 static LQueue *check_queue(lua_State *L, const char *method) {
-  LQueue *q = lasync_toobj(L, 1, K_QUEUE);
-  if (q) return q;
+  LQueue *q = lua_touserdata(L, 1);
+  if (q && lua_rawlen(L, 1) == sizeof(LQueue) && q->magic == LASYNC_MAGIC &&
+      q->kind == K_QUEUE)
+    return q;
   luaL_error(L, "calling '%s' on bad self (queue expected, got %s)", method,
              typename_of(L, 1));
   return NULL;
@@ -268,7 +272,7 @@ static void check_item(lua_State *L, const char *method) {
 static int l_put(lua_State *L) {
   LQueue *q = check_queue(L, "put");
   check_item(L, "put");
-  lua_settop(L, 2);
+  if (lua_gettop(L) != 2) lua_settop(L, 2);
   return put_loop(L, q);
 }
 
@@ -323,7 +327,7 @@ static int get_loop(lua_State *L, LQueue *q) {
 ** empty. Raises QueueShutDown once the queue is shut down and empty. */
 static int l_get(lua_State *L) {
   LQueue *q = check_queue(L, "get");
-  lua_settop(L, 1);
+  if (lua_gettop(L) != 1) lua_settop(L, 1);
   return get_loop(L, q);
 }
 
@@ -451,7 +455,7 @@ static WaitList *new_list(lua_State *L, int uv, const char *field) {
 /* core.new_queue(type, maxsize, less): type 0 (Queue), 1 (LifoQueue) or 2
 ** (PriorityQueue); maxsize a non-negative integer; less a function (or
 ** callable), or nil for <. lasync.queues checks the arguments. Upvalues:
-** Mod, the shared metatable, __tostring. */
+** Mod, the methods, __tostring. */
 static int l_new_queue(lua_State *L) {
   lua_Integer type = luaL_checkinteger(L, 1);
   lua_Integer maxsize = luaL_checkinteger(L, 2);
@@ -471,7 +475,7 @@ static int l_new_queue(lua_State *L) {
   lua_pushvalue(L, 3);
   lua_setiuservalue(L, 4, QUV_LESS);
   /* its metatable, which is also its __index table */
-  lua_createtable(L, 0, 8);  /* 5 */
+  lua_createtable(L, 0, 16);  /* 5 */
   lua_pushvalue(L, 5);
   lua_setfield(L, 5, "__index");
   lua_pushstring(L, class_names[type]);
@@ -483,8 +487,12 @@ static int l_new_queue(lua_State *L) {
   q->getters = new_list(L, QUV_GETTERS, "_getters");
   q->putters = new_list(L, QUV_PUTTERS, "_putters");
   q->joiners = new_list(L, QUV_JOINERS, "_joiners");
-  lua_pushvalue(L, lua_upvalueindex(2));
-  lua_setmetatable(L, 5);
+  lua_pushnil(L);  /* the methods, copied: one lookup less per call */
+  while (lua_next(L, lua_upvalueindex(2))) {
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, 5);
+  }
   lua_setmetatable(L, 4);
   return 1;
 }
@@ -515,7 +523,7 @@ void queue_open(lua_State *L) {
   luaL_getmetatable(L, "lasync.Queue");
   shared = lua_gettop(L);
   lua_pushvalue(L, mod);
-  lua_pushvalue(L, shared);
+  lua_getfield(L, shared, "__methods");
   lua_getfield(L, shared, "__tostring");
   lua_pushcclosure(L, l_new_queue, 3);
   lua_setfield(L, core, "new_queue");
