@@ -19,11 +19,16 @@
 ** putters or joiners until woken or cancelled.
 **
 ** Method lookup: a userdata whose __index is a C function costs ~350
-** instructions per lookup, one whose __index is a table far less. So each
-** queue has a small metatable of its own, which is also its __index table:
-** it holds maxsize (readable as q.maxsize), the waiter lists (q._getters,
-** q._putters, q._joiners, for inspection), __name and __tostring; its own
-** metatable ("lasync.Queue", shared) has the methods as __index.
+** instructions per lookup, one whose __index is a table far less, and
+** each further __index hop ~90 more. So each queue has a small metatable
+** of its own, which is also its __index table: it holds the methods
+** (copied from the shared table "lasync.Queue".__methods: the closures
+** are shared, not made per queue), maxsize (readable as q.maxsize), the
+** waiter lists (q._getters, q._putters, q._joiners, for inspection),
+** __name and __tostring.
+**
+** `less` is called with lua_call: it must not yield (it never had a
+** reason to).
 */
 #include <string.h>
 #include "lasync.h"
