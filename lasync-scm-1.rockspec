@@ -52,6 +52,7 @@ build = {
             "src/process.c",
             "src/tls.c",
             "src/waitlist.c",
+            "src/queue.c",
          },
          defines = { "_GNU_SOURCE" },
          incdirs = { "$(LIBEVENT_INCDIR)", "$(OPENSSL_INCDIR)" },

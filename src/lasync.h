@@ -26,7 +26,7 @@
 /* Kinds of C objects; stored first in each struct so that the ready queue
 ** can hold plain pointers and tell what it runs. */
 enum { K_LOOP, K_HANDLE, K_TIMER, K_WATCH, K_FUTURE, K_TASK, K_STREAM,
-       K_SERVER, K_TLSCTX, K_WAITLIST, K_EVENT, K_NKINDS };
+       K_SERVER, K_TLSCTX, K_WAITLIST, K_EVENT, K_QUEUE, K_NKINDS };
 /* A failed future or task switches to a metatable with __gc (to report an
 ** error never retrieved); the others have no finalizer, which would make
 ** every one of them cost a finalizer call and an extra GC cycle. */
@@ -340,8 +340,27 @@ void stream_close(lua_State *L, Stream *s, int sidx, int abort);
 /* server.c */
 void server_open(lua_State *L);
 
-/* waitlist.c */
+/* waitlist.c: the lists of parked tasks (core.WaitList), for C objects
+** that park tasks (the Event, queue.c). A WaitList holds its tasks in its
+** user value; n counts them. waitlist_new pushes an empty one;
+** waitlist_park / waitlist_resumed park the running task in the one at
+** widx and clean up when it resumes; waitlist_unpark wakes up to n of them
+** (they leave by themselves), waitlist_unpark_next takes them off the head
+** until one is woken (pushed, 1 returned). */
+typedef struct WaitList {
+  OBJ_HEAD;                      /* K_WAITLIST; slot and loop unused */
+  lua_Integer head, tail, n;
+} WaitList;
 void waitlist_open(lua_State *L);
+int waitlist_new(lua_State *L);
+int waitlist_park(lua_State *L, int widx, Task *t, lua_KFunction k);
+int waitlist_resumed(lua_State *L, int widx, int tidx, int taken,
+                     lua_KContext ctx, int *woken);
+lua_Integer waitlist_unpark(lua_State *L, int widx, lua_Integer n);
+int waitlist_unpark_next(lua_State *L, int widx);
+
+/* queue.c */
+void queue_open(lua_State *L);
 
 /* tls.c */
 typedef struct Tls Tls;

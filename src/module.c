@@ -10,7 +10,7 @@ const char lasync_suspend = 0, lasync_cancel = 0;
 static const char *const kind_names[K_NKINDS] = {
   "lasync.Loop", "lasync.Handle", "lasync.TimerHandle", "lasync.WatchHandle",
   "lasync.Future", "lasync.Task", "lasync.Stream", "lasync.Server",
-  "lasync.SSLContext", "lasync.WaitList", "lasync.Event"
+  "lasync.SSLContext", "lasync.WaitList", "lasync.Event", "lasync.Queue"
 };
 
 double lasync_now(void) {
@@ -165,6 +165,7 @@ int luaopen_lasync_core(lua_State *L) {
   future_open(L);
   task_open(L);
   waitlist_open(L);
+  queue_open(L);
   dns_open(L);  /* after task_open: it keeps core.await */
   stream_open(L);
   server_open(L);

@@ -16,10 +16,7 @@
 ** on a Lock) would use ever new integer keys, and its table rehash at nearly
 ** every wait: a task parking behind a few waiters sitting past 1 moves them
 ** back to 1 first, so a waiter finds itself where it was put, or lower. */
-typedef struct WaitList {
-  OBJ_HEAD;                      /* K_WAITLIST; slot and loop unused */
-  lua_Integer head, tail, n;
-} WaitList;
+/* (struct WaitList is in lasync.h: queue.c reads n.) */
 
 #define LIST_MOVE 4  /* at most this many waiters are moved back */
 
@@ -107,32 +104,48 @@ static lua_Integer list_append(lua_State *L, WaitList *wl, int tt) {
   return wl->tail;
 }
 
-/* Park the running task t (not on the stack) in the list at 1; the stack
-** is w, what, taken. k runs when it resumes and calls list_resumed. */
-static int list_park(lua_State *L, Task *t, lua_KFunction k) {
+/* Park the running task t (not on the stack) at the tail of the list at
+** widx: its userdata is pushed (at the top of the stack while it waits),
+** then it parks; k runs when it resumes, with ctx its index in the list
+** for waitlist_resumed. */
+int waitlist_park(lua_State *L, int widx, Task *t, lua_KFunction k) {
   lua_Integer i;
-  lua_settop(L, 3);
+  int tidx;
   loop_push_anchored(L, t->f.loop, t);
-  push_tasks(L, 1);
-  lua_pushvalue(L, 4);
-  i = list_append(L, lua_touserdata(L, 1), 5);
-  lua_settop(L, 4);
+  tidx = lua_gettop(L);
+  push_tasks(L, widx);
+  lua_pushvalue(L, tidx);
+  i = list_append(L, lua_touserdata(L, widx), tidx + 1);
+  lua_settop(L, tidx);
   return task_park(L, t, (lua_KContext)i, k);
 }
 
-/* In the continuation of list_park (the stack: w, what, taken, the task,
-** what the resume passed; ctx the task's index in w): the task leaves w
-** unless taken and woken (then a waker took it off already); returns what
-** task_unparked does, with the value or the error pushed. */
-static int list_resumed(lua_State *L, lua_KContext ctx, int *woken) {
-  int st = task_unparked(L, lua_touserdata(L, 4), 4, 5, woken);
-  if (!lua_toboolean(L, 3) || st != P_WOKEN)
-    list_leave_at(L, 1, (lua_Integer)ctx, 4);
+/* In the continuation of waitlist_park (w at widx, the task at tidx, what
+** the resume passed after it; ctx the task's index in w): the task leaves
+** w unless taken and woken (then a waker took it off already); returns
+** what task_unparked does, with the value or the error pushed. */
+int waitlist_resumed(lua_State *L, int widx, int tidx, int taken,
+                     lua_KContext ctx, int *woken) {
+  int st = task_unparked(L, lua_touserdata(L, tidx), tidx, tidx + 1, woken);
+  if (!taken || st != P_WOKEN)
+    list_leave_at(L, widx, (lua_Integer)ctx, tidx);
   return st;
 }
 
+/* Park in the list at 1; the stack is w, what, taken. */
+static int list_park(lua_State *L, Task *t, lua_KFunction k) {
+  lua_settop(L, 3);
+  return waitlist_park(L, 1, t, k);
+}
+
+/* In the continuation of list_park (the stack: w, what, taken, the task,
+** what the resume passed). */
+static int list_resumed(lua_State *L, lua_KContext ctx, int *woken) {
+  return waitlist_resumed(L, 1, 4, lua_toboolean(L, 3), ctx, woken);
+}
+
 /* Unpark up to n tasks of the list at widx not woken nor cancelled yet. */
-static lua_Integer list_unpark(lua_State *L, int widx, lua_Integer n) {
+lua_Integer waitlist_unpark(lua_State *L, int widx, lua_Integer n) {
   WaitList *wl = lua_touserdata(L, widx);
   lua_Integer woken = 0, i;
   if (wl->n == 0) return 0;
@@ -181,26 +194,40 @@ static int l_park_in(lua_State *L) {
 static int l_unpark_in(lua_State *L) {
   lua_Integer n = luaL_optinteger(L, 2, 1);
   checklist(L);
-  lua_pushinteger(L, list_unpark(L, 1, n));
+  lua_pushinteger(L, waitlist_unpark(L, 1, n));
   return 1;
+}
+
+/* Take tasks off the head of the list at widx until one not woken nor
+** cancelled yet is unparked: then it is pushed and 1 returned; else 0
+** (the list is empty), nothing pushed. */
+int waitlist_unpark_next(lua_State *L, int widx) {
+  WaitList *wl = lua_touserdata(L, widx);
+  int tt;
+  if (wl->n == 0) return 0;
+  push_tasks(L, widx);
+  tt = lua_gettop(L);
+  while (wl->n > 0) {
+    Task *t;
+    lua_rawgeti(L, tt, wl->head);
+    list_leave(L, wl, tt, wl->head);
+    t = lua_touserdata(L, -1);
+    if (t && task_unpark(L, t, 0, 0)) {
+      lua_remove(L, tt);
+      return 1;
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return 0;
 }
 
 /* core.unpark_next(w): takes tasks off the head of w until one not woken
 ** nor cancelled yet is unparked; returns it, or nothing (w is empty). */
 static int l_unpark_next(lua_State *L) {
-  WaitList *wl = checklist(L);
-  if (wl->n == 0) return 0;
+  checklist(L);
   lua_settop(L, 1);
-  push_tasks(L, 1);
-  while (wl->n > 0) {
-    Task *t;
-    lua_rawgeti(L, 2, wl->head);
-    list_leave(L, wl, 2, wl->head);
-    t = lua_touserdata(L, 3);
-    if (t && task_unpark(L, t, 0, 0)) return 1;
-    lua_pop(L, 1);
-  }
-  return 0;
+  return waitlist_unpark_next(L, 1);
 }
 
 /* core.unpark_first(w): unparks the first task of w if it was not woken
@@ -265,7 +292,7 @@ static int l_park_list(lua_State *L) {
 }
 
 /* core.WaitList(): an empty list. */
-static int l_waitlist_new(lua_State *L) {
+int waitlist_new(lua_State *L) {
   WaitList *wl = lua_newuserdatauv(L, sizeof(WaitList), 1);
   memset(wl, 0, sizeof *wl);
   wl->magic = LASYNC_MAGIC;
@@ -316,7 +343,7 @@ static int l_event_new(lua_State *L) {
   e->magic = LASYNC_MAGIC;
   e->kind = K_EVENT;
   luaL_setmetatable(L, "lasync.Event");
-  l_waitlist_new(L);
+  waitlist_new(L);
   lua_setiuservalue(L, -2, 1);
   return 1;
 }
@@ -332,7 +359,7 @@ static int l_event_set(lua_State *L) {
   if (e->value) return 0;
   e->value = 1;
   lua_getiuservalue(L, 1, 1);
-  list_unpark(L, lua_gettop(L), LUA_MAXINTEGER);
+  waitlist_unpark(L, lua_gettop(L), LUA_MAXINTEGER);
   return 0;
 }
 
@@ -390,7 +417,7 @@ static const luaL_Reg waitlist_funcs[] = {
   {"park_first", l_park_first},
   {"park_count", l_park_count},
   {"park_list", l_park_list},
-  {"WaitList", l_waitlist_new},
+  {"WaitList", waitlist_new},
   {"Event", l_event_new},
   {NULL, NULL}
 };
