@@ -55,7 +55,15 @@ typedef struct Mod {
 } Mod;
 
 /* Module user values (the Mod userdata). */
-enum { MUV_ERRORS = 1, MUV_CTX, MUV_SLEEPCB, MUV_RUNNING, MUV_NUV = MUV_RUNNING };
+enum {
+  MUV_ERRORS = 1, MUV_CTX, MUV_SLEEPCB,
+  MUV_RUNNING,     /* the running loop, or nil */
+  MUV_ANCHORS,     /* and its anchors (LUV_ANCHORS), or nil */
+  MUV_POOL,        /* and its pool of finished threads, or nil */
+  MUV_NUV = MUV_POOL
+};
+
+void loop_push_pool(lua_State *L, Loop *lp);
 
 typedef struct Handle {
   OBJ_HEAD;                      /* K_HANDLE, K_TIMER or K_WATCH */

@@ -46,17 +46,40 @@ static void *ready_pop(Loop *lp) {
 ** An array with a free list in C: anchoring is an array store, not a hash
 ** insert, on the path of every task switch. The table is a user value of
 ** the loop, so that the GC sees the cycle loop -> anchors -> task -> loop
-** and collects a loop dropped unclosed with all it anchors; while the loop
-** runs (or is released) a registry ref to it makes the lookup direct. */
+** and collects a loop dropped unclosed with all it anchors. While the loop
+** runs, the Mod (every C function's upvalue 1) holds it too, for a direct
+** lookup that does not depend on how many registry refs exist (a ref past
+** the registry's array part is a hash lookup); while it is released, a
+** registry ref. */
 
 void loop_push_anchors(lua_State *L, Loop *lp) {
-  if (lp->anchors != LUA_NOREF)
+  if (lp->running)
+    lua_getiuservalue(L, lua_upvalueindex(1), MUV_ANCHORS);
+  else if (lp->anchors != LUA_NOREF)
     lua_rawgeti(L, LUA_REGISTRYINDEX, lp->anchors);
   else {
     loop_push(L, lp);
     lua_getiuservalue(L, -1, LUV_ANCHORS);
     lua_remove(L, -2);
   }
+}
+
+/* The loop's pool of finished threads (for reuse), as its anchors. */
+void loop_push_pool(lua_State *L, Loop *lp) {
+  if (lp->running) lua_getiuservalue(L, lua_upvalueindex(1), MUV_POOL);
+  else lua_rawgeti(L, LUA_REGISTRYINDEX, lp->pool);
+}
+
+/* Set (or clear) the Mod's user values of the running loop, at loopidx. */
+static void set_running(lua_State *L, Loop *lp, int loopidx, int on) {
+  int i;
+  if (on) {
+    lua_pushvalue(L, loopidx);
+    lua_getiuservalue(L, loopidx, LUV_ANCHORS);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, lp->pool);
+  } else for (i = 0; i < 3; i++) lua_pushnil(L);
+  for (i = MUV_POOL; i >= MUV_RUNNING; i--)
+    lua_setiuservalue(L, lua_upvalueindex(1), i);
 }
 
 /* Take (ref) or drop (LUA_NOREF) the registry ref to the anchors of the
@@ -318,9 +341,7 @@ static void run(lua_State *L, Loop *lp, int futidx) {
   int st;
   if (lp->closed) luaL_error(L, "event loop is closed");
   if (m->running) luaL_error(L, "another event loop is already running");
-  ref_anchors(L, lp, 1, 1);  /* the loop is self, at 1 */
-  lua_pushvalue(L, 1);
-  lua_setiuservalue(L, lua_upvalueindex(1), MUV_RUNNING);
+  set_running(L, lp, 1, 1);  /* the loop is self, at 1 */
   m->running = lp;
   lp->running = 1;
   lp->L = L;
@@ -332,10 +353,8 @@ static void run(lua_State *L, Loop *lp, int futidx) {
   st = lua_pcall(L, 2, 0, 0);
   m->running = NULL;
   lp->running = lp->stopping = 0;
-  lua_pushnil(L);
-  lua_setiuservalue(L, lua_upvalueindex(1), MUV_RUNNING);
+  set_running(L, lp, 1, 0);
   lp->L = NULL;
-  ref_anchors(L, lp, 0, 0);
   if (st != LUA_OK) lua_error(L);
 }
 

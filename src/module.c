@@ -92,10 +92,10 @@ void lasync_newmeta(lua_State *L, int kind, const luaL_Reg *methods,
   lua_pop(L, 1);
 }
 
-/* For a kind made rarely, which finds its metatable by name: its registry
-** ref is given back, so that the refs made later (a loop's anchors, read
-** at every spawn and wait) keep the low numbers of the registry's array
-** part. Stack: Mod, core table. */
+/* For a kind made rarely, which finds its metatable by name (or keeps it
+** in an upvalue): its registry ref is given back, so that the registry's
+** array part holds only the refs read on hot paths. Stack: Mod, core
+** table. */
 void lasync_unrefmeta(lua_State *L, int kind) {
   Mod *m = lua_touserdata(L, -2);
   luaL_unref(L, LUA_REGISTRYINDEX, m->mtref[kind]);

@@ -417,7 +417,7 @@ static void on_yield(lua_State *L, Task *t, int tidx, int nres) {
 static void recycle(lua_State *L, Task *t, int tidx) {
   Loop *lp = t->f.loop;
   if (t->exposed || lp->npool >= POOL_MAX) return;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, lp->pool);
+  loop_push_pool(L, lp);
   lua_getiuservalue(L, tidx, TUV_CORO);
   lua_rawseti(L, -2, ++lp->npool);
   lua_pop(L, 1);
@@ -429,7 +429,7 @@ static void recycle(lua_State *L, Task *t, int tidx) {
 static lua_State *new_thread(lua_State *L, Loop *lp) {
   lua_State *co;
   if (lp->npool == 0) return lua_newthread(L);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, lp->pool);
+  loop_push_pool(L, lp);
   lua_rawgeti(L, -1, lp->npool);
   lua_pushnil(L);
   lua_rawseti(L, -3, lp->npool--);
