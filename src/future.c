@@ -30,35 +30,6 @@ Future *future_new(lua_State *L, Loop *lp, int kind, size_t size, int nuv) {
   return f;
 }
 
-/* Push extra user value x of the future at fidx (nil without extras);
-** its type. */
-int future_getx(lua_State *L, int fidx, int x) {
-  int type;
-  if (lua_getiuservalue(L, fidx, FUV_X) != LUA_TUSERDATA) return LUA_TNIL;
-  type = lua_getiuservalue(L, -1, x);
-  lua_remove(L, -2);
-  return type;
-}
-
-/* Pop the top into extra user value x of the future at fidx, making the
-** extras unless the value is nil. */
-void future_setx(lua_State *L, int fidx, int x) {
-  fidx = lua_absindex(L, fidx);
-  if (lua_getiuservalue(L, fidx, FUV_X) != LUA_TUSERDATA) {
-    lua_pop(L, 1);
-    if (lua_isnil(L, -1)) {
-      lua_pop(L, 1);
-      return;
-    }
-    lua_newuserdatauv(L, 0, FX_NUV);
-    lua_pushvalue(L, -1);
-    lua_setiuservalue(L, fidx, FUV_X);
-  }
-  lua_insert(L, -2);
-  lua_setiuservalue(L, -2, x);
-  lua_pop(L, 1);
-}
-
 Future *future_check(lua_State *L, int idx) {
   return lasync_checkobj(L, idx, K_FUTURE, "future");
 }

@@ -192,6 +192,9 @@ void *lasync_toobj(lua_State *L, int idx, int kind);
 void *lasync_checkobj(lua_State *L, int idx, int kind, const char *what);
 void lasync_setmt(lua_State *L, Mod *m, int kind);
 void lasync_unrefmeta(lua_State *L, int kind);
+int lasync_pushx(lua_State *L, int idx, int uv, int nx, int make);
+int lasync_getx(lua_State *L, int idx, int uv, int x);
+void lasync_setx(lua_State *L, int idx, int uv, int x, int nx);
 void lasync_newmeta(lua_State *L, int kind, const luaL_Reg *methods,
                     const luaL_Reg *meta);
 void lasync_addfuncs(lua_State *L, const luaL_Reg *l);
@@ -246,8 +249,8 @@ void process_open(lua_State *L);
 void future_open(lua_State *L);
 Future *future_new(lua_State *L, Loop *lp, int kind, size_t size, int nuv);
 Future *future_check(lua_State *L, int idx);
-int future_getx(lua_State *L, int fidx, int x);
-void future_setx(lua_State *L, int fidx, int x);
+#define future_getx(L, fidx, x) lasync_getx(L, fidx, FUV_X, x)
+#define future_setx(L, fidx, x) lasync_setx(L, fidx, FUV_X, x, FX_NUV)
 void future_set_results(lua_State *L, Future *f, int fidx, int first, int n);
 void future_set_error(lua_State *L, Future *f, int fidx, int erridx, int tbidx);
 int future_cancel(lua_State *L, Future *f, int fidx, int msgidx);

@@ -92,6 +92,46 @@ void lasync_newmeta(lua_State *L, int kind, const luaL_Reg *methods,
   lua_pop(L, 1);
 }
 
+/* Extras: the user values an object rarely needs are those of a userdata
+** of their own, kept in its user value uv and made on first use, so that
+** every object carries one slot for them instead of several. */
+
+/* Push the extras of the object at idx (nx user values), made if need be;
+** 0 (nil pushed) when it has none and make is 0. */
+int lasync_pushx(lua_State *L, int idx, int uv, int nx, int make) {
+  idx = lua_absindex(L, idx);
+  if (lua_getiuservalue(L, idx, uv) == LUA_TUSERDATA) return 1;
+  if (!make) return 0;
+  lua_pop(L, 1);
+  lua_newuserdatauv(L, 0, nx);
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, idx, uv);
+  return 1;
+}
+
+/* Push extra user value x of the object at idx (nil without extras); its
+** type. */
+int lasync_getx(lua_State *L, int idx, int uv, int x) {
+  int type;
+  if (!lasync_pushx(L, idx, uv, 0, 0)) return LUA_TNIL;
+  type = lua_getiuservalue(L, -1, x);
+  lua_remove(L, -2);
+  return type;
+}
+
+/* Pop the top into extra user value x of the object at idx, making the
+** extras unless the value is nil. */
+void lasync_setx(lua_State *L, int idx, int uv, int x, int nx) {
+  idx = lua_absindex(L, idx);
+  if (!lasync_pushx(L, idx, uv, nx, !lua_isnil(L, -1))) {
+    lua_pop(L, 2);
+    return;
+  }
+  lua_insert(L, -2);
+  lua_setiuservalue(L, -2, x);
+  lua_pop(L, 1);
+}
+
 /* For a kind made rarely, which finds its metatable by name (or keeps it
 ** in an upvalue): its registry ref is given back, so that the registry's
 ** array part holds only the refs read on hot paths. Stack: Mod, core

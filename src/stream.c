@@ -99,17 +99,8 @@ enum {
 
 #define checkstream(L) ((Stream *)lasync_checkobj(L, 1, K_STREAM, "stream"))
 
-/* Push the extras of the stream at sidx, made if need be; 0 (nil pushed)
-** when it has none and make is 0. */
-static int push_extras(lua_State *L, int sidx, int make) {
-  if (lua_getiuservalue(L, sidx, SUV_EXTRAS) == LUA_TUSERDATA) return 1;
-  if (!make) return 0;
-  lua_pop(L, 1);
-  lua_newuserdatauv(L, 0, XUV_NUV);
-  lua_pushvalue(L, -1);
-  lua_setiuservalue(L, sidx, SUV_EXTRAS);
-  return 1;
-}
+#define push_extras(L, sidx, make) \
+  lasync_pushx(L, sidx, SUV_EXTRAS, XUV_NUV, make)
 
 /* future_wake_all for the futures in extra user value xuv. */
 static void wake_all(lua_State *L, int sidx, int xuv) {
@@ -124,14 +115,7 @@ static void push_waiter(lua_State *L, Stream *s, int sidx, int xuv) {
   lua_remove(L, -2);
 }
 
-/* The value on top goes to extra user value xuv (popped). */
-static void set_extra(lua_State *L, int sidx, int xuv) {
-  sidx = lua_absindex(L, sidx);
-  push_extras(L, sidx, 1);
-  lua_insert(L, -2);
-  lua_setiuservalue(L, -2, xuv);
-  lua_pop(L, 1);
-}
+#define set_extra(L, sidx, xuv) lasync_setx(L, sidx, SUV_EXTRAS, xuv, XUV_NUV)
 
 /* ---------- buffers ---------- */
 
