@@ -283,6 +283,7 @@ int task_suspend(lua_State *L, Task *t, int fidx, lua_KContext ctx,
                  lua_KFunction k);
 int task_interrupted(lua_State *L, int fidx);
 void task_resumed(lua_State *L, int fidx);
+int task_resumed_k(lua_State *L, int status, lua_KContext ctx);
 
 /* Waiting with no Future (task.c), what lasync.sleep, lasync.sync and
 ** lasync.queues wait with (core.park, core.park_in, ...).

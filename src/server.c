@@ -429,12 +429,6 @@ static int l_abort_clients(lua_State *L) {
   return close_all(L, 1);
 }
 
-static int resumed_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status; (void)ctx;
-  task_resumed(L, 2);
-  return 0;
-}
-
 /* wait_closed(): returns once closed and every handler has finished. */
 static int l_wait_closed(lua_State *L) {
   Server *sv = checkserver(L);
@@ -443,7 +437,7 @@ static int l_wait_closed(lua_State *L) {
   if (sv->closed && sv->nconns == 0) return 0;
   t = task_running(L, "wait_closed");
   future_push_waiter(L, sv->loop, 1, SVUV_CLOSED);
-  return task_suspend(L, t, 2, 0, resumed_k);
+  return task_suspend(L, t, 2, 2, task_resumed_k);
 }
 
 /* serve_forever(): returns once the server is closed; cancelled, it

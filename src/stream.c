@@ -897,12 +897,6 @@ static int l_is_closing(lua_State *L) {
   return 1;
 }
 
-static int resumed_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status;
-  task_resumed(L, (int)ctx);
-  return 0;
-}
-
 /* wait_closed(): returns once close() has closed the socket. */
 static int l_wait_closed(lua_State *L) {
   Stream *s = checkstream(L);
@@ -911,7 +905,7 @@ static int l_wait_closed(lua_State *L) {
   if (s->closing && s->fd < 0 && s->closer == NULL) return 0;
   t = waiter(L, s, "wait_closed");
   push_waiter(L, s, 1, XUV_CLOSED);
-  return task_suspend(L, t, 2, 2, resumed_k);
+  return task_suspend(L, t, 2, 2, task_resumed_k);
 }
 
 /* ---------- information ---------- */

@@ -110,6 +110,14 @@ void task_resumed(lua_State *L, int fidx) {
   lua_settop(L, fidx - 1);
 }
 
+/* A continuation for a wait with nothing to do after it: task_resumed for
+** the future at ctx, no results. */
+int task_resumed_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  task_resumed(L, (int)ctx);
+  return 0;
+}
+
 /* ---------- park: waiting with no Future ---------- */
 
 static const char park_key;
