@@ -191,7 +191,6 @@ extern const char lasync_suspend, lasync_cancel;
 void *lasync_toobj(lua_State *L, int idx, int kind);
 void *lasync_checkobj(lua_State *L, int idx, int kind, const char *what);
 void lasync_setmt(lua_State *L, Mod *m, int kind);
-void lasync_unrefmeta(lua_State *L, int kind);
 int lasync_pushx(lua_State *L, int idx, int uv, int nx, int make);
 int lasync_getx(lua_State *L, int idx, int uv, int x);
 void lasync_setx(lua_State *L, int idx, int uv, int x, int nx);

@@ -132,16 +132,6 @@ void lasync_setx(lua_State *L, int idx, int uv, int x, int nx) {
   lua_pop(L, 1);
 }
 
-/* For a kind made rarely, which finds its metatable by name (or keeps it
-** in an upvalue): its registry ref is given back, so that the registry's
-** array part holds only the refs read on hot paths. Stack: Mod, core
-** table. */
-void lasync_unrefmeta(lua_State *L, int kind) {
-  Mod *m = lua_touserdata(L, -2);
-  luaL_unref(L, LUA_REGISTRYINDEX, m->mtref[kind]);
-  m->mtref[kind] = LUA_NOREF;
-}
-
 /* Add methods to a kind's method table; stack: Mod at -2. */
 void lasync_addmethods(lua_State *L, int kind, const luaL_Reg *l) {
   luaL_getmetatable(L, kind_names[kind]);

@@ -533,5 +533,4 @@ void queue_open(lua_State *L) {
   lua_pushcclosure(L, l_new_queue, 3);
   lua_setfield(L, core, "new_queue");
   lua_pop(L, 1);
-  lasync_unrefmeta(L, K_QUEUE);  /* made once per queue, found by upvalue */
 }

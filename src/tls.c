@@ -281,7 +281,7 @@ static TlsCtx *ctx_new(lua_State *L, int sidx, const char *what) {
   c->magic = LASYNC_MAGIC;
   c->kind = K_TLSCTX;
   c->verify = -1;
-  luaL_setmetatable(L, "lasync.SSLContext");
+  lasync_setmt(L, lasync_mod(L), K_TLSCTX);
   if ((c->ctx = SSL_CTX_new(TLS_method())) == NULL)
     fail(L, "%s: cannot make an SSL context (out of memory)", what);
   SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
@@ -587,9 +587,7 @@ static const luaL_Reg tls_funcs[] = {
   {NULL, NULL}
 };
 
-/* Contexts are made rarely: they find their metatable by name. */
 void tls_open(lua_State *L) {
   lasync_newmeta(L, K_TLSCTX, ctx_methods, ctx_meta);
-  lasync_unrefmeta(L, K_TLSCTX);
   lasync_addfuncs(L, tls_funcs);
 }

@@ -298,7 +298,7 @@ int waitlist_new(lua_State *L) {
   wl->magic = LASYNC_MAGIC;
   wl->kind = K_WAITLIST;
   wl->head = 1;
-  luaL_setmetatable(L, "lasync.WaitList");
+  lasync_setmt(L, lasync_mod(L), K_WAITLIST);
   return 1;
 }
 
@@ -342,7 +342,7 @@ static int l_event_new(lua_State *L) {
   memset(e, 0, sizeof *e);
   e->magic = LASYNC_MAGIC;
   e->kind = K_EVENT;
-  luaL_setmetatable(L, "lasync.Event");
+  lasync_setmt(L, lasync_mod(L), K_EVENT);
   waitlist_new(L);
   lua_setiuservalue(L, -2, 1);
   return 1;
@@ -449,8 +449,6 @@ void waitlist_open(lua_State *L) {
   lasync_addfuncs(L, waitlist_funcs);
   lasync_newmeta(L, K_WAITLIST, no_methods, waitlist_meta);
   lasync_newmeta(L, K_EVENT, event_methods, event_meta);
-  lasync_unrefmeta(L, K_WAITLIST);  /* made once per Lock, Event, Queue */
-  lasync_unrefmeta(L, K_EVENT);
   luaL_getmetatable(L, "lasync.Event");  /* named as the Lua classes are */
   lua_pushliteral(L, "Event");
   lua_setfield(L, -2, "__name");
