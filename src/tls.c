@@ -26,7 +26,6 @@ struct TlsCtx {
   OBJ_HEAD;                      /* K_TLSCTX; loop unused */
   SSL_CTX *ctx;
   signed char verify;            /* -1: the role's default */
-  unsigned char has_cert;
   unsigned char alpn[256];       /* ALPN protocols, in wire format */
   size_t alpnlen;
 };
@@ -36,7 +35,6 @@ struct Tls {
   int fd;
   int sys_err;                   /* errno of the socket's failure */
   unsigned char want_write;      /* the last EAGAIN waits to write */
-  unsigned char verified;        /* a certificate check ran */
   unsigned long err;             /* OpenSSL's error of the failure */
   long verify_result;            /* X509_V_OK or why the peer failed */
   char *pre;                     /* received before start_tls: read first */
@@ -220,7 +218,6 @@ static void ctx_cert(lua_State *L, TlsCtx *c, int sidx, const char *what) {
   /* checks that the key is the certificate's */
   if (!SSL_CTX_use_PrivateKey_file(c->ctx, key ? key : cert, SSL_FILETYPE_PEM))
     ctx_fail(L, what, "cannot load keyfile", key ? key : cert);
-  c->has_cert = 1;
 }
 
 /* A server picks the first of its protocols that the client offers; none
@@ -334,7 +331,7 @@ TlsCtx *tls_checkctx(lua_State *L, int idx, int server, const char *what) {
                "expected, got %s", what, luaL_typename(L, idx));
     return NULL;
   }
-  if (server && !c->has_cert)
+  if (server && SSL_CTX_get0_certificate(c->ctx) == NULL)
     fail(L, "%s: a server needs a certificate (certfile)", what);
   return c;
 }
@@ -387,7 +384,6 @@ Tls *tls_new(TlsCtx *c, int fd, int server, const char *host) {
     SSL_set_verify(t->ssl, verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
     if (host && !set_peer_name(t->ssl, host, verify)) goto fail;
   }
-  t->verified = (unsigned char)verify;
   return t;
 fail:
   if (t) SSL_free(t->ssl);
@@ -498,7 +494,8 @@ int tls_pending(const Tls *t) {
 ** latter, `verify_code` and `verify_message`. */
 void tls_push_error(lua_State *L, Tls *t) {
   const char *reason = ERR_reason_error_string(t->err);
-  int cert = t->verified && t->verify_result != X509_V_OK &&
+  int cert = SSL_get_verify_mode(t->ssl) != SSL_VERIFY_NONE &&
+             t->verify_result != X509_V_OK &&
              ERR_GET_REASON(t->err) == SSL_R_CERTIFICATE_VERIFY_FAILED;
   const char *vmsg = X509_verify_cert_error_string(t->verify_result);
   if (reason == NULL) reason = "TLS error";
