@@ -1022,9 +1022,11 @@ static const char *tls_opts(lua_State *L, double *timeout) {
   *timeout = 60.0;
   if (lua_isnil(L, 3)) return NULL;
   luaL_checktype(L, 3, LUA_TTABLE);
-  if (lua_getfield(L, 3, "server_hostname") != LUA_TNIL &&
-      (host = lua_tostring(L, -1)) == NULL)
-    luaL_argerror(L, 3, "opts.server_hostname must be a string");
+  if (lua_getfield(L, 3, "server_hostname") != LUA_TNIL) {
+    luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, 3,
+                  "opts.server_hostname must be a string");
+    host = lua_tostring(L, -1);
+  }
   if (lua_getfield(L, 3, "ssl_handshake_timeout") != LUA_TNIL) {
     *timeout = lua_tonumber(L, -1);
     luaL_argcheck(L, lua_type(L, -1) == LUA_TNUMBER && *timeout > 0 &&
