@@ -178,6 +178,7 @@ for _, kind in ipairs(CLASSES) do
         assert.matches("got number", catch(f, 1))
         assert.matches("got Lock", catch(f, lasync.Lock()))
       end
+      assert.matches("queue expected", catch(getmetatable(q).__tostring, 1))
     end)
   end)
 end
