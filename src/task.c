@@ -316,12 +316,11 @@ static void finished(lua_State *L, Task *t, int tidx) {
   loop_unanchor(L, t->f.loop, t);
 }
 
-/* Close the coroutine (its <close> variables run) and empty it: it is
-** then dead and holds no error value. */
-/* Close the coroutine, running its pending <close> variables. erridx (or
-** 0) is the error it died of, which they receive; if one of them raises,
-** its error replaces the task's outcome, as coroutine.close reports it:
-** then it is pushed and 1 returned. */
+/* Close the coroutine, running its pending <close> variables, and empty
+** it: it is then dead and holds no error value. erridx (or 0) is the error
+** it died of, which they receive; if one of them raises, its error
+** replaces the task's outcome, as coroutine.close reports it: then it is
+** pushed and 1 returned. */
 static int close_coro(lua_State *L, Task *t, int erridx) {
   int replaced = 0;
   if (erridx) {  /* closing passes on the value at the thread's top */
