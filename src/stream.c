@@ -55,6 +55,7 @@ struct Stream {
   int err;                       /* errno of the connection's failure */
   size_t limit;                  /* input buffered before reading pauses */
   size_t want;                   /* input the waiting reader needs */
+  size_t received;               /* bytes received so far, for idle checks */
   Buf in, out;
   char *scratch;                 /* the state's receive buffer, CHUNK bytes */
   Task *reader;                  /* the task parked in a read, or NULL */
@@ -287,7 +288,8 @@ static ssize_t sock_send(Stream *s, const void *p, size_t n) {
 ** 0 at EOF (s->eof set) or -1 when nothing came (s->err set on an error). */
 static ssize_t receive(Stream *s, size_t room) {
   ssize_t n = sock_recv(s, s->scratch, room < CHUNK ? room : CHUNK);
-  if (n == 0) s->eof = 1;
+  if (n > 0) s->received += (size_t)n;
+  else if (n == 0) s->eof = 1;
   else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) s->err = errno;
   return n;
 }
@@ -1180,7 +1182,15 @@ static const luaL_Reg stream_meta[] = {
   {NULL, NULL}
 };
 
+/* core.stream_received(stream): the bytes received so far (lasync serve's
+** idle timeout tells a silent peer from a slow one by it). */
+static int l_received(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)checkstream(L)->received);
+  return 1;
+}
+
 static const luaL_Reg stream_funcs[] = {
+  {"stream_received", l_received},
   {"tcp_connect", l_tcp_connect},
   {"unix_connect", l_unix_connect},
   {NULL, NULL}
