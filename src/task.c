@@ -26,10 +26,15 @@ static Task *current(lua_State *L) {
   return m->running ? m->running->current : NULL;
 }
 
-static Task *check_in_task(lua_State *L, const char *what) {
+static Task *in_task(lua_State *L, const char *what) {
   Task *t = current(L);
   if (t == NULL)
     luaL_error(L, "%s called outside a task", what);
+  return t;
+}
+
+static Task *check_in_task(lua_State *L, const char *what) {
+  Task *t = in_task(L, what);
   if (!lua_isyieldable(L))
     luaL_error(L, "%s cannot suspend the task here: a C function (such as "
                "table.sort or tostring) is in the way", what);
@@ -227,8 +232,10 @@ static int l_park_state(lua_State *L) {
 /* f:await() / lasync.await(f): the future's results, or its error. */
 static int l_await(lua_State *L) {
   Future *f = future_check(L, 1);
-  Task *t = check_in_task(L, "await");
+  Task *t = in_task(L, "await");
+  /* a done future needs no suspension, so a C function in the way is fine */
   if (f->state != F_PENDING) return future_unpack(L, f, 1);
+  check_in_task(L, "await");
   lua_settop(L, 1);
   suspend_on(L, t, f, 1);
   lua_pushlightuserdata(L, SUSPEND_KEY);

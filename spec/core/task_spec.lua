@@ -311,6 +311,14 @@ describe("await inside a task", function()
     util.raises({"cannot suspend the task here"}, table.sort, {3, 2, 1},
       function(x, y) lasync.sleep(0) return x < y end)
   end))
+
+  it("lets a done future be awaited with a C function in the way",
+     helper.async(function()
+    local f, t = lasync.Future(), {3, 2, 1}
+    f:set_result(true)
+    table.sort(t, function(x, y) return f:await() and x < y end)
+    assert.are.same({1, 2, 3}, t)
+  end))
 end)
 
 describe("a pending task without references", function()
