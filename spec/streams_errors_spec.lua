@@ -77,6 +77,24 @@ describe("a connection error", function()
     s:write("dropped")
     done()
   end))
+
+  it("closes the stream: is_closing, and wait_closed raises it", helper.async(function()
+    local c, s, done = util.pair {limit = 1}
+    local early = lasync.spawn(function() return pcall(s.wait_closed, s) end)
+    lasync.sleep(0)  -- it waits from before the reset
+    s:write("xy")
+    lasync.sleep(0.01)
+    c:close()  -- resets: "y" was not read
+    local ok, err = early:await()  -- woken by the reset alone
+    assert.is_false(ok)
+    assert.are.equal("ECONNRESET", err.code)
+    assert.is_true(s:is_closing())
+    assert.is_nil(s:get_extra_info("fd"))  -- the socket is gone
+    assert.are.equal("ECONNRESET", catch(s.wait_closed, s).code)
+    s:close()  -- changes nothing
+    assert.are.equal("ECONNRESET", catch(s.wait_closed, s).code)
+    done()
+  end))
 end)
 
 describe("a handler that raises", function()

@@ -243,7 +243,11 @@ static void close_fd(Stream *s) {
 /* Bring the socket and the events in line with the stream's state, and
 ** wake a waiter whose wait is over. Runs after every change. */
 static void settle(Stream *s) {
-  if (s->err) buf_free(&s->out);
+  if (s->err) {  /* the connection is lost: as asyncio, it closes */
+    buf_free(&s->out);
+    s->closing = 1;
+    s->eof = 1;
+  }
   if (s->fd >= 0 && s->out.len == 0 && !s->connecting) {
     if (s->shut == SHUT_ASKED) {
       shutdown(s->fd, SHUT_WR);  /* fails only on a broken connection */
@@ -845,8 +849,9 @@ static int closer_done(lua_State *L) {
   return 0;
 }
 
-/* Until the flush ends an anchored handle keeps the stream (a close()
-** with output pending must not lose it when the stream is dropped). */
+/* Until the socket closes an anchored handle keeps the stream (a close()
+** with output pending must not lose it when the stream is dropped); it
+** then wakes the wait_closed() callers. */
 static void closer_new(lua_State *L, Stream *s, int sidx) {
   int top = lua_gettop(L);
   lua_pushvalue(L, lua_upvalueindex(1));
@@ -870,7 +875,8 @@ void stream_close(lua_State *L, Stream *s, int sidx, int abort) {
   if (!s->closing) {
     s->closing = 1;
     s->eof = 1;
-    if (open && s->out.len > 0 && !s->err) closer_new(L, s, sidx);
+    if (open && s->out.len > 0 && !s->err && !s->closer)
+      closer_new(L, s, sidx);
   }
   settle(s);
   if (open && s->fd < 0 && s->closer == NULL)
@@ -899,15 +905,26 @@ static int l_is_closing(lua_State *L) {
   return 1;
 }
 
-/* wait_closed(): returns once close() has closed the socket. */
-static int l_wait_closed(lua_State *L) {
-  Stream *s = checkstream(L);
+/* wait_closed(): the stream at 1; the wait future at 2. As asyncio, it
+** raises the error the connection was lost to, if any. */
+static int wait_closed_k(lua_State *L, int status, lua_KContext ctx) {
+  Stream *s = lua_touserdata(L, 1);
   Task *t;
-  lua_settop(L, 1);
-  if (s->closing && s->fd < 0 && s->closer == NULL) return 0;
+  if (status == LUA_YIELD) task_resumed(L, (int)ctx);
+  if (s->closing && s->fd < 0 && s->closer == NULL)
+    return s->err ? raise_error(L, s) : 0;
   t = waiter(L, s, "wait_closed");
+  /* the closer is queued whatever closes the socket: close(), or a lost
+  ** connection seen in an event callback, where no Lua state is at hand */
+  if (s->closer == NULL && s->fd >= 0) closer_new(L, s, 1);
   push_waiter(L, s, 1, XUV_CLOSED);
-  return task_suspend(L, t, 2, 2, task_resumed_k);
+  return task_suspend(L, t, 2, 2, wait_closed_k);
+}
+
+static int l_wait_closed(lua_State *L) {
+  checkstream(L);
+  lua_settop(L, 1);
+  return wait_closed_k(L, LUA_OK, 0);
 }
 
 /* ---------- information ---------- */
