@@ -67,8 +67,20 @@ local function finish(ok, ...)
   return ...
 end
 
+-- SIGINT cancels the main task; a second one, should the main task not
+-- have ended, stops the loop (as asyncio's runner raises KeyboardInterrupt),
+-- and the shutdown begins. Returns the count of SIGINTs so far.
+local function on_sigint(loop, main)
+  local n = 0
+  loop:add_signal_handler("SIGINT", function()
+    n = n + 1
+    if n == 1 then main:cancel("interrupted") else loop:stop() end
+  end)
+  return function() return n end
+end
+
 --- lasync.run(fn, ...): runs fn(...) as the main task of a new loop and
--- returns its results or raises its error. SIGINT cancels the main task.
+-- returns its results or raises its error.
 function M.run(fn, ...)
   if core.get_running_loop() then
     error("lasync.run() cannot be called while an event loop is running", 2)
@@ -78,9 +90,12 @@ function M.run(fn, ...)
   end
   local loop = M.new_event_loop()
   local main = loop:create_task(fn, ...)
-  loop:add_signal_handler("SIGINT", function() main:cancel("interrupted") end)
+  local interrupts = on_sigint(loop, main)
   local res = table.pack(pcall(loop.run_until_complete, loop, main))
   loop:remove_signal_handler("SIGINT")
+  if interrupts() > 1 and not main:done() then
+    res = {n = 2, false, core.CancelledError("interrupted")}
+  end
   cancel_all(loop)
   loop:close()
   return finish(table.unpack(res, 1, res.n))

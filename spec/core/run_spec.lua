@@ -176,6 +176,27 @@ describe("lasync.run", function()
     assert.are.equal("child closed\nfalse\ttrue\tCancelledError: interrupted\n", out)
   end)
 
+  it("stops on a second SIGINT when the main task ignored the first", function()
+    local out, _, status = util.run_script([[
+      local lasync = require "lasync"
+      local f = assert(io.open("/proc/self/stat"))
+      local pid = f:read("n")
+      f:close()
+      local function interrupt() io.popen("kill -INT " .. pid):close() end
+      local ok, err = pcall(lasync.run, function()
+        interrupt()
+        print("ignored", pcall(lasync.sleep, 5))
+        interrupt()
+        print("ignored", pcall(lasync.sleep, 5))  -- the shutdown's cancel
+      end)
+      print(ok, tostring(err))
+    ]])
+    assert.are.equal(0, status)
+    assert.are.equal("ignored\tfalse\tCancelledError: interrupted\n" ..
+                     "ignored\tfalse\tCancelledError\n" ..
+                     "false\tCancelledError: interrupted\n", out)
+  end)
+
   it("exits the interpreter with the CancelledError on SIGINT", function()
     local _, err, status = util.run_script([[
       local lasync = require "lasync"
