@@ -259,6 +259,15 @@ fail("late")
       assert.is_true(took < 3, took)
     end)
 
+    it("runs spawned tasks while it waits for the next line", function()
+      local out, code = shell([[
+        (echo 'bg = lasync.spawn(lasync.sleep, 0.05)'
+         sleep 0.5
+         echo 'print(bg:done())') | lasync]])
+      assert.are.equal("true\n", out)
+      assert.are.equal(0, code)
+    end)
+
     it("prints an error with its traceback and goes on", function()
       local out, err, code = repl("error('bad')\nprint('still here')\n")
       assert.are.equal("still here\n", out)
