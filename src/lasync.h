@@ -128,6 +128,7 @@ struct Task {
   unsigned char started, must_cancel, queued;
   unsigned char exposed;         /* get_coro was called: never recycle */
   unsigned char park;            /* P_*: a wait with no Future (task_park) */
+  unsigned char raw;             /* suspended by a plain coroutine.yield */
   unsigned long walk;            /* last task_cancel walk through it */
 };
 

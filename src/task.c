@@ -33,11 +33,15 @@ static Task *in_task(lua_State *L, const char *what) {
   return t;
 }
 
-static Task *check_in_task(lua_State *L, const char *what) {
-  Task *t = in_task(L, what);
+static void check_yieldable(lua_State *L, const char *what) {
   if (!lua_isyieldable(L))
     luaL_error(L, "%s cannot suspend the task here: a C function (such as "
                "table.sort or tostring) is in the way", what);
+}
+
+static Task *check_in_task(lua_State *L, const char *what) {
+  Task *t = in_task(L, what);
+  check_yieldable(L, what);
   return t;
 }
 
@@ -235,7 +239,7 @@ static int l_await(lua_State *L) {
   Task *t = in_task(L, "await");
   /* a done future needs no suspension, so a C function in the way is fine */
   if (f->state != F_PENDING) return future_unpack(L, f, 1);
-  check_in_task(L, "await");
+  check_yieldable(L, "await");
   lua_settop(L, 1);
   suspend_on(L, t, f, 1);
   lua_pushlightuserdata(L, SUSPEND_KEY);
@@ -399,9 +403,9 @@ static void wait_on(lua_State *L, Task *t, int tidx, int fidx) {
     t->wait_L = NULL;
     lua_pushvalue(L, fidx);
     lua_setiuservalue(L, tidx, TUV_WAIT);
-    if (t->must_cancel) {
+    if (t->must_cancel) {  /* a raw waiter still needs the throw */
       lua_getiuservalue(L, tidx, TUV_MSG);
-      if (cancel_any(L, f, fidx, -1)) t->must_cancel = 0;
+      if (cancel_any(L, f, fidx, -1) && !t->raw) t->must_cancel = 0;
       lua_pop(L, 1);
     }
   }
@@ -413,7 +417,7 @@ static void on_yield(lua_State *L, Task *t, int tidx, int nres) {
   if (nres > 0 && lua_touserdata(L, base) == SUSPEND_KEY) {
     base++;
     nres--;
-  }
+  } else t->raw = 1;
   if (nres == 0)
     queue(t);  /* gives way for one iteration */
   else if (nres == 1 && lasync_toobj(L, base, K_FUTURE))
@@ -472,12 +476,64 @@ static void on_error(lua_State *L, Task *t, int tidx) {
   } else end_failed(L, t, tidx, err);
 }
 
-/* Push the arguments that throw the cancellation into the coroutine. */
+/* A plain coroutine.yield has no continuation to raise what the task is
+** resumed with: a count hook raises it at the first instruction after
+** the yield. It keeps the thread's own hook, put back first, and the
+** error, in registry[thread]. */
+typedef struct Throw {
+  lua_Hook hook;
+  int mask, count;
+} Throw;
+
+static void throw_hook(lua_State *co, lua_Debug *ar) {
+  Throw *th;
+  (void)ar;
+  lua_rawgetp(co, LUA_REGISTRYINDEX, co);
+  th = lua_touserdata(co, -1);
+  lua_sethook(co, th->hook, th->mask, th->count);
+  lua_getiuservalue(co, -1, 1);
+  lua_pushnil(co);
+  lua_rawsetp(co, LUA_REGISTRYINDEX, co);
+  lua_error(co);
+}
+
+/* Arm throw_hook on co with the error at the top of L (popped). */
+static void arm_throw(lua_State *L, lua_State *co) {
+  Throw *th = lua_newuserdatauv(L, sizeof *th, 1);
+  th->hook = lua_gethook(co);
+  th->mask = lua_gethookmask(co);
+  th->count = lua_gethookcount(co);
+  lua_insert(L, -2);
+  lua_setiuservalue(L, -2, 1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, co);
+  lua_sethook(co, throw_hook, LUA_MASKCOUNT, 1);
+}
+
+/* After the resume: a throw the coroutine ran no Lua code to meet (it
+** returned or yielded from C) is put off to the next step. */
+static void disarm_throw(lua_State *L, Task *t) {
+  Throw *th;
+  if (lua_gethook(t->co) != throw_hook) return;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, t->co);
+  th = lua_touserdata(L, -1);
+  lua_sethook(t->co, th->hook, th->mask, th->count);
+  lua_pop(L, 1);
+  lua_pushnil(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, t->co);
+  t->must_cancel = 1;
+}
+
+/* Push the arguments that throw the cancellation into the coroutine (none
+** after a plain yield: arm_throw). */
 static int push_throw(lua_State *L, Task *t, int tidx) {
-  lua_pushlightuserdata(t->co, CANCEL_KEY);
   lua_getiuservalue(L, tidx, TUV_MSG);
   errors_push_newv(L, "CancelledError", -1);
   lua_remove(L, -2);
+  if (t->raw) {
+    arm_throw(L, t->co);
+    return 0;
+  }
+  lua_pushlightuserdata(t->co, CANCEL_KEY);
   lua_xmove(L, t->co, 1);
   return 2;
 }
@@ -519,16 +575,18 @@ static void step_parked(Task *t) {
 /* Step the task (not on the stack). Giving way, the path of sleep(0),
 ** touches neither the task's userdata nor the stack of L. */
 void task_step(lua_State *L, Loop *lp, Task *t) {
-  int nargs = 0, nres, st;
+  int nargs = 0, nres, st, raw = t->raw;
   Task *prev = lp->current;
   if (t->f.state != F_PENDING) return;
   if (t->must_cancel) {
     if ((nargs = step_cancel(L, t)) < 0) return;
   } else if (!t->started) nargs = t->nargs0;
   t->started = 1;
+  t->raw = 0;  /* on_yield tells for the next suspension */
   lp->current = t;
   st = lua_resume(t->co, L, nargs, &nres);
   lp->current = prev;
+  if (raw) disarm_throw(L, t);
   if (st == LUA_YIELD && nres == 1 &&
       lua_touserdata(t->co, -1) == SUSPEND_KEY) {
     lua_pop(t->co, 1);  /* gave way, or await registered its wait */
@@ -597,6 +655,11 @@ int task_cancel(lua_State *L, Task *t, int tidx, int msgidx) {
     }
     t->walk = walk;
     t->ncancels++;
+    if (t->raw) {  /* no await_k raises the cancelled wait: the step must */
+      t->must_cancel = 1;
+      lua_pushvalue(L, msgidx);
+      lua_setiuservalue(L, -2, TUV_MSG);
+    }
     if (t->park == P_PARKED) {  /* as if the future it waits on was */
       t->park = P_CANCELLED;
       lua_pushvalue(L, msgidx);

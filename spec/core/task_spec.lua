@@ -231,6 +231,58 @@ describe("the yield protocol", function()
     assert.is_true(f:done())
   end))
 
+  -- a plain yield has no continuation: the CancelledError is raised at the
+  -- first instruction after it, as await would raise it
+  local function caught(...)
+    local ok, err = pcall(...)
+    return ok, tostring(err)
+  end
+
+  it("a cancel raises CancelledError where a task yielded nothing", helper.async(function()
+    local t = lasync.spawn(function()
+      local ok, err = caught(function() coroutine.yield() end)
+      return ok, err, lasync.sleep(0, "goes on")
+    end)
+    lasync.sleep(0)
+    t:cancel("stop")
+    assert.are.same({false, "CancelledError: stop", "goes on"}, {t:await()})
+    assert.is_false(t:cancelled())
+    local u = lasync.spawn(function() coroutine.yield() end)
+    lasync.sleep(0)
+    u:cancel()
+    util.raises({"CancelledError"}, u.await, u)
+    assert.is_true(u:cancelled())
+  end))
+
+  it("a cancel raises CancelledError where a task yielded a Future", helper.async(function()
+    local f, inner = lasync.Future(), lasync.spawn(lasync.sleep, 10)
+    local a = lasync.spawn(caught, function() coroutine.yield(f) end)
+    local b = lasync.spawn(caught, function() coroutine.yield(inner) end)
+    lasync.sleep(0)
+    a:cancel("a")
+    b:cancel("b")
+    assert.are.same({false, "CancelledError: a"}, {a:await()})
+    assert.are.same({false, "CancelledError: b"}, {b:await()})
+    assert.is_true(f:cancelled())
+    assert.is_true(inner:cancelled())  -- the cancel went down the chain
+  end))
+
+  it("a cancel thrown at a plain yield leaves the thread's hook as it was",
+     helper.async(function()
+    local calls = 0
+    local function hook() calls = calls + 1 end
+    local t = lasync.spawn(function()
+      debug.sethook(hook, "", 1000)
+      local ok = pcall(function() coroutine.yield() end)
+      local h, mask, count = debug.gethook()
+      debug.sethook()
+      return ok, h == hook, mask, count
+    end)
+    lasync.sleep(0)
+    t:cancel()
+    assert.are.same({false, true, "", 1000}, {t:await()})
+  end))
+
   it("yielding anything else fails the task with an error saying so", helper.async(function()
     for _, v in ipairs {{42}, {"s"}, {{}}, {true}, {lasync.Future(), 1}} do
       local t = lasync.spawn(function() coroutine.yield(table.unpack(v)) end)
