@@ -248,6 +248,8 @@ describe("lasync.getaddrinfo", function()
              "::1", 1, {family = 6})
       raises("#3 to .*%(type must be \"stream\", \"dgram\" or nil, got 'raw'%)",
              "::1", 1, {type = "raw"})
+      raises("#3 to .*%(unknown option 'bogus'%)", "::1", 1, {bogus = 1})
+      raises("#3 to .*%(unknown option '1'%)", "::1", 1, {"inet"})
     end))
 
     it("outside a task raises", function()

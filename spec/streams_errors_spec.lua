@@ -203,6 +203,8 @@ describe("misuse", function()
   it("names the bad argument of open_connection", helper.async(function()
     raises("bad argument #1 to 'open_connection' %(host %(string%) expected, got number%)",
       lasync.open_connection, 1, 80)
+    raises("bad argument #1 to 'open_connection' %(host must not be empty%)",
+      lasync.open_connection, "", 80)
     raises("bad argument #2 to 'open_connection' %(port %(integer from 0 to 65535%) expected, got 70000%)",
       lasync.open_connection, "127.0.0.1", 70000)
     raises("bad argument #2 to 'open_connection' %(port .* got string%)",
@@ -219,6 +221,12 @@ describe("misuse", function()
       lasync.open_connection, "127.0.0.1", 80, {ssl = 42})
     raises("bad argument #1 to 'open_unix_connection' %(path %(string%) expected, got nil%)",
       lasync.open_unix_connection)
+  end))
+
+  it("takes an empty host, as nil, for every interface", helper.async(function()
+    local srv = lasync.start_server(util.echo, "", 0)
+    assert.are.equal("0.0.0.0", (srv:sockname()))
+    util.stop(srv)
   end))
 
   it("names the bad argument of start_server", helper.async(function()

@@ -254,6 +254,12 @@ static void checkopts(lua_State *L, struct evutil_addrinfo *hints) {
   hints->ai_socktype = SOCK_STREAM;
   if (lua_isnoneornil(L, ARG_OPTS)) return;
   luaL_checktype(L, ARG_OPTS, LUA_TTABLE);
+  for (lua_pushnil(L); lua_next(L, ARG_OPTS); lua_pop(L, 1))
+    if (lua_type(L, -2) != LUA_TSTRING ||
+        (strcmp(lua_tostring(L, -2), "family") != 0 &&
+         strcmp(lua_tostring(L, -2), "type") != 0))
+      luaL_argerror(L, ARG_OPTS, lua_pushfstring(L, "unknown option '%s'",
+                                                 luaL_tolstring(L, -2, NULL)));
   hints->ai_family = checkchoice(L, "family", families, family_values);
   hints->ai_socktype = checkchoice(L, "type", types, type_values);
 }

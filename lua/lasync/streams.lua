@@ -153,6 +153,7 @@ end
 -- Raises an OSError (ConnectionRefusedError, ...) with `code` when no
 -- address can be reached: that of the first address.
 function M.open_connection(host, port, opts)
+  if host == "" then argerror(1, "open_connection", "host must not be empty") end
   check_string(host, 1, "open_connection", "host (string)")
   port = check_port(port, 2, "open_connection")
   opts = check_opts(opts, 3, "open_connection", CONNECT_OPTS)
@@ -188,8 +189,8 @@ end
 
 -- --------------------------------------------------------------- servers --
 
---- Listens on host:port (host nil: every IPv4 interface; port 0 or nil: a
--- free port) and runs handler(reader, writer) in a new task for each
+--- Listens on host:port (host nil or "": every IPv4 interface, as asyncio
+-- takes ""; a name: its first address; port 0 or nil: a free port) and runs handler(reader, writer) in a new task for each
 -- connection; the connection is closed when the handler returns or fails,
 -- and a failure is reported to the loop's exception handler.
 -- opts: limit, backlog (default 100), reuse_address (default true),
@@ -203,7 +204,8 @@ function M.start_server(handler, host, port, opts)
   opts = check_opts(opts, 4, "start_server", SERVER_OPTS)
   local ctx, topts = tls_opts(opts, 4, "start_server", true)
   if ctx then handler = tls_handler(handler, ctx, topts) end
-  local a = resolve(host or "0.0.0.0", port)[1]
+  if host == nil or host == "" then host = "0.0.0.0" end
+  local a = resolve(host, port)[1]
   return core.tcp_server(handler, a.host, a.port, opts.limit, opts.backlog,
     opts.reuse_address, opts.reuse_port)
 end
