@@ -269,6 +269,41 @@ describe("lasync serve", function()
     assert.truthy(slurp(srv.log):match("SIGTERM: stopping 2 workers\n.*" .. STAMP .. "stopped\n$"))
   end))
 
+  local function listening_ports(srv)
+    local ports, n = {}, 0
+    for p in slurp(srv.log):gmatch("listening on 127%.0%.0%.1:(%d+)") do
+      ports[tonumber(p)], n = true, n + 1
+    end
+    return ports, n
+  end
+
+  it("--workers 2 --listen HOST:0: the master picks one port for every worker",
+     helper.async(function()
+    local srv = start("examples/echo.lua --workers 2 --listen 127.0.0.1:0")
+    poll("two workers", 3, function() return select(2, listening_ports(srv)) == 2 end)
+    local ports = listening_ports(srv)
+    local port = next(ports)
+    assert.same({[port] = true}, ports)
+    log_has(srv, "127%.0%.0%.1:0: the workers listen on port " .. port .. "\n")
+    assert(os.execute("kill -KILL " .. log_has(srv, "worker 1 started %(pid (%d+)%)")))
+    poll("the new worker", 3, function() return select(2, listening_ports(srv)) == 3 end)
+    assert.same({[port] = true}, (listening_ports(srv)))
+    for i = 1, 4 do assert.equal(i .. "\n", echo_line(port, i .. "\n")) end
+    stop(srv)
+  end))
+
+  it("--workers 2 exits 1 at start when the address is in use", helper.async(function()
+    local busy = lasync.start_server(function() end, "127.0.0.1", 0)
+    local _, port = busy:sockname()
+    local srv = start(("examples/echo.lua --workers 2 --listen 127.0.0.1:%d"):format(port), false)
+    local code = exited(srv)
+    busy:close()
+    assert.equal(1, code)
+    local log = slurp(srv.log)
+    assert.truthy(log:find(("cannot listen on 127.0.0.1:%d: "):format(port), 1, true), log)
+    assert.falsy(log:find("started"), log)
+  end))
+
   it("--max-connections 1: a second client is accepted once the first leaves",
      helper.async(function()
     local srv = start("examples/echo.lua --listen 127.0.0.1:0 --max-connections 1")

@@ -4,12 +4,14 @@
 ** base (the epoll instance, the signal socketpair), shared with the
 ** parent: core.fork(loop) gives the child's copy of that loop its own
 ** (event_reinit), so that the child may close it without touching the
-** parent's.
+** parent's. core.reserve_port gives the master's workers one port.
 */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <unistd.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include "lasync.h"
@@ -100,6 +102,31 @@ static int l_exit(lua_State *L) {
   return 0;
 }
 
+/* core.reserve_port(host, port) -> host, port: binds a TCP socket with
+** SO_REUSEPORT to the numeric host and port (0: a free one) and returns
+** the address bound. The socket never listens, so it is given no
+** connections, and stays open for the life of the process: workers that
+** bind the address with SO_REUSEPORT share the port, which nobody else
+** can take in the meantime. */
+static int l_reserve_port(lua_State *L) {
+  Addr a;
+  int fd, on = 1, err;
+  addr_from_host(L, 1, 2, &a);
+  fd = socket(a.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return oserror(L, "socket");
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);  /* as servers */
+  setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on);
+  if (a.ss.ss_family == AF_INET6)
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
+  if (bind(fd, (struct sockaddr *)&a.ss, a.len) != 0) {
+    err = errno;
+    close(fd);
+    errno = err;
+    return oserror(L, "bind");
+  }
+  return addr_push_of(L, fd, 0);
+}
+
 static const luaL_Reg process_funcs[] = {
   {"fork", l_fork},
   {"getpid", l_getpid},
@@ -108,6 +135,7 @@ static const luaL_Reg process_funcs[] = {
   {"signame", l_signame},
   {"wall_time", l_wall_time},
   {"_exit", l_exit},
+  {"reserve_port", l_reserve_port},
   {NULL, NULL}
 };
 

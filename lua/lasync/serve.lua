@@ -375,24 +375,48 @@ local function idle(st)
   end
 end
 
+-- The master binds each address once (core.reserve_port) and gives the
+-- workers its port: with port 0 they all, restarted ones too, share the
+-- one the kernel chose, and an address in use stops the master at start.
+-- Returns the workers' listen addresses, or nil and why not.
+local function reserve(addrs)
+  local out = {}
+  for i, a in ipairs(addrs) do
+    local ok, host, port = pcall(function()
+      local r = lasync.getaddrinfo(a.host, a.port)[1]
+      return core.reserve_port(r.host, r.port)
+    end)
+    if not ok then return nil, ("cannot listen on %s: %s"):format(show_addr(a), errtext(host)) end
+    if a.port == 0 then log("%s: the workers listen on port %d", show_addr(a), port) end
+    out[i] = {host = host, port = port}
+  end
+  return out
+end
+
+-- What the master checks before forking: the script loads, so does the
+-- certificate (each worker loads its own), the addresses are free. Returns
+-- the workers' listen addresses, or nil and why not.
+local function master_checks(o)
+  local _, err = M.load_script(o.script)
+  if err then return nil, ("cannot load %s: %s"):format(o.script, err) end
+  local ssl, why = tls_context(o)
+  if o.tls_cert and not ssl then return nil, "cannot load the TLS certificate: " .. why end
+  return reserve(o.listen)
+end
+
 -- The master: forks o.workers workers and supervises them.
 local function serve_master(o)
   local loop = lasync.new_event_loop()
   local st = {o = o, loop = loop, workers = {}, count = 0, queue = {},
     retire = {}, backoff = 0.05}
   loop:set_exception_handler(log_context)
-  local _, err = loop:run_until_complete(M.load_script, o.script)
-  if err then
-    log("cannot load %s: %s", o.script, err)
+  local addrs, err = loop:run_until_complete(master_checks, o)
+  if not addrs then
+    log("%s", err)
     loop:close()
     return 1
   end
-  local ssl, why = tls_context(o)  -- checked here; each worker loads its own
-  if o.tls_cert and not ssl then
-    log("cannot load the TLS certificate: %s", why)
-    loop:close()
-    return 1
-  end
+  o.listen = addrs
   watch_signals(st)
   for slot = 1, o.workers do st.queue[slot] = slot end
   while not (st.stopping and st.count == 0) do
