@@ -343,6 +343,41 @@ describe("lasync serve", function()
     stop(srv)
   end))
 
+  it("--idle-timeout spares a client that sends slowly into a long read",
+     helper.async(function()
+    local script = write("readall.lua", [[
+      return function(r, w)
+        local all = r:read()  -- to the end of input
+        w:write("got " .. #all .. "\n")
+      end]])
+    local srv = start(quote(script) .. " --listen 127.0.0.1:0 --idle-timeout 0.2")
+    local r, w = lasync.open_connection("127.0.0.1", port_of(srv))
+    for _ = 1, 6 do  -- 0.48 s in all, never 0.2 s silent
+      w:write("x")
+      lasync.sleep(0.08)
+    end
+    w:write_eof()
+    assert.equal("got 6\n", r:readline())
+    w:close()
+    stop(srv)
+  end))
+
+  it("--idle-timeout spares a handler that stopped reading after a read raised",
+     helper.async(function()
+    local script = write("gaveup.lua", [[
+      local lasync = require "lasync"
+      return function(r, w)
+        pcall(lasync.timeout, 0.05, r.readline, r)  -- a read that gives up
+        lasync.sleep(0.4)  -- not reading: not idle
+        w:write("done\n")
+      end]])
+    local srv = start(quote(script) .. " --listen 127.0.0.1:0 --idle-timeout 0.2")
+    local r, w = lasync.open_connection("127.0.0.1", port_of(srv))
+    assert.equal("done\n", r:readline())
+    w:close()
+    stop(srv)
+  end))
+
   it("listens on unix:PATH", helper.async(function()
     local path = tmp("sock")
     local srv = start(("examples/echo.lua --listen unix:%s"):format(quote(path)))

@@ -83,9 +83,11 @@ end
 
 -- ------------------------------------------------------------ idle reads --
 
--- A reader that closes its connection when a read waits for data longer
--- than the idle timeout. One timer per connection: it is not moved on each
--- read; when it fires it looks at when the current read began.
+-- A reader that closes its connection when a read has waited the idle
+-- timeout without the peer sending anything: core.stream_received tells a
+-- silent peer from a slow one. One timer per connection, not moved on each
+-- read or byte: when it fires it looks at what came since it last looked,
+-- so a silent peer is closed after one to two timeouts.
 local Idle = {}
 local IdleMT = {}
 
@@ -102,28 +104,31 @@ function IdleMT.__close(self)
   self.timer:cancel()
 end
 
+-- Closed at the end of each read, whether it returns or raises.
+local ReadEndMT = {__close = function(self) self.idle.reading = false end}
+
 local function idle_check(self)
   local now, loop = self.loop:time(), self.loop
   if self.stream:is_closing() then return end
-  if self.reading and now - self.since >= self.timeout then
-    log("closing a connection idle for %g s", self.timeout)
-    self.stream:close()
-    return
+  if self.reading then
+    local got = core.stream_received(self.stream)
+    if got ~= self.seen then self.seen, self.since = got, now end
+    if now - self.since >= self.timeout then
+      log("closing a connection idle for %g s", self.timeout)
+      self.stream:close()
+      return
+    end
   end
   local at = self.reading and self.since + self.timeout or now + self.timeout
   self.timer = loop:call_at(at, idle_check, self)
 end
 
-local function read_done(self, ...)
-  self.reading = false
-  return ...
-end
-
 for _, name in ipairs {"read", "readline", "readexactly", "readuntil"} do
   Idle[name] = function(self, ...)
     local s = self.stream
-    self.reading, self.since = true, self.loop:time()
-    return read_done(self, s[name](s, ...))
+    self.reading, self.since, self.seen = true, self.loop:time(), core.stream_received(s)
+    local _ <close> = self.read_end
+    return s[name](s, ...)
   end
 end
 
@@ -140,6 +145,7 @@ local function idle_reader(stream, timeout)
   local loop = lasync.get_running_loop()
   local self = setmetatable({stream = stream, timeout = timeout, loop = loop,
     since = loop:time(), reading = false}, IdleMT)
+  self.read_end = setmetatable({idle = self}, ReadEndMT)
   self.timer = loop:call_later(timeout, idle_check, self)
   return self
 end
