@@ -408,6 +408,19 @@ describe("lasync serve", function()
     end
   end))
 
+  it("--idle-timeout bounds the TLS handshake of a silent client", helper.async(function()
+    local dir = ROOT .. "spec/fixtures/tls/"
+    local srv = start(("examples/echo.lua --listen 127.0.0.1:0 --idle-timeout 0.2 --tls-cert %s --tls-key %s")
+      :format(quote(dir .. "server.pem"), quote(dir .. "server.key")))
+    local port = tonumber(log_has(srv, "listening on 127%.0%.0%.1:(%d+) %(TLS%)"))
+    local r, w = lasync.open_connection("127.0.0.1", port)  -- plain TCP: no ClientHello
+    local t0 = lasync.time()
+    assert.equal("", lasync.wait_for(function() return r:read(10) end, 1.5))
+    assert.is_true(lasync.time() - t0 >= 0.15)
+    w:close()
+    stop(srv)
+  end))
+
   it("relays chat lines between clients (examples/chat.lua)", helper.async(function()
     local srv = start("examples/chat.lua --listen 127.0.0.1:0")
     local port = port_of(srv)

@@ -173,14 +173,22 @@ local function tls_context(o)
   return nil, errtext(ctx):gsub("^ssl_context: ", "")
 end
 
+-- The servers' TLS options: a silent client must not hold a connection
+-- in its handshake longer than the idle timeout (the default is 60 s).
+local function tls_opts(st)
+  local idle = st.o.idle_timeout
+  return {ssl = st.ssl, ssl_handshake_timeout = st.ssl and idle and math.min(idle, 60) or nil}
+end
+
+local function open_server(st, a, handler)
+  local opts = tls_opts(st)
+  if a.path then return lasync.start_unix_server(handler, a.path, opts) end
+  opts.reuse_port = st.o.workers > 1
+  return lasync.start_server(handler, a.host, a.port, opts)
+end
+
 local function listen(st, a, handler)
-  local server
-  if a.path then
-    server = lasync.start_unix_server(handler, a.path, {ssl = st.ssl})
-  else
-    server = lasync.start_server(handler, a.host, a.port,
-      {reuse_port = st.o.workers > 1, ssl = st.ssl})
-  end
+  local server = open_server(st, a, handler)
   if st.o.max_connections then server:set_max_connections(st.o.max_connections) end
   local host, port = server:sockname()
   log("listening on %s%s", show_addr(a.path and a or {host = host, port = port}),
