@@ -217,6 +217,40 @@ describe("lasync serve", function()
     assert.truthy(log:find("on_stop ran\n" .. "[^\n]*stopped\n$"))
   end))
 
+  -- A server whose handler catches its cancellation, with a client in it.
+  local function stubborn(grace)
+    local script = write("stubborn.lua", [[
+      local lasync = require "lasync"
+      return function(r, w)
+        w:write("in\n")
+        while true do pcall(lasync.sleep, 10) end
+      end]])
+    local srv = start(quote(script) .. " --listen 127.0.0.1:0 --grace " .. grace)
+    local r, w = lasync.open_connection("127.0.0.1", port_of(srv))
+    assert.equal("in\n", r:readline())
+    return srv, w
+  end
+
+  it("exits 1 a while after cancelling a handler that does not end", helper.async(function()
+    local srv, w = stubborn(0.2)
+    signal(srv, "TERM")
+    assert.equal(1, exited(srv, 2))
+    w:close()
+    local log = slurp(srv.log)
+    assert.truthy(log:find("grace period of 0.2 s over: cancelled 1 tasks", 1, true), log)
+    assert.truthy(log:find("1 tasks still running 0.2 s after their cancellation: exiting", 1, true), log)
+  end))
+
+  it("exits 1 at once on a second SIGTERM while draining", helper.async(function()
+    local srv, w = stubborn(10)
+    signal(srv, "TERM")
+    log_has(srv, "SIGTERM: draining")
+    signal(srv, "INT")
+    assert.equal(1, exited(srv, 1))
+    w:close()
+    log_has(srv, "SIGINT while stopping: exiting now\n$")
+  end))
+
   it("reloads the script on SIGHUP (in-process with one worker)", helper.async(function()
     local script = write("version.lua", "return function(r, w) w:write('v1\\n') end")
     local srv = start(quote(script) .. " --listen 127.0.0.1:0")

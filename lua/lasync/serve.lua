@@ -208,26 +208,62 @@ local function reload(st)
   log("SIGHUP: reloaded %s", st.o.script)
 end
 
+-- Whether every server closed (their handlers ended) within `seconds`.
+local function closed_within(servers, seconds)
+  local ok, err = pcall(lasync.wait_for, function()
+    for _, s in ipairs(servers) do s:wait_closed() end
+  end, seconds)
+  if not ok and not lasync.TimeoutError:is(err) then error(err, 0) end
+  return ok
+end
+
+-- The tasks still running, but this one.
+local function other_tasks()
+  local me, list = lasync.current_task(), {}
+  for _, t in ipairs(lasync.all_tasks()) do
+    if t ~= me and not t:done() then list[#list + 1] = t end
+  end
+  return list
+end
+
+-- At most this long, cancelled handlers are waited for.
+local MAX_AFTER_CANCEL = 3
+
 -- Stop accepting, let the handlers finish for up to grace seconds, then
--- cancel every task left (but this one) and wait for them.
+-- cancel every task left (but this one) and wait for them, for the grace
+-- again but at most MAX_AFTER_CANCEL: a handler may catch its cancellation.
+-- Returns how many tasks are still running.
 local function drain(st, servers)
   for _, s in ipairs(servers) do s:close() end
-  local function all_closed()
-    for _, s in ipairs(servers) do s:wait_closed() end
-  end
-  local ok, err = pcall(lasync.wait_for, all_closed, st.o.grace)
-  if ok then return end
-  if not lasync.TimeoutError:is(err) then error(err, 0) end
-  local me, n = lasync.current_task(), 0
-  for _, t in ipairs(lasync.all_tasks()) do
-    if t ~= me and t:cancel("grace period over") then n = n + 1 end
-  end
-  log("grace period of %g s over: cancelled %d tasks", st.o.grace, n)
-  all_closed()
+  if closed_within(servers, st.o.grace) then return 0 end
+  local tasks = other_tasks()
+  for _, t in ipairs(tasks) do t:cancel("grace period over") end
+  log("grace period of %g s over: cancelled %d tasks", st.o.grace, #tasks)
+  local wait = math.min(st.o.grace, MAX_AFTER_CANCEL)
+  if closed_within(servers, wait) then return 0 end
+  local left = #other_tasks()
+  log("%d tasks still running %g s after their cancellation: exiting anyway", left, wait)
+  return left
 end
 
 local function run_hook(spec, name)
   if spec[name] then spec[name]() end
+end
+
+-- A future set to the name of the first SIGTERM or SIGINT. Standalone, a
+-- second one exits at once; a worker ignores it (Ctrl-C sends SIGINT to
+-- it beside the master's SIGTERM).
+local function watch_stop(loop, standalone)
+  local stop = loop:create_future()
+  for _, sig in ipairs {"SIGTERM", "SIGINT"} do
+    loop:add_signal_handler(sig, function()
+      if not stop:done() then return stop:set_result(sig) end
+      if not standalone then return end
+      log("%s while stopping: exiting now", sig)
+      core._exit(1)
+    end)
+  end
+  return stop
 end
 
 -- The main task of a serving process: returns its exit status.
@@ -245,12 +281,7 @@ local function serve_main(o, standalone)
     return 1
   end
   local st = {o = o, spec = {handler = spec.handler}, ssl = ssl}
-  local stop = loop:create_future()
-  for _, sig in ipairs {"SIGTERM", "SIGINT"} do
-    loop:add_signal_handler(sig, function()
-      if not stop:done() then stop:set_result(sig) end
-    end)
-  end
+  local stop = watch_stop(loop, standalone)
   if standalone then
     loop:add_signal_handler("SIGHUP", function() lasync.spawn(reload, st) end)
   end
@@ -259,9 +290,10 @@ local function serve_main(o, standalone)
   for i, a in ipairs(o.listen) do servers[i] = listen(st, a, handler) end
   local sig = stop:await()
   log("%s: draining (grace %g s)", sig, o.grace)
-  drain(st, servers)
+  local left = drain(st, servers)
   run_hook(spec, "on_stop")
   log("stopped")
+  if left > 0 then core._exit(1) end  -- lasync.run would wait for them
   return 0
 end
 
