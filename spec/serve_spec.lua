@@ -338,6 +338,23 @@ describe("lasync serve", function()
     assert.falsy(log:find("started"), log)
   end))
 
+  -- Whether process p runs (a zombie does not).
+  local function alive(p)
+    local stat = slurp("/proc/" .. p .. "/stat")
+    return stat ~= "" and not stat:match("^%d+ %b() Z")
+  end
+
+  it("workers exit when the master is killed by SIGKILL", helper.async(function()
+    local srv = start("examples/echo.lua --workers 2 --listen 127.0.0.1:0")
+    poll("two workers", 3, function() return select(2, listening_ports(srv)) == 2 end)
+    local workers = {}
+    for p in slurp(srv.log):gmatch("worker %d started %(pid (%d+)%)") do workers[#workers + 1] = p end
+    assert.equal(2, #workers)
+    signal(srv, "KILL")
+    poll("the workers' end", 3, function() return not alive(workers[1]) and not alive(workers[2]) end)
+    assert.equal(137, exited(srv))
+  end))
+
   it("--max-connections 1: a second client is accepted once the first leaves",
      helper.async(function()
     local srv = start("examples/echo.lua --listen 127.0.0.1:0 --max-connections 1")
@@ -409,6 +426,20 @@ describe("lasync serve", function()
     local r, w = lasync.open_connection("127.0.0.1", port_of(srv))
     assert.equal("done\n", r:readline())
     w:close()
+    stop(srv)
+  end))
+
+  it("goes on serving when its log pipe closes (SIGPIPE ignored)", helper.async(function()
+    local srv = {log = tmp("piped"), status = tmp("piped-status")}
+    os.remove(srv.status)
+    -- head exits after the first line: the next log line meets a closed pipe
+    assert(os.execute(("cd %s && ((lasync serve examples/echo.lua --listen 127.0.0.1:0 2>&1 "
+      .. "</dev/null; echo $? >%s) | head -1 >%s) &"):format(quote(ROOT), srv.status, srv.log)))
+    running[srv] = true
+    srv.pid = log_has(srv, "lasync%[(%d+)%]")
+    signal(srv, "HUP")  -- logs "SIGHUP: reloaded"
+    lasync.sleep(0.2)
+    assert.is_true(alive(srv.pid))
     stop(srv)
   end))
 

@@ -250,24 +250,27 @@ local function run_hook(spec, name)
   if spec[name] then spec[name]() end
 end
 
--- A future set to the name of the first SIGTERM or SIGINT. Standalone, a
--- second one exits at once; a worker ignores it (Ctrl-C sends SIGINT to
--- it beside the master's SIGTERM).
-local function watch_stop(loop, standalone)
+-- A future set to the name of the first SIGTERM or SIGINT. Standalone
+-- (no master pid), a second one exits at once; a worker ignores it (Ctrl-C
+-- sends SIGINT to it beside the master's SIGTERM). A worker whose master
+-- died before these handlers were set missed its SIGTERM (deathsig).
+local function watch_stop(loop, master)
   local stop = loop:create_future()
   for _, sig in ipairs {"SIGTERM", "SIGINT"} do
     loop:add_signal_handler(sig, function()
       if not stop:done() then return stop:set_result(sig) end
-      if not standalone then return end
+      if master then return end
       log("%s while stopping: exiting now", sig)
       core._exit(1)
     end)
   end
+  if master and core.getppid() ~= master then stop:set_result("master gone") end
   return stop
 end
 
--- The main task of a serving process: returns its exit status.
-local function serve_main(o, standalone)
+-- The main task of a serving process, standalone or a worker of the
+-- master with that pid: returns its exit status.
+local function serve_main(o, master)
   local loop = lasync.get_running_loop()
   loop:set_exception_handler(log_context)
   local spec, err = M.load_script(o.script)
@@ -281,8 +284,8 @@ local function serve_main(o, standalone)
     return 1
   end
   local st = {o = o, spec = {handler = spec.handler}, ssl = ssl}
-  local stop = watch_stop(loop, standalone)
-  if standalone then
+  local stop = watch_stop(loop, master)
+  if not master then
     loop:add_signal_handler("SIGHUP", function() lasync.spawn(reload, st) end)
   end
   run_hook(spec, "on_start")
@@ -298,8 +301,8 @@ local function serve_main(o, standalone)
 end
 
 -- Serves in this process; returns the exit status.
-local function serve_here(o, standalone)
-  local ok, res = xpcall(lasync.run, debug.traceback, serve_main, o, standalone)
+local function serve_here(o, master)
+  local ok, res = xpcall(lasync.run, debug.traceback, serve_main, o, master)
   if ok then return res end
   log("error: %s", errtext(res))
   return 1
@@ -392,9 +395,10 @@ end
 -- In the child: leave the master's loop (core.fork gave it its own kernel
 -- state) and serve; never return into the master's code.
 local function worker(st)
+  local master = pid
   pid = core.getpid()
   st.loop:close()
-  local ok, status = pcall(serve_here, st.o, false)
+  local ok, status = pcall(serve_here, st.o, master)
   core._exit(ok and status or 1)
 end
 
@@ -402,7 +406,7 @@ end
 -- to those they replace.
 local function fork_queued(st)
   for _, slot in ipairs(st.queue) do
-    local p = core.fork(st.loop)
+    local p = core.fork(st.loop, "SIGTERM")  -- workers drain when the master dies
     if p == 0 then worker(st) end
     st.workers[p] = {slot = slot, started = st.loop:time()}
     st.count = st.count + 1
@@ -478,9 +482,10 @@ end
 -- max_connections=, idle_timeout=, grace=, tls_cert=, tls_key=}. Returns
 -- the exit status.
 function M.serve(o)
+  core.ignore_signal("SIGPIPE")  -- a closed log pipe: log writes just fail
   log("lasync %s serving %s with %d worker%s", lasync.VERSION, o.script,
     o.workers, o.workers == 1 and "" or "s")
-  if o.workers == 1 then return serve_here(o, true) end
+  if o.workers == 1 then return serve_here(o) end
   return serve_master(o)
 end
 
