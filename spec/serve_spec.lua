@@ -147,8 +147,10 @@ describe("lasync serve", function()
     local cases = {
       [""] = "serve: handler script expected",
       ["examples/echo.lua --bogus"] = "serve: unknown option '--bogus'",
-      ["examples/echo.lua --workers 0"] = "serve: --workers needs a positive integer, got '0'",
-      ["examples/echo.lua --workers 1.5"] = "--workers needs a positive integer",
+      ["examples/echo.lua --workers 0"] = "serve: --workers needs an integer from 1 to 2147483647, got '0'",
+      ["examples/echo.lua --workers 1.5"] = "--workers needs an integer from 1 to 2147483647",
+      ["examples/echo.lua --max-connections 99999999999"] =
+        "serve: --max-connections needs an integer from 1 to 2147483647, got '99999999999'",
       ["examples/echo.lua --grace x"] = "serve: --grace needs a positive number, got 'x'",
       ["examples/echo.lua --listen"] = "serve: --listen needs a value",
       ["examples/echo.lua --listen 127.0.0.1"] = "bad listen address '127.0.0.1'",
