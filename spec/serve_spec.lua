@@ -147,8 +147,10 @@ describe("lasync serve", function()
     local cases = {
       [""] = "serve: handler script expected",
       ["examples/echo.lua --bogus"] = "serve: unknown option '--bogus'",
-      ["examples/echo.lua --workers 0"] = "serve: --workers needs a positive integer, got '0'",
-      ["examples/echo.lua --workers 1.5"] = "--workers needs a positive integer",
+      ["examples/echo.lua --workers 0"] = "serve: --workers needs an integer from 1 to 2147483647, got '0'",
+      ["examples/echo.lua --workers 1.5"] = "--workers needs an integer from 1 to 2147483647",
+      ["examples/echo.lua --max-connections 99999999999"] =
+        "serve: --max-connections needs an integer from 1 to 2147483647, got '99999999999'",
       ["examples/echo.lua --grace x"] = "serve: --grace needs a positive number, got 'x'",
       ["examples/echo.lua --listen"] = "serve: --listen needs a value",
       ["examples/echo.lua --listen 127.0.0.1"] = "bad listen address '127.0.0.1'",
@@ -217,6 +219,40 @@ describe("lasync serve", function()
     assert.truthy(log:find("on_stop ran\n" .. "[^\n]*stopped\n$"))
   end))
 
+  -- A server whose handler catches its cancellation, with a client in it.
+  local function stubborn(grace)
+    local script = write("stubborn.lua", [[
+      local lasync = require "lasync"
+      return function(r, w)
+        w:write("in\n")
+        while true do pcall(lasync.sleep, 10) end
+      end]])
+    local srv = start(quote(script) .. " --listen 127.0.0.1:0 --grace " .. grace)
+    local r, w = lasync.open_connection("127.0.0.1", port_of(srv))
+    assert.equal("in\n", r:readline())
+    return srv, w
+  end
+
+  it("exits 1 a while after cancelling a handler that does not end", helper.async(function()
+    local srv, w = stubborn(0.2)
+    signal(srv, "TERM")
+    assert.equal(1, exited(srv, 2))
+    w:close()
+    local log = slurp(srv.log)
+    assert.truthy(log:find("grace period of 0.2 s over: cancelled 1 tasks", 1, true), log)
+    assert.truthy(log:find("1 tasks still running 0.2 s after their cancellation: exiting", 1, true), log)
+  end))
+
+  it("exits 1 at once on a second SIGTERM while draining", helper.async(function()
+    local srv, w = stubborn(10)
+    signal(srv, "TERM")
+    log_has(srv, "SIGTERM: draining")
+    signal(srv, "INT")
+    assert.equal(1, exited(srv, 1))
+    w:close()
+    log_has(srv, "SIGINT while stopping: exiting now\n$")
+  end))
+
   it("reloads the script on SIGHUP (in-process with one worker)", helper.async(function()
     local script = write("version.lua", "return function(r, w) w:write('v1\\n') end")
     local srv = start(quote(script) .. " --listen 127.0.0.1:0")
@@ -269,6 +305,58 @@ describe("lasync serve", function()
     assert.truthy(slurp(srv.log):match("SIGTERM: stopping 2 workers\n.*" .. STAMP .. "stopped\n$"))
   end))
 
+  local function listening_ports(srv)
+    local ports, n = {}, 0
+    for p in slurp(srv.log):gmatch("listening on 127%.0%.0%.1:(%d+)") do
+      ports[tonumber(p)], n = true, n + 1
+    end
+    return ports, n
+  end
+
+  it("--workers 2 --listen HOST:0: the master picks one port for every worker",
+     helper.async(function()
+    local srv = start("examples/echo.lua --workers 2 --listen 127.0.0.1:0")
+    poll("two workers", 3, function() return select(2, listening_ports(srv)) == 2 end)
+    local ports = listening_ports(srv)
+    local port = next(ports)
+    assert.same({[port] = true}, ports)
+    log_has(srv, "127%.0%.0%.1:0: the workers listen on port " .. port .. "\n")
+    assert(os.execute("kill -KILL " .. log_has(srv, "worker 1 started %(pid (%d+)%)")))
+    poll("the new worker", 3, function() return select(2, listening_ports(srv)) == 3 end)
+    assert.same({[port] = true}, (listening_ports(srv)))
+    for i = 1, 4 do assert.equal(i .. "\n", echo_line(port, i .. "\n")) end
+    stop(srv)
+  end))
+
+  it("--workers 2 exits 1 at start when the address is in use", helper.async(function()
+    local busy = lasync.start_server(function() end, "127.0.0.1", 0)
+    local _, port = busy:sockname()
+    local srv = start(("examples/echo.lua --workers 2 --listen 127.0.0.1:%d"):format(port), false)
+    local code = exited(srv)
+    busy:close()
+    assert.equal(1, code)
+    local log = slurp(srv.log)
+    assert.truthy(log:find(("cannot listen on 127.0.0.1:%d: "):format(port), 1, true), log)
+    assert.falsy(log:find("started"), log)
+  end))
+
+  -- Whether process p runs (a zombie does not).
+  local function alive(p)
+    local stat = slurp("/proc/" .. p .. "/stat")
+    return stat ~= "" and not stat:match("^%d+ %b() Z")
+  end
+
+  it("workers exit when the master is killed by SIGKILL", helper.async(function()
+    local srv = start("examples/echo.lua --workers 2 --listen 127.0.0.1:0")
+    poll("two workers", 3, function() return select(2, listening_ports(srv)) == 2 end)
+    local workers = {}
+    for p in slurp(srv.log):gmatch("worker %d started %(pid (%d+)%)") do workers[#workers + 1] = p end
+    assert.equal(2, #workers)
+    signal(srv, "KILL")
+    poll("the workers' end", 3, function() return not alive(workers[1]) and not alive(workers[2]) end)
+    assert.equal(137, exited(srv))
+  end))
+
   it("--max-connections 1: a second client is accepted once the first leaves",
      helper.async(function()
     local srv = start("examples/echo.lua --listen 127.0.0.1:0 --max-connections 1")
@@ -308,6 +396,55 @@ describe("lasync serve", function()
     stop(srv)
   end))
 
+  it("--idle-timeout spares a client that sends slowly into a long read",
+     helper.async(function()
+    local script = write("readall.lua", [[
+      return function(r, w)
+        local all = r:read()  -- to the end of input
+        w:write("got " .. #all .. "\n")
+      end]])
+    local srv = start(quote(script) .. " --listen 127.0.0.1:0 --idle-timeout 0.2")
+    local r, w = lasync.open_connection("127.0.0.1", port_of(srv))
+    for _ = 1, 6 do  -- 0.48 s in all, never 0.2 s silent
+      w:write("x")
+      lasync.sleep(0.08)
+    end
+    w:write_eof()
+    assert.equal("got 6\n", r:readline())
+    w:close()
+    stop(srv)
+  end))
+
+  it("--idle-timeout spares a handler that stopped reading after a read raised",
+     helper.async(function()
+    local script = write("gaveup.lua", [[
+      local lasync = require "lasync"
+      return function(r, w)
+        pcall(lasync.timeout, 0.05, r.readline, r)  -- a read that gives up
+        lasync.sleep(0.4)  -- not reading: not idle
+        w:write("done\n")
+      end]])
+    local srv = start(quote(script) .. " --listen 127.0.0.1:0 --idle-timeout 0.2")
+    local r, w = lasync.open_connection("127.0.0.1", port_of(srv))
+    assert.equal("done\n", r:readline())
+    w:close()
+    stop(srv)
+  end))
+
+  it("goes on serving when its log pipe closes (SIGPIPE ignored)", helper.async(function()
+    local srv = {log = tmp("piped"), status = tmp("piped-status")}
+    os.remove(srv.status)
+    -- head exits after the first line: the next log line meets a closed pipe
+    assert(os.execute(("cd %s && ((lasync serve examples/echo.lua --listen 127.0.0.1:0 2>&1 "
+      .. "</dev/null; echo $? >%s) | head -1 >%s) &"):format(quote(ROOT), srv.status, srv.log)))
+    running[srv] = true
+    srv.pid = log_has(srv, "lasync%[(%d+)%]")
+    signal(srv, "HUP")  -- logs "SIGHUP: reloaded"
+    lasync.sleep(0.2)
+    assert.is_true(alive(srv.pid))
+    stop(srv)
+  end))
+
   it("listens on unix:PATH", helper.async(function()
     local path = tmp("sock")
     local srv = start(("examples/echo.lua --listen unix:%s"):format(quote(path)))
@@ -336,6 +473,19 @@ describe("lasync serve", function()
       assert.equal(1, code)
       assert.truthy(out:find("cannot load the TLS certificate: cannot load keyfile", 1, true), out)
     end
+  end))
+
+  it("--idle-timeout bounds the TLS handshake of a silent client", helper.async(function()
+    local dir = ROOT .. "spec/fixtures/tls/"
+    local srv = start(("examples/echo.lua --listen 127.0.0.1:0 --idle-timeout 0.2 --tls-cert %s --tls-key %s")
+      :format(quote(dir .. "server.pem"), quote(dir .. "server.key")))
+    local port = tonumber(log_has(srv, "listening on 127%.0%.0%.1:(%d+) %(TLS%)"))
+    local r, w = lasync.open_connection("127.0.0.1", port)  -- plain TCP: no ClientHello
+    local t0 = lasync.time()
+    assert.equal("", lasync.wait_for(function() return r:read(10) end, 1.5))
+    assert.is_true(lasync.time() - t0 >= 0.15)
+    w:close()
+    stop(srv)
   end))
 
   it("relays chat lines between clients (examples/chat.lua)", helper.async(function()

@@ -1,15 +1,21 @@
 /*
 ** Processes, for the `lasync serve` master: fork, waitpid, kill, getpid,
-** _exit, and the wall clock of its logs. A forked child inherits the kernel state of every libevent
-** base (the epoll instance, the signal socketpair), shared with the
-** parent: core.fork(loop) gives the child's copy of that loop its own
-** (event_reinit), so that the child may close it without touching the
-** parent's.
+** getppid, ignore_signal, _exit, and the wall clock of its logs. A forked
+** child inherits the kernel state of every libevent base (the epoll
+** instance, the signal socketpair), shared with the parent: core.fork(loop)
+** gives the child's copy of that loop its own (event_reinit), so that the
+** child may close it without touching the parent's. core.reserve_port
+** gives the master's workers one port.
 */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <unistd.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 #include <sys/time.h>
 #include <sys/wait.h>
 #include "lasync.h"
@@ -19,15 +25,28 @@ static int oserror(lua_State *L, const char *what) {
   return lua_error(L);
 }
 
-/* core.fork([loop]) -> pid in the parent, 0 in the child. The loop must
-** not be running. */
+/* In the child: get sig when the parent dies (Linux only). A parent gone
+** before the request is the caller's to see (getppid). */
+static void die_with_parent(int sig) {
+#ifdef __linux__
+  if (sig) prctl(PR_SET_PDEATHSIG, sig);
+#else
+  (void)sig;
+#endif
+}
+
+/* core.fork([loop [, deathsig]]) -> pid in the parent, 0 in the child.
+** The loop must not be running. deathsig: the signal the child gets when
+** the parent dies (Linux). */
 static int l_fork(lua_State *L) {
   Loop *lp = lua_isnoneornil(L, 1) ? NULL
              : lasync_checkobj(L, 1, K_LOOP, "loop");
+  int deathsig = lua_isnoneornil(L, 2) ? 0 : watch_checksig(L, 2);
   pid_t pid;
   if (lp && lp->running) return luaL_error(L, "fork: the loop is running");
   pid = fork();
   if (pid < 0) return oserror(L, "fork");
+  if (pid == 0) die_with_parent(deathsig);
   if (pid == 0 && lp && !lp->closed && event_reinit(lp->base) != 0)
     _exit(70);  /* the child cannot tell its loop from its parent's */
   lua_pushinteger(L, pid);
@@ -37,6 +56,17 @@ static int l_fork(lua_State *L) {
 static int l_getpid(lua_State *L) {
   lua_pushinteger(L, getpid());
   return 1;
+}
+
+static int l_getppid(lua_State *L) {
+  lua_pushinteger(L, getppid());
+  return 1;
+}
+
+/* core.ignore_signal(sig): SIG_IGN, kept by forked children. */
+static int l_ignore_signal(lua_State *L) {
+  signal(watch_checksig(L, 1), SIG_IGN);
+  return 0;
 }
 
 /* core.waitpid(pid, nohang) -> pid, "exit" | "signal", code; or nothing
@@ -100,14 +130,42 @@ static int l_exit(lua_State *L) {
   return 0;
 }
 
+/* core.reserve_port(host, port) -> host, port: binds a TCP socket with
+** SO_REUSEPORT to the numeric host and port (0: a free one) and returns
+** the address bound. The socket never listens, so it is given no
+** connections, and stays open for the life of the process: workers that
+** bind the address with SO_REUSEPORT share the port, which nobody else
+** can take in the meantime. */
+static int l_reserve_port(lua_State *L) {
+  Addr a;
+  int fd, on = 1, err;
+  addr_from_host(L, 1, 2, &a);
+  fd = socket(a.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return oserror(L, "socket");
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);  /* as servers */
+  setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on);
+  if (a.ss.ss_family == AF_INET6)
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
+  if (bind(fd, (struct sockaddr *)&a.ss, a.len) != 0) {
+    err = errno;
+    close(fd);
+    errno = err;
+    return oserror(L, "bind");
+  }
+  return addr_push_of(L, fd, 0);
+}
+
 static const luaL_Reg process_funcs[] = {
   {"fork", l_fork},
   {"getpid", l_getpid},
+  {"getppid", l_getppid},
+  {"ignore_signal", l_ignore_signal},
   {"waitpid", l_waitpid},
   {"kill", l_kill},
   {"signame", l_signame},
   {"wall_time", l_wall_time},
   {"_exit", l_exit},
+  {"reserve_port", l_reserve_port},
   {NULL, NULL}
 };
 

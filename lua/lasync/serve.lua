@@ -83,9 +83,11 @@ end
 
 -- ------------------------------------------------------------ idle reads --
 
--- A reader that closes its connection when a read waits for data longer
--- than the idle timeout. One timer per connection: it is not moved on each
--- read; when it fires it looks at when the current read began.
+-- A reader that closes its connection when a read has waited the idle
+-- timeout without the peer sending anything: core.stream_received tells a
+-- silent peer from a slow one. One timer per connection, not moved on each
+-- read or byte: when it fires it looks at what came since it last looked,
+-- so a silent peer is closed after one to two timeouts.
 local Idle = {}
 local IdleMT = {}
 
@@ -102,28 +104,31 @@ function IdleMT.__close(self)
   self.timer:cancel()
 end
 
+-- Closed at the end of each read, whether it returns or raises.
+local ReadEndMT = {__close = function(self) self.idle.reading = false end}
+
 local function idle_check(self)
   local now, loop = self.loop:time(), self.loop
   if self.stream:is_closing() then return end
-  if self.reading and now - self.since >= self.timeout then
-    log("closing a connection idle for %g s", self.timeout)
-    self.stream:close()
-    return
+  if self.reading then
+    local got = core.stream_received(self.stream)
+    if got ~= self.seen then self.seen, self.since = got, now end
+    if now - self.since >= self.timeout then
+      log("closing a connection idle for %g s", self.timeout)
+      self.stream:close()
+      return
+    end
   end
   local at = self.reading and self.since + self.timeout or now + self.timeout
   self.timer = loop:call_at(at, idle_check, self)
 end
 
-local function read_done(self, ...)
-  self.reading = false
-  return ...
-end
-
 for _, name in ipairs {"read", "readline", "readexactly", "readuntil"} do
   Idle[name] = function(self, ...)
     local s = self.stream
-    self.reading, self.since = true, self.loop:time()
-    return read_done(self, s[name](s, ...))
+    self.reading, self.since, self.seen = true, self.loop:time(), core.stream_received(s)
+    local _ <close> = self.read_end
+    return s[name](s, ...)
   end
 end
 
@@ -140,6 +145,7 @@ local function idle_reader(stream, timeout)
   local loop = lasync.get_running_loop()
   local self = setmetatable({stream = stream, timeout = timeout, loop = loop,
     since = loop:time(), reading = false}, IdleMT)
+  self.read_end = setmetatable({idle = self}, ReadEndMT)
   self.timer = loop:call_later(timeout, idle_check, self)
   return self
 end
@@ -167,14 +173,22 @@ local function tls_context(o)
   return nil, errtext(ctx):gsub("^ssl_context: ", "")
 end
 
+-- The servers' TLS options: a silent client must not hold a connection
+-- in its handshake longer than the idle timeout (the default is 60 s).
+local function tls_opts(st)
+  local idle = st.o.idle_timeout
+  return {ssl = st.ssl, ssl_handshake_timeout = st.ssl and idle and math.min(idle, 60) or nil}
+end
+
+local function open_server(st, a, handler)
+  local opts = tls_opts(st)
+  if a.path then return lasync.start_unix_server(handler, a.path, opts) end
+  opts.reuse_port = st.o.workers > 1
+  return lasync.start_server(handler, a.host, a.port, opts)
+end
+
 local function listen(st, a, handler)
-  local server
-  if a.path then
-    server = lasync.start_unix_server(handler, a.path, {ssl = st.ssl})
-  else
-    server = lasync.start_server(handler, a.host, a.port,
-      {reuse_port = st.o.workers > 1, ssl = st.ssl})
-  end
+  local server = open_server(st, a, handler)
   if st.o.max_connections then server:set_max_connections(st.o.max_connections) end
   local host, port = server:sockname()
   log("listening on %s%s", show_addr(a.path and a or {host = host, port = port}),
@@ -194,30 +208,69 @@ local function reload(st)
   log("SIGHUP: reloaded %s", st.o.script)
 end
 
+-- Whether every server closed (their handlers ended) within `seconds`.
+local function closed_within(servers, seconds)
+  local ok, err = pcall(lasync.wait_for, function()
+    for _, s in ipairs(servers) do s:wait_closed() end
+  end, seconds)
+  if not ok and not lasync.TimeoutError:is(err) then error(err, 0) end
+  return ok
+end
+
+-- The tasks still running, but this one.
+local function other_tasks()
+  local me, list = lasync.current_task(), {}
+  for _, t in ipairs(lasync.all_tasks()) do
+    if t ~= me and not t:done() then list[#list + 1] = t end
+  end
+  return list
+end
+
+-- At most this long, cancelled handlers are waited for.
+local MAX_AFTER_CANCEL = 3
+
 -- Stop accepting, let the handlers finish for up to grace seconds, then
--- cancel every task left (but this one) and wait for them.
+-- cancel every task left (but this one) and wait for them, for the grace
+-- again but at most MAX_AFTER_CANCEL: a handler may catch its cancellation.
+-- Returns how many tasks are still running.
 local function drain(st, servers)
   for _, s in ipairs(servers) do s:close() end
-  local function all_closed()
-    for _, s in ipairs(servers) do s:wait_closed() end
-  end
-  local ok, err = pcall(lasync.wait_for, all_closed, st.o.grace)
-  if ok then return end
-  if not lasync.TimeoutError:is(err) then error(err, 0) end
-  local me, n = lasync.current_task(), 0
-  for _, t in ipairs(lasync.all_tasks()) do
-    if t ~= me and t:cancel("grace period over") then n = n + 1 end
-  end
-  log("grace period of %g s over: cancelled %d tasks", st.o.grace, n)
-  all_closed()
+  if closed_within(servers, st.o.grace) then return 0 end
+  local tasks = other_tasks()
+  for _, t in ipairs(tasks) do t:cancel("grace period over") end
+  log("grace period of %g s over: cancelled %d tasks", st.o.grace, #tasks)
+  local wait = math.min(st.o.grace, MAX_AFTER_CANCEL)
+  if closed_within(servers, wait) then return 0 end
+  local left = #other_tasks()
+  log("%d tasks still running %g s after their cancellation: exiting anyway", left, wait)
+  return left
 end
 
 local function run_hook(spec, name)
   if spec[name] then spec[name]() end
 end
 
--- The main task of a serving process: returns its exit status.
-local function serve_main(o, standalone)
+-- A future set to the name of the first SIGTERM or SIGINT. Standalone
+-- (no master pid), a second one exits at once; a worker ignores it (Ctrl-C
+-- sends SIGINT to it beside the master's SIGTERM). A worker whose master
+-- died before these handlers were set missed its SIGTERM (deathsig).
+local function watch_stop(loop, master)
+  local stop = loop:create_future()
+  for _, sig in ipairs {"SIGTERM", "SIGINT"} do
+    loop:add_signal_handler(sig, function()
+      if not stop:done() then return stop:set_result(sig) end
+      if master then return end
+      log("%s while stopping: exiting now", sig)
+      core._exit(1)
+    end)
+  end
+  if master and core.getppid() ~= master then stop:set_result("master gone") end
+  return stop
+end
+
+-- The main task of a serving process, standalone or a worker of the
+-- master with that pid: returns its exit status.
+local function serve_main(o, master)
   local loop = lasync.get_running_loop()
   loop:set_exception_handler(log_context)
   local spec, err = M.load_script(o.script)
@@ -231,13 +284,8 @@ local function serve_main(o, standalone)
     return 1
   end
   local st = {o = o, spec = {handler = spec.handler}, ssl = ssl}
-  local stop = loop:create_future()
-  for _, sig in ipairs {"SIGTERM", "SIGINT"} do
-    loop:add_signal_handler(sig, function()
-      if not stop:done() then stop:set_result(sig) end
-    end)
-  end
-  if standalone then
+  local stop = watch_stop(loop, master)
+  if not master then
     loop:add_signal_handler("SIGHUP", function() lasync.spawn(reload, st) end)
   end
   run_hook(spec, "on_start")
@@ -245,15 +293,16 @@ local function serve_main(o, standalone)
   for i, a in ipairs(o.listen) do servers[i] = listen(st, a, handler) end
   local sig = stop:await()
   log("%s: draining (grace %g s)", sig, o.grace)
-  drain(st, servers)
+  local left = drain(st, servers)
   run_hook(spec, "on_stop")
   log("stopped")
+  if left > 0 then core._exit(1) end  -- lasync.run would wait for them
   return 0
 end
 
 -- Serves in this process; returns the exit status.
-local function serve_here(o, standalone)
-  local ok, res = xpcall(lasync.run, debug.traceback, serve_main, o, standalone)
+local function serve_here(o, master)
+  local ok, res = xpcall(lasync.run, debug.traceback, serve_main, o, master)
   if ok then return res end
   log("error: %s", errtext(res))
   return 1
@@ -346,9 +395,10 @@ end
 -- In the child: leave the master's loop (core.fork gave it its own kernel
 -- state) and serve; never return into the master's code.
 local function worker(st)
+  local master = pid
   pid = core.getpid()
   st.loop:close()
-  local ok, status = pcall(serve_here, st.o, false)
+  local ok, status = pcall(serve_here, st.o, master)
   core._exit(ok and status or 1)
 end
 
@@ -356,7 +406,7 @@ end
 -- to those they replace.
 local function fork_queued(st)
   for _, slot in ipairs(st.queue) do
-    local p = core.fork(st.loop)
+    local p = core.fork(st.loop, "SIGTERM")  -- workers drain when the master dies
     if p == 0 then worker(st) end
     st.workers[p] = {slot = slot, started = st.loop:time()}
     st.count = st.count + 1
@@ -375,24 +425,48 @@ local function idle(st)
   end
 end
 
+-- The master binds each address once (core.reserve_port) and gives the
+-- workers its port: with port 0 they all, restarted ones too, share the
+-- one the kernel chose, and an address in use stops the master at start.
+-- Returns the workers' listen addresses, or nil and why not.
+local function reserve(addrs)
+  local out = {}
+  for i, a in ipairs(addrs) do
+    local ok, host, port = pcall(function()
+      local r = lasync.getaddrinfo(a.host, a.port)[1]
+      return core.reserve_port(r.host, r.port)
+    end)
+    if not ok then return nil, ("cannot listen on %s: %s"):format(show_addr(a), errtext(host)) end
+    if a.port == 0 then log("%s: the workers listen on port %d", show_addr(a), port) end
+    out[i] = {host = host, port = port}
+  end
+  return out
+end
+
+-- What the master checks before forking: the script loads, so does the
+-- certificate (each worker loads its own), the addresses are free. Returns
+-- the workers' listen addresses, or nil and why not.
+local function master_checks(o)
+  local _, err = M.load_script(o.script)
+  if err then return nil, ("cannot load %s: %s"):format(o.script, err) end
+  local ssl, why = tls_context(o)
+  if o.tls_cert and not ssl then return nil, "cannot load the TLS certificate: " .. why end
+  return reserve(o.listen)
+end
+
 -- The master: forks o.workers workers and supervises them.
 local function serve_master(o)
   local loop = lasync.new_event_loop()
   local st = {o = o, loop = loop, workers = {}, count = 0, queue = {},
     retire = {}, backoff = 0.05}
   loop:set_exception_handler(log_context)
-  local _, err = loop:run_until_complete(M.load_script, o.script)
-  if err then
-    log("cannot load %s: %s", o.script, err)
+  local addrs, err = loop:run_until_complete(master_checks, o)
+  if not addrs then
+    log("%s", err)
     loop:close()
     return 1
   end
-  local ssl, why = tls_context(o)  -- checked here; each worker loads its own
-  if o.tls_cert and not ssl then
-    log("cannot load the TLS certificate: %s", why)
-    loop:close()
-    return 1
-  end
+  o.listen = addrs
   watch_signals(st)
   for slot = 1, o.workers do st.queue[slot] = slot end
   while not (st.stopping and st.count == 0) do
@@ -408,9 +482,10 @@ end
 -- max_connections=, idle_timeout=, grace=, tls_cert=, tls_key=}. Returns
 -- the exit status.
 function M.serve(o)
+  core.ignore_signal("SIGPIPE")  -- a closed log pipe: log writes just fail
   log("lasync %s serving %s with %d worker%s", lasync.VERSION, o.script,
     o.workers, o.workers == 1 and "" or "s")
-  if o.workers == 1 then return serve_here(o, true) end
+  if o.workers == 1 then return serve_here(o) end
   return serve_master(o)
 end
 
