@@ -429,22 +429,36 @@ local function next_completed(st)
   return next_completed(st)
 end
 
+-- The futures of list[1..len], functions spawned, each future once; and
+-- their count.
+local function distinct_futures(list, len)
+  local fs, seen = {}, {}
+  for i = 1, len do
+    local f = to_future(list[i])
+    if not seen[f] then
+      seen[f] = true
+      fs[#fs + 1] = f
+    end
+  end
+  return fs, #fs
+end
+
 --- as_completed(list, timeout): an iterator over the futures of list
 -- (functions are spawned as tasks) in the order they complete, suspending
 -- until the next one is done: `for f in as_completed(fs) do local v =
 -- f:await() end` (f is done, so await does not suspend). When timeout
 -- seconds pass with futures still pending, the iterator raises
--- TimeoutError (after yielding those already done).
+-- TimeoutError (after yielding those already done). A future listed twice
+-- is yielded once (asyncio works on the set of them); each function item
+-- is a task of its own.
 function M.as_completed(list, timeout)
-  local n = check_list(list, 1, "as_completed", is_awaitable, AWAITABLE)
+  local len = check_list(list, 1, "as_completed", is_awaitable, AWAITABLE)
   check(is_number_or_nil(timeout), timeout, 2, "as_completed", "number or nil")
-  local st = setmetatable({fs = {}, n = n, head = 1, tail = 0, left = n,
+  local fs, n = distinct_futures(list, len)
+  local st = setmetatable({fs = fs, n = n, head = 1, tail = 0, left = n,
                            pending = n, timed_out = false}, Completion)
   st.on_done = function(f) completed(st, f) end
-  for i = 1, n do
-    st.fs[i] = to_future(list[i])
-    st.fs[i]:add_done_callback(st.on_done)
-  end
+  for i = 1, n do fs[i]:add_done_callback(st.on_done) end
   if timeout and n > 0 then
     local loop = core.get_running_loop() or misuse("no running event loop")
     st.handle = loop:call_later(timeout, as_completed_timeout, st)
