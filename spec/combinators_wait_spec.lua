@@ -282,6 +282,16 @@ describe("lasync.as_completed", function()
     end
   end))
 
+  it("yields a future listed twice once, and spawns each function", helper.async(function()
+    local f, calls = lasync.spawn(lasync.sleep, 0.001, "f"), 0
+    local function fn() calls = calls + 1 end
+    local got = {}
+    for g in lasync.as_completed({f, fn, f, fn}) do got[#got + 1] = g end
+    assert.are.equal(3, #got)
+    assert.are.equal(2, calls)
+    assert.are.equal(f, got[3])
+  end))
+
   it("iterates zero times over an empty list", helper.async(function()
     for _ in lasync.as_completed({}, 0.001) do error("unreachable") end
   end))

@@ -290,6 +290,17 @@ static int l_set_exception(lua_State *L) {
   return 0;
 }
 
+/* core.future_fail(f, err): set_exception that takes nil too (there a
+** misuse), for the combinators, which must pass a child's error(nil) on
+** as it was. */
+static int l_future_fail(lua_State *L) {
+  Future *f = checkplain(L);
+  lua_settop(L, 2);
+  luaL_argcheck(L, f->state == F_PENDING, 1, "pending future expected");
+  future_set_error(L, f, 1, 2, 0);
+  return 0;
+}
+
 static int l_result(lua_State *L) {
   return future_unpack(L, future_check(L, 1), 1);
 }
@@ -448,6 +459,7 @@ static const luaL_Reg future_meta[] = {
 static const luaL_Reg future_funcs[] = {
   {"Future", l_new},
   {"is_future", l_is_future},
+  {"future_fail", l_future_fail},
   {NULL, NULL}
 };
 

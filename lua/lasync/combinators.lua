@@ -9,6 +9,7 @@ local core = require "lasync.core"
 
 local CancelledError, TimeoutError = core.CancelledError, core.TimeoutError
 local is_future, current_task, await = core.is_future, core.current_task, core.await
+local future_fail = core.future_fail
 local unpack, select, pcall, error = table.unpack, select, pcall, error
 local type, getmetatable, setmetatable = type, getmetatable, setmetatable
 
@@ -92,10 +93,15 @@ function M.ensure_future(aw, ...)
   return to_future(aw, ...)
 end
 
--- What a done future ended with: its error, a CancelledError if it was
--- cancelled, nil if it succeeded. Looking marks the error retrieved.
+local function outcome(ok, ...)
+  return not ok or select("#", ...) > 0, (...)
+end
+
+-- Whether a done future failed, and its error: a CancelledError if it was
+-- cancelled. The error may be nil (error(nil)): exception() returns no
+-- value on success, one on failure. Looking marks the error retrieved.
 local function failure(fut)
-  return select(2, pcall(fut.exception, fut))
+  return outcome(pcall(fut.exception, fut))
 end
 
 local function release(waiter)
@@ -114,8 +120,8 @@ local function gathered(children, n)
   local r = {n = n}
   for i = 1, n do
     local c = children[i]
-    local err = failure(c)
-    if err ~= nil then r[i] = err else r[i] = (c:result()) end
+    local failed, err = failure(c)
+    if failed then r[i] = err else r[i] = (c:result()) end
   end
   return r
 end
@@ -128,8 +134,8 @@ local function gathering(children, n, return_exceptions)
     nfinished = nfinished + 1
     if outer:done() then return failure(fut) end  -- marks errors retrieved
     if not return_exceptions then
-      local err = failure(fut)
-      if err ~= nil then return outer:set_exception(err) end
+      local failed, err = failure(fut)
+      if failed then return future_fail(outer, err) end
     end
     if nfinished == n then outer:set_result(gathered(children, n)) end
   end
@@ -188,7 +194,9 @@ end
 -- callable, it is the list of awaitables (items 1..list.n or #list) and a
 -- table {n = , ...} of first values is returned instead. opts:
 -- `return_exceptions = true` puts each error (a CancelledError for a
--- cancelled child) in place of its value instead of raising it.
+-- cancelled child) in place of its value instead of raising it. A child
+-- that fails with error(nil) is a failure: gather raises nil, or leaves nil
+-- in its place, which looks like a nil result.
 function M.gather(...)
   local first = ...
   if type(first) == "table" and not is_callable(first) then
@@ -220,7 +228,7 @@ local function wait_until(fs, n, timeout, return_when)
     counter = counter - 1
     if counter <= 0 or return_when == "FIRST_COMPLETED"
         or (return_when == "FIRST_EXCEPTION" and not f:cancelled()
-            and f:exception() ~= nil) then
+            and failure(f)) then
       if h then h:cancel() end
       release(waiter)
     end
@@ -370,8 +378,8 @@ function M.shield(aw)
   local function on_inner(f)
     if outer:done() then return failure(f) end  -- marks errors retrieved
     if f:cancelled() then return outer:cancel() end
-    local err = f:exception()
-    if err ~= nil then outer:set_exception(err) else outer:set_result(f:result()) end
+    local failed, err = failure(f)
+    if failed then future_fail(outer, err) else outer:set_result(f:result()) end
   end
   inner:add_done_callback(on_inner)
   outer:add_done_callback(function()
@@ -421,22 +429,36 @@ local function next_completed(st)
   return next_completed(st)
 end
 
+-- The futures of list[1..len], functions spawned, each future once; and
+-- their count.
+local function distinct_futures(list, len)
+  local fs, seen = {}, {}
+  for i = 1, len do
+    local f = to_future(list[i])
+    if not seen[f] then
+      seen[f] = true
+      fs[#fs + 1] = f
+    end
+  end
+  return fs, #fs
+end
+
 --- as_completed(list, timeout): an iterator over the futures of list
 -- (functions are spawned as tasks) in the order they complete, suspending
 -- until the next one is done: `for f in as_completed(fs) do local v =
 -- f:await() end` (f is done, so await does not suspend). When timeout
 -- seconds pass with futures still pending, the iterator raises
--- TimeoutError (after yielding those already done).
+-- TimeoutError (after yielding those already done). A future listed twice
+-- is yielded once (asyncio works on the set of them); each function item
+-- is a task of its own.
 function M.as_completed(list, timeout)
-  local n = check_list(list, 1, "as_completed", is_awaitable, AWAITABLE)
+  local len = check_list(list, 1, "as_completed", is_awaitable, AWAITABLE)
   check(is_number_or_nil(timeout), timeout, 2, "as_completed", "number or nil")
-  local st = setmetatable({fs = {}, n = n, head = 1, tail = 0, left = n,
+  local fs, n = distinct_futures(list, len)
+  local st = setmetatable({fs = fs, n = n, head = 1, tail = 0, left = n,
                            pending = n, timed_out = false}, Completion)
   st.on_done = function(f) completed(st, f) end
-  for i = 1, n do
-    st.fs[i] = to_future(list[i])
-    st.fs[i]:add_done_callback(st.on_done)
-  end
+  for i = 1, n do fs[i]:add_done_callback(st.on_done) end
   if timeout and n > 0 then
     local loop = core.get_running_loop() or misuse("no running event loop")
     st.handle = loop:call_later(timeout, as_completed_timeout, st)
@@ -463,6 +485,13 @@ local function untrack(tg, t)
   tasks[last] = nil
 end
 
+-- errors is a list with n, which counts an error(nil) too.
+local function add_error(tg, err)
+  local errors = tg.errors
+  errors.n = errors.n + 1
+  errors[errors.n] = err
+end
+
 local function abort(tg)
   tg.aborting = true
   for i = 1, #tg.tasks do tg.tasks[i]:cancel() end
@@ -474,9 +503,9 @@ local function on_task_done(tg, t)
   untrack(tg, t)
   if #tg.tasks == 0 and tg.completed then release(tg.completed) end
   if t:cancelled() then return end
-  local err = t:exception()
-  if err == nil then return end
-  tg.errors[#tg.errors + 1] = err
+  local failed, err = failure(t)
+  if not failed then return end
+  add_error(tg, err)
   if not tg.aborting and not tg.parent_cancel_requested then
     abort(tg)
     tg.parent_cancel_requested = true
@@ -521,7 +550,7 @@ local function join(tg, propagate)
 end
 
 local function group_error(errors)
-  local n = #errors
+  local n = errors.n
   return core.TaskGroupError(("unhandled errors in a task group (%d error%s)")
                              :format(n, n == 1 and "" or "s"), {errors = errors})
 end
@@ -536,16 +565,15 @@ local function leave_group(tg, ok, ...)
   -- Undo our own cancel of the parent; it comes with an error, which
   -- takes priority over any CancelledError.
   if tg.parent_cancel_requested then tg.parent:uncancel() end
-  if propagate ~= nil and #tg.errors == 0 then error(propagate, 0) end
-  if not ok and not cancelled then tg.errors[#tg.errors + 1] = err end
-  if #tg.errors > 0 then
+  if propagate ~= nil and tg.errors.n == 0 then error(propagate, 0) end
+  if not ok and not cancelled then add_error(tg, err) end
+  if tg.errors.n > 0 then
     if tg.parent:cancelling() > 0 then  -- keep an outside cancel pending
       tg.parent:uncancel()
       tg.parent:cancel()
     end
     error(group_error(tg.errors), 0)
   end
-  if not ok then error(err, 0) end  -- error(nil): no list can hold it
   return ...
 end
 
@@ -553,13 +581,14 @@ end
 -- once every child spawned with tg:spawn(fn, ...) has finished. When a
 -- child fails, the body (if still waiting) and the other children are
 -- cancelled and a TaskGroupError is raised whose `errors` lists every error
--- of the children and of the body (cancellations excluded). When the task
+-- of the children and of the body (cancellations excluded) as items
+-- 1..errors.n (an error(nil) leaves a hole there). When the task
 -- is cancelled, the children are cancelled and waited for, and the
 -- CancelledError propagates.
 function M.task_group(fn)
   check(is_callable(fn), fn, 1, "task_group", "function")
   local tg = setmetatable({parent = check_task("task_group"), tasks = {}, slot = {},
-                           errors = {}, exiting = false, aborting = false,
+                           errors = {n = 0}, exiting = false, aborting = false,
                            parent_cancel_requested = false}, TaskGroup)
   tg.on_done = function(t) on_task_done(tg, t) end
   return leave_group(tg, pcall(fn, tg))

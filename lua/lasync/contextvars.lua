@@ -48,18 +48,35 @@ local function install(var, v)
   core.set_context(new)
 end
 
+-- Who holds the current context: the running task, else the running loop,
+-- whose callbacks each run in a context of their own but are not told
+-- apart here, else the main program. A context is replaced at each set, so
+-- its holder, not the table, says which context a token was made in.
+local MAIN = {}
+local function holder()
+  return core.current_task() or core.get_running_loop() or MAIN
+end
+
 --- var:set(v): sets it in the current context; returns a token for reset.
 function ContextVar:set(v)
   local found, old = lookup(self)
   install(self, v == nil and NIL or v)
-  return {var = self, found = found, old = old}
+  return {var = self, found = found, old = old, holder = holder(), used = false}
 end
 
---- var:reset(token): restores the value from before the set that made token.
+local function bad_token(why)
+  error("bad argument #1 to 'reset' (" .. why .. ")", 3)
+end
+
+--- var:reset(token): restores the value from before the set that made
+-- token; a token serves once, in the context where it was made.
 function ContextVar:reset(token)
   if type(token) ~= "table" or token.var ~= self then
-    error("bad argument #1 to 'reset' (token of this ContextVar expected)", 2)
+    bad_token("token of this ContextVar expected")
   end
+  if token.used then bad_token("token has already been used once") end
+  if token.holder ~= holder() then bad_token("token was created in a different context") end
+  token.used = true
   if token.found then
     install(self, token.old == nil and NIL or token.old)
   else

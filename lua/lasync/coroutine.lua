@@ -6,29 +6,59 @@ local core = require "lasync.core"
 
 local SUSPEND = core.SUSPEND
 local resume, yield, status = coroutine.resume, coroutine.yield, coroutine.status
+local close = coroutine.close
 
 local M = {}
 for k, v in pairs(coroutine) do M[k] = v end
+
+-- The coroutines suspended in a forwarded suspension. The task that
+-- resumed one waits for its wake-up to resume it again; another resume
+-- would take that wake-up and leave the task waiting forever. So they
+-- count as active but not running ("normal"), as a Lua coroutine that
+-- resumed another one.
+local forwarding = setmetatable({}, {__mode = "k"})
+
+local function resume_forwarded(co, ...)
+  forwarding[co] = nil
+  return resume(co, ...)
+end
 
 -- A suspension is forwarded up (to the task or to an outer forwarding
 -- coroutine) and whatever the task sends back (nothing, or a thrown
 -- cancellation) is passed down into the inner coroutine.
 local function forward(co, ok, ...)
   if ok and (...) == SUSPEND and status(co) == "suspended" then
-    return forward(co, resume(co, yield(...)))
+    forwarding[co] = true
+    return forward(co, resume_forwarded(co, yield(...)))
   end
   return ok, ...
 end
 
---- Like coroutine.resume, with lasync suspensions passed through.
+--- Like coroutine.resume, with lasync suspensions passed through; refuses
+-- a coroutine suspended in one, as Lua refuses a non-suspended coroutine.
 function M.resume(co, ...)
+  if forwarding[co] then return false, "cannot resume non-suspended coroutine" end
   return forward(co, resume(co, ...))
+end
+
+--- Like coroutine.status; "normal" for a coroutine suspended in a
+-- forwarded lasync suspension.
+function M.status(co)
+  if forwarding[co] then return "normal" end
+  return status(co)
+end
+
+--- Like coroutine.close; refuses a coroutine suspended in a forwarded
+-- lasync suspension, as Lua refuses a normal coroutine.
+function M.close(co)
+  if forwarding[co] then error("cannot close a normal coroutine", 2) end
+  return close(co)
 end
 
 local function unwrap(co, ok, ...)
   if ok then return ... end
   local err = ...
-  if status(co) == "dead" then coroutine.close(co) end
+  if status(co) == "dead" then close(co) end
   error(err, 0)
 end
 

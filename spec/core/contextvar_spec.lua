@@ -59,6 +59,30 @@ describe("ContextVar", function()
     util.raises({"bad argument #1 to 'reset'"}, function() a:reset("x") end)
   end))
 
+  it("reset() takes a token once", helper.async(function()
+    local v = lasync.ContextVar("once", 0)
+    local tok = v:set(1)
+    v:reset(tok)
+    v:set(5)
+    util.raises({"bad argument #1 to 'reset'", "token has already been used once"},
+      v.reset, v, tok)
+    assert.are.equal(5, v:get())
+  end))
+
+  it("reset() refuses a token made in another task's context", helper.async(function()
+    local v = lasync.ContextVar("foreign", 0)
+    v:set("main")
+    local tok = lasync.spawn(function() return v:set("child") end):await()
+    local mine = v:set("main2")
+    util.raises({"bad argument #1 to 'reset'", "token was created in a different context"},
+      v.reset, v, tok)
+    assert.are.equal("main2", v:get())
+    local err = lasync.spawn(util.error_of, v.reset, v, mine):await()
+    assert.matches("created in a different context", err)
+    v:reset(mine)
+    assert.are.equal("main", v:get())
+  end))
+
   it("checks its name", function()
     util.raises({"bad argument #1 to 'ContextVar'", "string expected, got number"},
       function() lasync.ContextVar(1) end)

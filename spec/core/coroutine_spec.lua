@@ -19,7 +19,7 @@ describe("lasync.coroutine", function()
   it("has every function of Lua's coroutine library", function()
     for name, fn in pairs(coroutine) do
       assert.are.equal("function", type(co[name]), name)
-      if name ~= "resume" and name ~= "wrap" then
+      if not ({resume = 1, wrap = 1, status = 1, close = 1})[name] then
         assert.are.equal(fn, co[name], name)
       end
     end
@@ -122,6 +122,42 @@ describe("lasync.coroutine", function()
     assert.are.equal(1, select("#", gen()))
     assert.is_true(lasync.is_future(gen()))
   end))
+
+  describe("suspended in an await of another task", function()
+    -- Task a resumed the generator, which now awaits a sleep; it is a's
+    -- until a's wake-up resumes it.
+    local function started(gen)
+      local a = lasync.spawn(function() return gen() end)
+      lasync.sleep(0)
+      return a
+    end
+
+    it("wrap and resume refuse it; that task still gets its value",
+      helper.async(function()
+        local c = co.create(function() lasync.sleep(0.002); co.yield("v") end)
+        local a = started(co.wrap(function() return select(2, co.resume(c)) end))
+        local b = lasync.spawn(function() return co.resume(c) end)
+        assert.are.same({false, "cannot resume non-suspended coroutine"}, {b:await()})
+        assert.are.equal("v", a:await())
+      end))
+
+    it("a wrap generator raises the refusal", helper.async(function()
+      local gen = co.wrap(function() lasync.sleep(0.002); co.yield(1) end)
+      local a = started(gen)
+      assert.are.equal("cannot resume non-suspended coroutine", util.error_of(gen))
+      assert.are.equal(1, a:await())
+    end))
+
+    it("status says normal, close refuses it", helper.async(function()
+      local c = co.create(function() lasync.sleep(0.002) end)
+      local a = started(function() return co.resume(c) end)
+      assert.are.equal("normal", co.status(c))
+      util.raises({"cannot close a normal coroutine"}, co.close, c)
+      assert.is_true(a:await())
+      assert.are.equal("dead", co.status(c))
+      assert.is_true(co.close(c))
+    end))
+  end)
 
   it("wrap checks its argument", function()
     util.raises({"bad argument #1 to 'wrap'", "function expected, got number"},
