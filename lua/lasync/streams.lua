@@ -190,9 +190,10 @@ end
 -- --------------------------------------------------------------- servers --
 
 --- Listens on host:port (host nil or "": every IPv4 interface, as asyncio
--- takes ""; a name: its first address; port 0 or nil: a free port) and runs handler(reader, writer) in a new task for each
--- connection; the connection is closed when the handler returns or fails,
--- and a failure is reported to the loop's exception handler.
+-- takes ""; a name: its first address; port 0 or nil: a free port) and
+-- runs handler(reader, writer) in a new task for each connection; the
+-- connection is closed when the handler returns or fails, and a failure
+-- is reported to the loop's exception handler.
 -- opts: limit, backlog (default 100), reuse_address (default true),
 -- reuse_port, ssl (settings with certfile, or an ssl_context: each
 -- connection does the TLS handshake before the handler runs),
