@@ -152,12 +152,16 @@ describe("lasync.run", function()
 
   -- The child signals itself through io.popen: os.execute (system(3))
   -- ignores SIGINT in the caller while the command runs.
-  it("cancels the main task on SIGINT", function()
-    local out, _, status = util.run_script([[
+  local SIGINT_SELF = [[
       local lasync = require "lasync"
       local f = assert(io.open("/proc/self/stat"))
       local pid = f:read("n")
       f:close()
+      local function interrupt() io.popen("kill -INT " .. pid):close() end
+  ]]
+
+  it("cancels the main task on SIGINT", function()
+    local out, _, status = util.run_script(SIGINT_SELF .. [[
       local ok, err = pcall(lasync.run, function()
         lasync.spawn(function()
           local _ <close> = setmetatable({}, {__close = function()
@@ -166,7 +170,7 @@ describe("lasync.run", function()
           lasync.sleep(10)
         end)
         lasync.sleep(0.001)
-        io.popen("kill -INT " .. pid):close()
+        interrupt()
         lasync.sleep(5)
         print("not interrupted")
       end)
@@ -177,12 +181,7 @@ describe("lasync.run", function()
   end)
 
   it("stops on a second SIGINT when the main task ignored the first", function()
-    local out, _, status = util.run_script([[
-      local lasync = require "lasync"
-      local f = assert(io.open("/proc/self/stat"))
-      local pid = f:read("n")
-      f:close()
-      local function interrupt() io.popen("kill -INT " .. pid):close() end
+    local out, _, status = util.run_script(SIGINT_SELF .. [[
       local ok, err = pcall(lasync.run, function()
         interrupt()
         print("ignored", pcall(lasync.sleep, 5))
@@ -198,13 +197,9 @@ describe("lasync.run", function()
   end)
 
   it("exits the interpreter with the CancelledError on SIGINT", function()
-    local _, err, status = util.run_script([[
-      local lasync = require "lasync"
-      local f = assert(io.open("/proc/self/stat"))
-      local pid = f:read("n")
-      f:close()
+    local _, err, status = util.run_script(SIGINT_SELF .. [[
       lasync.run(function()
-        io.popen("kill -INT " .. pid):close()
+        interrupt()
         lasync.sleep(5)
       end)
     ]])
