@@ -152,6 +152,19 @@ fail("late")
       assert.is_nil(err:find("xpcall", 1, true), err)
     end)
 
+    it("adds where a failed task it awaited raised the error", function()
+      local script = write("child.lua", [[
+local function deep() error("deep") end
+local child = lasync.spawn(function() deep() end)
+child:await()
+]])
+      local _, err, code = cmd("run " .. quote(script))
+      assert.are.equal(1, code)
+      assert.truthy(err:find(script .. ":3: in main chunk\n"
+        .. "(raised in task 'Task-2':)\n" .. script .. ":1: deep\n", 1, true), err)
+      assert.truthy(err:find(script .. ":1: in upvalue 'deep'", 1, true), err)
+    end)
+
     it("shows an error object with its __tostring", function()
       local script = write("object.lua", 'error(lasync.TimeoutError("too slow"))\n')
       local _, err, code = cmd("run " .. quote(script))
