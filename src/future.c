@@ -407,13 +407,13 @@ static int l_traceback(lua_State *L) {
 }
 
 static int l_tostring(lua_State *L) {
-  Future *f = lua_touserdata(L, 1);
+  Future *f = future_check(L, 1);
   lua_pushfstring(L, "<Future %s>", future_state_name(f));
   return 1;
 }
 
 static int l_gc(lua_State *L) {
-  future_report_unretrieved(L, lua_touserdata(L, 1), 1);
+  future_report_unretrieved(L, future_check(L, 1), 1);
   return 0;
 }
 

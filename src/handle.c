@@ -9,14 +9,21 @@
 #include <string.h>
 #include "lasync.h"
 
+#define MAX_ARGS 65000  /* of a callback: its user values must stay < 2^16 */
+
 /* ---------- handles ---------- */
 
 /* Push a new handle for the function at fnidx and the nargs values after
 ** it; the last user value holds the context it was scheduled from. */
 Handle *handle_new(lua_State *L, Loop *lp, int kind, int fnidx, int nargs) {
   Mod *m = lp->mod;
-  Handle *h = lua_newuserdatauv(L, sizeof(Handle), nargs + 2);
-  int i, hidx = lua_gettop(L);
+  Handle *h;
+  int i, hidx;
+  if (nargs > MAX_ARGS)  /* Lua counts user values in 16 bits */
+    luaL_error(L, "too many arguments for a callback (%d, at most %d)",
+               nargs, MAX_ARGS);
+  h = lua_newuserdatauv(L, sizeof(Handle), nargs + 2);
+  hidx = lua_gettop(L);
   memset(h, 0, sizeof *h);
   h->magic = LASYNC_MAGIC;
   h->kind = kind;
@@ -44,6 +51,12 @@ void handle_run(lua_State *L, Loop *lp, Handle *h) {
     if (h->cancelled) loop_unanchor(L, lp, h);
   }
   if (h->cancelled) return;
+  if (!lua_checkstack(L, h->nargs + LUA_MINSTACK)) {
+    lua_pushliteral(L, "no stack space for the callback's arguments");
+    loop_report_error(L, lp, "Exception in callback", -1, hidx, "handle", 0);
+    lua_settop(L, hidx);
+    return;
+  }
   for (i = 1; i <= h->nargs + 1; i++)
     lua_getiuservalue(L, hidx, i);
   if (lp->mod->ctx_used) {
@@ -233,7 +246,7 @@ static int l_when(lua_State *L) {
 }
 
 static int l_tostring(lua_State *L) {
-  Handle *h = lua_touserdata(L, 1);
+  Handle *h = lasync_checkobj(L, 1, K_HANDLE, "handle");
   const char *name = h->kind == K_TIMER ? "TimerHandle" : "Handle";
   if (h->kind == K_TIMER)
     lua_pushfstring(L, "<%s%s when=%f>", name,

@@ -460,7 +460,9 @@ static int l_close(lua_State *L) {
 }
 
 static int l_gc(lua_State *L) {
-  Loop *lp = lua_touserdata(L, 1);
+  Loop *lp = checkloop(L);
+  /* only a call by hand finds it running: the running loop is held */
+  if (lp->running) luaL_error(L, "cannot collect a running event loop");
   if (lp->base) loop_release(L, lp, 1);
   free(lp->ready);  /* a task woken after close() queued itself */
   lp->ready = NULL;
@@ -508,13 +510,12 @@ static int l_call_exception_handler(lua_State *L) {
 
 /* loop.slow_callback_duration reads and writes a C field. */
 static int l_index(lua_State *L) {
-  Loop *lp = lua_touserdata(L, 1);
-  const char *k = lua_tostring(L, 2);
+  const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
   if (k && strcmp(k, "slow_callback_duration") == 0) {
-    lua_pushnumber(L, lp->slow);
+    lua_pushnumber(L, checkloop(L)->slow);
     return 1;
   }
-  lua_getmetatable(L, 1);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, lasync_mod(L)->mtref[K_LOOP]);
   lua_getfield(L, -1, "__methods");
   lua_pushvalue(L, 2);
   lua_rawget(L, -2);
@@ -522,8 +523,8 @@ static int l_index(lua_State *L) {
 }
 
 static int l_newindex(lua_State *L) {
-  Loop *lp = lua_touserdata(L, 1);
-  const char *k = lua_tostring(L, 2);
+  Loop *lp = checkloop(L);
+  const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
   if (k == NULL || strcmp(k, "slow_callback_duration") != 0)
     return luaL_error(L, "cannot set field '%s' of a loop",
                       k ? k : luaL_typename(L, 2));
@@ -535,7 +536,7 @@ static int l_newindex(lua_State *L) {
 }
 
 static int l_tostring(lua_State *L) {
-  Loop *lp = lua_touserdata(L, 1);
+  Loop *lp = checkloop(L);
   lua_pushfstring(L, "<Loop %s %p>", lp->closed ? "closed"
                   : lp->running ? "running" : "idle", (void *)lp);
   return 1;

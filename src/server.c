@@ -390,7 +390,7 @@ static int l_close(lua_State *L) {
 }
 
 static int l_gc(lua_State *L) {
-  server_release(L, lua_touserdata(L, 1), 1);
+  server_release(L, checkserver(L), 1);
   return 0;
 }
 
@@ -476,7 +476,7 @@ static int l_set_max_connections(lua_State *L) {
 }
 
 static int l_tostring(lua_State *L) {
-  Server *sv = lua_touserdata(L, 1);
+  Server *sv = checkserver(L);
   if (sv->fd < 0) lua_pushfstring(L, "<Server closed %p>", (void *)sv);
   else lua_pushfstring(L, "<Server fd=%d %d connections>", sv->fd,
                        sv->nconns);

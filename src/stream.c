@@ -889,11 +889,13 @@ static int l_close(lua_State *L) {
 }
 
 /* __gc: the stream is unreachable, so nothing can be flushed any more
-** (a close() with output pending keeps it reachable until it is done). */
+** (a close() with output pending keeps it reachable until it is done).
+** Called by hand on a stream in use, it aborts it: its waiters wake. */
 static int l_gc(lua_State *L) {
-  Stream *s = lua_touserdata(L, 1);
-  if (s->fd >= 0) close_fd(s);
+  Stream *s = checkstream(L);
+  stream_close(L, s, 1, 1);
   tls_free(s->tls);
+  s->tls = NULL;
   wev_free(s);  /* still there if the loop was closed while writing */
   buf_free(&s->in);
   buf_free(&s->out);
@@ -950,7 +952,7 @@ static int l_get_extra_info(lua_State *L) {
 
 
 static int l_tostring(lua_State *L) {
-  Stream *s = lua_touserdata(L, 1);
+  Stream *s = checkstream(L);
   if (s->fd < 0) lua_pushfstring(L, "<Stream closed %p>", (void *)s);
   else lua_pushfstring(L, "<Stream fd=%d%s>", s->fd,
                        s->closing ? " closing" : "");

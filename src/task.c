@@ -543,6 +543,13 @@ static void step_done(lua_State *L, Task *t, int st, int nres) {
   int tidx = lua_gettop(L) + 1;
   loop_push_anchored(L, t->f.loop, t);
   if (st != LUA_YIELD && st != LUA_OK) nres = 1;
+  if (!lua_checkstack(L, nres + LUA_MINSTACK)) {  /* no room to take them */
+    lua_pop(t->co, nres);
+    end_bad(L, t, tidx, "task %s too many values",
+            st == LUA_YIELD ? "yielded" : "returned");
+    lua_settop(L, tidx - 1);
+    return;
+  }
   lua_xmove(t->co, L, nres);
   if (st == LUA_YIELD) on_yield(L, t, tidx, nres);
   else if (st == LUA_OK) on_return(L, t, tidx, nres);
@@ -610,6 +617,8 @@ Task *task_new(lua_State *L, Loop *lp, int fnidx, int nargs) {
   t = (Task *)future_new(L, lp, K_TASK, sizeof(Task), TUV_NUV);
   tidx = lua_gettop(L);
   t->co = new_thread(L, lp);
+  if (!lua_checkstack(t->co, nargs + 1))
+    luaL_error(L, "too many arguments for a task (%d)", nargs);
   lua_setiuservalue(L, tidx, TUV_CORO);
   for (i = 0; i <= nargs; i++) lua_pushvalue(L, fnidx + i);
   lua_xmove(L, t->co, nargs + 1);
@@ -756,7 +765,7 @@ static int l_get_coro(lua_State *L) {
 }
 
 static int l_tostring(lua_State *L) {
-  Task *t = lua_touserdata(L, 1);
+  Task *t = checktask(L);
   push_name(L, t, 1);
   lua_pushfstring(L, "<Task '%s' %s>", lua_tostring(L, -1),
                   future_state_name(&t->f));
@@ -764,7 +773,7 @@ static int l_tostring(lua_State *L) {
 }
 
 static int l_gc(lua_State *L) {
-  future_report_unretrieved(L, lua_touserdata(L, 1), 1);
+  future_report_unretrieved(L, &checktask(L)->f, 1);
   return 0;
 }
 

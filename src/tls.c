@@ -259,14 +259,15 @@ static void ctx_settings(lua_State *L, TlsCtx *c, int sidx, const char *what) {
 }
 
 static int ctx_gc(lua_State *L) {
-  TlsCtx *c = lua_touserdata(L, 1);
+  TlsCtx *c = lasync_checkobj(L, 1, K_TLSCTX, "SSL context");
   SSL_CTX_free(c->ctx);
   c->ctx = NULL;
   return 0;
 }
 
 static int ctx_tostring(lua_State *L) {
-  lua_pushfstring(L, "<SSLContext %p>", lua_touserdata(L, 1));
+  lua_pushfstring(L, "<SSLContext %p>",
+                  lasync_checkobj(L, 1, K_TLSCTX, "SSL context"));
   return 1;
 }
 

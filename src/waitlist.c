@@ -303,13 +303,12 @@ int waitlist_new(lua_State *L) {
 }
 
 static int l_waitlist_len(lua_State *L) {
-  lua_pushinteger(L, ((WaitList *)lua_touserdata(L, 1))->n);
+  lua_pushinteger(L, checklist(L)->n);
   return 1;
 }
 
 static int l_waitlist_tostring(lua_State *L) {
-  lua_pushfstring(L, "<WaitList n=%I>",
-                  (lua_Integer)((WaitList *)lua_touserdata(L, 1))->n);
+  lua_pushfstring(L, "<WaitList n=%I>", (lua_Integer)checklist(L)->n);
   return 1;
 }
 
@@ -398,7 +397,7 @@ static int l_event_wait(lua_State *L) {
 }
 
 static int l_event_tostring(lua_State *L) {
-  SyncEvent *e = lua_touserdata(L, 1);
+  SyncEvent *e = check_event(L, "__tostring");
   WaitList *wl;
   lua_getiuservalue(L, 1, 1);
   wl = lua_touserdata(L, -1);
