@@ -235,6 +235,23 @@ describe("queue order", function()
     assert.matches("got table", catch(lasync.PriorityQueue, 0, {}))
   end)
 
+  it("PriorityQueue refuses a less that uses the queue", helper.async(function()
+    local q, use
+    q = lasync.PriorityQueue(0, function(a, b)
+      if use then use() end
+      return a < b
+    end)
+    for _, v in ipairs {5, 2, 8} do q:put(v) end
+    for _, f in ipairs {function() q:put_nowait(0) end, function() q:get_nowait() end,
+                        function() q:shutdown(true) end} do
+      use = f
+      assert.matches("a PriorityQueue's less must not use the queue", catch(q.put, q, 1))
+      assert.matches("a PriorityQueue's less must not use the queue", catch(q.get, q))
+    end
+    use = nil
+    assert.are.same({2, 5, 8}, drain(q))
+  end))
+
   it("PriorityQueue stays whole when less raises", helper.async(function()
     local q = lasync.PriorityQueue()
     for _, v in ipairs {5, 2, 8} do q:put(v) end

@@ -42,6 +42,7 @@ typedef struct LQueue {
   OBJ_HEAD;                      /* K_QUEUE; slot and loop unused */
   int type;                      /* Q_FIFO, Q_LIFO or Q_HEAP */
   int shutdown;
+  int in_less;                   /* Q_HEAP: its less runs */
   lua_Integer maxsize;           /* 0: unbounded */
   lua_Integer n;                 /* items held */
   lua_Integer head;              /* Q_FIFO: index of the first item */
@@ -73,8 +74,12 @@ static const char *typename_of(lua_State *L, int idx) {
 static LQueue *check_queue(lua_State *L, const char *method) {
   LQueue *q = lua_touserdata(L, 1);
   if (q && lua_rawlen(L, 1) == sizeof(LQueue) && q->magic == LASYNC_MAGIC &&
-      q->kind == K_QUEUE)
+      q->kind == K_QUEUE) {
+    if (q->in_less)  /* the heap is half moved */
+      luaL_error(L, "%s: a PriorityQueue's less must not use the queue",
+                 method);
     return q;
+  }
   luaL_error(L, "calling '%s' on bad self (queue expected, got %s)", method,
              typename_of(L, 1));
   return NULL;
@@ -87,14 +92,18 @@ static int shut_down(lua_State *L) {
 /* ---------- storage ---------- */
 
 /* less(a, b) for the values at ai and bi: the queue's function (at
-** lessidx), or the < operator when it is nil. Either may raise. */
-static int less(lua_State *L, int lessidx, int ai, int bi) {
+** lessidx), or the < operator when it is nil. Either may raise. The
+** queue refuses to be used meanwhile. */
+static int less(lua_State *L, LQueue *q, int lessidx, int ai, int bi) {
   int r;
   if (lua_isnil(L, lessidx)) return lua_compare(L, ai, bi, LUA_OPLT);
   lua_pushvalue(L, lessidx);
   lua_pushvalue(L, ai);
   lua_pushvalue(L, bi);
-  lua_call(L, 2, 1);
+  q->in_less = 1;
+  r = lua_pcall(L, 2, 1, 0);
+  q->in_less = 0;
+  if (r != LUA_OK) lua_error(L);
   r = lua_toboolean(L, -1);
   lua_pop(L, 1);
   return r;
@@ -111,7 +120,7 @@ static void heap_put(lua_State *L, LQueue *q, int it, int vidx) {
   while (i > 1) {
     int r;
     lua_rawgeti(L, it, i / 2);
-    r = less(L, lessidx, vidx, lua_gettop(L));
+    r = less(L, q, lessidx, vidx, lua_gettop(L));
     lua_pop(L, 1);
     if (!r) break;
     i /= 2;
@@ -144,12 +153,12 @@ static void heap_take(lua_State *L, LQueue *q, int it) {
     if (c < n) {
       lua_rawgeti(L, it, c + 1);
       lua_rawgeti(L, it, c);
-      r = less(L, lessidx, lua_gettop(L) - 1, lua_gettop(L));
+      r = less(L, q, lessidx, lua_gettop(L) - 1, lua_gettop(L));
       lua_pop(L, 2);
       if (r) c++;
     }
     lua_rawgeti(L, it, c);
-    r = less(L, lessidx, lua_gettop(L), last);
+    r = less(L, q, lessidx, lua_gettop(L), last);
     lua_pop(L, 1);
     if (!r) break;
     i = c;
