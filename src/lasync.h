@@ -200,6 +200,7 @@ void lasync_newmeta(lua_State *L, int kind, const luaL_Reg *methods,
 void lasync_addfuncs(lua_State *L, const luaL_Reg *l);
 double lasync_now(void);
 Loop *lasync_running(lua_State *L, Mod *m);
+const char *lasync_tostring(lua_State *L, int idx);
 void lasync_checkcallable(lua_State *L, int idx, const char *what);
 
 /* errors.c */

@@ -152,7 +152,7 @@ double loop_time(Loop *lp) {
 
 static int msgh(lua_State *L) {
   const char *msg = lua_tostring(L, 1);
-  if (msg == NULL) msg = luaL_tolstring(L, 1, NULL);
+  if (msg == NULL) msg = lasync_tostring(L, 1);
   luaL_traceback(L, L, msg, 1);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &tb_key);
   lua_settop(L, 1);
@@ -199,7 +199,7 @@ void loop_report_error(lua_State *L, Loop *lp, const char *msg, int erridx,
 
 static void print_field(lua_State *L, int ctx, const char *k, int label) {
   if (lua_getfield(L, ctx, k) != LUA_TNIL) {
-    const char *s = luaL_tolstring(L, -1, NULL);
+    const char *s = lasync_tostring(L, -1);
     if (label) fprintf(stderr, "%s: %s\n", k, s);
     else fprintf(stderr, "%s\n", s);
     lua_pop(L, 1);

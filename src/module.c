@@ -48,6 +48,25 @@ size_t lasync_evsize(void) {
   return (event_get_struct_event_size() + a - 1) / a * a;
 }
 
+static int tostring_p(lua_State *L) {
+  luaL_tolstring(L, 1, NULL);
+  return 1;
+}
+
+/* Push and return luaL_tolstring of the value at idx, for error reports:
+** a __tostring that raises must not replace the error being reported. */
+const char *lasync_tostring(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  lua_pushcfunction(L, tostring_p);
+  lua_pushvalue(L, idx);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    lua_pop(L, 1);
+    lua_pushfstring(L, "(%s value whose __tostring failed)",
+                    luaL_typename(L, idx));
+  }
+  return lua_tostring(L, -1);
+}
+
 void lasync_checkcallable(lua_State *L, int idx, const char *what) {
   if (lua_type(L, idx) == LUA_TFUNCTION) return;
   if (luaL_getmetafield(L, idx, "__call") != LUA_TNIL) {

@@ -61,7 +61,7 @@ static int conn_msgh(lua_State *L) {
   lua_createtable(L, 2, 0);
   lua_pushvalue(L, 1);
   lua_rawseti(L, -2, 1);
-  if (msg == NULL) msg = luaL_tolstring(L, 1, NULL);
+  if (msg == NULL) msg = lasync_tostring(L, 1);
   luaL_traceback(L, L, msg, 1);
   lua_rawseti(L, 2, 2);
   lua_settop(L, 2);
