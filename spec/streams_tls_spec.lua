@@ -417,6 +417,14 @@ describe("TLS settings", function()
       msg(lasync.open_connection, "127.0.0.1", 1, {ssl_handshake_timeout = 1}))
     assert.matches("opts.server_hostname must be a string, got number",
       msg(lasync.open_connection, "127.0.0.1", 1, {ssl = true, server_hostname = 1}))
+    for _, bad in ipairs {"", ("a"):rep(254), "host\0name"} do
+      assert.matches("opts.server_hostname must be a host name %(1 to 253 bytes, no \\0%)",
+        msg(lasync.open_connection, "127.0.0.1", 1, {ssl = true, server_hostname = bad}))
+    end
+    local freed = lasync.ssl_context {}
+    getmetatable(freed).__gc(freed)
+    assert.matches("open_connection: opts.ssl: the SSL context is freed",
+      msg(lasync.open_connection, "127.0.0.1", 1, {ssl = freed}))
     assert.matches("ssl_context: cafile must be a string, got number",
       msg(lasync.ssl_context, {cafile = 1}))
     assert.matches("ssl_context: alpn must be a list of strings, got string",
@@ -434,6 +442,8 @@ describe("TLS settings", function()
     local r, w = lasync.open_connection("127.0.0.1", port)
     assert.matches("opts.server_hostname must be a string",
       msg(w.start_tls, w, CLIENT, {server_hostname = 1}))
+    assert.matches("opts.server_hostname must be a host name",
+      msg(w.start_tls, w, CLIENT, {server_hostname = ("a"):rep(300)}))
     local reader = lasync.spawn(r.read, r, 1)
     lasync.sleep(0)
     assert.matches("start_tls: another task is reading or draining this stream",

@@ -1044,9 +1044,13 @@ static const char *tls_opts(lua_State *L, double *timeout) {
   if (lua_isnil(L, 3)) return NULL;
   luaL_checktype(L, 3, LUA_TTABLE);
   if (lua_getfield(L, 3, "server_hostname") != LUA_TNIL) {
+    size_t len;
     luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, 3,
                   "opts.server_hostname must be a string");
-    host = lua_tostring(L, -1);
+    host = lua_tolstring(L, -1, &len);
+    luaL_argcheck(L, len > 0 && len <= 253 && strlen(host) == len, 3,
+                  "opts.server_hostname must be a host name (1 to 253 "
+                  "bytes, no \\0)");
   }
   if (lua_getfield(L, 3, "ssl_handshake_timeout") != LUA_TNIL) {
     *timeout = lua_tonumber(L, -1);

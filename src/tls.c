@@ -322,11 +322,10 @@ TlsCtx *tls_checkctx(lua_State *L, int idx, int server, const char *what) {
   if (lua_type(L, idx) == LUA_TTABLE) c = ctx_new(L, idx, what);
   else if (lua_toboolean(L, idx) && lua_isboolean(L, idx))
     c = ctx_default(L);
-  else if (lua_type(L, idx) == LUA_TUSERDATA &&
-           ((Obj *)lua_touserdata(L, idx))->magic == LASYNC_MAGIC &&
-           ((Obj *)lua_touserdata(L, idx))->kind == K_TLSCTX) {
+  else if ((c = lasync_toobj(L, idx, K_TLSCTX)) != NULL) {
+    if (c->ctx == NULL)  /* its __gc was called by hand */
+      fail(L, "%s: the SSL context is freed", what);
     lua_pushvalue(L, idx);
-    c = lua_touserdata(L, -1);
   } else {
     fail(L, "%s: true, a table of TLS settings or an SSL context "
                "expected, got %s", what, luaL_typename(L, idx));

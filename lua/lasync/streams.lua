@@ -98,8 +98,11 @@ local function tls_opts(opts, n, fname, server)
   if server and opts.server_hostname ~= nil then
     argerror(n, fname, "unknown option 'server_hostname'")
   end
-  if opts.server_hostname ~= nil and type(opts.server_hostname) ~= "string" then
-    argerror(n, fname, "opts.server_hostname must be a string, got " .. typename(opts.server_hostname))
+  local host = opts.server_hostname
+  if host ~= nil and type(host) ~= "string" then
+    argerror(n, fname, "opts.server_hostname must be a string, got " .. typename(host))
+  elseif host and not (#host >= 1 and #host <= 253 and not host:find("\0", 1, true)) then
+    argerror(n, fname, "opts.server_hostname must be a host name (1 to 253 bytes, no \\0)")
   end
   local t = opts.ssl_handshake_timeout
   if t ~= nil and not (type(t) == "number" and t > 0 and t < 1e9) then
