@@ -53,11 +53,27 @@ static void check_thrown(lua_State *L, int idx) {
   }
 }
 
+/* A wait resumed by no wake-up of the task, but by a coroutine.resume
+** the suspension went to by mistake. */
+static int foreign_resume(lua_State *L) {
+  return luaL_error(L, "a wait of this task was resumed by "
+                    "coroutine.resume: a coroutine whose code waits must be "
+                    "driven by lasync.coroutine");
+}
+
+/* check_thrown for a wait on the future at fidx (thrown after it), which
+** must be done. */
+static void check_woken(lua_State *L, int fidx) {
+  check_thrown(L, fidx + 1);
+  if (((Future *)lua_touserdata(L, fidx))->state == F_PENDING)
+    foreign_resume(L);
+}
+
 /* ---------- await and sleep: the suspension primitives ---------- */
 
 static int await_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status; (void)ctx;
-  check_thrown(L, 2);
+  check_woken(L, 1);
   return future_unpack(L, lua_touserdata(L, 1), 1);
 }
 
@@ -114,7 +130,7 @@ int task_interrupted(lua_State *L, int fidx) {
 /* In the continuation of task_suspend: raise a thrown cancellation, or the
 ** error of the future at fidx; else pop the future. */
 void task_resumed(lua_State *L, int fidx) {
-  check_thrown(L, fidx + 1);
+  check_woken(L, fidx);
   future_unpack(L, lua_touserdata(L, fidx), fidx);
   lua_settop(L, fidx - 1);
 }
@@ -172,6 +188,7 @@ int task_unparked(lua_State *L, Task *t, int tidx, int thrown, int *woken) {
     }
     return P_CANCELLED;
   }
+  if (st == P_NONE || st == P_PARKED) foreign_resume(L);
   if (st == P_CANCELLED) {
     lua_getiuservalue(L, tidx, TUV_MSG);
     errors_push_newv(L, "CancelledError", -1);

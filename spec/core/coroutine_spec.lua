@@ -159,6 +159,16 @@ describe("lasync.coroutine", function()
     end))
   end)
 
+  it("Lua's own resume of a waiting generator is refused by the wait",
+     helper.async(function()
+    local ev = lasync.Event()
+    local plain = coroutine.create(function() return ev:wait() end)
+    assert.is_true(coroutine.resume(plain))  -- the suspension came here
+    local ok, err = coroutine.resume(plain)  -- not a wake-up
+    assert.is_false(ok)
+    assert.matches("a wait of this task was resumed by coroutine.resume", err)
+  end))
+
   it("wrap checks its argument", function()
     util.raises({"bad argument #1 to 'wrap'", "function expected, got number"},
       function() co.wrap(1) end)
