@@ -205,6 +205,8 @@ describe("misuse", function()
       lasync.open_connection, 1, 80)
     raises("bad argument #1 to 'open_connection' %(host must not be empty%)",
       lasync.open_connection, "", 80)
+    raises("bad argument #1 to 'open_connection' %(host must not contain \\0%)",
+      lasync.open_connection, "127.0.0.1\0x", 80)
     raises("bad argument #2 to 'open_connection' %(port %(integer from 0 to 65535%) expected, got 70000%)",
       lasync.open_connection, "127.0.0.1", 70000)
     raises("bad argument #2 to 'open_connection' %(port .* got string%)",
@@ -234,8 +236,12 @@ describe("misuse", function()
       lasync.start_server, nil, "127.0.0.1", 0)
     raises("bad argument #2 to 'start_server' %(host %(string or nil%) expected, got table%)",
       lasync.start_server, util.echo, {}, 0)
-    raises("bad argument #4 to 'start_server' %(opts.backlog must be a positive integer, got %-1%)",
+    raises("bad argument #2 to 'start_server' %(host must not contain \\0%)",
+      lasync.start_server, util.echo, "1.2.3.4\0x", 0)
+    raises("bad argument #4 to 'start_server' %(opts.backlog must be a positive integer %(at most 65535%), got %-1%)",
       lasync.start_server, util.echo, "127.0.0.1", 0, {backlog = -1})
+    raises("bad argument #4 to 'start_server' %(opts.backlog must be .*, got 10000000000%.0%)",
+      lasync.start_server, util.echo, "127.0.0.1", 0, {backlog = 1e10})
     raises("bad argument #4 to 'start_server' %(opts.reuse_port must be a boolean, got number%)",
       lasync.start_server, util.echo, "127.0.0.1", 0, {reuse_port = 1})
     raises("start_server: opts.ssl: a server needs a certificate %(certfile%)",

@@ -41,12 +41,20 @@ local function check_port(v, n, fname)
   return port
 end
 
--- opts.<key>, when given, must be a positive integer.
-local function check_count(opts, key, n, fname)
+-- A host name or address (argument n): a string without "\0".
+local function check_host(v, n, fname, what)
+  check_string(v, n, fname, what)
+  if v:find("\0", 1, true) then argerror(n, fname, "host must not contain \\0") end
+end
+
+-- opts.<key>, when given, must be a positive integer (at most max).
+local function check_count(opts, key, n, fname, max)
   local v = opts[key]
-  if v ~= nil and not (type(v) == "number" and tointeger(v) and v > 0) then
-    argerror(n, fname, ("opts.%s must be a positive integer, got %s")
-      :format(key, type(v) == "number" and tostring(v) or typename(v)))
+  if v ~= nil and not (type(v) == "number" and tointeger(v) and v > 0
+                       and v <= (max or math.maxinteger)) then
+    argerror(n, fname, ("opts.%s must be a positive integer%s, got %s"):format(key,
+      max and (" (at most %d)"):format(max) or "",
+      type(v) == "number" and tostring(v) or typename(v)))
   end
 end
 
@@ -70,7 +78,7 @@ local function check_opts(opts, n, fname, known)
     end
   end
   check_count(opts, "limit", n, fname)
-  check_count(opts, "backlog", n, fname)
+  check_count(opts, "backlog", n, fname, 65535)
   for _, k in ipairs {"reuse_address", "reuse_port"} do
     if opts[k] ~= nil and type(opts[k]) ~= "boolean" then
       argerror(n, fname, ("opts.%s must be a boolean, got %s"):format(k, typename(opts[k])))
@@ -157,7 +165,7 @@ end
 -- address can be reached: that of the first address.
 function M.open_connection(host, port, opts)
   if host == "" then argerror(1, "open_connection", "host must not be empty") end
-  check_string(host, 1, "open_connection", "host (string)")
+  check_host(host, 1, "open_connection", "host (string)")
   port = check_port(port, 2, "open_connection")
   opts = check_opts(opts, 3, "open_connection", CONNECT_OPTS)
   local ctx, topts = tls_opts(opts, 3, "open_connection", false)
@@ -203,7 +211,7 @@ end
 -- ssl_handshake_timeout. Returns the Server, serving.
 function M.start_server(handler, host, port, opts)
   check_handler(handler, "start_server")
-  if host ~= nil then check_string(host, 2, "start_server", "host (string or nil)") end
+  if host ~= nil then check_host(host, 2, "start_server", "host (string or nil)") end
   port = port == nil and 0 or check_port(port, 3, "start_server")
   opts = check_opts(opts, 4, "start_server", SERVER_OPTS)
   local ctx, topts = tls_opts(opts, 4, "start_server", true)
