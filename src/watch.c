@@ -108,6 +108,7 @@ static int checkfd(lua_State *L) {
 /* The signal at idx: a number or a name of signames. */
 int watch_checksig(lua_State *L, int idx) {
   int i;
+  lua_Integer n;
   if (lua_type(L, idx) == LUA_TSTRING) {
     const char *name = lua_tostring(L, idx);
     for (i = 0; signames[i].name; i++)
@@ -115,9 +116,9 @@ int watch_checksig(lua_State *L, int idx) {
     luaL_argerror(L, idx, lua_pushfstring(L, "unknown signal name '%s'",
                                           name));
   }
-  i = (int)luaL_checkinteger(L, idx);
-  luaL_argcheck(L, i > 0 && i < NSIG, idx, "signal number out of range");
-  return i;
+  n = luaL_checkinteger(L, idx);  /* checked before the cast to int */
+  luaL_argcheck(L, n > 0 && n < NSIG, idx, "signal number out of range");
+  return (int)n;
 }
 
 /* The name of sig in signames, or NULL. */

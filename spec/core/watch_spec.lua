@@ -261,6 +261,8 @@ describe("loop:add_signal_handler", function()
       function() loop:add_signal_handler(0, print) end)
     util.raises({"bad argument #1 to 'add_signal_handler'", "signal number out of range"},
       function() loop:add_signal_handler(100000, print) end)
+    util.raises({"bad argument #1 to 'add_signal_handler'", "signal number out of range"},
+      function() loop:add_signal_handler((1 << 32) + 2, print) end)  -- not SIGINT
     util.raises({"bad argument #1 to 'add_signal_handler'", "number expected, got table"},
       function() loop:add_signal_handler({}, print) end)
     util.raises({"bad argument #2 to 'add_signal_handler'", "function expected, got no value"},
