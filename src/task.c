@@ -61,20 +61,20 @@ static int foreign_resume(lua_State *L) {
                     "driven by lasync.coroutine");
 }
 
-/* check_thrown for a wait on the future at fidx (thrown after it), which
-** must be done. */
-static void check_woken(lua_State *L, int fidx) {
+/* check_thrown for a wait on the future f at fidx (thrown after it),
+** which must be done. */
+static Future *check_woken(lua_State *L, int fidx) {
+  Future *f = lua_touserdata(L, fidx);
   check_thrown(L, fidx + 1);
-  if (((Future *)lua_touserdata(L, fidx))->state == F_PENDING)
-    foreign_resume(L);
+  if (f->state == F_PENDING) foreign_resume(L);
+  return f;
 }
 
 /* ---------- await and sleep: the suspension primitives ---------- */
 
 static int await_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status; (void)ctx;
-  check_woken(L, 1);
-  return future_unpack(L, lua_touserdata(L, 1), 1);
+  return future_unpack(L, check_woken(L, 1), 1);
 }
 
 static void wait_on(lua_State *L, Task *t, int tidx, int fidx);
@@ -130,8 +130,7 @@ int task_interrupted(lua_State *L, int fidx) {
 /* In the continuation of task_suspend: raise a thrown cancellation, or the
 ** error of the future at fidx; else pop the future. */
 void task_resumed(lua_State *L, int fidx) {
-  check_woken(L, fidx);
-  future_unpack(L, lua_touserdata(L, fidx), fidx);
+  future_unpack(L, check_woken(L, fidx), fidx);
   lua_settop(L, fidx - 1);
 }
 
@@ -634,7 +633,8 @@ Task *task_new(lua_State *L, Loop *lp, int fnidx, int nargs) {
   t = (Task *)future_new(L, lp, K_TASK, sizeof(Task), TUV_NUV);
   tidx = lua_gettop(L);
   t->co = new_thread(L, lp);
-  if (!lua_checkstack(t->co, nargs + 1))
+  /* a thread, new or emptied, has room for LUA_MINSTACK values */
+  if (nargs >= LUA_MINSTACK && !lua_checkstack(t->co, nargs + 1))
     luaL_error(L, "too many arguments for a task (%d)", nargs);
   lua_setiuservalue(L, tidx, TUV_CORO);
   for (i = 0; i <= nargs; i++) lua_pushvalue(L, fnidx + i);
