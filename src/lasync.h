@@ -107,13 +107,15 @@ enum {
 
 /* The user values a future or task rarely has are those of a userdata of
 ** their own, the extras, made on first use: every task carries one slot
-** for them instead of three. */
+** for them instead of four. */
 enum {
   FX_CBS = 1,      /* table of further callbacks */
   FX_TB,           /* traceback of the failure; in debug mode, until then,
                       the traceback of the creation */
   FX_NAME,         /* a task's name set by set_name */
-  FX_NUV = FX_NAME
+  FX_CTX,          /* a task's context (table) of ContextVar values, once
+                      a ContextVar was set */
+  FX_NUV = FX_CTX
 };
 
 struct Task {
@@ -137,8 +139,7 @@ enum {
   TUV_CORO = FUV_NUV + 1,  /* the Lua thread */
   TUV_WAIT,                /* the future waited on, or the value that
                               task_unpark handed to a parked task */
-  TUV_CTX,                 /* context (table) of ContextVar values */
-  TUV_NUV = TUV_CTX
+  TUV_NUV = TUV_WAIT
 };
 /* A pending task's cancel message waits where its results will go. */
 #define TUV_MSG FUV_VALUE
@@ -169,6 +170,7 @@ struct Loop {
   size_t ran;                    /* items run since the last I/O poll */
   unsigned char running, stopping, closed, debug;
   struct evdns_base *dns;        /* dns.c: the resolver, made on first use */
+  char *scratch;                 /* stream.c: the state's receive buffer */
   struct DnsQuery *lookups;      /* dns.c: lookups whose handle has not run */
 };
 

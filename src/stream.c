@@ -42,9 +42,11 @@
 #define SMALL 4096               /* input buffers above it are shrunk */
 #define DEFAULT_LIMIT 65536
 
+/* 32-bit sizes (every idle connection has two): a buffer that would pass
+** 4 GiB fails as out of memory. */
 typedef struct Buf {
   char *p;
-  size_t off, len, cap;          /* data is p[off .. off+len) */
+  uint32_t off, len, cap;        /* data is p[off .. off+len) */
 } Buf;
 
 enum { SHUT_NO, SHUT_ASKED, SHUT_DONE };
@@ -57,7 +59,6 @@ struct Stream {
   size_t want;                   /* input the waiting reader needs */
   size_t received;               /* bytes received so far, for idle checks */
   Buf in, out;
-  char *scratch;                 /* the state's receive buffer, CHUNK bytes */
   Task *reader;                  /* the task parked in a read, or NULL */
   Future *wfut;                  /* the write wait future, in XUV_WFUT */
   Handle *closer;                /* anchored while close() flushes */
@@ -132,31 +133,33 @@ static void buf_free(Buf *b) {
 static int buf_reserve(Buf *b, size_t n) {
   size_t cap;
   char *p;
-  if (b->cap - b->off - b->len >= n) return 1;
+  if ((size_t)b->cap - b->off - b->len >= n) return 1;
+  if (n > UINT32_MAX - b->len) return 0;
   if (b->off) {
     memmove(b->p, b->p + b->off, b->len);
     b->off = 0;
     if (b->cap - b->len >= n) return 1;
   }
   for (cap = b->cap ? b->cap : n; cap - b->len < n; cap *= 2) {}
+  if (cap > UINT32_MAX) cap = UINT32_MAX;
   if ((p = realloc(b->p, cap)) == NULL) return 0;
   b->p = p;
-  b->cap = cap;
+  b->cap = (uint32_t)cap;
   return 1;
 }
 
 static int buf_append(Buf *b, const char *s, size_t n) {
   if (!buf_reserve(b, n)) return 0;
   memcpy(buf_end(b), s, n);
-  b->len += n;
+  b->len += (uint32_t)n;
   return 1;
 }
 
 /* Drop n bytes from the front; an emptied buffer gives its memory back,
 ** so that an idle stream holds none. */
 static void buf_consume(Buf *b, size_t n) {
-  b->off += n;
-  b->len -= n;
+  b->off += (uint32_t)n;
+  b->len -= (uint32_t)n;
   if (b->len == 0) buf_free(b);
 }
 
@@ -291,7 +294,7 @@ static ssize_t sock_send(Stream *s, const void *p, size_t n) {
 /* One recv() of at most room bytes into the scratch buffer: the count,
 ** 0 at EOF (s->eof set) or -1 when nothing came (s->err set on an error). */
 static ssize_t receive(Stream *s, size_t room) {
-  ssize_t n = sock_recv(s, s->scratch, room < CHUNK ? room : CHUNK);
+  ssize_t n = sock_recv(s, s->loop->scratch, room < CHUNK ? room : CHUNK);
   if (n > 0) s->received += (size_t)n;
   else if (n == 0) s->eof = 1;
   else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) s->err = errno;
@@ -308,7 +311,7 @@ static void fill(Stream *s) {
     size_t room = budget < CHUNK ? budget : CHUNK;
     ssize_t n = receive(s, room);
     if (n <= 0) break;
-    if (!buf_append(&s->in, s->scratch, (size_t)n)) {
+    if (!buf_append(&s->in, s->loop->scratch, (size_t)n)) {
       s->err = ENOMEM;
       break;
     }
@@ -382,7 +385,8 @@ static const char scratch_key = 0;
 /* The receive buffer of this Lua state, made on first use and kept in the
 ** registry: recv() lands there and only the bytes received are copied
 ** (into a string or the input buffer), so no stream holds a whole chunk.
-** One per state, as a state runs one loop at a time. */
+** One per state, as a state runs one loop at a time; each loop of the
+** state points to it (lp->scratch), not each stream. */
 static char *scratch(lua_State *L) {
   char *p;
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &scratch_key) == LUA_TUSERDATA) {
@@ -398,11 +402,10 @@ static char *scratch(lua_State *L) {
 
 /* Push a new stream on lp, without a socket yet. */
 Stream *stream_new(lua_State *L, Loop *lp, size_t limit) {
-  char *buf = scratch(L);
-  Stream *s = lua_newuserdatauv(L, sizeof(Stream) + lasync_evsize(),
-                                SUV_NUV);
+  Stream *s;
+  if (lp->scratch == NULL) lp->scratch = scratch(L);
+  s = lua_newuserdatauv(L, sizeof(Stream) + lasync_evsize(), SUV_NUV);
   memset(s, 0, sizeof *s);
-  s->scratch = buf;
   s->magic = LASYNC_MAGIC;
   s->kind = K_STREAM;
   s->loop = lp;
@@ -600,7 +603,7 @@ static int read_k(lua_State *L, int status, lua_KContext ctx) {
   if (n > 0 && (status == LUA_YIELD || (s->tls && tls_pending(s->tls)))) {
     ssize_t got = receive(s, (size_t)n);
     if (got > 0) {
-      lua_pushlstring(L, s->scratch, (size_t)got);
+      lua_pushlstring(L, s->loop->scratch, (size_t)got);
       return 1;
     }
     if (got == 0 || s->err) {

@@ -643,7 +643,7 @@ Task *task_new(lua_State *L, Loop *lp, int fnidx, int nargs) {
   t->id = ++lp->mod->task_seq;
   if (lp->mod->ctx_used) {
     loop_push_ctx(L, lp);
-    lua_setiuservalue(L, tidx, TUV_CTX);
+    future_setx(L, tidx, FX_CTX);
   }
   loop_anchor(L, lp, tidx);
   queue(t);
@@ -720,7 +720,7 @@ void loop_push_ctx(lua_State *L, Loop *lp) {
     lua_getiuservalue(L, lua_upvalueindex(1), MUV_CTX);
   else if (lp->current) {
     loop_push_anchored(L, lp, lp->current);
-    lua_getiuservalue(L, -1, TUV_CTX);
+    future_getx(L, -1, FX_CTX);
     lua_remove(L, -2);
   } else {
     loop_push(L, lp);
@@ -859,7 +859,7 @@ static int l_set_context(lua_State *L) {
   else if (lp->current) {
     loop_push_anchored(L, lp, lp->current);
     lua_pushvalue(L, 1);
-    lua_setiuservalue(L, -2, TUV_CTX);
+    future_setx(L, -2, FX_CTX);
   } else {
     loop_push(L, lp);
     lua_pushvalue(L, 1);
