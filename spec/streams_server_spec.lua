@@ -113,6 +113,29 @@ describe("a Server", function()
     w:close()
   end))
 
+  -- A connection task cancelled as soon as it could be seen used to have
+  -- never run (cancelled before its first step): its socket stayed open
+  -- and wait_closed() hung. It takes its first step when accepted.
+  it("closes a connection whose task is cancelled at once", helper.async(function()
+    local before = {}
+    for _, t in ipairs(lasync.all_tasks()) do before[t] = true end
+    local srv, port = util.server(function(r) r:read() end)
+    local r = lasync.open_connection("127.0.0.1", port)
+    local conn
+    while not conn do
+      for _, t in ipairs(lasync.all_tasks()) do
+        if not before[t] and t ~= lasync.current_task() then conn = t end
+      end
+      if not conn then lasync.sleep(0) end
+    end
+    conn:cancel()
+    assert.are.equal("", lasync.wait_for(function() return r:read() end, 1))
+    srv:close()
+    lasync.wait_for(function() srv:wait_closed() end, 1)
+    assert.is_true(conn:cancelled())
+    r:close()
+  end))
+
   it("ends the handlers' input with close_clients", helper.async(function()
     local ended = {}
     local srv, port = util.server(function(r)

@@ -269,7 +269,7 @@ void task_step(lua_State *L, Loop *lp, Task *t);
 void task_wakeup(Task *t, Future *f);
 int task_cancel(lua_State *L, Task *t, int tidx, int msgidx);
 void handle_cancel(lua_State *L, Handle *h, int hidx);
-Task *task_new(lua_State *L, Loop *lp, int fnidx, int nargs);
+Task *task_new(lua_State *L, Loop *lp, int fnidx, int nargs, int eager);
 
 /* dns.c */
 void dns_open(lua_State *L);

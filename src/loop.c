@@ -371,7 +371,7 @@ static int l_run_until_complete(lua_State *L) {
   Future *f = lasync_toobj(L, 2, K_FUTURE);
   if (f == NULL) {
     lasync_checkcallable(L, 2, "run_until_complete");
-    task_new(L, lp, 2, lua_gettop(L) - 2);
+    task_new(L, lp, 2, lua_gettop(L) - 2, 0);
     lua_replace(L, 2);
     f = lua_touserdata(L, 2);
   } else if (f->loop != lp)

@@ -122,9 +122,13 @@ static int conn_main(lua_State *L) {
   return conn_done(L, lua_pcallk(L, 2, 0, 3, 0, conn_done), 0);
 }
 
-/* A task runs the handler for the new stream at sidx. */
+/* A task runs the handler for the new stream at sidx. It takes its first
+** step at once: started, it always reaches conn_done, which closes the
+** connection and counts it out (a task cancelled before its first step
+** would never run). */
 static void conn_start(lua_State *L, Server *sv, int svidx, int sidx) {
   int top = lua_gettop(L);
+  Task *t;
   lua_getiuservalue(L, svidx, SVUV_CONNS);
   lua_pushvalue(L, sidx);
   lua_pushboolean(L, 1);
@@ -132,9 +136,10 @@ static void conn_start(lua_State *L, Server *sv, int svidx, int sidx) {
   lua_getiuservalue(L, svidx, SVUV_MAIN);
   lua_pushvalue(L, svidx);
   lua_pushvalue(L, sidx);
-  task_new(L, sv->loop, top + 2, 2);
+  t = task_new(L, sv->loop, top + 2, 2, 1);
   sv->nconns++;
   lua_settop(L, top);
+  task_step(L, sv->loop, t);
 }
 
 /* ---------- accepting ---------- */

@@ -625,8 +625,9 @@ void task_step(lua_State *L, Loop *lp, Task *t) {
 /* ---------- creation and cancellation ---------- */
 
 /* Push a new task running the function at fnidx with the nargs values
-** after it; it is anchored and its first step is queued. */
-Task *task_new(lua_State *L, Loop *lp, int fnidx, int nargs) {
+** after it; it is anchored and its first step is queued, unless eager:
+** then the caller steps it at once (task_step). */
+Task *task_new(lua_State *L, Loop *lp, int fnidx, int nargs, int eager) {
   Task *t;
   int tidx, i;
   luaL_checkstack(L, nargs + 4, "too many arguments");
@@ -646,7 +647,7 @@ Task *task_new(lua_State *L, Loop *lp, int fnidx, int nargs) {
     future_setx(L, tidx, FX_CTX);
   }
   loop_anchor(L, lp, tidx);
-  queue(t);
+  if (!eager) queue(t);
   return t;
 }
 
@@ -797,7 +798,7 @@ static int l_gc(lua_State *L) {
 static int l_spawn(lua_State *L) {
   Loop *lp = lasync_running(L, lasync_mod(L));
   lasync_checkcallable(L, 1, "spawn");
-  task_new(L, lp, 1, lua_gettop(L) - 1);
+  task_new(L, lp, 1, lua_gettop(L) - 1, 0);
   return 1;
 }
 
@@ -805,7 +806,7 @@ static int l_create_task(lua_State *L) {
   Loop *lp = lasync_checkobj(L, 1, K_LOOP, "loop");
   if (lp->closed) return luaL_error(L, "event loop is closed");
   lasync_checkcallable(L, 2, "create_task");
-  task_new(L, lp, 2, lua_gettop(L) - 2);
+  task_new(L, lp, 2, lua_gettop(L) - 2, 0);
   return 1;
 }
 
