@@ -260,6 +260,26 @@ describe("a stream", function()
     util.stop(srv)
   end))
 
+  it("dropped after a cancelled wait_closed is still collected and closed",
+     helper.async(function()
+    local eof = lasync.Event()
+    local srv, port = util.server(function(r)
+      r:read()
+      eof:set()
+    end)
+    local weak = setmetatable({}, {__mode = "v"})
+    do
+      local _, w = lasync.open_connection("127.0.0.1", port)
+      assert.is_false(pcall(lasync.wait_for, function() w:wait_closed() end, 0.001))
+      weak[1] = w
+    end
+    collectgarbage()
+    collectgarbage()
+    assert.is_nil(weak[1])
+    lasync.wait_for(function() eof:wait() end, 1)  -- its socket was closed
+    util.stop(srv)
+  end))
+
   it("writes lists and waits for the close", helper.async(function()
     local srv, port = util.server(util.echo)
     local r, w = lasync.open_connection("127.0.0.1", port)

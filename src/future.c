@@ -198,6 +198,22 @@ Future *future_push_waiter(lua_State *L, Loop *lp, int objidx, int uv) {
   return f;
 }
 
+/* Does the list of future_push_waiter hold a future still pending? */
+int future_any_waiting(lua_State *L, int objidx, int uv) {
+  lua_Integer i, n;
+  int any = 0;
+  if (lua_getiuservalue(L, objidx, uv) == LUA_TTABLE) {
+    n = luaL_len(L, -1);
+    for (i = 1; i <= n && !any; i++) {
+      lua_rawgeti(L, -1, i);
+      any = ((Future *)lua_touserdata(L, -1))->state == F_PENDING;
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
+  return any;
+}
+
 /* Finish (with no results) the futures still pending in the list of
 ** future_push_waiter, which is emptied. */
 void future_wake_all(lua_State *L, int objidx, int uv) {

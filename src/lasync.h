@@ -278,6 +278,7 @@ void dns_close(Loop *lp);
 /* future.c, task.c: for C functions that wait (stream.c, server.c) */
 int future_wake(Future *f);
 int future_rewind(Future *f);
+int future_any_waiting(lua_State *L, int objidx, int uv);
 Future *future_push_waiter(lua_State *L, Loop *lp, int objidx, int uv);
 void future_wake_all(lua_State *L, int objidx, int uv);
 Task *task_running(lua_State *L, const char *what);

@@ -910,12 +910,32 @@ static int l_is_closing(lua_State *L) {
   return 1;
 }
 
+/* The last wait_closed() caller was cancelled before the socket closed:
+** the closer it made lets go of the stream (anchored, it would keep a
+** dropped stream open), unless close() uses it to flush. */
+static void closer_release(lua_State *L, Stream *s, int sidx) {
+  Handle *h = s->closer;
+  int waiting = 0;
+  if (h == NULL || s->closing) return;
+  if (push_extras(L, sidx, 0)) waiting = future_any_waiting(L, -1, XUV_CLOSED);
+  lua_pop(L, 1);
+  if (waiting) return;
+  h->cancelled = 1;
+  if (!h->queued && s->loop->base) loop_unanchor(L, s->loop, h);
+  s->closer = NULL;
+  lua_pushnil(L);
+  set_extra(L, sidx, XUV_CLOSER);
+}
+
 /* wait_closed(): the stream at 1; the wait future at 2. As asyncio, it
 ** raises the error the connection was lost to, if any. */
 static int wait_closed_k(lua_State *L, int status, lua_KContext ctx) {
   Stream *s = lua_touserdata(L, 1);
   Task *t;
-  if (status == LUA_YIELD) task_resumed(L, (int)ctx);
+  if (status == LUA_YIELD) {
+    if (task_interrupted(L, (int)ctx)) closer_release(L, s, 1);
+    task_resumed(L, (int)ctx);
+  }
   if (s->closing && s->fd < 0 && s->closer == NULL)
     return s->err ? raise_error(L, s) : 0;
   t = waiter(L, s, "wait_closed");
