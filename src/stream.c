@@ -1021,7 +1021,11 @@ static void hs_wait(Stream *s) {
 /* One step of the handshake, when the socket is ready (or the deadline
 ** passed). Output written before start_tls goes first, in clear. */
 static void handshake_step(Stream *s, int timedout) {
-  if (timedout) {
+  double left;
+  tls_timeout(s->tls, &left);
+  /* libevent times from its clock cached at the batch's start: it may
+  ** fire early, and the handshake then goes on */
+  if (timedout && left <= 0) {
     s->hs_timedout = 1;
     hs_end(s, ETIMEDOUT);
     return;
