@@ -323,6 +323,9 @@ int task_resumed_k(lua_State *L, int status, lua_KContext ctx);
 ** P_CANCELLED drops the read interest before raising. */
 int task_park(lua_State *L, Task *t, lua_KContext ctx, lua_KFunction k);
 int task_unpark(lua_State *L, Task *t, int tidx, int validx);
+/* Resumed by a stray coroutine.resume, not a wake-up: task_unparked then
+** raises, so a waiter list must drop the task first. */
+int task_resumed_stray(lua_State *L, Task *t, int thrown);
 int task_unparked(lua_State *L, Task *t, int tidx, int thrown, int *woken);
 
 /* errors.c */

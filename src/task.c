@@ -33,16 +33,46 @@ static Task *in_task(lua_State *L, const char *what) {
   return t;
 }
 
-static void check_yieldable(lua_State *L, const char *what) {
+/* The coroutines lasync.coroutine drives (a weak set it gives once). */
+static const char driven_key = 0;
+
+static int driven(lua_State *L) {
+  int yes = 0;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &driven_key) == LUA_TTABLE) {
+    lua_pushthread(L);
+    yes = lua_rawget(L, -2) != LUA_TNIL;
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return yes;
+}
+
+/* Can the task t suspend from here? Not across a C function; and from
+** a coroutine of its own, the suspension must be passed on to t, which
+** only lasync.coroutine does: in a plain one it would come back as a
+** yield, the wait left registered. */
+static void check_yieldable(lua_State *L, Task *t, const char *what) {
   if (!lua_isyieldable(L))
     luaL_error(L, "%s cannot suspend the task here: a C function (such as "
                "table.sort or tostring) is in the way", what);
+  if (L != t->co && !driven(L))
+    luaL_error(L, "%s cannot suspend the task from this coroutine: a "
+               "coroutine whose code waits must be driven by "
+               "lasync.coroutine", what);
 }
 
 static Task *check_in_task(lua_State *L, const char *what) {
   Task *t = in_task(L, what);
-  check_yieldable(L, what);
+  check_yieldable(L, t, what);
   return t;
+}
+
+/* core.set_driven(set): the weak set of lasync.coroutine's coroutines. */
+static int l_set_driven(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &driven_key);
+  return 0;
 }
 
 /* If the resume passed CANCEL_KEY at idx, raise the error after it. */
@@ -175,8 +205,22 @@ int task_unpark(lua_State *L, Task *t, int tidx, int validx) {
 /* In the continuation of a park: push the value it was woken with (or
 ** nil) and return P_WOKEN, or push the CancelledError and return
 ** P_CANCELLED. thrown: where the values the resume passed begin. */
+/* In the continuation of a park: was the task resumed by no wake-up but
+** by a stray coroutine.resume? task_unparked then raises. */
+int task_resumed_stray(lua_State *L, Task *t, int thrown) {
+  return (t->park == P_NONE || t->park == P_PARKED) &&
+         lua_touserdata(L, thrown) != CANCEL_KEY;
+}
+
 int task_unparked(lua_State *L, Task *t, int tidx, int thrown, int *woken) {
   int st = t->park;
+  if (task_resumed_stray(L, t, thrown)) {
+    /* t itself still waits for the step that stray resume took: it goes
+    ** on, to find what it forwarded to gone */
+    if (st == P_PARKED && !t->queued) queue(t);
+    t->park = P_NONE;
+    foreign_resume(L);
+  }
   t->park = P_NONE;
   *woken = st == P_WOKEN;
   if (lua_touserdata(L, thrown) == CANCEL_KEY) {
@@ -187,7 +231,6 @@ int task_unparked(lua_State *L, Task *t, int tidx, int thrown, int *woken) {
     }
     return P_CANCELLED;
   }
-  if (st == P_NONE || st == P_PARKED) foreign_resume(L);
   if (st == P_CANCELLED) {
     lua_getiuservalue(L, tidx, TUV_MSG);
     errors_push_newv(L, "CancelledError", -1);
@@ -255,7 +298,7 @@ static int l_await(lua_State *L) {
   Task *t = in_task(L, "await");
   /* a done future needs no suspension, so a C function in the way is fine */
   if (f->state != F_PENDING) return future_unpack(L, f, 1);
-  check_yieldable(L, "await");
+  check_yieldable(L, t, "await");
   lua_settop(L, 1);
   suspend_on(L, t, f, 1);
   lua_pushlightuserdata(L, SUSPEND_KEY);
@@ -897,6 +940,7 @@ static const luaL_Reg task_funcs[] = {
   {"park", l_park},
   {"unpark", l_unpark},
   {"park_state", l_park_state},
+  {"set_driven", l_set_driven},
   {"current_task", l_current_task},
   {"all_tasks", l_all_tasks},
   {"is_task", l_is_task},

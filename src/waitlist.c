@@ -126,7 +126,11 @@ int waitlist_park(lua_State *L, int widx, Task *t, lua_KFunction k) {
 ** what task_unparked does, with the value or the error pushed. */
 int waitlist_resumed(lua_State *L, int widx, int tidx, int taken,
                      lua_KContext ctx, int *woken) {
-  int st = task_unparked(L, lua_touserdata(L, tidx), tidx, tidx + 1, woken);
+  Task *t = lua_touserdata(L, tidx);
+  int st;
+  if (task_resumed_stray(L, t, tidx + 1))  /* task_unparked raises */
+    list_leave_at(L, widx, (lua_Integer)ctx, tidx);
+  st = task_unparked(L, t, tidx, tidx + 1, woken);
   if (!taken || st != P_WOKEN)
     list_leave_at(L, widx, (lua_Integer)ctx, tidx);
   return st;
@@ -183,7 +187,8 @@ static int l_park_in(lua_State *L) {
   checklist(L);
   lasync_running(L, lasync_mod(L));
   t = task_current(L);
-  if (t == NULL || !lua_isyieldable(L))  /* the name only for the error */
+  /* the usual case needs no check; the name is only for the error */
+  if (t == NULL || L != t->co || !lua_isyieldable(L))
     task_running(L, luaL_optstring(L, 2, "park_in"));
   return list_park(L, t, park_in_k);
 }

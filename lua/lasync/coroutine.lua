@@ -11,6 +11,11 @@ local close = coroutine.close
 local M = {}
 for k, v in pairs(coroutine) do M[k] = v end
 
+-- The coroutines resumed here: the core lets their code wait (a plain
+-- coroutine's wait would come back to its resumer as a yield).
+local driven = setmetatable({}, {__mode = "k"})
+core.set_driven(driven)
+
 -- The coroutines suspended in a forwarded suspension. The task that
 -- resumed one waits for its wake-up to resume it again; another resume
 -- would take that wake-up and leave the task waiting forever. So they
@@ -38,6 +43,7 @@ end
 -- a coroutine suspended in one, as Lua refuses a non-suspended coroutine.
 function M.resume(co, ...)
   if forwarding[co] then return false, "cannot resume non-suspended coroutine" end
+  if type(co) == "thread" then driven[co] = true end
   return forward(co, resume(co, ...))
 end
 

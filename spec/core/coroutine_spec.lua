@@ -159,14 +159,36 @@ describe("lasync.coroutine", function()
     end))
   end)
 
-  it("Lua's own resume of a waiting generator is refused by the wait",
+  it("a wait in a coroutine it does not drive is refused, leaving nothing",
+     helper.async(function()
+    local ev, lock = lasync.Event(), lasync.Lock()
+    lock:acquire()
+    for _, wait in ipairs {function() return ev:wait() end,
+                           function() return lock:acquire() end,
+                           function() return lasync.sleep(0.01) end,
+                           function() return lasync.Future():await() end} do
+      local ok, err = coroutine.resume(coroutine.create(wait))
+      assert.is_false(ok)
+      assert.matches("cannot suspend the task from this coroutine", err)
+    end
+    assert.are.equal("<Event [unset]>", tostring(ev))  -- no waiter left
+    lock:release()
+    assert.is_true(lasync.wait_for(function() return lock:acquire() end, 1))
+    lock:release()
+  end))
+
+  it("a stray resume of a generator waiting in a forwarded wait raises there",
      helper.async(function()
     local ev = lasync.Event()
-    local plain = coroutine.create(function() return ev:wait() end)
-    assert.is_true(coroutine.resume(plain))  -- the suspension came here
-    local ok, err = coroutine.resume(plain)  -- not a wake-up
+    local gen = coroutine.create(function() return ev:wait() end)
+    local waiter = lasync.spawn(co.resume, gen)  -- driven: forwarded
+    lasync.sleep(0)
+    local ok, err = coroutine.resume(gen)  -- Lua's own: not a wake-up
     assert.is_false(ok)
     assert.matches("a wait of this task was resumed by coroutine.resume", err)
+    assert.are.equal("<Event [unset]>", tostring(ev))  -- it left the list
+    waiter:cancel()
+    pcall(waiter.await, waiter)
   end))
 
   it("wrap checks its argument", function()
