@@ -42,7 +42,6 @@ typedef struct LQueue {
   OBJ_HEAD;                      /* K_QUEUE; slot and loop unused */
   int type;                      /* Q_FIFO, Q_LIFO or Q_HEAP */
   int shutdown;
-  int in_less;                   /* Q_HEAP: its less runs */
   lua_Integer maxsize;           /* 0: unbounded */
   lua_Integer n;                 /* items held */
   lua_Integer head;              /* Q_FIFO: index of the first item */
@@ -68,17 +67,20 @@ static const char *typename_of(lua_State *L, int idx) {
   return lua_isnoneornil(L, idx) ? "nil" : luaL_typename(L, idx);
 }
 
+/* The kind of a PriorityQueue while its less runs: every method refuses
+** it, at no cost to their usual check. */
+#define IN_LESS (-1)
+
 /* The queue at 1, or an error naming the method, at the caller's line.
 ** Two API calls, not lasync_toobj's three: it runs at every call. A light
 ** userdata has length 0. */
 static LQueue *check_queue(lua_State *L, const char *method) {
   LQueue *q = lua_touserdata(L, 1);
-  if (q && lua_rawlen(L, 1) == sizeof(LQueue) && q->magic == LASYNC_MAGIC &&
-      q->kind == K_QUEUE) {
-    if (q->in_less)  /* the heap is half moved */
+  if (q && lua_rawlen(L, 1) == sizeof(LQueue) && q->magic == LASYNC_MAGIC) {
+    if (q->kind == K_QUEUE) return q;
+    if (q->kind == IN_LESS)  /* the heap is half moved */
       luaL_error(L, "%s: a PriorityQueue's less must not use the queue",
                  method);
-    return q;
   }
   luaL_error(L, "calling '%s' on bad self (queue expected, got %s)", method,
              typename_of(L, 1));
@@ -100,9 +102,9 @@ static int less(lua_State *L, LQueue *q, int lessidx, int ai, int bi) {
   lua_pushvalue(L, lessidx);
   lua_pushvalue(L, ai);
   lua_pushvalue(L, bi);
-  q->in_less = 1;
+  q->kind = IN_LESS;
   r = lua_pcall(L, 2, 1, 0);
-  q->in_less = 0;
+  q->kind = K_QUEUE;
   if (r != LUA_OK) lua_error(L);
   r = lua_toboolean(L, -1);
   lua_pop(L, 1);
