@@ -202,9 +202,6 @@ int task_unpark(lua_State *L, Task *t, int tidx, int validx) {
   return 1;
 }
 
-/* In the continuation of a park: push the value it was woken with (or
-** nil) and return P_WOKEN, or push the CancelledError and return
-** P_CANCELLED. thrown: where the values the resume passed begin. */
 /* In the continuation of a park: was the task resumed by no wake-up but
 ** by a stray coroutine.resume? task_unparked then raises. */
 int task_resumed_stray(lua_State *L, Task *t, int thrown) {
@@ -212,16 +209,18 @@ int task_resumed_stray(lua_State *L, Task *t, int thrown) {
          lua_touserdata(L, thrown) != CANCEL_KEY;
 }
 
+/* In the continuation of a park: push the value it was woken with (or
+** nil) and return P_WOKEN, or push the CancelledError and return
+** P_CANCELLED. thrown: where the values the resume passed begin. */
 int task_unparked(lua_State *L, Task *t, int tidx, int thrown, int *woken) {
-  int st = t->park;
-  if (task_resumed_stray(L, t, thrown)) {
+  int st = t->park, stray = task_resumed_stray(L, t, thrown);
+  t->park = P_NONE;
+  if (stray) {
     /* t itself still waits for the step that stray resume took: it goes
     ** on, to find what it forwarded to gone */
     if (st == P_PARKED && !t->queued) queue(t);
-    t->park = P_NONE;
     foreign_resume(L);
   }
-  t->park = P_NONE;
   *woken = st == P_WOKEN;
   if (lua_touserdata(L, thrown) == CANCEL_KEY) {
     lua_pushvalue(L, thrown + 1);
@@ -702,6 +701,14 @@ static void push_waited(lua_State *L, Task *t, int tidx) {
   } else lua_getiuservalue(L, tidx, TUV_WAIT);
 }
 
+/* The task t (at the top) has the cancellation with the message at msgidx
+** thrown in at its next step. */
+static void must_cancel(lua_State *L, Task *t, int msgidx) {
+  t->must_cancel = 1;
+  lua_pushvalue(L, msgidx);
+  lua_setiuservalue(L, -2, TUV_MSG);
+}
+
 /* Cancelling a task cancels what it waits on: down a chain of tasks each
 ** awaiting the next (walked in a loop, as a chain may be long) every task
 ** counts the request, and the last one gets must_cancel, or the plain
@@ -725,11 +732,8 @@ int task_cancel(lua_State *L, Task *t, int tidx, int msgidx) {
     }
     t->walk = walk;
     t->ncancels++;
-    if (t->raw) {  /* no await_k raises the cancelled wait: the step must */
-      t->must_cancel = 1;
-      lua_pushvalue(L, msgidx);
-      lua_setiuservalue(L, -2, TUV_MSG);
-    }
+    /* no await_k raises a raw wait's cancellation: the step must */
+    if (t->raw) must_cancel(L, t, msgidx);
     if (t->park == P_PARKED) {  /* as if the future it waits on was */
       t->park = P_CANCELLED;
       lua_pushvalue(L, msgidx);
@@ -748,9 +752,7 @@ int task_cancel(lua_State *L, Task *t, int tidx, int msgidx) {
     }
     t = (Task *)w;
   }
-  t->must_cancel = 1;
-  lua_pushvalue(L, msgidx);
-  lua_setiuservalue(L, -2, TUV_MSG);
+  must_cancel(L, t, msgidx);
   lua_pop(L, 1);
   return 1;
 }
