@@ -314,13 +314,15 @@ int task_resumed_k(lua_State *L, int status, lua_KContext ctx);
 ** cancellation asked for after the wake-up, or before the park, is thrown
 ** in there). woken says whether a wake-up had been handed to it before
 ** the cancellation (asyncio's "done and not cancelled"), for k to pass it
-** on to the next waiter as asyncio's queues and semaphores do.
+** on to the next waiter as asyncio's queues and semaphores do. tidx may be
+** 0 for a task never woken with a value: it need not be on the stack.
 **
 ** Meant for a stream reader waiting on its socket without a Future of its
-** own (stream.c): store t in the Stream and the task in one of its user
-** values, task_park; the read callback does task_unpark(L, s->reader, 0,
-** 0) (no Lua value on the stack needed); k clears s->reader, and on
-** P_CANCELLED drops the read interest before raising. */
+** own (stream.c): store t in the Stream (anchored while it waits),
+** task_park; the read callback does task_unpark(L, s->reader, 0, 0) (no
+** Lua value on the stack needed); k clears s->reader, calls task_unparked
+** with tidx 0, and on P_CANCELLED drops the read interest before
+** raising. */
 int task_park(lua_State *L, Task *t, lua_KContext ctx, lua_KFunction k);
 int task_unpark(lua_State *L, Task *t, int tidx, int validx);
 /* Resumed by a stray coroutine.resume, not a wake-up: task_unparked then

@@ -474,7 +474,6 @@ static int wait_input(lua_State *L, Stream *s, size_t want, int direct,
   if (s->rwaiting)
     return luaL_error(L, "%s: another task is already waiting to read "
                       "this stream", what);
-  loop_push_anchored(L, s->loop, t);  /* for input_resumed */
   s->reader = t;  /* pending, so anchored: valid until it resumes */
   s->want = want;
   s->rwaiting = 1;
@@ -488,15 +487,16 @@ static int wait_input(lua_State *L, Stream *s, size_t want, int direct,
 ** reader takes its bytes or waits again (a del and an add per read
 ** otherwise); a reader that raises leaves the read event armed at most
 ** until it fires once more, finds no room and settles. */
-static void input_resumed(lua_State *L, Stream *s, int tidx) {
+static void input_resumed(lua_State *L, Stream *s, int thrown) {
   int woken;
   Task *t = s->reader;
   s->rwaiting = 0;
   s->direct = 0;
   s->reader = NULL;
-  if (task_unparked(L, t, tidx, tidx + 1, &woken) == P_CANCELLED)
+  /* woken with no value: the task need not be on the stack */
+  if (task_unparked(L, t, 0, thrown, &woken) == P_CANCELLED)
     lua_error(L);
-  lua_settop(L, tidx - 1);
+  lua_settop(L, thrown - 1);
 }
 
 static void push_error(lua_State *L, Stream *s) {
@@ -589,7 +589,7 @@ static lua_Integer until_step(lua_State *L, Stream *s, const char *sep,
   return -1;
 }
 
-/* read(n): stream, n; the parked task at 3. */
+/* read(n): stream, n; what the resume passed at 3. */
 static int read_k(lua_State *L, int status, lua_KContext ctx) {
   Stream *s = lua_touserdata(L, 1);
   lua_Integer n = lua_tointeger(L, 2);
@@ -625,7 +625,7 @@ static int l_read(lua_State *L) {
   return read_k(L, LUA_OK, 0);
 }
 
-/* readexactly(n): stream, n; the parked task at 3. */
+/* readexactly(n): stream, n; what the resume passed at 3. */
 static int readexactly_k(lua_State *L, int status, lua_KContext ctx) {
   Stream *s = lua_touserdata(L, 1);
   size_t n = (size_t)lua_tointeger(L, 2);
@@ -646,7 +646,8 @@ static int l_readexactly(lua_State *L) {
   return readexactly_k(L, LUA_OK, 0);
 }
 
-/* readuntil(sep): stream, sep; the parked task at 3; ctx: search offset. */
+/* readuntil(sep): stream, sep; what the resume passed at 3; ctx: search
+** offset. */
 static int readuntil_k(lua_State *L, int status, lua_KContext ctx) {
   Stream *s = lua_touserdata(L, 1);
   size_t seplen, off = (size_t)ctx;
@@ -672,7 +673,7 @@ static int l_readuntil(lua_State *L) {
   return readuntil_k(L, LUA_OK, 0);
 }
 
-/* readline(): the stream; the parked task at 2; ctx: search offset. */
+/* readline(): the stream; what the resume passed at 2; ctx: search offset. */
 static int readline_k(lua_State *L, int status, lua_KContext ctx) {
   Stream *s = lua_touserdata(L, 1);
   size_t off = (size_t)ctx;
@@ -692,7 +693,7 @@ static int l_readline(lua_State *L) {
 }
 
 /* The iterator of lines(): readline without the "\n" or "\r\n"; nil at the
-** end. Upvalue 2 is the stream, moved to 1; the parked task at 2. */
+** end. Upvalue 2 is the stream, moved to 1; what the resume passed at 2. */
 static int lines_k(lua_State *L, int status, lua_KContext ctx) {
   Stream *s = lua_touserdata(L, 1);
   size_t off = (size_t)ctx, strip = 0;

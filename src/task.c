@@ -209,9 +209,18 @@ int task_resumed_stray(lua_State *L, Task *t, int thrown) {
          lua_touserdata(L, thrown) != CANCEL_KEY;
 }
 
+/* The task t pushed where the stack does not hold it (tidx 0): its index. */
+static int task_at(lua_State *L, Task *t, int tidx) {
+  if (tidx) return tidx;
+  loop_push_anchored(L, t->f.loop, t);
+  return lua_gettop(L);
+}
+
 /* In the continuation of a park: push the value it was woken with (or
 ** nil) and return P_WOKEN, or push the CancelledError and return
-** P_CANCELLED. thrown: where the values the resume passed begin. */
+** P_CANCELLED. thrown: where the values the resume passed begin; tidx:
+** the task, or 0 when it is not on the stack (a task woken with no value:
+** the usual case then touches none of its user values). */
 int task_unparked(lua_State *L, Task *t, int tidx, int thrown, int *woken) {
   int st = t->park, stray = task_resumed_stray(L, t, thrown);
   t->park = P_NONE;
@@ -224,19 +233,25 @@ int task_unparked(lua_State *L, Task *t, int tidx, int thrown, int *woken) {
   *woken = st == P_WOKEN;
   if (lua_touserdata(L, thrown) == CANCEL_KEY) {
     lua_pushvalue(L, thrown + 1);
-    if (st == P_WOKEN) {
+    if (st == P_WOKEN && tidx) {
       lua_pushnil(L);
       lua_setiuservalue(L, tidx, TUV_WAIT);
     }
     return P_CANCELLED;
   }
   if (st == P_CANCELLED) {
-    lua_getiuservalue(L, tidx, TUV_MSG);
+    int at = task_at(L, t, tidx);
+    lua_getiuservalue(L, at, TUV_MSG);
     errors_push_newv(L, "CancelledError", -1);
     lua_remove(L, -2);
     lua_pushnil(L);
-    lua_setiuservalue(L, tidx, TUV_MSG);
+    lua_setiuservalue(L, at, TUV_MSG);
+    if (at != tidx) lua_remove(L, at);
     return P_CANCELLED;
+  }
+  if (tidx == 0) {
+    lua_pushnil(L);
+    return P_WOKEN;
   }
   if (lua_getiuservalue(L, tidx, TUV_WAIT) != LUA_TNIL) {
     lua_pushnil(L);
