@@ -282,7 +282,7 @@ int future_any_waiting(lua_State *L, int objidx, int uv);
 Future *future_push_waiter(lua_State *L, Loop *lp, int objidx, int uv);
 void future_wake_all(lua_State *L, int objidx, int uv);
 Task *task_running(lua_State *L, const char *what);
-Task *task_current(lua_State *L);
+Task *task_running_as(lua_State *L, int nameidx, const char *def);
 int task_suspend(lua_State *L, Task *t, int fidx, lua_KContext ctx,
                  lua_KFunction k);
 int task_interrupted(lua_State *L, int fidx);

@@ -47,22 +47,29 @@ static int driven(lua_State *L) {
   return yes;
 }
 
-/* Can the task t suspend from here? Not across a C function; and from
-** a coroutine of its own, the suspension must be passed on to t, which
-** only lasync.coroutine does: in a plain one it would come back as a
-** yield, the wait left registered. */
-static void check_yieldable(lua_State *L, Task *t, const char *what) {
+/* Why the running task t cannot suspend from here (a format for the name
+** of the call), or NULL. Not outside a task, nor across a C function; and
+** from a coroutine of its own, the suspension must be passed on to t,
+** which only lasync.coroutine does: in a plain one it would come back as
+** a yield, the wait left registered. */
+static const char *cannot_suspend(lua_State *L, Task *t) {
+  if (t == NULL) return "%s called outside a task";
   if (!lua_isyieldable(L))
-    luaL_error(L, "%s cannot suspend the task here: a C function (such as "
-               "table.sort or tostring) is in the way", what);
+    return "%s cannot suspend the task here: a C function (such as "
+           "table.sort or tostring) is in the way";
   if (L != t->co && !driven(L))
-    luaL_error(L, "%s cannot suspend the task from this coroutine: a "
-               "coroutine whose code waits must be driven by "
-               "lasync.coroutine", what);
+    return "%s cannot suspend the task from this coroutine: a coroutine "
+           "whose code waits must be driven by lasync.coroutine";
+  return NULL;
+}
+
+static void check_yieldable(lua_State *L, Task *t, const char *what) {
+  const char *why = cannot_suspend(L, t);
+  if (why) luaL_error(L, why, what);
 }
 
 static Task *check_in_task(lua_State *L, const char *what) {
-  Task *t = in_task(L, what);
+  Task *t = current(L);
   check_yieldable(L, t, what);
   return t;
 }
@@ -135,9 +142,13 @@ Task *task_running(lua_State *L, const char *what) {
   return check_in_task(L, what);
 }
 
-/* The running task, or NULL: no check, no error. */
-Task *task_current(lua_State *L) {
-  return current(L);
+/* task_running for a call named by the string at nameidx (default def),
+** which is read only to raise. */
+Task *task_running_as(lua_State *L, int nameidx, const char *def) {
+  Task *t = current(L);
+  const char *why = cannot_suspend(L, t);
+  if (why) luaL_error(L, why, luaL_optstring(L, nameidx, def));
+  return t;
 }
 
 /* Suspend the running task t on the pending future at fidx, which stays on

@@ -186,10 +186,7 @@ static int l_park_in(lua_State *L) {
   Task *t;
   checklist(L);
   lasync_running(L, lasync_mod(L));
-  t = task_current(L);
-  /* the usual case needs no check; the name is only for the error */
-  if (t == NULL || L != t->co || !lua_isyieldable(L))
-    task_running(L, luaL_optstring(L, 2, "park_in"));
+  t = task_running_as(L, 2, "park_in");
   return list_park(L, t, park_in_k);
 }
 
