@@ -51,12 +51,8 @@ void handle_run(lua_State *L, Loop *lp, Handle *h) {
     if (h->cancelled) loop_unanchor(L, lp, h);
   }
   if (h->cancelled) return;
-  if (!lua_checkstack(L, h->nargs + LUA_MINSTACK)) {
-    lua_pushliteral(L, "no stack space for the callback's arguments");
-    loop_report_error(L, lp, "Exception in callback", -1, hidx, "handle", 0);
-    lua_settop(L, hidx);
-    return;
-  }
+  /* below MAX_ARGS, only a lack of memory can refuse */
+  luaL_checkstack(L, h->nargs + LUA_MINSTACK, "callback arguments");
   for (i = 1; i <= h->nargs + 1; i++)
     lua_getiuservalue(L, hidx, i);
   if (lp->mod->ctx_used) {

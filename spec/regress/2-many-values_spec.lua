@@ -31,6 +31,17 @@ describe("many values (regression)", function()
     assert.are.equal(#many, got:await())
   end))
 
+  it("fails a task that returns more values than the loop can take", function()
+    local n, t = 999980, {}
+    for i = 1, n do t[i] = i end
+    local ok, err = lasync.run(function()
+      local task = lasync.spawn(function() return table.unpack(t, 1, n) end)
+      return pcall(task.await, task)
+    end)
+    assert.is_false(ok)
+    assert.are.equal("task returned too many values", err)
+  end)
+
   it("refuses more arguments than a callback can hold", helper.async(function()
     local loop, too_many = lasync.get_running_loop(), range(70000)
     util.raises({"too many arguments for a callback (70000, at most 65000)"},
