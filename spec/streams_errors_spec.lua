@@ -293,6 +293,11 @@ describe("misuse", function()
     raises("no running event loop", lasync.start_server, util.echo, "127.0.0.1", 0)
   end)
 
+  it("counts bytes received only of a stream", function()
+    assert.matches("stream expected, got number",
+      tostring(catch(require("lasync.core").stream_received, 1)))
+  end)
+
   it("names the bad argument of stream methods", helper.async(function()
     local c, s, done = util.pair()
     raises("bad argument #1 to 'write' %(string expected, got number%)",

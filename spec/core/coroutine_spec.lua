@@ -194,5 +194,8 @@ describe("lasync.coroutine", function()
   it("wrap checks its argument", function()
     util.raises({"bad argument #1 to 'wrap'", "function expected, got number"},
       function() co.wrap(1) end)
+    -- and the core the set of driven coroutines it is given
+    util.raises({"bad argument #1", "table expected, got number"},
+      require("lasync.core").set_driven, 1)
   end)
 end)
