@@ -305,6 +305,32 @@ describe("lasync serve", function()
     assert.truthy(slurp(srv.log):match("SIGTERM: stopping 2 workers\n.*" .. STAMP .. "stopped\n$"))
   end))
 
+  local function count(srv, text)
+    return select(2, slurp(srv.log):gsub(text, ""))
+  end
+
+  it("SIGHUP: the old workers serve until every new one listens (--workers 2)",
+     helper.async(function()
+    local script = write("h.lua", "return function(r, w) w:write('one\\n') end")
+    local srv = start(("%s --workers 2 --listen 127.0.0.1:%d"):format(quote(script), free_port()))
+    poll("two workers", 3, function() return count(srv, "listening on") == 2 end)
+    local port = port_of(srv)
+    -- New workers that cannot start: the old ones keep serving.
+    write("h.lua", "return {handler = function(r, w) w:write('two\\n') end,"
+      .. " on_start = function() error('no start') end}")
+    signal(srv, "HUP")
+    poll("two failed starts", 3, function() return count(srv, "exited with status 1") >= 2 end)
+    for _ = 1, 4 do assert.equal("one\n", echo_line(port, "")) end
+    -- New workers slow to start: the old ones serve meanwhile.
+    write("h.lua", "return {handler = function(r, w) w:write('two\\n') end,"
+      .. " on_start = function() os.execute('sleep 0.5') end}")
+    for _ = 1, 4 do assert.equal("one\n", echo_line(port, "")) end
+    log_has(srv, "the new workers listen: stopping 2 old ones", 5)
+    poll("old workers gone", 3, function() return count(srv, "exited with status 0") == 2 end)
+    for _ = 1, 4 do assert.equal("two\n", echo_line(port, "")) end
+    stop(srv)
+  end))
+
   local function listening_ports(srv)
     local ports, n = {}, 0
     for p in slurp(srv.log):gmatch("listening on 127%.0%.0%.1:(%d+)") do
@@ -348,10 +374,12 @@ describe("lasync serve", function()
 
   it("workers exit when the master is killed by SIGKILL", helper.async(function()
     local srv = start("examples/echo.lua --workers 2 --listen 127.0.0.1:0")
-    poll("two workers", 3, function() return select(2, listening_ports(srv)) == 2 end)
-    local workers = {}
-    for p in slurp(srv.log):gmatch("worker %d started %(pid (%d+)%)") do workers[#workers + 1] = p end
-    assert.equal(2, #workers)
+    -- A worker may log its listen line before the master logs its start.
+    local workers = poll("two workers", 3, function()
+      local list = {}
+      for p in slurp(srv.log):gmatch("worker %d started %(pid (%d+)%)") do list[#list + 1] = p end
+      return #list == 2 and select(2, listening_ports(srv)) == 2 and list
+    end)
     signal(srv, "KILL")
     poll("the workers' end", 3, function() return not alive(workers[1]) and not alive(workers[2]) end)
     assert.equal(137, exited(srv))

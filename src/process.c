@@ -1,13 +1,16 @@
 /*
 ** Processes, for the `lasync serve` master: fork, waitpid, kill, getpid,
-** getppid, ignore_signal, _exit, and the wall clock of its logs. A forked
-** child inherits the kernel state of every libevent base (the epoll
-** instance, the signal socketpair), shared with the parent: core.fork(loop)
-** gives the child's copy of that loop its own (event_reinit), so that the
-** child may close it without touching the parent's. core.reserve_port
-** gives the master's workers one port.
+** getppid, ignore_signal, _exit, the wall clock of its logs and the pipe
+** on which workers say they listen. A forked child inherits the kernel
+** state of every libevent base (the epoll instance, the signal
+** socketpair), shared with the parent: core.fork(loop) gives the child's
+** copy of that loop its own (event_reinit), so that the child may close it
+** without touching the parent's. core.reserve_port gives the master's
+** workers one port.
 */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -155,6 +158,54 @@ static int l_reserve_port(lua_State *L) {
   return addr_push_of(L, fd, 0);
 }
 
+/* core.pipe() -> rfd, wfd: non-blocking and close-on-exec. `lasync serve`
+** workers tell their master through one that they listen. */
+static int l_pipe(lua_State *L) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) return oserror(L, "pipe");
+  lua_pushinteger(L, fds[0]);
+  lua_pushinteger(L, fds[1]);
+  return 2;
+}
+
+static int checkfd(lua_State *L, int arg) {
+  lua_Integer fd = luaL_checkinteger(L, arg);
+  luaL_argcheck(L, fd >= 0 && fd <= INT_MAX, arg, "file descriptor expected");
+  return (int)fd;
+}
+
+/* core.fd_read(fd) -> what one read(2) gives ("" at end of file), or nil
+** when nothing is there yet. */
+static int l_fd_read(lua_State *L) {
+  char buf[4096];
+  ssize_t n;
+  int fd = checkfd(L, 1);
+  do n = read(fd, buf, sizeof buf);
+  while (n < 0 && errno == EINTR);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+  if (n < 0) return oserror(L, "read");
+  lua_pushlstring(L, buf, (size_t)n);
+  return 1;
+}
+
+/* core.fd_write(fd, s) -> true, or false when not all of s went out (a
+** pipe of up to PIPE_BUF bytes is written whole or not at all). */
+static int l_fd_write(lua_State *L) {
+  size_t len;
+  int fd = checkfd(L, 1);
+  const char *s = luaL_checklstring(L, 2, &len);
+  ssize_t n;
+  do n = write(fd, s, len);
+  while (n < 0 && errno == EINTR);
+  lua_pushboolean(L, n >= 0 && (size_t)n == len);
+  return 1;
+}
+
+static int l_fd_close(lua_State *L) {
+  if (close(checkfd(L, 1)) != 0 && errno != EINTR) return oserror(L, "close");
+  return 0;
+}
+
 static const luaL_Reg process_funcs[] = {
   {"fork", l_fork},
   {"getpid", l_getpid},
@@ -166,6 +217,10 @@ static const luaL_Reg process_funcs[] = {
   {"wall_time", l_wall_time},
   {"_exit", l_exit},
   {"reserve_port", l_reserve_port},
+  {"pipe", l_pipe},
+  {"fd_read", l_fd_read},
+  {"fd_write", l_fd_write},
+  {"fd_close", l_fd_close},
   {NULL, NULL}
 };
 

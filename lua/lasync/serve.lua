@@ -269,8 +269,9 @@ local function watch_stop(loop, master)
 end
 
 -- The main task of a serving process, standalone or a worker of the
--- master with that pid: returns its exit status.
-local function serve_main(o, master)
+-- master with that pid, which learns on its pipe `ready` once the worker
+-- listens: returns its exit status.
+local function serve_main(o, master, ready)
   local loop = lasync.get_running_loop()
   loop:set_exception_handler(log_context)
   local spec, err = M.load_script(o.script)
@@ -291,6 +292,7 @@ local function serve_main(o, master)
   run_hook(spec, "on_start")
   local servers, handler = {}, connection_handler(st)
   for i, a in ipairs(o.listen) do servers[i] = listen(st, a, handler) end
+  if ready then core.fd_write(ready, pid .. "\n") end
   local sig = stop:await()
   log("%s: draining (grace %g s)", sig, o.grace)
   local left = drain(st, servers)
@@ -301,8 +303,8 @@ local function serve_main(o, master)
 end
 
 -- Serves in this process; returns the exit status.
-local function serve_here(o, master)
-  local ok, res = xpcall(lasync.run, debug.traceback, serve_main, o, master)
+local function serve_here(o, master, ready)
+  local ok, res = xpcall(lasync.run, debug.traceback, serve_main, o, master, ready)
   if ok then return res end
   log("error: %s", errtext(res))
   return 1
@@ -375,13 +377,42 @@ local function hangup(st)
     log("SIGHUP: reload failed, keeping the running workers: %s", err)
     return
   end
-  log("SIGHUP: starting %d new workers, the old ones drain", st.o.workers)
-  for p, w in pairs(st.workers) do
-    w.retiring = true
-    st.retire[#st.retire + 1] = p
-  end
+  log("SIGHUP: starting %d new workers, the old ones drain once they listen", st.o.workers)
+  for _, w in pairs(st.workers) do w.retiring = true end
   for slot = 1, st.o.workers do st.queue[#st.queue + 1] = slot end
   wake(st)
+end
+
+-- Once every new worker listens, SIGTERM the old ones they replace: until
+-- then the old ones serve, so that a reload never refuses a connection,
+-- and a new script that cannot start leaves them serving.
+local function retire_replaced(st)
+  local old, ready = {}, 0
+  for p, w in pairs(st.workers) do
+    if w.retiring and not w.termed then old[#old + 1] = p end
+    if not w.retiring and w.ready then ready = ready + 1 end
+  end
+  if #old == 0 or ready < st.o.workers then return end
+  log("the new workers listen: stopping %d old ones", #old)
+  for _, p in ipairs(old) do
+    st.workers[p].termed = true
+    core.kill(p, "SIGTERM")
+  end
+end
+
+-- The ready pipe: each worker writes its pid and a newline once it listens.
+local function read_ready(st)
+  local data = core.fd_read(st.ready_r)
+  while data and data ~= "" do
+    st.ready_buf = st.ready_buf .. data
+    data = core.fd_read(st.ready_r)
+  end
+  st.ready_buf = st.ready_buf:gsub("(%d+)\n", function(p)
+    local w = st.workers[tonumber(p)]
+    if w then w.ready = true end
+    return ""
+  end)
+  retire_replaced(st)
 end
 
 local function watch_signals(st)
@@ -390,6 +421,7 @@ local function watch_signals(st)
   loop:add_signal_handler("SIGTERM", function() stop(st, "SIGTERM") end)
   loop:add_signal_handler("SIGINT", function() stop(st, "SIGINT") end)
   loop:add_signal_handler("SIGHUP", function() lasync.spawn(hangup, st) end)
+  loop:add_reader(st.ready_r, read_ready, st)
 end
 
 -- In the child: leave the master's loop (core.fork gave it its own kernel
@@ -398,12 +430,12 @@ local function worker(st)
   local master = pid
   pid = core.getpid()
   st.loop:close()
-  local ok, status = pcall(serve_here, st.o, master)
+  core.fd_close(st.ready_r)
+  local ok, status = pcall(serve_here, st.o, master, st.ready_w)
   core._exit(ok and status or 1)
 end
 
--- Forks the queued workers (outside the master's loop), then sends SIGTERM
--- to those they replace.
+-- Forks the queued workers (outside the master's loop).
 local function fork_queued(st)
   for _, slot in ipairs(st.queue) do
     local p = core.fork(st.loop, "SIGTERM")  -- workers drain when the master dies
@@ -413,8 +445,6 @@ local function fork_queued(st)
     log("worker %d started (pid %d)", slot, p)
   end
   st.queue = {}
-  for _, p in ipairs(st.retire) do core.kill(p, "SIGTERM") end
-  st.retire = {}
 end
 
 -- Waits in the master's loop until there is something to do.
@@ -458,7 +488,7 @@ end
 local function serve_master(o)
   local loop = lasync.new_event_loop()
   local st = {o = o, loop = loop, workers = {}, count = 0, queue = {},
-    retire = {}, backoff = 0.05}
+    backoff = 0.05, ready_buf = ""}
   loop:set_exception_handler(log_context)
   local addrs, err = loop:run_until_complete(master_checks, o)
   if not addrs then
@@ -467,6 +497,7 @@ local function serve_master(o)
     return 1
   end
   o.listen = addrs
+  st.ready_r, st.ready_w = core.pipe()
   watch_signals(st)
   for slot = 1, o.workers do st.queue[slot] = slot end
   while not (st.stopping and st.count == 0) do
@@ -475,6 +506,8 @@ local function serve_master(o)
   end
   log("stopped")
   loop:close()
+  core.fd_close(st.ready_r)
+  core.fd_close(st.ready_w)
   return 0
 end
 

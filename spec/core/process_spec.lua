@@ -1,5 +1,5 @@
 -- lasync.core's process functions (src/process.c), used by `lasync serve`:
--- fork, waitpid, kill, getpid, signame, _exit, wall_time. Each child
+-- fork, waitpid, kill, getpid, signame, _exit, wall_time, pipe. Each child
 -- leaves with core._exit at once, never returning into busted.
 local lasync = require "lasync"
 local core = require "lasync.core"
@@ -53,6 +53,22 @@ describe("core process functions", function()
     assert.is_true(math.abs(core.wall_time() - os.time()) < 2)
   end)
 
+  it("pipe: what fd_write puts in, fd_read takes out; nil while empty, \"\" at its end",
+     function()
+    local r, w = core.pipe()
+    assert.is_nil(core.fd_read(r))
+    assert.is_true(core.fd_write(w, "12\n"))
+    assert.is_true(core.fd_write(w, "34\n"))
+    assert.equal("12\n34\n", core.fd_read(r))
+    assert.is_nil(core.fd_read(r))
+    core.fd_close(w)
+    assert.equal("", core.fd_read(r))
+    core.fd_close(r)
+    assert.is_false(core.fd_write(w, "x"))
+    util.raises({"read", "Bad file descriptor"}, core.fd_read, r)
+    util.raises({"close", "Bad file descriptor"}, core.fd_close, r)
+  end)
+
   it("rejects bad arguments", function()
     util.raises({"bad argument #2 to 'lasync.core.kill'", "unknown signal name 'SIGFOO'"},
       core.kill, 1, "SIGFOO")
@@ -63,6 +79,12 @@ describe("core process functions", function()
     util.raises({"bad argument #1 to 'lasync.core.waitpid'", "number expected, got string"},
       core.waitpid, "x")
     util.raises({"bad argument #1 to 'lasync.core.fork'", "loop"}, core.fork, {})
+    util.raises({"bad argument #1 to 'lasync.core.fd_read'", "file descriptor expected"},
+      core.fd_read, -1)
+    util.raises({"bad argument #1 to 'lasync.core.fd_close'", "number expected, got no value"},
+      core.fd_close)
+    util.raises({"bad argument #2 to 'lasync.core.fd_write'", "string expected, got table"},
+      core.fd_write, 1, {})
   end)
 
   it("fork(loop) refuses a running loop", function()
