@@ -26,15 +26,16 @@ describe("a connection error", function()
   end))
 
   it("is ConnectionResetError ECONNRESET when the peer resets during a read", helper.async(function()
-    local outcome = lasync.Future()
+    local outcome, wrote = lasync.Future(), lasync.Event()
     local srv, port = util.server(function(r, w)
-      w:write("unread")
+      w:write("unread")  -- straight into the socket: at the client already
+      wrote:set()
       outcome:set_result(pcall(r.read, r, 10))
     end)
     -- limit 1: the stream reads one byte ahead, the rest of "unread"
     -- stays in the socket, so closing it sends a reset
     local r = lasync.open_connection("127.0.0.1", port, {limit = 1})
-    lasync.sleep(0.02)
+    wrote:wait()
     r:close()
     local ok, err = outcome:await()
     assert.is_false(ok)

@@ -96,14 +96,15 @@ describe("a Server", function()
   end))
 
   it("waits in wait_closed until every handler has finished", helper.async(function()
-    local release = lasync.Event()
+    local release, read = lasync.Event(), lasync.Event()
     local srv, port = util.server(function(r)
       r:readline()
+      read:set()
       release:wait()
     end)
     local _, w = lasync.open_connection("127.0.0.1", port)
     w:write("hi\n")
-    lasync.sleep(0.01)
+    read:wait()
     srv:close()
     local waiter = lasync.spawn(srv.wait_closed, srv)
     lasync.sleep(0.01)
@@ -137,9 +138,12 @@ describe("a Server", function()
   end))
 
   it("ends the handlers' input with close_clients", helper.async(function()
-    local ended = {}
+    local ended, started, all_in = {}, 0, lasync.Event()
     local srv, port = util.server(function(r)
-      local data = r:read()
+      local data = r:readexactly(2)
+      started = started + 1
+      if started == 3 then all_in:set() end
+      data = data .. r:read()  -- to the end of input
       ended[#ended + 1] = data
     end)
     local conns = {}
@@ -148,7 +152,7 @@ describe("a Server", function()
       w:write("c" .. i)
       conns[i] = w
     end
-    lasync.sleep(0.02)
+    all_in:wait()
     srv:close()
     srv:close_clients()
     srv:wait_closed()
@@ -161,12 +165,14 @@ describe("a Server", function()
   end))
 
   it("drops what a handler had buffered with abort_clients", helper.async(function()
+    local wrote = lasync.Event()
     local srv, port = util.server(function(r, w)
       w:write(("x"):rep(8 * 1024 * 1024))  -- far more than the socket takes
+      wrote:set()
       r:read()
     end)
     local r, w = lasync.open_connection("127.0.0.1", port)
-    lasync.sleep(0.02)
+    wrote:wait()
     srv:abort_clients()
     util.stop(srv)
     local got = 0

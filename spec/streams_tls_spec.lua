@@ -452,8 +452,8 @@ describe("TLS settings", function()
     pcall(reader.await, reader)
     -- a handshake the silent server never answers: writes wait for it
     local shaking = lasync.spawn(w.start_tls, w, CLIENT,
-      {server_hostname = "localhost", ssl_handshake_timeout = 0.2})
-    lasync.sleep(0.01)
+      {server_hostname = "localhost", ssl_handshake_timeout = 1})
+    helper.settle()
     assert.matches("cannot write during the TLS handshake", msg(w.write, w, "x"))
     assert.is_true(lasync.ConnectionAbortedError:is(catch(shaking.await, shaking)))
     local _, w2 = lasync.open_connection("127.0.0.1", port)

@@ -140,9 +140,11 @@ describe("debug mode", function()
   it("reports a slow callback, naming the handle", function()
     local loop, reports = lasync.new_event_loop(), {}
     loop:set_debug(true)
-    loop.slow_callback_duration = 0.005
+    -- 50 ms: far above what a loaded machine's pauses (or a GC step) add
+    -- to an empty callback
+    loop.slow_callback_duration = 0.05
     loop:set_exception_handler(function(_, ctx) reports[#reports + 1] = ctx end)
-    local h = loop:call_soon(busy, 0.01)
+    local h = loop:call_soon(busy, 0.1)
     loop:call_soon(function() end)  -- fast: not reported
     loop:call_soon(loop.stop, loop)
     loop:run_forever()
@@ -156,9 +158,9 @@ describe("debug mode", function()
     local loop = lasync.get_running_loop()
     local reports = helper.reports()
     loop:set_debug(true)
-    loop.slow_callback_duration = 0.005
+    loop.slow_callback_duration = 0.05
     local function hog()
-      busy(0.01)
+      busy(0.1)
       lasync.sleep(0)
     end
     local t = lasync.spawn(hog)
@@ -211,7 +213,7 @@ describe("errors never retrieved", function()
       local t = lasync.spawn(function() lasync.sleep(0) error(e) end)
       t:set_name("forgotten")
     end
-    lasync.sleep(0.002)
+    helper.settle()  -- its two steps
     for _ = 1, 3 do collectgarbage() end
     assert.are.equal(1, #reports)
     local ctx = reports[1]
@@ -224,7 +226,7 @@ describe("errors never retrieved", function()
   it("of a string error keep the message in the traceback", helper.async(function()
     local reports = helper.reports()
     lasync.spawn(function() error("plain failure") end)
-    lasync.sleep(0.002)
+    helper.settle()
     for _ = 1, 3 do collectgarbage() end
     assert.are.equal(1, #reports)
     assert.is_truthy(reports[1].exception:find("plain failure", 1, true))
