@@ -76,11 +76,19 @@ describe("lasync.getaddrinfo", function()
                       lasync.getaddrinfo("127.0.0.1", 8080))
     end))
 
-    it("a numeric IPv6 address, written back by inet_ntop", helper.async(function()
+    it("a numeric IPv6 address, written back in its short form", helper.async(function()
       assert.are.same({{family = "inet6", host = "::1", port = 443}},
                       lasync.getaddrinfo("::1", 443))
       assert.are.same({{family = "inet6", host = "2001:db8::1", port = 1}},
                       lasync.getaddrinfo("2001:0db8:0:0:0:0:0:1", 1))
+    end))
+
+    it("a link-local IPv6 address with its scope, which connecting needs",
+       helper.async(function()
+      assert.are.same({{family = "inet6", host = "fe80::1%lo", port = 80}},
+                      lasync.getaddrinfo("fe80::1%lo", 80))
+      assert.are.same({{family = "inet6", host = "fe80::1%lo", port = 80}},
+                      lasync.getaddrinfo("fe80::1%1", 80))  -- lo is interface 1
     end))
   end)
 

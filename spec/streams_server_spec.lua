@@ -210,6 +210,35 @@ describe("a Server", function()
     assert.matches("listen on 127.0.0.1:%d+: Address already in use", err.message)
     util.stop(srv)
   end))
+
+  -- A link-local IPv6 address of this machine with its interface
+  -- ("fe80::...%eth0"), from /proc/net/if_inet6 (scope 20: link), or nil.
+  local function link_local()
+    local f = io.open("/proc/net/if_inet6")
+    if not f then return nil end
+    local text = f:read("a")
+    f:close()
+    for hex, name in text:gmatch("(%x+) %x+ %x+ 20 %x+%s+(%S+)") do
+      return hex:gsub("%x%x%x%x", ":%0"):sub(2) .. "%" .. name
+    end
+  end
+
+  it("listens and connects on a link-local IPv6 address, with its scope",
+     helper.async(function()
+    -- without its scope the connect would fail with EINVAL
+    local err = catch(lasync.open_connection, "fe80::1%lo", 9)
+    assert.are_not.equal("EINVAL", err.code, tostring(err))
+    local host = link_local()
+    if not host then return end  -- no such address here: the part above stands
+    local srv = lasync.start_server(function(r, w) w:write(r:readline()) end, host, 0)
+    local bound, port = srv:sockname()
+    assert.matches("^fe80:.*%%", bound)
+    local r, w = lasync.open_connection(host, port)
+    w:write("scoped\n")
+    assert.are.equal("scoped\n", r:readline())
+    w:close()
+    util.stop(srv)
+  end))
 end)
 
 describe("a Unix socket server", function()

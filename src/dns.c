@@ -129,26 +129,19 @@ static struct evdns_base *resolver(lua_State *L, Loop *lp) {
 
 /* ---------- answers as Lua values ---------- */
 
+/* {family=, host=, port=}; an IPv6 host keeps its scope ("fe80::1%eth0"),
+** without which a link-local address cannot be connected to. */
 static void push_address(lua_State *L, const struct evutil_addrinfo *ai) {
-  char buf[INET6_ADDRSTRLEN];
-  const void *addr;
-  unsigned short port;
-  if (ai->ai_family == AF_INET6) {
-    const struct sockaddr_in6 *sin6 = (const void *)ai->ai_addr;
-    addr = &sin6->sin6_addr;
-    port = ntohs(sin6->sin6_port);
-  } else {
-    const struct sockaddr_in *sin = (const void *)ai->ai_addr;
-    addr = &sin->sin_addr;
-    port = ntohs(sin->sin_port);
-  }
+  Addr a;
+  memcpy(&a.ss, ai->ai_addr, ai->ai_addrlen);
+  a.len = (socklen_t)ai->ai_addrlen;
   lua_createtable(L, 0, 3);
   lua_pushstring(L, ai->ai_family == AF_INET6 ? "inet6" : "inet");
   lua_setfield(L, -2, "family");
-  lua_pushstring(L, evutil_inet_ntop(ai->ai_family, addr, buf, sizeof buf));
-  lua_setfield(L, -2, "host");
-  lua_pushinteger(L, port);
-  lua_setfield(L, -2, "port");
+  if (addr_push(L, &a) == 2) {  /* always, for an address evdns made */
+    lua_setfield(L, -3, "port");
+    lua_setfield(L, -2, "host");
+  }
 }
 
 /* OSError "host: reason" with code "EAI_..." and errno the EAI number. */
