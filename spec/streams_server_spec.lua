@@ -218,9 +218,8 @@ describe("a Server", function()
     if not f then return nil end
     local text = f:read("a")
     f:close()
-    for hex, name in text:gmatch("(%x+) %x+ %x+ 20 %x+%s+(%S+)") do
-      return hex:gsub("%x%x%x%x", ":%0"):sub(2) .. "%" .. name
-    end
+    local hex, name = text:match("(%x+) %x+ %x+ 20 %x+%s+(%S+)")
+    return hex and hex:gsub("%x%x%x%x", ":%0"):sub(2) .. "%" .. name
   end
 
   it("listens and connects on a link-local IPv6 address, with its scope",
