@@ -211,6 +211,81 @@ describe("a Server", function()
     util.stop(srv)
   end))
 
+  -- Whether this machine has IPv6 on its loopback (::1).
+  local function has_ipv6()
+    local f = io.open("/proc/net/if_inet6")
+    local text = f and f:read("a") or ""
+    if f then f:close() end
+    return text:find("^0+1 ") ~= nil or text:find("\n0+1 ") ~= nil
+  end
+
+  local function say_hi(_, w) w:write("hi\n") end
+
+  local function hi_from(host, port)
+    local r, w = lasync.open_connection(host, port)
+    local line = r:readline()
+    w:close()
+    return line
+  end
+
+  for _, host in ipairs {"nil", '""'} do
+    it("listens on every interface, IPv4 and IPv6, for host " .. host, helper.async(function()
+      local srv = lasync.start_server(say_hi, load("return " .. host)(), 0)
+      local bound, port = srv:sockname()
+      assert.are.equal("0.0.0.0", bound)
+      assert.are.equal("hi\n", hi_from("127.0.0.1", port))
+      if has_ipv6() then assert.are.equal("hi\n", hi_from("::1", port)) end
+      util.stop(srv)
+    end))
+  end
+
+  it("listens on each address of a list, on one free port", helper.async(function()
+    local hosts = {"127.0.0.1", "127.0.0.2", "127.0.0.1"}  -- twice: once
+    if has_ipv6() then hosts[4] = "::1" end
+    local srv = lasync.start_server(say_hi, hosts, 0)
+    local bound, port = srv:sockname()
+    assert.are.equal("127.0.0.1", bound)
+    for _, host in ipairs(hosts) do assert.are.equal("hi\n", hi_from(host, port)) end
+    srv:close()
+    for _, host in ipairs(hosts) do
+      assert.are.equal("ECONNREFUSED", catch(lasync.open_connection, host, port).code)
+    end
+    srv:wait_closed()
+  end))
+
+  it("fails whole when one address cannot be listened on, naming it", helper.async(function()
+    local busy = lasync.start_server(say_hi, "127.0.0.2", 0)
+    local _, port = busy:sockname()
+    local err = catch(lasync.start_server, say_hi, {"127.0.0.1", "127.0.0.2"}, port)
+    assert.are.equal("EADDRINUSE", err.code)
+    assert.are.equal(("listen on 127.0.0.2:%d: Address already in use"):format(port), err.message)
+    local again = lasync.start_server(say_hi, "127.0.0.1", port)  -- the first was let go
+    util.stop(again)
+    util.stop(busy)
+    err = catch(lasync.start_server, say_hi, {"127.0.0.1", "192.0.2.1"}, 0)  -- not ours
+    assert.are.equal("EADDRNOTAVAIL", err.code)
+    assert.matches("^listen on 192%.0%.2%.1:%d+: ", err.message)
+  end))
+
+  it("refuses a bad list of hosts", helper.async(function()
+    local function bad(host, text)
+      local err = catch(lasync.start_server, say_hi, host, 0)
+      assert.matches("bad argument #2 to 'start_server' %(" .. text, tostring(err))
+    end
+    bad({}, "host list must not be empty")
+    bad({"127.0.0.1", 5}, "list of host strings expected, got number")
+    bad({"127.0.0.1", ""}, "a host in the list is empty")
+    bad({"127.0.0.1", "a\0b"}, "host must not contain")
+    bad(true, "host %(string, list or nil%) expected, got boolean")
+    local nine = {}
+    for i = 1, 9 do nine[i] = "127.0.0." .. i end
+    bad(nine, "more than 8 addresses to listen on")
+    local core = require "lasync.core"  -- what start_server hands on
+    assert.matches("1 to 8 hosts expected", tostring(catch(core.tcp_server, say_hi, {}, 0)))
+    assert.matches("numeric IPv4 or IPv6 addresses expected",
+      tostring(catch(core.tcp_server, say_hi, {"127.0.0.1", "localhost"}, 0)))
+  end))
+
   -- A link-local IPv6 address of this machine with its interface
   -- ("fe80::...%eth0"), from /proc/net/if_inet6 (scope 20: link), or nil.
   local function link_local()

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include "lasync.h"
 
 /* The port at idx: an integer from 0 to 65535. */
@@ -19,24 +21,47 @@ int addr_checkport(lua_State *L, int idx) {
   return (int)port;
 }
 
-/* Fill a from the numeric host at hidx and the port at pidx; raises an
-** argument error naming the host when it is not a numeric address. */
-void addr_from_host(lua_State *L, int hidx, int pidx, Addr *a) {
+/* Fill a from a numeric host and a port; 0, or -1 if host is not one. */
+int addr_parse(const char *host, int port, Addr *a) {
   struct addrinfo hints, *res;
-  const char *host = luaL_checkstring(L, hidx);
-  int port = addr_checkport(L, pidx), rc;
   char serv[8];
   memset(&hints, 0, sizeof hints);
   hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
   hints.ai_socktype = SOCK_STREAM;
   snprintf(serv, sizeof serv, "%d", port);
-  rc = getaddrinfo(host, serv, &hints, &res);  /* numeric: no lookup */
-  if (rc != 0)
-    luaL_argerror(L, hidx, lua_pushfstring(L, "numeric IPv4 or IPv6 "
-                  "address expected, got '%s'", host));
+  if (getaddrinfo(host, serv, &hints, &res) != 0) return -1;  /* no lookup */
   memcpy(&a->ss, res->ai_addr, res->ai_addrlen);
   a->len = res->ai_addrlen;
   freeaddrinfo(res);
+  return 0;
+}
+
+/* Fill a from the numeric host at hidx and the port at pidx; raises an
+** argument error naming the host when it is not a numeric address. */
+void addr_from_host(lua_State *L, int hidx, int pidx, Addr *a) {
+  const char *host = luaL_checkstring(L, hidx);
+  if (addr_parse(host, addr_checkport(L, pidx), a) != 0)
+    luaL_argerror(L, hidx, lua_pushfstring(L, "numeric IPv4 or IPv6 "
+                  "address expected, got '%s'", host));
+}
+
+void addr_set_port(Addr *a, int port) {
+  if (a->ss.ss_family == AF_INET6)
+    ((struct sockaddr_in6 *)&a->ss)->sin6_port = htons((uint16_t)port);
+  else if (a->ss.ss_family == AF_INET)
+    ((struct sockaddr_in *)&a->ss)->sin_port = htons((uint16_t)port);
+}
+
+/* The local port of the IP socket fd (0 if it has none). */
+int addr_port_of(int fd) {
+  Addr a;
+  a.len = sizeof a.ss;
+  memset(&a.ss, 0, sizeof a.ss);
+  if (getsockname(fd, (struct sockaddr *)&a.ss, &a.len) != 0) return 0;
+  if (a.ss.ss_family == AF_INET6)
+    return ntohs(((struct sockaddr_in6 *)&a.ss)->sin6_port);
+  return a.ss.ss_family == AF_INET
+         ? ntohs(((struct sockaddr_in *)&a.ss)->sin_port) : 0;
 }
 
 /* Fill a from the Unix socket path at idx. */

@@ -1,10 +1,11 @@
 /*
-** Servers: a listening socket whose accept event queues a handle (as a
-** watch does); the handle accepts what is waiting and runs, in a new task
-** per connection, conn_main, which calls handler(stream, stream) under a
-** protected call, then closes the connection and reports a failure to the
-** loop's exception handler: a handler that fails costs its own connection
-** only. While the system is out of descriptors, accepting pauses for a
+** Servers: listening sockets (one per address: IPv4 and IPv6 for every
+** interface, each address of a name) whose accept events queue one
+** handle (as a watch does); the handle accepts what is waiting and runs,
+** in a new task per connection, conn_main, which calls handler(stream,
+** stream) under a protected call, then closes the connection and reports
+** a failure to the loop's exception handler: a handler that fails costs
+** its own connection only. While the system is out of descriptors, accepting pauses for a
 ** moment instead of spinning on an accept event that stays ready.
 */
 #include <errno.h>
@@ -18,10 +19,13 @@
 #define ACCEPT_MAX 128           /* connections taken per accept event */
 #define RETRY_MS 100             /* pause after running out of fds */
 #define DEFAULT_BACKLOG 100
+#define LISTEN_MAX 8             /* sockets per server */
 
 typedef struct Server {
   OBJ_HEAD;                      /* K_SERVER */
-  int fd;                        /* the listening socket, -1 once closed */
+  int fds[LISTEN_MAX];           /* the listening sockets, -1 once closed */
+  unsigned char nsock;           /* how many of fds (and accept events) */
+  unsigned char first;           /* the socket accepted from first */
   size_t limit;                  /* of each connection's stream */
   int nconns;                    /* connection tasks not finished */
   int maxconns;                  /* accepting holds at this many, 0: never */
@@ -31,7 +35,7 @@ typedef struct Server {
   Handle *acceptor;              /* queued by the accept event */
   dev_t dev;                     /* the Unix socket file it made */
   ino_t ino;
-  EvMem evmem[];                 /* the accept event, the retry timer */
+  EvMem evmem[];                 /* nsock accept events, the retry timer */
 } Server;
 
 /* Server user values. */
@@ -49,8 +53,18 @@ enum {
 
 #define checkserver(L) ((Server *)lasync_checkobj(L, 1, K_SERVER, "server"))
 
-static struct event *event_of(Server *sv, int retry) {
-  return (struct event *)((char *)sv->evmem + (retry ? lasync_evsize() : 0));
+/* The accept event of socket i; i = nsock: the retry timer. */
+static struct event *event_of(Server *sv, int i) {
+  return (struct event *)((char *)sv->evmem + i * lasync_evsize());
+}
+
+/* Turn the accept events on or off; 0 if one could not be added. */
+static int accepting(Server *sv, int on) {
+  int i, ok = 1;
+  for (i = 0; i < sv->nsock; i++)
+    if (on) ok &= event_add(event_of(sv, i), NULL) == 0;
+    else event_del(event_of(sv, i));
+  return ok;
 }
 
 /* ---------- connections ---------- */
@@ -160,29 +174,27 @@ static void on_acceptable(evutil_socket_t fd, short what, void *arg) {
 static void on_retry(evutil_socket_t fd, short what, void *arg) {
   Server *sv = arg;
   (void)fd; (void)what;
-  if (sv->serving && event_add(event_of(sv, 0), NULL) == 0)
-    queue_acceptor(sv);
+  if (sv->serving && accepting(sv, 1)) queue_acceptor(sv);
 }
 
 /* At maxconns: new connections wait in the listen backlog, where the
 ** kernel keeps them, until a handler finishes. */
 static void accept_hold(Server *sv) {
   sv->held = 1;
-  event_del(event_of(sv, 0));
+  accepting(sv, 0);
 }
 
 static void accept_resume(Server *sv) {
   sv->held = 0;
-  if (sv->serving && event_add(event_of(sv, 0), NULL) == 0)
-    queue_acceptor(sv);
+  if (sv->serving && accepting(sv, 1)) queue_acceptor(sv);
 }
 
 /* Out of descriptors (or memory): the accept event would stay ready and
 ** spin, so accepting pauses for RETRY_MS. Reported once per shortage. */
 static void accept_pause(lua_State *L, Server *sv, int err) {
   struct timeval tv = {0, RETRY_MS * 1000};
-  event_del(event_of(sv, 0));
-  evtimer_add(event_of(sv, 1), &tv);
+  accepting(sv, 0);
+  evtimer_add(event_of(sv, sv->nsock), &tv);
   if (sv->warned) return;
   sv->warned = 1;
   errors_push_oserror(L, err, "accept");
@@ -191,46 +203,62 @@ static void accept_pause(lua_State *L, Server *sv, int err) {
   lua_pop(L, 1);
 }
 
-/* The acceptor handle's callback: acceptor(server). */
-static int server_accept(lua_State *L) {
-  Server *sv = lua_touserdata(L, 1);
-  int i, fd, err;
-  for (i = 0; i < ACCEPT_MAX && sv->serving; i++) {
+/* Accept from socket k what is waiting, up to `room` connections (fewer
+** at maxconns); returns how many tries are left. */
+static int accept_from(lua_State *L, Server *sv, int k, int room) {
+  int fd, err;
+  for (; room > 0 && sv->serving; room--) {
     Stream *s;
     if (sv->maxconns && sv->nconns >= sv->maxconns) {
       accept_hold(sv);
-      break;
+      return 0;
     }
     s = stream_new(L, sv->loop, sv->limit);  /* before the fd */
-    fd = accept4(sv->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    fd = accept4(sv->fds[k], NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       err = errno;
       lua_pop(L, 1);
       if (err == EINTR || err == ECONNABORTED || err == EPROTO ||
           err == EPERM)
         continue;  /* that connection only */
-      if (err != EAGAIN && err != EWOULDBLOCK) accept_pause(L, sv, err);
-      break;
+      if (err == EAGAIN || err == EWOULDBLOCK) return room;
+      accept_pause(L, sv, err);
+      return 0;
     }
     sv->warned = 0;
     stream_attach(s, fd, 1);
     conn_start(L, sv, 1, 2);
     lua_pop(L, 1);
   }
+  return room;
+}
+
+/* The acceptor handle's callback: acceptor(server). Each call starts at
+** the next socket, so that a flood on one does not starve the others. */
+static int server_accept(lua_State *L) {
+  Server *sv = lua_touserdata(L, 1);
+  int i, room = ACCEPT_MAX, n = sv->nsock;
+  for (i = 0; i < n && room > 0; i++)
+    room = accept_from(L, sv, (sv->first + i) % n, room);
+  if (n > 1) sv->first = (unsigned char)((sv->first + 1) % n);
   return 0;
 }
 
 /* ---------- opening and closing ---------- */
 
-/* Push a new server on lp for the handler at hidx, without a socket. */
-static Server *server_new(lua_State *L, Loop *lp, int hidx, size_t limit) {
-  Server *sv = lua_newuserdatauv(L, sizeof(Server) + 2 * lasync_evsize(),
-                                 SVUV_NUV);
+/* Push a new server on lp for the handler at hidx, for nsock sockets, none
+** open yet. */
+static Server *server_new(lua_State *L, Loop *lp, int hidx, size_t limit,
+                          int nsock) {
+  Server *sv = lua_newuserdatauv(L, sizeof(Server) +
+                                 (nsock + 1) * lasync_evsize(), SVUV_NUV);
+  int i;
   memset(sv, 0, sizeof *sv);
   sv->magic = LASYNC_MAGIC;
   sv->kind = K_SERVER;
   sv->loop = lp;
-  sv->fd = -1;
+  sv->nsock = (unsigned char)nsock;
+  for (i = 0; i < LISTEN_MAX; i++) sv->fds[i] = -1;
   sv->limit = limit;
   lasync_setmt(L, lp->mod, K_SERVER);
   loop_push(L, lp);
@@ -245,17 +273,20 @@ static Server *server_new(lua_State *L, Loop *lp, int hidx, size_t limit) {
   return sv;
 }
 
-/* Close the listening socket (and remove the Unix socket file it made,
+/* Close the listening sockets (and remove the Unix socket file it made,
 ** unless another took its place). Idempotent; for close() and __gc. */
 static void server_release(lua_State *L, Server *sv, int svidx) {
   struct stat st;
-  if (sv->fd < 0) return;
+  int i;
+  if (sv->fds[0] < 0) return;
   if (sv->assigned && sv->loop->base) {  /* a closed loop freed them */
-    event_del(event_of(sv, 0));
-    event_del(event_of(sv, 1));
+    accepting(sv, 0);
+    event_del(event_of(sv, sv->nsock));
   }
-  close(sv->fd);
-  sv->fd = -1;
+  for (i = 0; i < sv->nsock; i++) {
+    if (sv->fds[i] >= 0) close(sv->fds[i]);
+    sv->fds[i] = -1;
+  }
   if (lua_getiuservalue(L, svidx, SVUV_PATH) == LUA_TSTRING &&
       stat(lua_tostring(L, -1), &st) == 0 && st.st_dev == sv->dev &&
       st.st_ino == sv->ino)
@@ -287,19 +318,17 @@ static int listen_failed(lua_State *L, Server *sv, int svidx, int err,
   return lua_error(L);
 }
 
-/* Listen with the backlog at bidx and start accepting. */
-static void server_start(lua_State *L, Server *sv, int svidx, int bidx,
+/* Start accepting on the sockets, which listen. */
+static void server_start(lua_State *L, Server *sv, int svidx,
                          const char *what) {
   Loop *lp = sv->loop;
-  int top = lua_gettop(L);
-  if (listen(sv->fd, (int)luaL_optinteger(L, bidx, DEFAULT_BACKLOG)) != 0)
-    listen_failed(L, sv, svidx, errno, what);
-  event_assign(event_of(sv, 0), lp->base, sv->fd, EV_READ | EV_PERSIST,
-               on_acceptable, sv);
-  evtimer_assign(event_of(sv, 1), lp->base, on_retry, sv);
+  int i, top = lua_gettop(L);
+  for (i = 0; i < sv->nsock; i++)
+    event_assign(event_of(sv, i), lp->base, sv->fds[i], EV_READ | EV_PERSIST,
+                 on_acceptable, sv);
+  evtimer_assign(event_of(sv, sv->nsock), lp->base, on_retry, sv);
   sv->assigned = 1;
-  if (event_add(event_of(sv, 0), NULL) != 0)
-    listen_failed(L, sv, svidx, ENOMEM, what);
+  if (!accepting(sv, 1)) listen_failed(L, sv, svidx, ENOMEM, what);
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_pushcclosure(L, server_accept, 1);
   lua_pushvalue(L, svidx);
@@ -322,32 +351,93 @@ static void setopt(int fd, int level, int name, int on) {
   setsockopt(fd, level, name, &on, sizeof on);
 }
 
-/* core.tcp_server(handler, host, port, limit, backlog, reuse_address,
-** reuse_port) -> Server, serving; host is a numeric address. */
+/* Socket k of sv for a: bound, listening. On failure errno tells why;
+** the socket, if made, is sv's to close. */
+static int listen_socket(Server *sv, int k, const Addr *a, int reuse_address,
+                         int reuse_port, int backlog) {
+  int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                  0);
+  if (fd < 0) return -1;
+  sv->fds[k] = fd;
+  setopt(fd, SOL_SOCKET, SO_REUSEADDR, reuse_address);
+  if (reuse_port) setopt(fd, SOL_SOCKET, SO_REUSEPORT, 1);
+  if (a->ss.ss_family == AF_INET6) setopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1);
+  if (bind(fd, (const struct sockaddr *)&a->ss, a->len) != 0) return -1;
+  return listen(fd, backlog);
+}
+
+/* The addresses of the hosts at idx (a numeric address, or a list of 1 to
+** LISTEN_MAX) with port; returns how many. */
+static int checkhosts(lua_State *L, int idx, int port, Addr *as) {
+  int i, n;
+  if (lua_type(L, idx) == LUA_TSTRING) {
+    lua_createtable(L, 1, 0);
+    lua_pushvalue(L, idx);
+    lua_rawseti(L, -2, 1);
+    lua_replace(L, idx);
+  }
+  luaL_checktype(L, idx, LUA_TTABLE);
+  n = (int)luaL_len(L, idx);
+  luaL_argcheck(L, n >= 1 && n <= LISTEN_MAX, idx, "1 to 8 hosts expected");
+  for (i = 0; i < n; i++) {
+    lua_rawgeti(L, idx, i + 1);
+    if (lua_type(L, -1) != LUA_TSTRING ||
+        addr_parse(lua_tostring(L, -1), port, &as[i]) != 0)
+      luaL_argerror(L, idx, "numeric IPv4 or IPv6 addresses expected");
+    lua_pop(L, 1);
+  }
+  return n;
+}
+
+/* "listen on HOST:PORT", for the errors about host i. */
+static const char *listen_what(lua_State *L, int hosts, int i, int port) {
+  const char *host;
+  lua_rawgeti(L, hosts, i + 1);
+  host = lua_tostring(L, -1);
+  lua_pushfstring(L, strchr(host, ':') ? "listen on [%s]:%d"
+                  : "listen on %s:%d", host, port);
+  lua_remove(L, -2);
+  return lua_tostring(L, -1);
+}
+
+/* core.tcp_server(handler, hosts, port, limit, backlog, reuse_address,
+** reuse_port, any) -> Server, serving: a socket for each host (numeric,
+** or a list of them). Port 0: the first socket's free port, taken by
+** the others too. any: a later address of a family the system lacks is
+** left out (the IPv6 of every interface, without IPv6). */
 static int l_tcp_server(lua_State *L) {
   Loop *lp = lasync_running(L, lasync_mod(L));
+  Addr as[LISTEN_MAX];
+  int i, n, k = 0, port, backlog, reuse_address, reuse_port, any;
   size_t limit;
   Server *sv;
-  Addr a;
   lasync_checkcallable(L, 1, "handler");
-  addr_from_host(L, 2, 3, &a);
+  port = addr_checkport(L, 3);
+  n = checkhosts(L, 2, port, as);
   limit = stream_checklimit(L, 4);
-  checkbacklog(L, 5);
-  lua_settop(L, 7);
-  lua_pushfstring(L, strchr(lua_tostring(L, 2), ':') ? "listen on [%s]:%d"
-                  : "listen on %s:%d", lua_tostring(L, 2),
-                  (int)lua_tointeger(L, 3));
-  sv = server_new(L, lp, 1, limit);  /* 9 */
-  sv->fd = socket(a.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                  0);
-  if (sv->fd < 0) return listen_failed(L, sv, 9, errno, lua_tostring(L, 8));
-  setopt(sv->fd, SOL_SOCKET, SO_REUSEADDR, lua_isnil(L, 6) ||
-         lua_toboolean(L, 6));
-  if (lua_toboolean(L, 7)) setopt(sv->fd, SOL_SOCKET, SO_REUSEPORT, 1);
-  if (a.ss.ss_family == AF_INET6) setopt(sv->fd, IPPROTO_IPV6, IPV6_V6ONLY, 1);
-  if (bind(sv->fd, (struct sockaddr *)&a.ss, a.len) != 0)
-    return listen_failed(L, sv, 9, errno, lua_tostring(L, 8));
-  server_start(L, sv, 9, 5, lua_tostring(L, 8));
+  backlog = checkbacklog(L, 5);
+  reuse_address = lua_isnoneornil(L, 6) || lua_toboolean(L, 6);
+  reuse_port = lua_toboolean(L, 7);
+  any = lua_toboolean(L, 8);
+  lua_settop(L, 8);
+  sv = server_new(L, lp, 1, limit, n);  /* 9 */
+  for (i = 0; i < n; i++) {
+    if (i > 0 && port == 0) addr_set_port(&as[i], addr_port_of(sv->fds[0]));
+    if (listen_socket(sv, k, &as[i], reuse_address, reuse_port, backlog) == 0) {
+      k++;
+    } else if (any && k > 0 &&
+               (errno == EAFNOSUPPORT || errno == EADDRNOTAVAIL)) {
+      if (sv->fds[k] >= 0) close(sv->fds[k]);
+      sv->fds[k] = -1;
+    } else {
+      int err = errno;
+      return listen_failed(L, sv, 9, err, listen_what(L, 2, i, port ? port
+                           : addr_port_of(sv->fds[0])));
+    }
+  }
+  sv->nsock = (unsigned char)k;
+  server_start(L, sv, 9, listen_what(L, 2, 0, port));
+  lua_settop(L, 9);
   return 1;
 }
 
@@ -365,17 +455,18 @@ static int l_unix_server(lua_State *L) {
   Server *sv;
   struct stat st;
   Addr a;
+  int backlog;
   lasync_checkcallable(L, 1, "handler");
   addr_from_path(L, 2, &a);
   limit = stream_checklimit(L, 3);
-  checkbacklog(L, 4);
+  backlog = checkbacklog(L, 4);
   lua_settop(L, 4);
   lua_pushfstring(L, "listen on %s", lua_tostring(L, 2));
-  sv = server_new(L, lp, 1, limit);  /* 6 */
-  sv->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (sv->fd < 0) return listen_failed(L, sv, 6, errno, lua_tostring(L, 5));
+  sv = server_new(L, lp, 1, limit, 1);  /* 6 */
+  sv->fds[0] = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (sv->fds[0] < 0) return listen_failed(L, sv, 6, errno, lua_tostring(L, 5));
   remove_stale(lua_tostring(L, 2));
-  if (bind(sv->fd, (struct sockaddr *)&a.ss, a.len) != 0)
+  if (bind(sv->fds[0], (struct sockaddr *)&a.ss, a.len) != 0)
     return listen_failed(L, sv, 6, errno, lua_tostring(L, 5));
   if (stat(lua_tostring(L, 2), &st) == 0) {
     sv->dev = st.st_dev;
@@ -383,7 +474,10 @@ static int l_unix_server(lua_State *L) {
     lua_pushvalue(L, 2);
     lua_setiuservalue(L, 6, SVUV_PATH);
   }
-  server_start(L, sv, 6, 4, lua_tostring(L, 5));
+  if (listen(sv->fds[0], backlog) != 0)
+    return listen_failed(L, sv, 6, errno, lua_tostring(L, 5));
+  server_start(L, sv, 6, lua_tostring(L, 5));
+  lua_settop(L, 6);
   return 1;
 }
 
@@ -407,9 +501,9 @@ static int l_is_serving(lua_State *L) {
 /* sockname(): host, port, or the path of a Unix socket; nil once closed. */
 static int l_sockname(lua_State *L) {
   Server *sv = checkserver(L);
-  if (sv->fd < 0) return 0;
+  if (sv->fds[0] < 0) return 0;
   if (lua_getiuservalue(L, 1, SVUV_PATH) == LUA_TSTRING) return 1;
-  return addr_push_of(L, sv->fd, 0);
+  return addr_push_of(L, sv->fds[0], 0);
 }
 
 /* Close (or abort: without sending what is buffered) every connection
@@ -482,8 +576,8 @@ static int l_set_max_connections(lua_State *L) {
 
 static int l_tostring(lua_State *L) {
   Server *sv = checkserver(L);
-  if (sv->fd < 0) lua_pushfstring(L, "<Server closed %p>", (void *)sv);
-  else lua_pushfstring(L, "<Server fd=%d %d connections>", sv->fd,
+  if (sv->fds[0] < 0) lua_pushfstring(L, "<Server closed %p>", (void *)sv);
+  else lua_pushfstring(L, "<Server fd=%d %d connections>", sv->fds[0],
                        sv->nconns);
   return 1;
 }

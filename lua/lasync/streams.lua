@@ -200,26 +200,67 @@ end
 
 -- --------------------------------------------------------------- servers --
 
---- Listens on host:port (host nil or "": every IPv4 interface, as asyncio
--- takes ""; a name: its first address; port 0 or nil: a free port) and
--- runs handler(reader, writer) in a new task for each connection; the
--- connection is closed when the handler returns or fails, and a failure
--- is reported to the loop's exception handler.
+local LISTEN_MAX = 8  -- sockets per server (src/server.c)
+
+-- The numeric hosts to listen on for host: nil or "" every interface,
+-- IPv4 and IPv6 (any: IPv6 is left out where the system lacks it); a name
+-- or an address, or a list of them, each of their addresses.
+local function listen_hosts(host, port)
+  if host == nil or host == "" then return {"0.0.0.0", "::"}, true end
+  local hosts, seen = {}, {}
+  for _, h in ipairs(type(host) == "table" and host or {host}) do
+    for _, a in ipairs(resolve(h, port)) do
+      if not seen[a.host] then
+        seen[a.host] = true
+        hosts[#hosts + 1] = a.host
+      end
+    end
+  end
+  if #hosts > LISTEN_MAX then
+    argerror(2, "start_server", ("more than %d addresses to listen on"):format(LISTEN_MAX))
+  end
+  return hosts, false
+end
+
+-- host: nil, a string or a non-empty list of strings.
+local function check_listen_host(host)
+  if type(host) ~= "table" then
+    if host ~= nil then check_host(host, 2, "start_server", "host (string, list or nil)") end
+    return
+  end
+  if host[1] == nil then argerror(2, "start_server", "host list must not be empty") end
+  for _, h in ipairs(host) do
+    check_host(h, 2, "start_server", "list of host strings")
+    if h == "" then argerror(2, "start_server", "a host in the list is empty") end
+  end
+end
+
+--- Listens on host:port (host nil or "": every interface, IPv4 and IPv6;
+-- a name: each of its addresses; a list of names and addresses: each of
+-- theirs, at most 8 in all; port 0 or nil: a free port, the same for every
+-- address) and runs handler(reader, writer) in a new task for each
+-- connection; the connection is closed when the handler returns or fails,
+-- and a failure is reported to the loop's exception handler.
 -- opts: limit, backlog (default 100), reuse_address (default true),
 -- reuse_port, ssl (settings with certfile, or an ssl_context: each
 -- connection does the TLS handshake before the handler runs),
 -- ssl_handshake_timeout. Returns the Server, serving.
 function M.start_server(handler, host, port, opts)
   check_handler(handler, "start_server")
-  if host ~= nil then check_host(host, 2, "start_server", "host (string or nil)") end
+  check_listen_host(host)
   port = port == nil and 0 or check_port(port, 3, "start_server")
   opts = check_opts(opts, 4, "start_server", SERVER_OPTS)
   local ctx, topts = tls_opts(opts, 4, "start_server", true)
   if ctx then handler = tls_handler(handler, ctx, topts) end
-  if host == nil or host == "" then host = "0.0.0.0" end
-  local a = resolve(host, port)[1]
-  return core.tcp_server(handler, a.host, a.port, opts.limit, opts.backlog,
-    opts.reuse_address, opts.reuse_port)
+  local hosts, any = listen_hosts(host, port)
+  for tries = 1, 5 do
+    local ok, srv = pcall(core.tcp_server, handler, hosts, port, opts.limit,
+      opts.backlog, opts.reuse_address, opts.reuse_port, any)
+    if ok then return srv end
+    -- port 0: the free port of the first address may be taken for another
+    local again = port == 0 and #hosts > 1 and OSError:is(srv) and srv.code == "EADDRINUSE"
+    if not again or tries == 5 then error(srv, 0) end
+  end
 end
 
 --- Listens on the Unix socket path (a stale socket file there is
