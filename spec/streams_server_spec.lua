@@ -286,6 +286,18 @@ describe("a Server", function()
       tostring(catch(core.tcp_server, say_hi, {"127.0.0.1", "localhost"}, 0)))
   end))
 
+  -- What host nil does where the system lacks IPv6: a later address that
+  -- cannot be had there is left out.
+  it("leaves out, for every interface, an address the system cannot give",
+     helper.async(function()
+    local core = require "lasync.core"
+    local srv = core.tcp_server(say_hi, {"127.0.0.1", "192.0.2.1"}, 0, nil, nil, nil, nil, true)
+    local _, port = srv:sockname()
+    assert.are.equal("hi\n", hi_from("127.0.0.1", port))
+    assert.matches("^<Server fd=%d+ 0 connections>$", tostring(srv))
+    util.stop(srv)
+  end))
+
   -- A link-local IPv6 address of this machine with its interface
   -- ("fe80::...%eth0"), from /proc/net/if_inet6 (scope 20: link), or nil.
   local function link_local()
