@@ -314,32 +314,68 @@ describe("lasync serve", function()
     return select(2, slurp(srv.log):gsub(text, ""))
   end
 
-  it("SIGHUP: the old workers serve until every new one listens (--workers 2)",
+  local function worker_pids(srv)
+    local list = {}
+    for p in slurp(srv.log):gmatch("worker %d started %(pid (%d+)%)") do list[#list + 1] = p end
+    return list
+  end
+
+  it("SIGHUP: the old workers serve until a new one listens in every slot (--workers 2)",
      helper.async(function()
     local script = write("h.lua", "return function(r, w) w:write('one\\n') end")
     local srv = start(("%s --workers 2 --listen 127.0.0.1:%d"):format(quote(script), free_port()))
     poll("two workers", 3, function() return count(srv, "listening on") == 2 end)
-    local port = port_of(srv)
-    -- New workers that cannot start: the old ones keep serving.
+    local port, old = port_of(srv), worker_pids(srv)
+    -- New workers that cannot start: the old ones keep serving. One that
+    -- dies meanwhile is not restarted: its slot's new worker takes over.
     write("h.lua", "return {handler = function(r, w) w:write('two\\n') end,"
       .. " on_start = function() error('no start') end}")
     signal(srv, "HUP")
     poll("two failed starts", 3, function() return count(srv, "exited with status 1") >= 2 end)
+    assert(os.execute("kill -KILL " .. old[1]))
+    log_has(srv, "%(pid " .. old[1] .. "%) was killed by SIGKILL")
     for _ = 1, 4 do assert.equal("one\n", echo_line(port, "")) end
-    -- New workers slow to start (until the file go exists: os.rename of a
-    -- file to itself succeeds only then): the old ones serve meanwhile.
-    local go = tmp("go")
-    os.remove(go)
+    -- New workers slow to start: each waits for a ticket (the file it can
+    -- rename away), so that they come one at a time.
+    local ticket, taken = tmp("ticket"), tmp("ticket.taken")
+    os.remove(ticket)
     write("h.lua", ([[local lasync = require "lasync"
       return {handler = function(r, w) w:write('two\n') end,
         on_start = function() while not os.rename(%q, %q) do lasync.sleep(0.01) end end}]])
-      :format(go, go))
+      :format(ticket, taken))
     for _ = 1, 4 do assert.equal("one\n", echo_line(port, "")) end
-    write("go", "")
-    log_has(srv, "the new workers listen: stopping 2 old ones", 5)
-    poll("old workers gone", 3, function() return count(srv, "exited with status 0") == 2 end)
+    local listening = count(srv, "listening on")
+    write("ticket", "")
+    poll("one new worker", 10, function() return count(srv, "listening on") == listening + 1 end)
+    lasync.sleep(0.2)
+    assert.falsy(slurp(srv.log):find("the new workers listen"))
+    write("ticket", "")
+    log_has(srv, "the new workers listen: stopping 1 old ones", 10)
+    log_has(srv, "%(pid " .. old[2] .. "%) exited with status 0")
     for _ = 1, 4 do assert.equal("two\n", echo_line(port, "")) end
     stop(srv)
+  end, 30))
+
+  it("SIGHUP: a worker that died just before is not started twice (--workers 2)",
+     helper.async(function()
+    local srv = start(("examples/echo.lua --workers 2 --listen 127.0.0.1:%d"):format(free_port()))
+    poll("two workers", 3, function() return count(srv, "listening on") == 2 end)
+    assert(os.execute("kill -KILL " .. worker_pids(srv)[1]))
+    signal(srv, "HUP")  -- while the restart waits for its delay
+    log_has(srv, "the new workers listen: stopping")
+    lasync.sleep(0.5)  -- longer than the restart's delay
+    local after = slurp(srv.log):match("SIGHUP: starting.*")
+    assert.equal(2, select(2, after:gsub("started %(pid", "")), after)
+    stop(srv)
+  end))
+
+  it("SIGHUP during a stop starts no workers", helper.async(function()
+    local srv = start(("examples/echo.lua --workers 2 --listen 127.0.0.1:%d"):format(free_port()))
+    poll("two workers", 3, function() return count(srv, "listening on") == 2 end)
+    signal(srv, "TERM")
+    signal(srv, "HUP")
+    assert.equal(0, exited(srv))
+    assert.falsy(slurp(srv.log):find("SIGHUP: starting"))
   end))
 
   local function listening_ports(srv)
@@ -387,8 +423,7 @@ describe("lasync serve", function()
     local srv = start("examples/echo.lua --workers 2 --listen 127.0.0.1:0")
     -- A worker may log its listen line before the master logs its start.
     local workers = poll("two workers", 3, function()
-      local list = {}
-      for p in slurp(srv.log):gmatch("worker %d started %(pid (%d+)%)") do list[#list + 1] = p end
+      local list = worker_pids(srv)
       return #list == 2 and select(2, listening_ports(srv)) == 2 and list
     end)
     signal(srv, "KILL")

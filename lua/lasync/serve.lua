@@ -292,7 +292,9 @@ local function serve_main(o, master, ready)
   run_hook(spec, "on_start")
   local servers, handler = {}, connection_handler(st)
   for i, a in ipairs(o.listen) do servers[i] = listen(st, a, handler) end
-  if ready then core.fd_write(ready, pid .. "\n") end
+  if ready and not core.fd_write(ready, pid .. "\n") then
+    log("cannot tell the master that this worker listens: a reload waits for it")
+  end
   local sig = stop:await()
   log("%s: draining (grace %g s)", sig, o.grace)
   local left = drain(st, servers)
@@ -324,19 +326,22 @@ local function died(how, code)
 end
 
 -- A worker that dies unexpectedly is replaced after a delay that doubles
--- while workers die young, so that a crashing script does not spin.
+-- while workers die young, so that a crashing script does not spin;
+-- unless a reload (a new generation) has replaced it meanwhile.
 local function restart_later(st, w)
   local lived = st.loop:time() - w.started
   st.backoff = lived < 1 and math.min(st.backoff * 2, MAX_BACKOFF) or 0.05
   log("restarting worker %d in %g s", w.slot, st.backoff)
   st.loop:call_later(st.backoff, function()
-    if st.stopping then return end
+    if st.stopping or w.gen ~= st.gen then return end
     st.queue[#st.queue + 1] = w.slot
     wake(st)
   end)
 end
 
--- SIGCHLD: reap every finished worker.
+-- SIGCHLD: reap every finished worker. One of an older generation that
+-- dies before it was told to is not restarted: the new worker of its
+-- slot takes over.
 local function reap(st)
   while true do
     local p, how, code = core.waitpid(-1, true)
@@ -344,9 +349,8 @@ local function reap(st)
     local w = st.workers[p]
     if w then
       st.workers[p], st.count = nil, st.count - 1
-      local expected = w.retiring or st.stopping
       log("worker %d (pid %d) %s", w.slot, p, died(how, code))
-      if not expected then restart_later(st, w) end
+      if not (w.termed or st.stopping) and w.gen == st.gen then restart_later(st, w) end
     end
   end
   wake(st)
@@ -358,7 +362,7 @@ end
 
 local function stop(st, sig)
   if st.stopping then return end
-  st.stopping = true
+  st.stopping, st.queue = true, {}
   log("%s: stopping %d workers", sig, st.count)
   signal_all(st, "SIGTERM")
   st.loop:call_later(st.o.grace + 5, function()
@@ -370,29 +374,33 @@ local function stop(st, sig)
   wake(st)
 end
 
--- SIGHUP: the script must load before new workers replace the old.
+-- SIGHUP: the script must load before a new generation of workers
+-- replaces the running ones (and any restart of theirs still to come).
 local function hangup(st)
+  if st.stopping then return end
   local _, err = M.load_script(st.o.script)
   if err then
     log("SIGHUP: reload failed, keeping the running workers: %s", err)
     return
   end
   log("SIGHUP: starting %d new workers, the old ones drain once they listen", st.o.workers)
-  for _, w in pairs(st.workers) do w.retiring = true end
-  for slot = 1, st.o.workers do st.queue[#st.queue + 1] = slot end
+  st.gen, st.queue = st.gen + 1, {}
+  for slot = 1, st.o.workers do st.queue[slot] = slot end
   wake(st)
 end
 
--- Once every new worker listens, SIGTERM the old ones they replace: until
--- then the old ones serve, so that a reload never refuses a connection,
--- and a new script that cannot start leaves them serving.
+-- Once a worker of the newest generation listens in every slot, SIGTERM
+-- the older ones: until then they serve, so that a reload never refuses a
+-- connection, and a new script that cannot start leaves them serving.
 local function retire_replaced(st)
-  local old, ready = {}, 0
+  local old, ready, n = {}, {}, 0
   for p, w in pairs(st.workers) do
-    if w.retiring and not w.termed then old[#old + 1] = p end
-    if not w.retiring and w.ready then ready = ready + 1 end
+    if w.gen < st.gen and not w.termed then old[#old + 1] = p end
+    if w.gen == st.gen and w.ready and not ready[w.slot] then
+      ready[w.slot], n = true, n + 1
+    end
   end
-  if #old == 0 or ready < st.o.workers then return end
+  if #old == 0 or n < st.o.workers then return end
   log("the new workers listen: stopping %d old ones", #old)
   for _, p in ipairs(old) do
     st.workers[p].termed = true
@@ -440,7 +448,7 @@ local function fork_queued(st)
   for _, slot in ipairs(st.queue) do
     local p = core.fork(st.loop, "SIGTERM")  -- workers drain when the master dies
     if p == 0 then worker(st) end
-    st.workers[p] = {slot = slot, started = st.loop:time()}
+    st.workers[p] = {slot = slot, gen = st.gen, started = st.loop:time()}
     st.count = st.count + 1
     log("worker %d started (pid %d)", slot, p)
   end
@@ -488,7 +496,7 @@ end
 local function serve_master(o)
   local loop = lasync.new_event_loop()
   local st = {o = o, loop = loop, workers = {}, count = 0, queue = {},
-    backoff = 0.05, ready_buf = ""}
+    backoff = 0.05, ready_buf = "", gen = 1}
   loop:set_exception_handler(log_context)
   local addrs, err = loop:run_until_complete(master_checks, o)
   if not addrs then
