@@ -234,8 +234,14 @@ describe("a Server", function()
       local bound, port = srv:sockname()
       assert.are.equal("0.0.0.0", bound)
       assert.are.equal("hi\n", hi_from("127.0.0.1", port))
-      if has_ipv6() then assert.are.equal("hi\n", hi_from("::1", port)) end
+      local all = {{host = "0.0.0.0", port = port}}
+      if has_ipv6() then
+        assert.are.equal("hi\n", hi_from("::1", port))
+        all[2] = {host = "::", port = port}
+      end
+      assert.are.same(all, srv:socknames())
       util.stop(srv)
+      assert.are.same({}, srv:socknames())
     end))
   end
 
@@ -335,6 +341,7 @@ describe("a Unix socket server", function()
   it("serves at a path, which is removed on close", helper.async(function()
     local srv = lasync.start_unix_server(util.echo, path)
     assert.are.equal(path, srv:sockname())
+    assert.are.same({{path = path}}, srv:socknames())
     assert.is_true(os.rename(path, path))  -- the socket file is there
     local r, w = lasync.open_unix_connection(path)
     w:write("over unix\n")
@@ -343,6 +350,7 @@ describe("a Unix socket server", function()
     assert.are.equal("", r:get_extra_info("sockname"))  -- unnamed
     w:close()
     util.stop(srv)
+    assert.are.same({}, srv:socknames())
     assert.is_nil(os.rename(path, path))
   end))
 

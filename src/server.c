@@ -506,6 +506,34 @@ static int l_sockname(lua_State *L) {
   return addr_push_of(L, sv->fds[0], 0);
 }
 
+/* socknames(): a list of {host=, port=} ({path=} for a Unix socket), one
+** per listening socket; empty once closed. */
+static int l_socknames(lua_State *L) {
+  Server *sv = checkserver(L);
+  int i, n = 0;
+  lua_settop(L, 1);
+  lua_newtable(L);
+  if (lua_getiuservalue(L, 1, SVUV_PATH) == LUA_TSTRING && sv->fds[0] >= 0) {
+    lua_createtable(L, 0, 1);
+    lua_insert(L, -2);
+    lua_setfield(L, -2, "path");
+    lua_rawseti(L, 2, 1);
+    return 1;
+  }
+  lua_pop(L, 1);
+  for (i = 0; i < sv->nsock && sv->fds[i] >= 0; i++) {
+    lua_createtable(L, 0, 2);
+    if (addr_push_of(L, sv->fds[i], 0) != 2) {
+      lua_pop(L, 1);
+      continue;
+    }
+    lua_setfield(L, -3, "port");
+    lua_setfield(L, -2, "host");
+    lua_rawseti(L, 2, ++n);
+  }
+  return 1;
+}
+
 /* Close (or abort: without sending what is buffered) every connection
 ** whose handler runs; the handlers see the end of their input. */
 static int close_all(lua_State *L, int abort) {
@@ -588,6 +616,7 @@ static const luaL_Reg server_methods[] = {
   {"serve_forever", l_serve_forever},
   {"is_serving", l_is_serving},
   {"sockname", l_sockname},
+  {"socknames", l_socknames},
   {"close_clients", l_close_clients},
   {"abort_clients", l_abort_clients},
   {"set_max_connections", l_set_max_connections},

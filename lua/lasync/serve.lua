@@ -190,9 +190,9 @@ end
 local function listen(st, a, handler)
   local server = open_server(st, a, handler)
   if st.o.max_connections then server:set_max_connections(st.o.max_connections) end
-  local host, port = server:sockname()
-  log("listening on %s%s", show_addr(a.path and a or {host = host, port = port}),
-    st.ssl and " (TLS)" or "")
+  for _, addr in ipairs(server:socknames()) do
+    log("listening on %s%s", show_addr(addr), st.ssl and " (TLS)" or "")
+  end
   return server
 end
 
