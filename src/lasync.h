@@ -243,6 +243,7 @@ void watch_open(lua_State *L);
 void watch_close_all(lua_State *L, Loop *lp, int loopidx);
 void watch_cancel(lua_State *L, Handle *h);
 int watch_checksig(lua_State *L, int idx);
+int watch_checkfd(lua_State *L, int idx);
 const char *watch_signame(int sig);
 
 /* process.c */

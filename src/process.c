@@ -10,7 +10,6 @@
 */
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -168,18 +167,12 @@ static int l_pipe(lua_State *L) {
   return 2;
 }
 
-static int checkfd(lua_State *L, int arg) {
-  lua_Integer fd = luaL_checkinteger(L, arg);
-  luaL_argcheck(L, fd >= 0 && fd <= INT_MAX, arg, "file descriptor expected");
-  return (int)fd;
-}
-
 /* core.fd_read(fd) -> what one read(2) gives ("" at end of file), or nil
 ** when nothing is there yet. */
 static int l_fd_read(lua_State *L) {
   char buf[4096];
   ssize_t n;
-  int fd = checkfd(L, 1);
+  int fd = watch_checkfd(L, 1);
   do n = read(fd, buf, sizeof buf);
   while (n < 0 && errno == EINTR);
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
@@ -192,7 +185,7 @@ static int l_fd_read(lua_State *L) {
 ** pipe of up to PIPE_BUF bytes is written whole or not at all). */
 static int l_fd_write(lua_State *L) {
   size_t len;
-  int fd = checkfd(L, 1);
+  int fd = watch_checkfd(L, 1);
   const char *s = luaL_checklstring(L, 2, &len);
   ssize_t n;
   do n = write(fd, s, len);
@@ -202,7 +195,7 @@ static int l_fd_write(lua_State *L) {
 }
 
 static int l_fd_close(lua_State *L) {
-  if (close(checkfd(L, 1)) != 0 && errno != EINTR) return oserror(L, "close");
+  if (close(watch_checkfd(L, 1)) != 0 && errno != EINTR) return oserror(L, "close");
   return 0;
 }
 

@@ -99,9 +99,10 @@ static Loop *checkopenloop(lua_State *L) {
   return lp;
 }
 
-static int checkfd(lua_State *L) {
-  lua_Integer fd = luaL_checkinteger(L, 2);
-  luaL_argcheck(L, fd >= 0 && fd < 1 << 30, 2, "file descriptor expected");
+/* The file descriptor at idx (also for core.fd_read and the like). */
+int watch_checkfd(lua_State *L, int idx) {
+  lua_Integer fd = luaL_checkinteger(L, idx);
+  luaL_argcheck(L, fd >= 0 && fd < 1 << 30, idx, "file descriptor expected");
   return (int)fd;
 }
 
@@ -159,12 +160,12 @@ static int remove_watch(lua_State *L, int fd, short what) {
 
 static int l_add_reader(lua_State *L) {
   checkopenloop(L);
-  return add(L, checkfd(L), EV_READ);
+  return add(L, watch_checkfd(L, 2), EV_READ);
 }
 
 static int l_add_writer(lua_State *L) {
   checkopenloop(L);
-  return add(L, checkfd(L), EV_WRITE);
+  return add(L, watch_checkfd(L, 2), EV_WRITE);
 }
 
 static int l_add_signal_handler(lua_State *L) {
@@ -174,12 +175,12 @@ static int l_add_signal_handler(lua_State *L) {
 
 static int l_remove_reader(lua_State *L) {
   checkopenloop(L);
-  return remove_watch(L, checkfd(L), EV_READ);
+  return remove_watch(L, watch_checkfd(L, 2), EV_READ);
 }
 
 static int l_remove_writer(lua_State *L) {
   checkopenloop(L);
-  return remove_watch(L, checkfd(L), EV_WRITE);
+  return remove_watch(L, watch_checkfd(L, 2), EV_WRITE);
 }
 
 static int l_remove_signal_handler(lua_State *L) {
