@@ -195,7 +195,8 @@ static int l_fd_write(lua_State *L) {
 }
 
 static int l_fd_close(lua_State *L) {
-  if (close(watch_checkfd(L, 1)) != 0 && errno != EINTR) return oserror(L, "close");
+  if (close(watch_checkfd(L, 1)) != 0 && errno != EINTR)
+    return oserror(L, "close");
   return 0;
 }
 
