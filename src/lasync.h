@@ -364,6 +364,7 @@ void stream_close(lua_State *L, Stream *s, int sidx, int abort);
 
 /* server.c */
 void server_open(lua_State *L);
+int server_bind(const Addr *a, int reuse_address, int reuse_port);
 
 /* waitlist.c: the lists of parked tasks (core.WaitList), for C objects
 ** that park tasks (the Event, queue.c). A WaitList holds its tasks in its

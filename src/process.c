@@ -13,8 +13,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <unistd.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #ifdef __linux__
 #include <sys/prctl.h>
 #endif
@@ -140,20 +138,9 @@ static int l_exit(lua_State *L) {
 ** can take in the meantime. */
 static int l_reserve_port(lua_State *L) {
   Addr a;
-  int fd, on = 1, err;
+  int fd;
   addr_from_host(L, 1, 2, &a);
-  fd = socket(a.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return oserror(L, "socket");
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);  /* as servers */
-  setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on);
-  if (a.ss.ss_family == AF_INET6)
-    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
-  if (bind(fd, (struct sockaddr *)&a.ss, a.len) != 0) {
-    err = errno;
-    close(fd);
-    errno = err;
-    return oserror(L, "bind");
-  }
+  if ((fd = server_bind(&a, 1, 1)) < 0) return oserror(L, "bind");
   return addr_push_of(L, fd, 0);
 }
 

@@ -351,18 +351,30 @@ static void setopt(int fd, int level, int name, int on) {
   setsockopt(fd, level, name, &on, sizeof on);
 }
 
+/* A TCP socket bound to a as a server's are (also core.reserve_port's):
+** SO_REUSEADDR as asked, SO_REUSEPORT if asked, an IPv6 one IPv6 only.
+** -1 on failure, errno telling why. */
+int server_bind(const Addr *a, int reuse_address, int reuse_port) {
+  int err, fd = socket(a->ss.ss_family,
+                       SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  setopt(fd, SOL_SOCKET, SO_REUSEADDR, reuse_address);
+  if (reuse_port) setopt(fd, SOL_SOCKET, SO_REUSEPORT, 1);
+  if (a->ss.ss_family == AF_INET6) setopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1);
+  if (bind(fd, (const struct sockaddr *)&a->ss, a->len) == 0) return fd;
+  err = errno;
+  close(fd);
+  errno = err;
+  return -1;
+}
+
 /* Socket k of sv for a: bound, listening. On failure errno tells why;
 ** the socket, if made, is sv's to close. */
 static int listen_socket(Server *sv, int k, const Addr *a, int reuse_address,
                          int reuse_port, int backlog) {
-  int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                  0);
+  int fd = server_bind(a, reuse_address, reuse_port);
   if (fd < 0) return -1;
   sv->fds[k] = fd;
-  setopt(fd, SOL_SOCKET, SO_REUSEADDR, reuse_address);
-  if (reuse_port) setopt(fd, SOL_SOCKET, SO_REUSEPORT, 1);
-  if (a->ss.ss_family == AF_INET6) setopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1);
-  if (bind(fd, (const struct sockaddr *)&a->ss, a->len) != 0) return -1;
   return listen(fd, backlog);
 }
 
