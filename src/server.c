@@ -651,4 +651,6 @@ static const luaL_Reg server_funcs[] = {
 void server_open(lua_State *L) {
   lasync_newmeta(L, K_SERVER, server_methods, server_meta);
   lasync_addfuncs(L, server_funcs);
+  lua_pushinteger(L, LISTEN_MAX);  /* start_server's own check */
+  lua_setfield(L, -2, "LISTEN_MAX");
 }

@@ -200,7 +200,7 @@ end
 
 -- --------------------------------------------------------------- servers --
 
-local LISTEN_MAX = 8  -- sockets per server (src/server.c)
+local LISTEN_MAX = core.LISTEN_MAX  -- sockets per server
 
 -- The numeric hosts to listen on for host: nil or "" every interface,
 -- IPv4 and IPv6 (any: IPv6 is left out where the system lacks it); a name
