@@ -26,13 +26,6 @@ static Task *current(lua_State *L) {
   return m->running ? m->running->current : NULL;
 }
 
-static Task *in_task(lua_State *L, const char *what) {
-  Task *t = current(L);
-  if (t == NULL)
-    luaL_error(L, "%s called outside a task", what);
-  return t;
-}
-
 /* The coroutines lasync.coroutine drives (a weak set it gives once). */
 static const char driven_key = 0;
 
@@ -320,9 +313,9 @@ static int l_park_state(lua_State *L) {
 /* f:await() / lasync.await(f): the future's results, or its error. */
 static int l_await(lua_State *L) {
   Future *f = future_check(L, 1);
-  Task *t = in_task(L, "await");
+  Task *t = current(L);
   /* a done future needs no suspension, so a C function in the way is fine */
-  if (f->state != F_PENDING) return future_unpack(L, f, 1);
+  if (t && f->state != F_PENDING) return future_unpack(L, f, 1);
   check_yieldable(L, t, "await");
   lua_settop(L, 1);
   suspend_on(L, t, f, 1);
