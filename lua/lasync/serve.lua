@@ -463,20 +463,28 @@ local function idle(st)
   end
 end
 
--- The master binds each address once (core.reserve_port) and gives the
--- workers its port: with port 0 they all, restarted ones too, share the
--- one the kernel chose, and an address in use stops the master at start.
--- Returns the workers' listen addresses, or nil and why not.
+-- The master binds each address of a listen option once
+-- (core.reserve_port), all on the port of the first, and gives the workers
+-- that port: with port 0 they all, restarted ones too, share the one the
+-- kernel chose, and an address in use stops the master at start. Returns
+-- the numeric hosts and the port.
+local function reserve_one(a)
+  local hosts, port = {}, a.port
+  for i, r in ipairs(lasync.getaddrinfo(a.host, a.port)) do
+    hosts[i], port = core.reserve_port(r.host, port)
+  end
+  return hosts, port
+end
+
+-- The workers' listen addresses (each with the list of its numeric hosts),
+-- or nil and why not.
 local function reserve(addrs)
   local out = {}
   for i, a in ipairs(addrs) do
-    local ok, host, port = pcall(function()
-      local r = lasync.getaddrinfo(a.host, a.port)[1]
-      return core.reserve_port(r.host, r.port)
-    end)
-    if not ok then return nil, ("cannot listen on %s: %s"):format(show_addr(a), errtext(host)) end
+    local ok, hosts, port = pcall(reserve_one, a)
+    if not ok then return nil, ("cannot listen on %s: %s"):format(show_addr(a), errtext(hosts)) end
     if a.port == 0 then log("%s: the workers listen on port %d", show_addr(a), port) end
-    out[i] = {host = host, port = port}
+    out[i] = {host = hosts, port = port}
   end
   return out
 end
