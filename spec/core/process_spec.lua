@@ -69,6 +69,15 @@ describe("core process functions", function()
     util.raises({"close", "Bad file descriptor"}, core.fd_close, r)
   end)
 
+  it("pipe raises OSError when the process is out of descriptors", function()
+    local p = assert(io.popen(("sh -c 'ulimit -n 4 && exec %s -e %q' 2>&1"):format(
+      os.getenv("LASYNC_LUA") or "lua5.4",
+      'print(select(2, pcall(require("lasync.core").pipe)))')))
+    local out = p:read("a")
+    p:close()
+    assert.are.equal("OSError: pipe: Too many open files\n", out)
+  end)
+
   it("rejects bad arguments", function()
     util.raises({"bad argument #2 to 'lasync.core.kill'", "unknown signal name 'SIGFOO'"},
       core.kill, 1, "SIGFOO")
