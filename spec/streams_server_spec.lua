@@ -292,6 +292,35 @@ describe("a Server", function()
       tostring(catch(core.tcp_server, say_hi, {"127.0.0.1", "localhost"}, 0)))
   end))
 
+  -- The kernel picks port 0's port: whether another address has it taken
+  -- is shown here by a core.tcp_server that says so the first times.
+  it("tries a new free port when another address has the first one's taken",
+     helper.async(function()
+    local core = require "lasync.core"
+    local real, calls = core.tcp_server, 0
+    local function taken_for(n)
+      calls = 0
+      core.tcp_server = function(...)
+        calls = calls + 1
+        if calls <= n then error(lasync.OSError("listen: taken", {code = "EADDRINUSE"}), 0) end
+        return real(...)
+      end
+    end
+    local ok, err = pcall(function()
+      taken_for(2)
+      util.stop(lasync.start_server(say_hi, {"127.0.0.1", "127.0.0.2"}, 0))
+      assert.are.equal(3, calls)
+      taken_for(5)  -- gives up after 5 tries
+      assert.are.equal("EADDRINUSE", catch(lasync.start_server, say_hi, {"127.0.0.1", "127.0.0.2"}, 0).code)
+      assert.are.equal(5, calls)
+      taken_for(1)  -- a port asked for is not changed: no retry
+      catch(lasync.start_server, say_hi, {"127.0.0.1", "127.0.0.2"}, 1)
+      assert.are.equal(1, calls)
+    end)
+    core.tcp_server = real
+    assert(ok, err)
+  end))
+
   -- What host nil does where the system lacks IPv6: a later address that
   -- cannot be had there is left out.
   it("leaves out, for every interface, an address the system cannot give",
