@@ -9,7 +9,7 @@
 # Useful overrides: SPECS=spec/core  BUSTED_FLAGS='--filter=future'
 #                   TREE=/tmp/rocks  (for install)  CFLAGS='-O0 -g'
 #
-# Why most flags are what they are: ../shared/TOOLCHAIN.md ("Pitfalls seen").
+# Why most flags are what they are: docs/development.md ("The toolchain on Debian 12").
 
 LUA        ?= lua5.4
 PKG_CONFIG ?= pkg-config
