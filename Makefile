@@ -175,9 +175,10 @@ run: deps all
 	  --listen 127.0.0.1:8080
 
 # bench/core.lua compares against Python asyncio and uvloop (Debian's
-# python3, with python3-uvloop) and ../shared/bench/micro; whatever is
-# missing is shown as n/a. REPEAT=n rounds (median), SCALE=x counts.
-SHARED_BENCH ?= $(CURDIR)/../shared/bench
+# python3, with python3-uvloop) and SHARED_BENCH's micro/, the peers'
+# benchmark suite (a separate checkout, given by path); whatever is missing
+# is shown as n/a. REPEAT=n rounds (median), SCALE=x counts.
+SHARED_BENCH ?=
 BENCH_PYTHON ?= /usr/bin/python3
 
 bench: deps deps-bench all

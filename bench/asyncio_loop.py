@@ -1,5 +1,5 @@
 """asyncio / uvloop baselines for bench/core.lua figures (d), (e) and (f),
-which ../shared/bench/micro/asyncio_micro.py does not measure. Same output
+which the peers' suite's micro/asyncio_micro.py does not measure. Same output
 format: "runtime<TAB>operation<TAB>value". Timed with time.process_time (CPU
 time), like os.clock in bench/core.lua.
 

@@ -11,7 +11,8 @@
 --
 -- Environment: REPEAT (rounds, default 5; every figure is the median of the
 -- rounds), SCALE (multiplies the operation counts, default 1), SHARED_BENCH
--- (default ../shared/bench beside the checkout), PYTHON (default
+-- (the peers' benchmark suite, a separate checkout; unset: its figures are
+-- n/a), PYTHON (default
 -- /usr/bin/python3, Debian's, which is the one with python3-uvloop).
 local HERE = arg[0]:match("^(.*)/[^/]*$") or "."
 package.path = HERE .. "/?.lua;" .. package.path
@@ -30,7 +31,7 @@ local TIMERS = 100000    -- (e): fixed by the issue
 local MEM_N = 100000     -- (f): sleeping tasks (and bare coroutines)
 local PY_N = 100000      -- iterations per asyncio_micro.py figure
 
-local SHARED = os.getenv("SHARED_BENCH") or HERE .. "/../../shared/bench"
+local SHARED = os.getenv("SHARED_BENCH") or ""
 local PYTHON = os.getenv("PYTHON") or "/usr/bin/python3"
 
 -- --------------------------------------------- lasync measurements -------
@@ -380,7 +381,8 @@ local function print_header(py, why)
   print(lines[1])
   print(lines[2])
   print(("%s; SHARED_BENCH %s"):format(lines[3],
-    py.micro and SHARED or SHARED .. " missing: asyncio_micro.py figures n/a"))
+    py.micro and SHARED or (SHARED == "" and "unset" or SHARED .. " missing")
+      .. ": asyncio_micro.py figures n/a"))
   print(("%d rounds, median of each figure; times are CPU time (os.clock, "
     .. "process_time), except asyncio_micro.py figures (perf_counter)"):format(REPEAT))
   print()

@@ -1,6 +1,7 @@
 #!/bin/sh
 # lasync's echo server (bench/echo_server.lua) beside the peers of issue 4,
-# in one run of the shared bench (../shared/bench), echo and memory parts.
+# in one run of the peers' benchmark suite (a separate checkout, given by
+# path), echo and memory parts.
 # The shared bench writes its results beside itself, so it runs from a
 # scratch copy; the summary is printed and kept in $OUT (default: a fresh
 # folder under /tmp). REPEAT, DUR, ... are passed on to run.sh.
@@ -8,9 +9,10 @@
 #   bench/echo_peers.sh [SHARED_BENCH]     (from the checkout, after make)
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-SHARED=${1:-$ROOT/../shared/bench}
+SHARED=${1:-${SHARED_BENCH:-}}
 OUT=${OUT:-$(mktemp -d -t lasync-echo-bench.XXXXXX)}
-[ -x "$SHARED/run.sh" ] || { echo "echo_peers: no shared bench at $SHARED" >&2; exit 1; }
+[ -n "$SHARED" ] || { echo "echo_peers: say where the peers' suite is: make bench-echo SHARED_BENCH=DIR" >&2; exit 1; }
+[ -x "$SHARED/run.sh" ] || { echo "echo_peers: no run.sh in $SHARED" >&2; exit 1; }
 
 # The peers' packages (Debian 12; Node.js is not from apt): installed when
 # root and missing, otherwise their rows fail and the run goes on.

@@ -1,4 +1,4 @@
---- lasync's echo server for the shared bench (../shared/bench, issue 4):
+--- lasync's echo server for the peers' benchmark suite (make bench-echo):
 -- one handler task per connection reads and writes back bytes until EOF,
 -- as the py-asyncio streams row does (read 64 KiB, write, drain).
 --
