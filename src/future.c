@@ -475,7 +475,7 @@ static const luaL_Reg future_meta[] = {
 static const luaL_Reg future_funcs[] = {
   {"Future", l_new},
   {"is_future", l_is_future},
-  {"future_fail", l_future_fail},
+  {"_future_fail", l_future_fail},
   {NULL, NULL}
 };
 

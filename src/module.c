@@ -196,7 +196,14 @@ int luaopen_lasync_core(lua_State *L) __attribute__((visibility("default")));
 
 /* One module state per Lua state: opening the module again (a test runner
 ** that clears package.loaded) returns the same table, so that no object or
-** metatable is shared by two module states. */
+** metatable is shared by two module states.
+**
+** The core table has three parts. Plain names (core.spawn, core.Future,
+** the error classes, ...) are what the lasync facade and its modules offer
+** users. Names with a leading underscore (core._park_in, core._SUSPEND,
+** core._set_driven, ...) are protocol hooks between the C core and the Lua
+** layers, for no one else. core.sys holds the system calls of the serve
+** command (fork, waitpid, pipe, fd_read, ...). */
 static const char instance_key = 0;
 
 int luaopen_lasync_core(lua_State *L) {
@@ -222,13 +229,13 @@ int luaopen_lasync_core(lua_State *L) {
   process_open(L);
   split_gc(L, K_FUTURE, K_FFUTURE);
   split_gc(L, K_TASK, K_FTASK);
-  expose(L, K_LOOP, "LoopMethods");
-  expose(L, K_FUTURE, "FutureMethods");
-  expose(L, K_TASK, "TaskMethods");
+  expose(L, K_LOOP, "_LoopMethods");
+  expose(L, K_FUTURE, "_FutureMethods");
+  expose(L, K_TASK, "_TaskMethods");
   lua_pushlightuserdata(L, SUSPEND_KEY);
-  lua_setfield(L, -2, "SUSPEND");
+  lua_setfield(L, -2, "_SUSPEND");
   lua_pushlightuserdata(L, CANCEL_KEY);
-  lua_setfield(L, -2, "CANCEL");
+  lua_setfield(L, -2, "_CANCEL");
   lua_pushliteral(L, LASYNC_VERSION);
   lua_setfield(L, -2, "VERSION");
   lua_pushvalue(L, -1);

@@ -1241,7 +1241,7 @@ static int l_received(lua_State *L) {
 }
 
 static const luaL_Reg stream_funcs[] = {
-  {"stream_received", l_received},
+  {"_stream_received", l_received},
   {"tcp_connect", l_tcp_connect},
   {"unix_connect", l_unix_connect},
   {NULL, NULL}

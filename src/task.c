@@ -958,15 +958,15 @@ static const luaL_Reg task_funcs[] = {
   {"spawn", l_spawn},
   {"await", l_await},
   {"sleep", l_sleep},
-  {"park", l_park},
-  {"unpark", l_unpark},
-  {"park_state", l_park_state},
-  {"set_driven", l_set_driven},
+  {"_park", l_park},
+  {"_unpark", l_unpark},
+  {"_park_state", l_park_state},
+  {"_set_driven", l_set_driven},
   {"current_task", l_current_task},
   {"all_tasks", l_all_tasks},
   {"is_task", l_is_task},
-  {"get_context", l_get_context},
-  {"set_context", l_set_context},
+  {"_get_context", l_get_context},
+  {"_set_context", l_set_context},
   {NULL, NULL}
 };
 

@@ -165,7 +165,7 @@ lua_Integer waitlist_unpark(lua_State *L, int widx, lua_Integer n) {
   return woken;
 }
 
-/* core.park_in: stack is w, what, taken, the task, what the resume
+/* core._park_in: stack is w, what, taken, the task, what the resume
 ** passed; ctx is the task's index in w. */
 static int park_in_k(lua_State *L, int status, lua_KContext ctx) {
   int woken, st = list_resumed(L, ctx, &woken);
@@ -177,8 +177,8 @@ static int park_in_k(lua_State *L, int status, lua_KContext ctx) {
   return 3;
 }
 
-/* core.park_in(w, what, taken): the running task parks at the tail of the
-** WaitList w until unparked or cancelled, and returns as core.park does.
+/* core._park_in(w, what, taken): the running task parks at the tail of the
+** WaitList w until unparked or cancelled, and returns as core._park does.
 ** Then it leaves w, unless taken: wakers take waiters off (unpark_next)
 ** and it leaves only if still in w. what names the caller in the error
 ** raised (before anything was listed) outside a task. */
@@ -190,7 +190,7 @@ static int l_park_in(lua_State *L) {
   return list_park(L, t, park_in_k);
 }
 
-/* core.unpark_in(w, n): unparks up to n (default 1) tasks of w, the first
+/* core._unpark_in(w, n): unparks up to n (default 1) tasks of w, the first
 ** not woken nor cancelled yet, in order; they stay in w (each leaves it
 ** when it runs). Returns how many were woken. */
 static int l_unpark_in(lua_State *L) {
@@ -224,7 +224,7 @@ int waitlist_unpark_next(lua_State *L, int widx) {
   return 0;
 }
 
-/* core.unpark_next(w): takes tasks off the head of w until one not woken
+/* core._unpark_next(w): takes tasks off the head of w until one not woken
 ** nor cancelled yet is unparked; returns it, or nothing (w is empty). */
 static int l_unpark_next(lua_State *L) {
   checklist(L);
@@ -232,7 +232,7 @@ static int l_unpark_next(lua_State *L) {
   return waitlist_unpark_next(L, 1);
 }
 
-/* core.unpark_first(w): unparks the first task of w if it was not woken
+/* core._unpark_first(w): unparks the first task of w if it was not woken
 ** nor cancelled yet (asyncio's Lock._wake_up_first); returns it if so. */
 static int l_unpark_first(lua_State *L) {
   WaitList *wl = checklist(L);
@@ -244,7 +244,7 @@ static int l_unpark_first(lua_State *L) {
   return t && task_unpark(L, t, 0, 0);
 }
 
-/* core.park_first(w): the first task of w, or nothing. */
+/* core._park_first(w): the first task of w, or nothing. */
 static int l_park_first(lua_State *L) {
   WaitList *wl = checklist(L);
   if (wl->n == 0) return 0;
@@ -253,7 +253,7 @@ static int l_park_first(lua_State *L) {
   return 1;
 }
 
-/* core.park_count(w, live): how many tasks are in w; with live, those not
+/* core._park_count(w, live): how many tasks are in w; with live, those not
 ** cancelled (a cancelled one stays until it ran). */
 static int l_park_count(lua_State *L) {
   WaitList *wl = checklist(L);
@@ -274,7 +274,7 @@ static int l_park_count(lua_State *L) {
   return 1;
 }
 
-/* core.park_list(w): a copy of w for inspection, {head = h, tail = t,
+/* core._park_list(w): a copy of w for inspection, {head = h, tail = t,
 ** [h .. t] = task or false}. */
 static int l_park_list(lua_State *L) {
   WaitList *wl = checklist(L);
@@ -293,7 +293,7 @@ static int l_park_list(lua_State *L) {
   return 1;
 }
 
-/* core.WaitList(): an empty list. */
+/* core._WaitList(): an empty list. */
 int waitlist_new(lua_State *L) {
   WaitList *wl = lua_newuserdatauv(L, sizeof(WaitList), 1);
   memset(wl, 0, sizeof *wl);
@@ -411,14 +411,14 @@ static int l_event_tostring(lua_State *L) {
 }
 
 static const luaL_Reg waitlist_funcs[] = {
-  {"park_in", l_park_in},
-  {"unpark_in", l_unpark_in},
-  {"unpark_next", l_unpark_next},
-  {"unpark_first", l_unpark_first},
-  {"park_first", l_park_first},
-  {"park_count", l_park_count},
-  {"park_list", l_park_list},
-  {"WaitList", waitlist_new},
+  {"_park_in", l_park_in},
+  {"_unpark_in", l_unpark_in},
+  {"_unpark_next", l_unpark_next},
+  {"_unpark_first", l_unpark_first},
+  {"_park_first", l_park_first},
+  {"_park_count", l_park_count},
+  {"_park_list", l_park_list},
+  {"_WaitList", waitlist_new},
   {"Event", l_event_new},
   {NULL, NULL}
 };

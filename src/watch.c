@@ -9,7 +9,7 @@
 #include <string.h>
 #include "lasync.h"
 
-/* Signal names for add_signal_handler, core.kill and core.signame (which
+/* Signal names for add_signal_handler, core.sys.kill and core.sys.signame (which
 ** names a worker's death in `lasync serve` logs). */
 static const struct { const char *name; int sig; } signames[] = {
   {"SIGHUP", SIGHUP}, {"SIGINT", SIGINT}, {"SIGQUIT", SIGQUIT},
@@ -99,7 +99,7 @@ static Loop *checkopenloop(lua_State *L) {
   return lp;
 }
 
-/* The file descriptor at idx (also for core.fd_read and the like). */
+/* The file descriptor at idx (also for core.sys.fd_read and the like). */
 int watch_checkfd(lua_State *L, int idx) {
   lua_Integer fd = luaL_checkinteger(L, idx);
   luaL_argcheck(L, fd >= 0 && fd < 1 << 30, idx, "file descriptor expected");

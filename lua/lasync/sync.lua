@@ -6,15 +6,15 @@
 -- trace: no lock stays held, no unit of a semaphore is lost, and a wake-up
 -- already handed to it passes on to the next waiter.
 -- Nothing is allocated by an uncontended acquire or release, and a task
--- that must wait makes no Future either: it parks (core.park) in the
--- primitive's list of waiters until woken (core.unpark) or cancelled.
+-- that must wait makes no Future either: it parks (core._park) in the
+-- primitive's list of waiters until woken (core._unpark) or cancelled.
 -- Waiting calls must be made from a task.
 -- Misuse raises a string error at the caller's line.
 local core = require "lasync.core"
 
 local CancelledError, BrokenBarrierError = core.CancelledError, core.BrokenBarrierError
 local park_in, unpark_in, unpark_first, park_first, park_count =
-  core.park_in, core.unpark_in, core.unpark_first, core.park_first, core.park_count
+  core._park_in, core._unpark_in, core._unpark_first, core._park_first, core._park_count
 local pcall, error, type, tostring = pcall, error, type, tostring
 local getmetatable, setmetatable = getmetatable, setmetatable
 local isyieldable = coroutine.isyieldable
@@ -73,11 +73,11 @@ local function new(class, fields)
 end
 
 -- --------------------------------------------------------------- waiters --
--- The tasks waiting, parked, in the order they came: a core.WaitList.
--- Each waiter leaves it by itself once it ran again (core.park_in);
--- core.unpark_in(w, n) wakes the first n not woken yet.
+-- The tasks waiting, parked, in the order they came: a core._WaitList.
+-- Each waiter leaves it by itself once it ran again (core._park_in);
+-- core._unpark_in(w, n) wakes the first n not woken yet.
 
-local new_waiters = core.WaitList
+local new_waiters = core._WaitList
 
 -- Is some waiter of w not cancelled? (A cancelled one has not run yet to
 -- leave.)

@@ -1,4 +1,4 @@
--- core.park / core.unpark: a task waits with no Future (what lasync.sync
+-- core._park / core._unpark: a task waits with no Future (what lasync.sync
 -- and lasync.queues build on). Cancellation behaves as if the task awaited
 -- a Future of its own that unpark resolves.
 local lasync = require "lasync"
@@ -6,7 +6,7 @@ local core = require "lasync.core"
 local helper = require "helper"
 
 local CancelledError = lasync.CancelledError
-local park, unpark, park_state = core.park, core.unpark, core.park_state
+local park, unpark, park_state = core._park, core._unpark, core._park_state
 local settle = helper.settle
 
 -- A task that parks once and returns what park returned, in a table.
@@ -16,7 +16,7 @@ local function parker()
   end)
 end
 
-describe("core.park", function()
+describe("core._park", function()
   it("waits until unpark, which hands it a value", helper.async(function()
     local t = parker()
     settle()
@@ -194,11 +194,11 @@ describe("core.park", function()
   end))
 end)
 
-describe("core.park_in", function()
-  local park_in, unpark_in, unpark_next = core.park_in, core.unpark_in, core.unpark_next
+describe("core._park_in", function()
+  local park_in, unpark_in, unpark_next = core._park_in, core._unpark_in, core._unpark_next
 
-  local function list() return core.WaitList() end
-  local dump = core.park_list
+  local function list() return core._WaitList() end
+  local dump = core._park_list
 
   local function parked_in(w, log, taken)
     return lasync.spawn(function()
@@ -310,28 +310,28 @@ describe("core.park_in", function()
 
   it("first, count, unpark_first", helper.async(function()
     local w, log = list(), {}
-    assert.is_nil(core.park_first(w))
-    assert.is_nil(core.unpark_first(w))
+    assert.is_nil(core._park_first(w))
+    assert.is_nil(core._unpark_first(w))
     assert.are.equal(0, #w)
     local a, b, c = parked_in(w, log), parked_in(w, log), parked_in(w, log)
     settle()
     assert.are.equal(3, #w)
     assert.are.equal("<WaitList n=3>", tostring(w))
-    assert.are.equal(a, core.park_first(w))
+    assert.are.equal(a, core._park_first(w))
     a:cancel()
-    assert.are.equal(3, core.park_count(w))
-    assert.are.equal(2, core.park_count(w, true))
-    assert.is_nil(core.unpark_first(w))  -- the head was cancelled: nothing
+    assert.are.equal(3, core._park_count(w))
+    assert.are.equal(2, core._park_count(w, true))
+    assert.is_nil(core._unpark_first(w))  -- the head was cancelled: nothing
     settle()
-    assert.are.equal(b, core.park_first(w))
-    assert.are.equal(b, core.unpark_first(w))
-    assert.is_nil(core.unpark_first(w))  -- woken already
-    assert.are.equal(2, core.park_count(w, true))
+    assert.are.equal(b, core._park_first(w))
+    assert.are.equal(b, core._unpark_first(w))
+    assert.is_nil(core._unpark_first(w))  -- woken already
+    assert.are.equal(2, core._park_count(w, true))
     assert.are.equal(1, unpark_in(w))
     settle()
     assert.are.same({a, b, c}, log)
-    assert.are.equal(0, core.park_count(w, true))
-    assert.matches("WaitList expected", tostring(helper.error_of(core.park_count, {})))
+    assert.are.equal(0, core._park_count(w, true))
+    assert.matches("WaitList expected", tostring(helper.error_of(core._park_count, {})))
   end))
 
   it("makes no Future", helper.async(function()
