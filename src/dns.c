@@ -318,8 +318,8 @@ static int l_getaddrinfo(lua_State *L) {
   return getaddrinfo_k(L, lua_pcallk(L, 1, 1, 0, 0, getaddrinfo_k), 0);
 }
 
-/* Stack: Mod, core table (with core.await, from task_open). */
-void dns_open(lua_State *L) {
+/* Stack: Mod, core table (with core.await, from task_register). */
+void dns_register(lua_State *L) {
   lua_pushvalue(L, -2);
   lua_pushvalue(L, -3);
   lua_pushcclosure(L, dns_done, 1);

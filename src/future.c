@@ -484,7 +484,7 @@ static const luaL_Reg loop_methods[] = {
   {NULL, NULL}
 };
 
-void future_open(lua_State *L) {
+void future_register(lua_State *L) {
   lasync_newmeta(L, K_FUTURE, lasync_future_methods, future_meta);
   lasync_addfuncs(L, future_funcs);
   lasync_addmethods(L, K_LOOP, loop_methods);

@@ -277,7 +277,7 @@ static const luaL_Reg loop_methods[] = {
   {NULL, NULL}
 };
 
-void handle_open(lua_State *L) {
+void handle_register(lua_State *L) {
   lasync_newmeta(L, K_HANDLE, handle_methods, handle_meta);
   lasync_newmeta(L, K_TIMER, timer_methods, handle_meta);
   lasync_newmeta(L, K_WATCH, handle_methods, handle_meta);

@@ -206,14 +206,14 @@ const char *lasync_tostring(lua_State *L, int idx);
 void lasync_checkcallable(lua_State *L, int idx, const char *what);
 
 /* errors.c */
-void errors_open(lua_State *L);
+void errors_register(lua_State *L);
 void errors_push_new(lua_State *L, const char *cls, const char *msg);
 void errors_push_newv(lua_State *L, const char *cls, int msgidx);
 int errors_raise(lua_State *L, const char *cls, const char *fmt, ...);
 int errors_is_cancelled(lua_State *L, Mod *m, int idx);
 
 /* loop.c */
-void loop_open(lua_State *L);
+void loop_register(lua_State *L);
 void loop_ready_push(Loop *lp, void *obj);
 void loop_anchor(lua_State *L, Loop *lp, int idx);
 void loop_unanchor(lua_State *L, Loop *lp, const void *p);
@@ -230,7 +230,7 @@ double loop_time(Loop *lp);
 void loop_push_ctx(lua_State *L, Loop *lp);
 
 /* handle.c */
-void handle_open(lua_State *L);
+void handle_register(lua_State *L);
 Handle *handle_new(lua_State *L, Loop *lp, int kind, int fnidx, int nargs);
 void handle_run(lua_State *L, Loop *lp, Handle *h);
 void handle_call_soon(lua_State *L, Loop *lp, int fnidx, int nargs);
@@ -239,7 +239,7 @@ void timers_due(lua_State *L, Loop *lp, double now);
 void timers_clear(lua_State *L, Loop *lp);
 
 /* watch.c */
-void watch_open(lua_State *L);
+void watch_register(lua_State *L);
 void watch_close_all(lua_State *L, Loop *lp, int loopidx);
 void watch_cancel(lua_State *L, Handle *h);
 int watch_checksig(lua_State *L, int idx);
@@ -247,10 +247,10 @@ int watch_checkfd(lua_State *L, int idx);
 const char *watch_signame(int sig);
 
 /* process.c */
-void process_open(lua_State *L);
+void process_register(lua_State *L);
 
 /* future.c */
-void future_open(lua_State *L);
+void future_register(lua_State *L);
 Future *future_new(lua_State *L, Loop *lp, int kind, size_t size, int nuv);
 Future *future_check(lua_State *L, int idx);
 #define future_getx(L, fidx, x) lasync_getx(L, fidx, FUV_X, x)
@@ -265,7 +265,7 @@ void future_report_unretrieved(lua_State *L, Future *f, int fidx);
 const char *future_state_name(Future *f);
 
 /* task.c */
-void task_open(lua_State *L);
+void task_register(lua_State *L);
 void task_step(lua_State *L, Loop *lp, Task *t);
 void task_wakeup(Task *t, Future *f);
 int task_cancel(lua_State *L, Task *t, int tidx, int msgidx);
@@ -273,7 +273,7 @@ void handle_cancel(lua_State *L, Handle *h, int hidx);
 Task *task_new(lua_State *L, Loop *lp, int fnidx, int nargs, int eager);
 
 /* dns.c */
-void dns_open(lua_State *L);
+void dns_register(lua_State *L);
 void dns_close(Loop *lp);
 
 /* future.c, task.c: for C functions that wait (stream.c, server.c) */
@@ -356,14 +356,14 @@ size_t lasync_evsize(void);
 
 /* stream.c */
 typedef struct Stream Stream;
-void stream_open(lua_State *L);
+void stream_register(lua_State *L);
 Stream *stream_new(lua_State *L, Loop *lp, size_t limit);
 void stream_attach(Stream *s, int fd, int accepted);
 size_t stream_checklimit(lua_State *L, int idx);
 void stream_close(lua_State *L, Stream *s, int sidx, int abort);
 
 /* server.c */
-void server_open(lua_State *L);
+void server_register(lua_State *L);
 int server_bind(const Addr *a, int reuse_address, int reuse_port);
 
 /* waitlist.c: the lists of parked tasks (core._WaitList), for C objects
@@ -377,7 +377,7 @@ typedef struct WaitList {
   OBJ_HEAD;                      /* K_WAITLIST; slot and loop unused */
   lua_Integer head, tail, n;
 } WaitList;
-void waitlist_open(lua_State *L);
+void waitlist_register(lua_State *L);
 int waitlist_new(lua_State *L);
 int waitlist_park(lua_State *L, int widx, Task *t, lua_KFunction k);
 int waitlist_resumed(lua_State *L, int widx, int tidx, int taken,
@@ -386,12 +386,12 @@ lua_Integer waitlist_unpark(lua_State *L, int widx, lua_Integer n);
 int waitlist_unpark_next(lua_State *L, int widx);
 
 /* queue.c */
-void queue_open(lua_State *L);
+void queue_register(lua_State *L);
 
 /* tls.c */
 typedef struct Tls Tls;
 typedef struct TlsCtx TlsCtx;
-void tls_open(lua_State *L);
+void tls_register(lua_State *L);
 TlsCtx *tls_checkctx(lua_State *L, int idx, int server, const char *what);
 int tls_needs_host(TlsCtx *c);
 Tls *tls_new(TlsCtx *c, int fd, int server, const char *host);

@@ -638,7 +638,7 @@ static const luaL_Reg loop_funcs[] = {
 };
 
 /* Stack: Mod, core table. */
-void loop_open(lua_State *L) {
+void loop_register(lua_State *L) {
   new_weak(L, "v");
   ((Mod *)lua_touserdata(L, -3))->loopsref = luaL_ref(L, LUA_REGISTRYINDEX);
   lasync_newmeta(L, K_LOOP, lasync_loop_methods, loop_meta);

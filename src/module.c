@@ -214,19 +214,19 @@ int luaopen_lasync_core(lua_State *L) {
   m = lua_newuserdatauv(L, sizeof(Mod), MUV_NUV);
   memset(m, 0, sizeof *m);
   lua_newtable(L);
-  errors_open(L);
-  loop_open(L);
-  handle_open(L);
-  watch_open(L);
-  future_open(L);
-  task_open(L);
-  waitlist_open(L);
-  queue_open(L);
-  dns_open(L);  /* after task_open: it keeps core.await */
-  stream_open(L);
-  server_open(L);
-  tls_open(L);
-  process_open(L);
+  errors_register(L);
+  loop_register(L);
+  handle_register(L);
+  watch_register(L);
+  future_register(L);
+  task_register(L);
+  waitlist_register(L);
+  queue_register(L);
+  dns_register(L);  /* after task_register: it keeps core.await */
+  stream_register(L);
+  server_register(L);
+  tls_register(L);
+  process_register(L);
   split_gc(L, K_FUTURE, K_FFUTURE);
   split_gc(L, K_TASK, K_FTASK);
   expose(L, K_LOOP, "_LoopMethods");

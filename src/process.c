@@ -206,7 +206,7 @@ static const luaL_Reg process_funcs[] = {
 };
 
 /* The serve command's system calls go in core.sys, apart from the API. */
-void process_open(lua_State *L) {
+void process_register(lua_State *L) {
   lua_newtable(L);
   lua_pushvalue(L, -3);
   luaL_setfuncs(L, process_funcs, 1);

@@ -648,7 +648,7 @@ static const luaL_Reg server_funcs[] = {
   {NULL, NULL}
 };
 
-void server_open(lua_State *L) {
+void server_register(lua_State *L) {
   lasync_newmeta(L, K_SERVER, server_methods, server_meta);
   lasync_addfuncs(L, server_funcs);
   lua_pushinteger(L, LISTEN_MAX);  /* start_server's own check */

@@ -1247,7 +1247,7 @@ static const luaL_Reg stream_funcs[] = {
   {NULL, NULL}
 };
 
-void stream_open(lua_State *L) {
+void stream_register(lua_State *L) {
   lasync_newmeta(L, K_STREAM, stream_methods, stream_meta);
   lasync_addfuncs(L, stream_funcs);
 }

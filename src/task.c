@@ -997,7 +997,7 @@ static void inherit_future(lua_State *L) {
   lua_settop(L, fm - 2);
 }
 
-void task_open(lua_State *L) {
+void task_register(lua_State *L) {
   lasync_newmeta(L, K_TASK, task_methods, task_meta);
   lasync_addmethods(L, K_FUTURE, await_methods);
   inherit_future(L);

@@ -446,7 +446,7 @@ static const luaL_Reg no_methods[] = {
   {NULL, NULL}
 };
 
-void waitlist_open(lua_State *L) {
+void waitlist_register(lua_State *L) {
   lasync_addfuncs(L, waitlist_funcs);
   lasync_newmeta(L, K_WAITLIST, no_methods, waitlist_meta);
   lasync_newmeta(L, K_EVENT, event_methods, event_meta);

@@ -198,6 +198,6 @@ static const luaL_Reg loop_methods[] = {
   {NULL, NULL}
 };
 
-void watch_open(lua_State *L) {
+void watch_register(lua_State *L) {
   lasync_addmethods(L, K_LOOP, loop_methods);
 }
