@@ -35,6 +35,21 @@ enum { K_FFUTURE = K_NKINDS, K_FTASK, K_NMT };
 typedef struct Loop Loop;
 typedef struct Task Task;
 
+/* Per-loop extensions (loop.c): an I/O file that keeps state per loop, or
+** must clean up when a loop closes, has a slot here. The loop knows nothing
+** of what a slot holds: lp->ext[slot] is the file's own (NULL until the
+** file fills it, on first use), and the close hook that the file registers
+** at module open (loop_register_ext) frees it when the loop closes, hooks
+** in slot order, before the loop's event base goes. Reaching a slot costs
+** what a field of the Loop does. */
+enum {
+  LX_WATCH,        /* watch.c: no state (its watches are in LUV_WATCH) */
+  LX_DNS,          /* dns.c: the resolver and its lookups in flight */
+  LX_STREAM,       /* stream.c: the receive buffer; no close hook */
+  LX_N
+};
+typedef void (*LoopCloseHook)(lua_State *L, Loop *lp, int loopidx);
+
 /* Every C object starts with this head: a mark that it is one of ours (a
 ** static address no other userdata holds there), its kind, its slot in the
 ** loop's anchors (0 when not anchored) and its loop. Type checks read it
@@ -52,6 +67,7 @@ typedef struct Mod {
   unsigned long task_seq;        /* for default task names */
   unsigned long cancel_walks;    /* task_cancel calls, to mark a walk */
   int ctx_used;                  /* a ContextVar was ever set */
+  LoopCloseHook loop_close[LX_N]; /* per-loop extensions' close hooks */
 } Mod;
 
 /* Module user values (the Mod userdata). */
@@ -64,6 +80,7 @@ enum {
 };
 
 void loop_push_pool(lua_State *L, Loop *lp);
+void loop_register_ext(lua_State *L, int slot, LoopCloseHook close);
 
 typedef struct Handle {
   OBJ_HEAD;                      /* K_HANDLE, K_TIMER or K_WATCH */
@@ -169,9 +186,7 @@ struct Loop {
   int *freeslots, nfree, capfree; /* slots to reuse */
   size_t ran;                    /* items run since the last I/O poll */
   unsigned char running, stopping, closed, debug;
-  struct evdns_base *dns;        /* dns.c: the resolver, made on first use */
-  char *scratch;                 /* stream.c: the state's receive buffer */
-  struct DnsQuery *lookups;      /* dns.c: lookups whose handle has not run */
+  void *ext[LX_N];               /* per-loop extensions, LX_* */
 };
 
 /* Loop user values. */
@@ -240,7 +255,6 @@ void timers_clear(lua_State *L, Loop *lp);
 
 /* watch.c */
 void watch_register(lua_State *L);
-void watch_close_all(lua_State *L, Loop *lp, int loopidx);
 void watch_cancel(lua_State *L, Handle *h);
 int watch_checksig(lua_State *L, int idx);
 int watch_checkfd(lua_State *L, int idx);
@@ -274,7 +288,6 @@ Task *task_new(lua_State *L, Loop *lp, int fnidx, int nargs, int eager);
 
 /* dns.c */
 void dns_register(lua_State *L);
-void dns_close(Loop *lp);
 
 /* future.c, task.c: for C functions that wait (stream.c, server.c) */
 int future_wake(Future *f);

@@ -56,7 +56,8 @@ void watch_cancel(lua_State *L, Handle *h) {
   lua_pop(L, 2);
 }
 
-void watch_close_all(lua_State *L, Loop *lp, int loopidx) {
+/* The loop's close hook (LX_WATCH): stop every watch. */
+static void watch_close_all(lua_State *L, Loop *lp, int loopidx) {
   int t;
   (void)lp;
   lua_getiuservalue(L, loopidx, LUV_WATCH);
@@ -199,5 +200,6 @@ static const luaL_Reg loop_methods[] = {
 };
 
 void watch_register(lua_State *L) {
+  loop_register_ext(L, LX_WATCH, watch_close_all);
   lasync_addmethods(L, K_LOOP, loop_methods);
 }
