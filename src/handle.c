@@ -36,7 +36,7 @@ Handle *handle_new(lua_State *L, Loop *lp, int kind, int fnidx, int nargs) {
     lua_setiuservalue(L, hidx, i + 1);
   }
   if (m->ctx_used) {
-    loop_push_ctx(L, lp);
+    context_push(L, m);
     lua_setiuservalue(L, hidx, nargs + 2);
   }
   return h;

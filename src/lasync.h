@@ -242,7 +242,6 @@ void loop_report_error(lua_State *L, Loop *lp, const char *msg, int erridx,
 int loop_pcall(lua_State *L, int nargs, int nres);
 void loop_push_traceback(lua_State *L);
 double loop_time(Loop *lp);
-void loop_push_ctx(lua_State *L, Loop *lp);
 
 /* handle.c */
 void handle_register(lua_State *L);
@@ -285,6 +284,10 @@ void task_wakeup(Task *t, Future *f);
 int task_cancel(lua_State *L, Task *t, int tidx, int msgidx);
 void handle_cancel(lua_State *L, Handle *h, int hidx);
 Task *task_new(lua_State *L, Loop *lp, int fnidx, int nargs, int eager);
+
+/* context.c */
+void context_register(lua_State *L);
+void context_push(lua_State *L, Mod *m);
 
 /* dns.c */
 void dns_register(lua_State *L);

@@ -220,6 +220,7 @@ int luaopen_lasync_core(lua_State *L) {
   watch_register(L);
   future_register(L);
   task_register(L);
+  context_register(L);
   waitlist_register(L);
   queue_register(L);
   dns_register(L);  /* after task_register: it keeps core.await */
