@@ -307,7 +307,7 @@ void task_resumed(lua_State *L, int fidx);
 int task_resumed_k(lua_State *L, int status, lua_KContext ctx);
 
 /* Waiting with no Future (task.c), what lasync.sleep, lasync.sync and
-** lasync.queues wait with (core._park, core._park_in, ...).
+** lasync.queues wait with (core._park, a WaitList's w:park, ...).
 **
 ** task_park(L, t, ctx, k): the running task t (from task_running) parks:
 ** it suspends, registered nowhere but where its waker will find it; k (with
@@ -382,8 +382,9 @@ void stream_close(lua_State *L, Stream *s, int sidx, int abort);
 void server_register(lua_State *L);
 int server_bind(const Addr *a, int reuse_address, int reuse_port);
 
-/* waitlist.c: the lists of parked tasks (core._WaitList), for C objects
-** that park tasks (the Event, queue.c). A WaitList holds its tasks in its
+/* waitlist.c: the lists of parked tasks (core._WaitList(), an object with
+** methods in Lua), for C objects that park tasks (the Event, queue.c). The
+** functions below are its methods in C. A WaitList holds its tasks in its
 ** user value; n counts them. waitlist_new pushes an empty one;
 ** waitlist_park / waitlist_resumed park the running task in the one at
 ** widx and clean up when it resumes; waitlist_unpark wakes up to n of them

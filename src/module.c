@@ -200,7 +200,7 @@ int luaopen_lasync_core(lua_State *L) __attribute__((visibility("default")));
 **
 ** The core table has three parts. Plain names (core.spawn, core.Future,
 ** the error classes, ...) are what the lasync facade and its modules offer
-** users. Names with a leading underscore (core._park_in, core._SUSPEND,
+** users. Names with a leading underscore (core._park, core._SUSPEND,
 ** core._set_driven, ...) are protocol hooks between the C core and the Lua
 ** layers, for no one else. core.sys holds the system calls of the serve
 ** command (fork, waitpid, pipe, fd_read, ...). */
