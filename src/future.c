@@ -332,7 +332,7 @@ static int l_set_exception(lua_State *L) {
   return 0;
 }
 
-/* core.future_fail(f, err): set_exception that takes nil too (there a
+/* core._future_fail(f, err): set_exception that takes nil too (there a
 ** misuse), for the combinators, which must pass a child's error(nil) on
 ** as it was. */
 static int l_future_fail(lua_State *L) {

@@ -1234,7 +1234,7 @@ static const luaL_Reg stream_meta[] = {
   {NULL, NULL}
 };
 
-/* core.stream_received(stream): the bytes received so far (lasync serve's
+/* core._stream_received(stream): the bytes received so far (lasync serve's
 ** idle timeout tells a silent peer from a slow one by it). */
 static int l_received(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)checkstream(L)->received);
