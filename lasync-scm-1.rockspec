@@ -43,6 +43,7 @@ build = {
             "src/handle.c",
             "src/future.c",
             "src/task.c",
+            "src/context.c",
             "src/errors.c",
             "src/watch.c",
             "src/dns.c",

@@ -79,7 +79,7 @@ for _, kind in ipairs {"Queue", "LifoQueue", "PriorityQueue"} do
       assert.are.equal("b", ts[5]:await())
       for i = 1, 8 do pcall(ts[i].await, ts[i]) end
       -- no slot left behind (white box)
-      assert.are.same({head = 1, tail = 0}, require("lasync.core").park_list(q._getters))
+      assert.are.same({head = 1, tail = 0}, q._getters:list())
     end))
 
     it("keeps the item when the only woken getter is cancelled", helper.async(function()

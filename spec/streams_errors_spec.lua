@@ -290,7 +290,7 @@ describe("misuse", function()
 
   it("counts bytes received only of a stream", function()
     assert.matches("stream expected, got number",
-      tostring(catch(require("lasync.core").stream_received, 1)))
+      tostring(catch(require("lasync.core")._stream_received, 1)))
   end)
 
   it("names the bad argument of stream methods", helper.async(function()

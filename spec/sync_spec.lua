@@ -120,7 +120,7 @@ describe("lasync.Lock", function()
     assert.are.same({2, 5}, order)
     assert.are.equal("<Lock [unlocked]>", tostring(lock))
     -- no slot left behind (white box)
-    assert.are.same({head = 1, tail = 0}, require("lasync.core").park_list(lock._waiters))
+    assert.are.same({head = 1, tail = 0}, lock._waiters:list())
     for round = 1, 2 do  -- the list works on after it emptied
       local again = {taker(lock, order, "x" .. round), taker(lock, order, "y" .. round)}
       again[1]:await(); again[2]:await()
@@ -425,7 +425,7 @@ describe("sync fast paths", function()
       t = lasync.spawn(lock.acquire, lock)
       settle()
     end))
-    assert.are.equal("parked", core.park_state(t))
+    assert.are.equal("parked", core._park_state(t))
     assert.are.equal(1, futures_made(function() core.Future() end))  -- the count works
     lock:release()
     assert.is_true(t:await())

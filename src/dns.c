@@ -10,8 +10,12 @@
 ** until the callback, which always comes, even after a cancel (then later,
 ** from the loop): the handle runs only after it. If the loop closes first,
 ** dns_close cancels the lookup and lets evdns call back.
+**
+** The resolver and the lookups in flight are the loop's LX_DNS extension
+** (a DnsLoop), made with the resolver; dns_close is its close hook.
 */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
@@ -21,7 +25,7 @@
 #include "lasync.h"
 
 struct DnsQuery {
-  struct DnsQuery *next, **prevp;  /* in loop->lookups until the handle runs */
+  struct DnsQuery *next, **prevp;  /* in lookups until the handle runs */
   Loop *loop;
   Handle *h;                       /* runs dns_done with future, query, host */
   struct evdns_getaddrinfo_request *req;  /* while evdns holds the query */
@@ -31,6 +35,13 @@ struct DnsQuery {
   unsigned char closed;            /* the loop is closing: queue nothing */
 };
 typedef struct DnsQuery DnsQuery;
+
+typedef struct DnsLoop {
+  struct evdns_base *dns;          /* the resolver */
+  DnsQuery *lookups;               /* lookups whose handle has not run */
+} DnsLoop;
+
+#define dns_loop(lp) ((DnsLoop *)(lp)->ext[LX_DNS])
 
 /* Stack slots of l_getaddrinfo, which its continuation reads. */
 enum { ARG_HOST = 1, ARG_PORT, ARG_OPTS, SLOT_QUERY, SLOT_FUTURE };
@@ -53,11 +64,11 @@ static const char *eai_name(int err) {
 
 /* ---------- the lookup list and the evdns side (no Lua) ---------- */
 
-static void query_link(Loop *lp, DnsQuery *q) {
-  q->next = lp->lookups;
-  q->prevp = &lp->lookups;
+static void query_link(DnsLoop *d, DnsQuery *q) {
+  q->next = d->lookups;
+  q->prevp = &d->lookups;
   if (q->next) q->next->prevp = &q->next;
-  lp->lookups = q;
+  d->lookups = q;
 }
 
 static void answer_free(DnsQuery *q) {
@@ -91,40 +102,54 @@ static void query_cancel(DnsQuery *q) {
   }
 }
 
-static int any_in_flight(Loop *lp) {
+static int any_in_flight(DnsLoop *d) {
   DnsQuery *q;
-  for (q = lp->lookups; q; q = q->next)
+  for (q = d->lookups; q; q = q->next)
     if (q->req) return 1;
   return 0;
 }
 
-/* For loop_release: cancel what is in flight and let evdns call back
-** (deferred callbacks run in a non-blocking pass), so that neither evdns
-** nor an unread answer keeps memory; then free the resolver. */
-void dns_close(Loop *lp) {
+/* The loop's close hook (LX_DNS): cancel what is in flight and let evdns
+** call back (deferred callbacks run in a non-blocking pass), so that
+** neither evdns nor an unread answer keeps memory; then free the
+** resolver. */
+static void dns_close(lua_State *L, Loop *lp, int loopidx) {
+  DnsLoop *d = dns_loop(lp);
   DnsQuery *q;
-  if (lp->dns == NULL) return;
-  for (q = lp->lookups; q; q = q->next) {
+  (void)L, (void)loopidx;
+  if (d == NULL) return;
+  for (q = d->lookups; q; q = q->next) {
     q->closed = 1;
     query_cancel(q);
   }
-  while (any_in_flight(lp))
+  while (any_in_flight(d))
     event_base_loop(lp->base, EVLOOP_NONBLOCK);
-  while (lp->lookups) query_unlink(lp->lookups);
-  evdns_base_free(lp->dns, 0);
-  lp->dns = NULL;
+  while (d->lookups) query_unlink(d->lookups);
+  evdns_base_free(d->dns, 0);
+  free(d);
+  lp->ext[LX_DNS] = NULL;
 }
 
 /* Without a nameserver line evdns, as glibc, asks 127.0.0.1; but a
 ** resolv.conf it cannot read leaves it none, and a lookup would then wait
 ** for one forever: ask 127.0.0.1 then too. /etc/hosts is read either way. */
-static struct evdns_base *resolver(lua_State *L, Loop *lp) {
-  if (lp->dns) return lp->dns;
-  lp->dns = evdns_base_new(lp->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
-  if (lp->dns == NULL) luaL_error(L, "cannot create the DNS resolver");
-  if (evdns_base_count_nameservers(lp->dns) == 0)
-    evdns_base_nameserver_ip_add(lp->dns, "127.0.0.1");
-  return lp->dns;
+static DnsLoop *resolver(lua_State *L, Loop *lp) {
+  DnsLoop *d = dns_loop(lp);
+  struct evdns_base *dns;
+  if (d) return d;
+  d = malloc(sizeof *d);
+  dns = d ? evdns_base_new(lp->base, EVDNS_BASE_INITIALIZE_NAMESERVERS)
+          : NULL;
+  if (dns == NULL) {
+    free(d);
+    luaL_error(L, "cannot create the DNS resolver");
+  }
+  if (evdns_base_count_nameservers(dns) == 0)
+    evdns_base_nameserver_ip_add(dns, "127.0.0.1");
+  d->dns = dns;
+  d->lookups = NULL;
+  lp->ext[LX_DNS] = d;
+  return d;
 }
 
 /* ---------- answers as Lua values ---------- */
@@ -294,16 +319,16 @@ static int l_getaddrinfo(lua_State *L) {
   const char *host = checkname(L, ARG_HOST);
   const char *port = checkport(L, buf, sizeof buf);
   Loop *lp;
-  struct evdns_base *dns;
+  DnsLoop *d;
   DnsQuery *q;
   checkopts(L, &hints);
   lp = lasync_running(L, lasync_mod(L));
   if (lp->current == NULL)
     return luaL_error(L, "getaddrinfo called outside a task");
   lua_settop(L, ARG_OPTS);
-  dns = resolver(L, lp);
+  d = resolver(L, lp);
   q = query_new(L, lp);
-  q->req = evdns_getaddrinfo(dns, host, port, &hints, dns_cb, q);
+  q->req = evdns_getaddrinfo(d->dns, host, port, &hints, dns_cb, q);
   if (q->req == NULL) {  /* answered at once */
     int ok;
     loop_unanchor(L, lp, q->h);
@@ -311,15 +336,16 @@ static int l_getaddrinfo(lua_State *L) {
     answer_free(q);
     return ok ? 1 : lua_error(L);
   }
-  query_link(lp, q);
+  query_link(d, q);
   lua_settop(L, SLOT_FUTURE);
   lua_pushvalue(L, lua_upvalueindex(3));  /* await(future) */
   lua_pushvalue(L, SLOT_FUTURE);
   return getaddrinfo_k(L, lua_pcallk(L, 1, 1, 0, 0, getaddrinfo_k), 0);
 }
 
-/* Stack: Mod, core table (with core.await, from task_open). */
-void dns_open(lua_State *L) {
+/* Stack: Mod, core table (with core.await, from task_register). */
+void dns_register(lua_State *L) {
+  loop_register_ext(L, LX_DNS, dns_close);
   lua_pushvalue(L, -2);
   lua_pushvalue(L, -3);
   lua_pushcclosure(L, dns_done, 1);

@@ -230,7 +230,7 @@ static const luaL_Reg error_funcs[] = {
 };
 
 /* Stack: Mod, core table. Creates every class as core.<Name>. */
-void errors_open(lua_State *L) {
+void errors_register(lua_State *L) {
   Mod *m = lua_touserdata(L, -2);
   int i;
   lua_newtable(L);

@@ -133,6 +133,31 @@ static int raise_cancelled(lua_State *L, int fidx) {
 }
 
 /* Push the results (returning their count) or raise the error. */
+/* The future whose error future_unpack raised again last (by await or
+** result), held weakly in a table in the registry, for core._reraised. */
+static const char reraised_key = 0;
+
+static void note_reraised(lua_State *L, int fidx) {
+  fidx = lua_absindex(L, fidx);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &reraised_key);
+  lua_pushvalue(L, fidx);
+  lua_rawseti(L, -2, 1);
+  lua_pop(L, 1);
+}
+
+/* core._reraised(err): the future whose error the last await or result()
+** raised again, if that error is err; else nothing. How `lasync` finds
+** the failed task whose traceback to show beside the error. */
+static int l_reraised(lua_State *L) {
+  lua_settop(L, 1);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &reraised_key);
+  if (lua_rawgeti(L, 2, 1) != LUA_TUSERDATA) return 0;
+  lua_getiuservalue(L, 3, FUV_VALUE);
+  if (!lua_rawequal(L, 1, 4)) return 0;
+  lua_settop(L, 3);
+  return 1;
+}
+
 int future_unpack(lua_State *L, Future *f, int fidx) {
   switch (f->state) {
     case F_PENDING:
@@ -142,6 +167,7 @@ int future_unpack(lua_State *L, Future *f, int fidx) {
   }
   if (f->failed) {
     f->retrieved = 1;
+    note_reraised(L, fidx);
     lua_getiuservalue(L, fidx, FUV_VALUE);
     return lua_error(L);
   }
@@ -306,7 +332,7 @@ static int l_set_exception(lua_State *L) {
   return 0;
 }
 
-/* core.future_fail(f, err): set_exception that takes nil too (there a
+/* core._future_fail(f, err): set_exception that takes nil too (there a
 ** misuse), for the combinators, which must pass a child's error(nil) on
 ** as it was. */
 static int l_future_fail(lua_State *L) {
@@ -475,7 +501,8 @@ static const luaL_Reg future_meta[] = {
 static const luaL_Reg future_funcs[] = {
   {"Future", l_new},
   {"is_future", l_is_future},
-  {"future_fail", l_future_fail},
+  {"_future_fail", l_future_fail},
+  {"_reraised", l_reraised},
   {NULL, NULL}
 };
 
@@ -484,7 +511,13 @@ static const luaL_Reg loop_methods[] = {
   {NULL, NULL}
 };
 
-void future_open(lua_State *L) {
+void future_register(lua_State *L) {
+  lua_createtable(L, 1, 0);  /* weak: it must keep no future alive */
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "v");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &reraised_key);
   lasync_newmeta(L, K_FUTURE, lasync_future_methods, future_meta);
   lasync_addfuncs(L, future_funcs);
   lasync_addmethods(L, K_LOOP, loop_methods);

@@ -36,7 +36,7 @@ Handle *handle_new(lua_State *L, Loop *lp, int kind, int fnidx, int nargs) {
     lua_setiuservalue(L, hidx, i + 1);
   }
   if (m->ctx_used) {
-    loop_push_ctx(L, lp);
+    context_push(L, m);
     lua_setiuservalue(L, hidx, nargs + 2);
   }
   return h;
@@ -277,7 +277,7 @@ static const luaL_Reg loop_methods[] = {
   {NULL, NULL}
 };
 
-void handle_open(lua_State *L) {
+void handle_register(lua_State *L) {
   lasync_newmeta(L, K_HANDLE, handle_methods, handle_meta);
   lasync_newmeta(L, K_TIMER, timer_methods, handle_meta);
   lasync_newmeta(L, K_WATCH, handle_methods, handle_meta);

@@ -35,6 +35,21 @@ enum { K_FFUTURE = K_NKINDS, K_FTASK, K_NMT };
 typedef struct Loop Loop;
 typedef struct Task Task;
 
+/* Per-loop extensions (loop.c): an I/O file that keeps state per loop, or
+** must clean up when a loop closes, has a slot here. The loop knows nothing
+** of what a slot holds: lp->ext[slot] is the file's own (NULL until the
+** file fills it, on first use), and the close hook that the file registers
+** at module open (loop_register_ext) frees it when the loop closes, hooks
+** in slot order, before the loop's event base goes. Reaching a slot costs
+** what a field of the Loop does. */
+enum {
+  LX_WATCH,        /* watch.c: no state (its watches are in LUV_WATCH) */
+  LX_DNS,          /* dns.c: the resolver and its lookups in flight */
+  LX_STREAM,       /* stream.c: the receive buffer; no close hook */
+  LX_N
+};
+typedef void (*LoopCloseHook)(lua_State *L, Loop *lp, int loopidx);
+
 /* Every C object starts with this head: a mark that it is one of ours (a
 ** static address no other userdata holds there), its kind, its slot in the
 ** loop's anchors (0 when not anchored) and its loop. Type checks read it
@@ -52,6 +67,7 @@ typedef struct Mod {
   unsigned long task_seq;        /* for default task names */
   unsigned long cancel_walks;    /* task_cancel calls, to mark a walk */
   int ctx_used;                  /* a ContextVar was ever set */
+  LoopCloseHook loop_close[LX_N]; /* per-loop extensions' close hooks */
 } Mod;
 
 /* Module user values (the Mod userdata). */
@@ -64,6 +80,7 @@ enum {
 };
 
 void loop_push_pool(lua_State *L, Loop *lp);
+void loop_register_ext(lua_State *L, int slot, LoopCloseHook close);
 
 typedef struct Handle {
   OBJ_HEAD;                      /* K_HANDLE, K_TIMER or K_WATCH */
@@ -169,9 +186,7 @@ struct Loop {
   int *freeslots, nfree, capfree; /* slots to reuse */
   size_t ran;                    /* items run since the last I/O poll */
   unsigned char running, stopping, closed, debug;
-  struct evdns_base *dns;        /* dns.c: the resolver, made on first use */
-  char *scratch;                 /* stream.c: the state's receive buffer */
-  struct DnsQuery *lookups;      /* dns.c: lookups whose handle has not run */
+  void *ext[LX_N];               /* per-loop extensions, LX_* */
 };
 
 /* Loop user values. */
@@ -206,14 +221,14 @@ const char *lasync_tostring(lua_State *L, int idx);
 void lasync_checkcallable(lua_State *L, int idx, const char *what);
 
 /* errors.c */
-void errors_open(lua_State *L);
+void errors_register(lua_State *L);
 void errors_push_new(lua_State *L, const char *cls, const char *msg);
 void errors_push_newv(lua_State *L, const char *cls, int msgidx);
 int errors_raise(lua_State *L, const char *cls, const char *fmt, ...);
 int errors_is_cancelled(lua_State *L, Mod *m, int idx);
 
 /* loop.c */
-void loop_open(lua_State *L);
+void loop_register(lua_State *L);
 void loop_ready_push(Loop *lp, void *obj);
 void loop_anchor(lua_State *L, Loop *lp, int idx);
 void loop_unanchor(lua_State *L, Loop *lp, const void *p);
@@ -227,10 +242,9 @@ void loop_report_error(lua_State *L, Loop *lp, const char *msg, int erridx,
 int loop_pcall(lua_State *L, int nargs, int nres);
 void loop_push_traceback(lua_State *L);
 double loop_time(Loop *lp);
-void loop_push_ctx(lua_State *L, Loop *lp);
 
 /* handle.c */
-void handle_open(lua_State *L);
+void handle_register(lua_State *L);
 Handle *handle_new(lua_State *L, Loop *lp, int kind, int fnidx, int nargs);
 void handle_run(lua_State *L, Loop *lp, Handle *h);
 void handle_call_soon(lua_State *L, Loop *lp, int fnidx, int nargs);
@@ -239,18 +253,17 @@ void timers_due(lua_State *L, Loop *lp, double now);
 void timers_clear(lua_State *L, Loop *lp);
 
 /* watch.c */
-void watch_open(lua_State *L);
-void watch_close_all(lua_State *L, Loop *lp, int loopidx);
+void watch_register(lua_State *L);
 void watch_cancel(lua_State *L, Handle *h);
 int watch_checksig(lua_State *L, int idx);
 int watch_checkfd(lua_State *L, int idx);
 const char *watch_signame(int sig);
 
 /* process.c */
-void process_open(lua_State *L);
+void process_register(lua_State *L);
 
 /* future.c */
-void future_open(lua_State *L);
+void future_register(lua_State *L);
 Future *future_new(lua_State *L, Loop *lp, int kind, size_t size, int nuv);
 Future *future_check(lua_State *L, int idx);
 #define future_getx(L, fidx, x) lasync_getx(L, fidx, FUV_X, x)
@@ -265,16 +278,19 @@ void future_report_unretrieved(lua_State *L, Future *f, int fidx);
 const char *future_state_name(Future *f);
 
 /* task.c */
-void task_open(lua_State *L);
+void task_register(lua_State *L);
 void task_step(lua_State *L, Loop *lp, Task *t);
 void task_wakeup(Task *t, Future *f);
 int task_cancel(lua_State *L, Task *t, int tidx, int msgidx);
 void handle_cancel(lua_State *L, Handle *h, int hidx);
 Task *task_new(lua_State *L, Loop *lp, int fnidx, int nargs, int eager);
 
+/* context.c */
+void context_register(lua_State *L);
+void context_push(lua_State *L, Mod *m);
+
 /* dns.c */
-void dns_open(lua_State *L);
-void dns_close(Loop *lp);
+void dns_register(lua_State *L);
 
 /* future.c, task.c: for C functions that wait (stream.c, server.c) */
 int future_wake(Future *f);
@@ -291,7 +307,7 @@ void task_resumed(lua_State *L, int fidx);
 int task_resumed_k(lua_State *L, int status, lua_KContext ctx);
 
 /* Waiting with no Future (task.c), what lasync.sleep, lasync.sync and
-** lasync.queues wait with (core.park, core.park_in, ...).
+** lasync.queues wait with (core._park, a WaitList's w:park, ...).
 **
 ** task_park(L, t, ctx, k): the running task t (from task_running) parks:
 ** it suspends, registered nowhere but where its waker will find it; k (with
@@ -356,18 +372,19 @@ size_t lasync_evsize(void);
 
 /* stream.c */
 typedef struct Stream Stream;
-void stream_open(lua_State *L);
+void stream_register(lua_State *L);
 Stream *stream_new(lua_State *L, Loop *lp, size_t limit);
 void stream_attach(Stream *s, int fd, int accepted);
 size_t stream_checklimit(lua_State *L, int idx);
 void stream_close(lua_State *L, Stream *s, int sidx, int abort);
 
 /* server.c */
-void server_open(lua_State *L);
+void server_register(lua_State *L);
 int server_bind(const Addr *a, int reuse_address, int reuse_port);
 
-/* waitlist.c: the lists of parked tasks (core.WaitList), for C objects
-** that park tasks (the Event, queue.c). A WaitList holds its tasks in its
+/* waitlist.c: the lists of parked tasks (core._WaitList(), an object with
+** methods in Lua), for C objects that park tasks (the Event, queue.c). The
+** functions below are its methods in C. A WaitList holds its tasks in its
 ** user value; n counts them. waitlist_new pushes an empty one;
 ** waitlist_park / waitlist_resumed park the running task in the one at
 ** widx and clean up when it resumes; waitlist_unpark wakes up to n of them
@@ -377,7 +394,7 @@ typedef struct WaitList {
   OBJ_HEAD;                      /* K_WAITLIST; slot and loop unused */
   lua_Integer head, tail, n;
 } WaitList;
-void waitlist_open(lua_State *L);
+void waitlist_register(lua_State *L);
 int waitlist_new(lua_State *L);
 int waitlist_park(lua_State *L, int widx, Task *t, lua_KFunction k);
 int waitlist_resumed(lua_State *L, int widx, int tidx, int taken,
@@ -386,12 +403,12 @@ lua_Integer waitlist_unpark(lua_State *L, int widx, lua_Integer n);
 int waitlist_unpark_next(lua_State *L, int widx);
 
 /* queue.c */
-void queue_open(lua_State *L);
+void queue_register(lua_State *L);
 
 /* tls.c */
 typedef struct Tls Tls;
 typedef struct TlsCtx TlsCtx;
-void tls_open(lua_State *L);
+void tls_register(lua_State *L);
 TlsCtx *tls_checkctx(lua_State *L, int idx, int server, const char *what);
 int tls_needs_host(TlsCtx *c);
 Tls *tls_new(TlsCtx *c, int fd, int server, const char *host);

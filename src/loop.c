@@ -424,13 +424,24 @@ static void report_failed(lua_State *L, int loopidx) {
   lua_pop(L, 1);
 }
 
+/* Set the close hook of a per-loop extension slot; stack: Mod, core
+** table (at module open). */
+void loop_register_ext(lua_State *L, int slot, LoopCloseHook close) {
+  ((Mod *)lua_touserdata(L, -2))->loop_close[slot] = close;
+}
+
+static void close_exts(lua_State *L, Loop *lp, int loopidx) {
+  int i;
+  for (i = 0; i < LX_N; i++)
+    if (lp->mod->loop_close[i]) lp->mod->loop_close[i](L, lp, loopidx);
+}
+
 /* Release every C resource; idempotent, for close() and __gc. */
 static void loop_release(lua_State *L, Loop *lp, int loopidx) {
   if (lp->base == NULL) return;
   ref_anchors(L, lp, loopidx, 1);  /* in __gc, loop_push finds nothing */
   timers_clear(L, lp);
-  watch_close_all(L, lp, loopidx);
-  dns_close(lp);
+  close_exts(L, lp, loopidx);
   lp->rcount = 0;
   free(lp->ready);
   lp->ready = NULL;
@@ -638,7 +649,7 @@ static const luaL_Reg loop_funcs[] = {
 };
 
 /* Stack: Mod, core table. */
-void loop_open(lua_State *L) {
+void loop_register(lua_State *L) {
   new_weak(L, "v");
   ((Mod *)lua_touserdata(L, -3))->loopsref = luaL_ref(L, LUA_REGISTRYINDEX);
   lasync_newmeta(L, K_LOOP, lasync_loop_methods, loop_meta);

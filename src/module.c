@@ -196,7 +196,14 @@ int luaopen_lasync_core(lua_State *L) __attribute__((visibility("default")));
 
 /* One module state per Lua state: opening the module again (a test runner
 ** that clears package.loaded) returns the same table, so that no object or
-** metatable is shared by two module states. */
+** metatable is shared by two module states.
+**
+** The core table has three parts. Plain names (core.spawn, core.Future,
+** the error classes, ...) are what the lasync facade and its modules offer
+** users. Names with a leading underscore (core._park, core._SUSPEND,
+** core._set_driven, ...) are protocol hooks between the C core and the Lua
+** layers, for no one else. core.sys holds the system calls of the serve
+** command (fork, waitpid, pipe, fd_read, ...). */
 static const char instance_key = 0;
 
 int luaopen_lasync_core(lua_State *L) {
@@ -207,28 +214,29 @@ int luaopen_lasync_core(lua_State *L) {
   m = lua_newuserdatauv(L, sizeof(Mod), MUV_NUV);
   memset(m, 0, sizeof *m);
   lua_newtable(L);
-  errors_open(L);
-  loop_open(L);
-  handle_open(L);
-  watch_open(L);
-  future_open(L);
-  task_open(L);
-  waitlist_open(L);
-  queue_open(L);
-  dns_open(L);  /* after task_open: it keeps core.await */
-  stream_open(L);
-  server_open(L);
-  tls_open(L);
-  process_open(L);
+  errors_register(L);
+  loop_register(L);
+  handle_register(L);
+  watch_register(L);
+  future_register(L);
+  task_register(L);
+  context_register(L);
+  waitlist_register(L);
+  queue_register(L);
+  dns_register(L);  /* after task_register: it keeps core.await */
+  stream_register(L);
+  server_register(L);
+  tls_register(L);
+  process_register(L);
   split_gc(L, K_FUTURE, K_FFUTURE);
   split_gc(L, K_TASK, K_FTASK);
-  expose(L, K_LOOP, "LoopMethods");
-  expose(L, K_FUTURE, "FutureMethods");
-  expose(L, K_TASK, "TaskMethods");
+  expose(L, K_LOOP, "_LoopMethods");
+  expose(L, K_FUTURE, "_FutureMethods");
+  expose(L, K_TASK, "_TaskMethods");
   lua_pushlightuserdata(L, SUSPEND_KEY);
-  lua_setfield(L, -2, "SUSPEND");
+  lua_setfield(L, -2, "_SUSPEND");
   lua_pushlightuserdata(L, CANCEL_KEY);
-  lua_setfield(L, -2, "CANCEL");
+  lua_setfield(L, -2, "_CANCEL");
   lua_pushliteral(L, LASYNC_VERSION);
   lua_setfield(L, -2, "VERSION");
   lua_pushvalue(L, -1);

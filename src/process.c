@@ -3,9 +3,9 @@
 ** getppid, ignore_signal, _exit, the wall clock of its logs and the pipe
 ** on which workers say they listen. A forked child inherits the kernel
 ** state of every libevent base (the epoll instance, the signal
-** socketpair), shared with the parent: core.fork(loop) gives the child's
+** socketpair), shared with the parent: core.sys.fork(loop) gives the child's
 ** copy of that loop its own (event_reinit), so that the child may close it
-** without touching the parent's. core.reserve_port gives the master's
+** without touching the parent's. core.sys.reserve_port gives the master's
 ** workers one port.
 */
 #include <errno.h>
@@ -35,7 +35,7 @@ static void die_with_parent(int sig) {
 #endif
 }
 
-/* core.fork([loop [, deathsig]]) -> pid in the parent, 0 in the child.
+/* core.sys.fork([loop [, deathsig]]) -> pid in the parent, 0 in the child.
 ** The loop must not be running. deathsig: the signal the child gets when
 ** the parent dies (Linux). */
 static int l_fork(lua_State *L) {
@@ -63,13 +63,13 @@ static int l_getppid(lua_State *L) {
   return 1;
 }
 
-/* core.ignore_signal(sig): SIG_IGN, kept by forked children. */
+/* core.sys.ignore_signal(sig): SIG_IGN, kept by forked children. */
 static int l_ignore_signal(lua_State *L) {
   signal(watch_checksig(L, 1), SIG_IGN);
   return 0;
 }
 
-/* core.waitpid(pid, nohang) -> pid, "exit" | "signal", code; or nothing
+/* core.sys.waitpid(pid, nohang) -> pid, "exit" | "signal", code; or nothing
 ** with nohang when no child has finished (or there is none). */
 static int l_waitpid(lua_State *L) {
   lua_Integer want = luaL_checkinteger(L, 1);
@@ -91,7 +91,7 @@ static int l_waitpid(lua_State *L) {
   return 3;
 }
 
-/* core.kill(pid, sig): sig is a number or a name ("SIGTERM"). Returns
+/* core.sys.kill(pid, sig): sig is a number or a name ("SIGTERM"). Returns
 ** true, or false when the process is gone. */
 static int l_kill(lua_State *L) {
   lua_Integer pid = luaL_checkinteger(L, 1);
@@ -103,7 +103,7 @@ static int l_kill(lua_State *L) {
   return 1;
 }
 
-/* core.signame(sig) -> "SIGTERM", or "signal N" for an unnamed one. */
+/* core.sys.signame(sig) -> "SIGTERM", or "signal N" for an unnamed one. */
 static int l_signame(lua_State *L) {
   int sig = (int)luaL_checkinteger(L, 1);
   const char *name = watch_signame(sig);
@@ -112,7 +112,7 @@ static int l_signame(lua_State *L) {
   return 1;
 }
 
-/* core.wall_time() -> seconds since the epoch, to the microsecond (the
+/* core.sys.wall_time() -> seconds since the epoch, to the microsecond (the
 ** loop's time is monotonic: no use for a log's timestamps). */
 static int l_wall_time(lua_State *L) {
   struct timeval tv;
@@ -121,7 +121,7 @@ static int l_wall_time(lua_State *L) {
   return 1;
 }
 
-/* core._exit(code): ends the process at once, without closing the Lua
+/* core.sys._exit(code): ends the process at once, without closing the Lua
 ** state (a forked child must not free what it shares with its parent). */
 static int l_exit(lua_State *L) {
   int code = (int)luaL_optinteger(L, 1, 0);
@@ -130,7 +130,7 @@ static int l_exit(lua_State *L) {
   return 0;
 }
 
-/* core.reserve_port(host, port) -> host, port: binds a TCP socket with
+/* core.sys.reserve_port(host, port) -> host, port: binds a TCP socket with
 ** SO_REUSEPORT to the numeric host and port (0: a free one) and returns
 ** the address bound. The socket never listens, so it is given no
 ** connections, and stays open for the life of the process: workers that
@@ -144,7 +144,7 @@ static int l_reserve_port(lua_State *L) {
   return addr_push_of(L, fd, 0);
 }
 
-/* core.pipe() -> rfd, wfd: non-blocking and close-on-exec. `lasync serve`
+/* core.sys.pipe() -> rfd, wfd: non-blocking and close-on-exec. `lasync serve`
 ** workers tell their master through one that they listen. */
 static int l_pipe(lua_State *L) {
   int fds[2];
@@ -154,7 +154,7 @@ static int l_pipe(lua_State *L) {
   return 2;
 }
 
-/* core.fd_read(fd) -> what one read(2) gives ("" at end of file), or nil
+/* core.sys.fd_read(fd) -> what one read(2) gives ("" at end of file), or nil
 ** when nothing is there yet. */
 static int l_fd_read(lua_State *L) {
   char buf[4096];
@@ -168,7 +168,7 @@ static int l_fd_read(lua_State *L) {
   return 1;
 }
 
-/* core.fd_write(fd, s) -> true, or false when not all of s went out (a
+/* core.sys.fd_write(fd, s) -> true, or false when not all of s went out (a
 ** pipe of up to PIPE_BUF bytes is written whole or not at all). */
 static int l_fd_write(lua_State *L) {
   size_t len;
@@ -205,6 +205,10 @@ static const luaL_Reg process_funcs[] = {
   {NULL, NULL}
 };
 
-void process_open(lua_State *L) {
-  lasync_addfuncs(L, process_funcs);
+/* The serve command's system calls go in core.sys, apart from the API. */
+void process_register(lua_State *L) {
+  lua_newtable(L);
+  lua_pushvalue(L, -3);
+  luaL_setfuncs(L, process_funcs, 1);
+  lua_setfield(L, -2, "sys");
 }

@@ -533,7 +533,7 @@ static const luaL_Reg queue_meta[] = {
 };
 
 /* Stack: Mod, core table. */
-void queue_open(lua_State *L) {
+void queue_register(lua_State *L) {
   int mod = lua_absindex(L, -2), core = lua_absindex(L, -1), shared;
   lasync_newmeta(L, K_QUEUE, queue_methods, queue_meta);
   luaL_getmetatable(L, "lasync.Queue");

@@ -351,7 +351,7 @@ static void setopt(int fd, int level, int name, int on) {
   setsockopt(fd, level, name, &on, sizeof on);
 }
 
-/* A TCP socket bound to a as a server's are (also core.reserve_port's):
+/* A TCP socket bound to a as a server's are (also core.sys.reserve_port's):
 ** SO_REUSEADDR as asked, SO_REUSEPORT if asked, an IPv6 one IPv6 only.
 ** -1 on failure, errno telling why. */
 int server_bind(const Addr *a, int reuse_address, int reuse_port) {
@@ -648,7 +648,7 @@ static const luaL_Reg server_funcs[] = {
   {NULL, NULL}
 };
 
-void server_open(lua_State *L) {
+void server_register(lua_State *L) {
   lasync_newmeta(L, K_SERVER, server_methods, server_meta);
   lasync_addfuncs(L, server_funcs);
   lua_pushinteger(L, LISTEN_MAX);  /* start_server's own check */

@@ -39,6 +39,7 @@
 #define HIGH_WATER (64 * 1024)   /* drain() waits while more is buffered */
 #define LOW_WATER (16 * 1024)    /* and is woken once at most this is */
 #define CHUNK (64 * 1024)        /* most one recv() asks for */
+#define SCRATCH(lp) ((char *)(lp)->ext[LX_STREAM])  /* see scratch() */
 #define SMALL 4096               /* input buffers above it are shrunk */
 #define DEFAULT_LIMIT 65536
 
@@ -294,7 +295,7 @@ static ssize_t sock_send(Stream *s, const void *p, size_t n) {
 /* One recv() of at most room bytes into the scratch buffer: the count,
 ** 0 at EOF (s->eof set) or -1 when nothing came (s->err set on an error). */
 static ssize_t receive(Stream *s, size_t room) {
-  ssize_t n = sock_recv(s, s->loop->scratch, room < CHUNK ? room : CHUNK);
+  ssize_t n = sock_recv(s, SCRATCH(s->loop), room < CHUNK ? room : CHUNK);
   if (n > 0) s->received += (size_t)n;
   else if (n == 0) s->eof = 1;
   else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) s->err = errno;
@@ -311,7 +312,7 @@ static void fill(Stream *s) {
     size_t room = budget < CHUNK ? budget : CHUNK;
     ssize_t n = receive(s, room);
     if (n <= 0) break;
-    if (!buf_append(&s->in, s->loop->scratch, (size_t)n)) {
+    if (!buf_append(&s->in, SCRATCH(s->loop), (size_t)n)) {
       s->err = ENOMEM;
       break;
     }
@@ -386,7 +387,7 @@ static const char scratch_key = 0;
 ** registry: recv() lands there and only the bytes received are copied
 ** (into a string or the input buffer), so no stream holds a whole chunk.
 ** One per state, as a state runs one loop at a time; each loop of the
-** state points to it (lp->scratch), not each stream. */
+** state points to it (its LX_STREAM slot), not each stream. */
 static char *scratch(lua_State *L) {
   char *p;
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &scratch_key) == LUA_TUSERDATA) {
@@ -403,7 +404,7 @@ static char *scratch(lua_State *L) {
 /* Push a new stream on lp, without a socket yet. */
 Stream *stream_new(lua_State *L, Loop *lp, size_t limit) {
   Stream *s;
-  if (lp->scratch == NULL) lp->scratch = scratch(L);
+  if (SCRATCH(lp) == NULL) lp->ext[LX_STREAM] = scratch(L);
   s = lua_newuserdatauv(L, sizeof(Stream) + lasync_evsize(), SUV_NUV);
   memset(s, 0, sizeof *s);
   s->magic = LASYNC_MAGIC;
@@ -603,7 +604,7 @@ static int read_k(lua_State *L, int status, lua_KContext ctx) {
   if (n > 0 && (status == LUA_YIELD || (s->tls && tls_pending(s->tls)))) {
     ssize_t got = receive(s, (size_t)n);
     if (got > 0) {
-      lua_pushlstring(L, s->loop->scratch, (size_t)got);
+      lua_pushlstring(L, SCRATCH(s->loop), (size_t)got);
       return 1;
     }
     if (got == 0 || s->err) {
@@ -1233,7 +1234,7 @@ static const luaL_Reg stream_meta[] = {
   {NULL, NULL}
 };
 
-/* core.stream_received(stream): the bytes received so far (lasync serve's
+/* core._stream_received(stream): the bytes received so far (lasync serve's
 ** idle timeout tells a silent peer from a slow one by it). */
 static int l_received(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)checkstream(L)->received);
@@ -1241,13 +1242,13 @@ static int l_received(lua_State *L) {
 }
 
 static const luaL_Reg stream_funcs[] = {
-  {"stream_received", l_received},
+  {"_stream_received", l_received},
   {"tcp_connect", l_tcp_connect},
   {"unix_connect", l_unix_connect},
   {NULL, NULL}
 };
 
-void stream_open(lua_State *L) {
+void stream_register(lua_State *L) {
   lasync_newmeta(L, K_STREAM, stream_methods, stream_meta);
   lasync_addfuncs(L, stream_funcs);
 }

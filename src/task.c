@@ -704,7 +704,7 @@ Task *task_new(lua_State *L, Loop *lp, int fnidx, int nargs, int eager) {
   t->nargs0 = nargs;
   t->id = ++lp->mod->task_seq;
   if (lp->mod->ctx_used) {
-    loop_push_ctx(L, lp);
+    context_push(L, lp->mod);
     future_setx(L, tidx, FX_CTX);
   }
   loop_anchor(L, lp, tidx);
@@ -774,24 +774,6 @@ int task_cancel(lua_State *L, Task *t, int tidx, int msgidx) {
   must_cancel(L, t, msgidx);
   lua_pop(L, 1);
   return 1;
-}
-
-/* Push the current context: the running task's, else the running
-** callback's, else, with no loop running, the main program's (so that a
-** task made before run() starts with it). lp is any loop of the state. */
-void loop_push_ctx(lua_State *L, Loop *lp) {
-  lp = lp->mod->running;
-  if (lp == NULL)
-    lua_getiuservalue(L, lua_upvalueindex(1), MUV_CTX);
-  else if (lp->current) {
-    loop_push_anchored(L, lp, lp->current);
-    future_getx(L, -1, FX_CTX);
-    lua_remove(L, -2);
-  } else {
-    loop_push(L, lp);
-    lua_getiuservalue(L, -1, LUV_CTX);
-    lua_remove(L, -2);
-  }
 }
 
 /* ---------- Lua methods ---------- */
@@ -905,34 +887,6 @@ static int l_is_task(lua_State *L) {
   return 1;
 }
 
-/* core.get_context() / core.set_context(t): the context table of the
-** running task or callback (or of the main program outside a loop). */
-static int l_get_context(lua_State *L) {
-  Mod *m = lasync_mod(L);
-  if (m->running) loop_push_ctx(L, m->running);
-  else lua_getiuservalue(L, lua_upvalueindex(1), MUV_CTX);
-  return 1;
-}
-
-static int l_set_context(lua_State *L) {
-  Mod *m = lasync_mod(L);
-  Loop *lp = m->running;
-  luaL_checktype(L, 1, LUA_TTABLE);
-  lua_settop(L, 1);
-  m->ctx_used = 1;
-  if (lp == NULL) lua_setiuservalue(L, lua_upvalueindex(1), MUV_CTX);
-  else if (lp->current) {
-    loop_push_anchored(L, lp, lp->current);
-    lua_pushvalue(L, 1);
-    future_setx(L, -2, FX_CTX);
-  } else {
-    loop_push(L, lp);
-    lua_pushvalue(L, 1);
-    lua_setiuservalue(L, -2, LUV_CTX);
-  }
-  return 0;
-}
-
 static const luaL_Reg task_methods[] = {
   {"cancel", l_cancel},
   {"cancelling", l_cancelling},
@@ -958,15 +912,13 @@ static const luaL_Reg task_funcs[] = {
   {"spawn", l_spawn},
   {"await", l_await},
   {"sleep", l_sleep},
-  {"park", l_park},
-  {"unpark", l_unpark},
-  {"park_state", l_park_state},
-  {"set_driven", l_set_driven},
+  {"_park", l_park},
+  {"_unpark", l_unpark},
+  {"_park_state", l_park_state},
+  {"_set_driven", l_set_driven},
   {"current_task", l_current_task},
   {"all_tasks", l_all_tasks},
   {"is_task", l_is_task},
-  {"get_context", l_get_context},
-  {"set_context", l_set_context},
   {NULL, NULL}
 };
 
@@ -997,7 +949,7 @@ static void inherit_future(lua_State *L) {
   lua_settop(L, fm - 2);
 }
 
-void task_open(lua_State *L) {
+void task_register(lua_State *L) {
   lasync_newmeta(L, K_TASK, task_methods, task_meta);
   lasync_addmethods(L, K_FUTURE, await_methods);
   inherit_future(L);

@@ -584,7 +584,7 @@ static const luaL_Reg tls_funcs[] = {
   {NULL, NULL}
 };
 
-void tls_open(lua_State *L) {
+void tls_register(lua_State *L) {
   lasync_newmeta(L, K_TLSCTX, ctx_methods, ctx_meta);
   lasync_addfuncs(L, tls_funcs);
 }

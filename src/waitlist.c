@@ -1,7 +1,10 @@
 /*
-** Waiter lists and the Event: what lasync.sync and lasync.queues keep their
-** parked tasks in (see task_park in task.c), and lasync.Event, a flag and
-** a WaitList written in C.
+** WaitLists, the lists of parked tasks that lasync.sync and lasync.queues
+** keep (see task_park in task.c), and lasync.Event, a flag and a WaitList
+** written in C. In Lua a WaitList (core._WaitList()) is an object:
+** w:park(what, taken), w:unpark(n), w:unpark_next(), w:unpark_first(),
+** w:first(), w:count(live), w:list() and #w; in C, the waitlist_*
+** functions below.
 */
 #include <string.h>
 #include "lasync.h"
@@ -11,14 +14,14 @@
 ** left from the middle; n counts the tasks. Both ends are tasks unless it is
 ** empty, and an empty list starts again at 1. The positions live in C: a
 ** field of a Lua table costs ~100 instructions to read or write from C, and
-** a wait touched five of them. lasync.sync and lasync.queues keep their
-** waiters in WaitLists. A list that never empties (two tasks taking turns
-** on a Lock) would use ever new integer keys, and its table rehash at nearly
-** every wait: a task parking behind a few waiters sitting past 1 moves them
-** back to 1 first, so a waiter finds itself where it was put, or lower. */
+** a wait touched five of them. A list that never empties (two tasks
+** taking turns on a Lock) would use ever new integer keys, and its table
+** rehash at nearly every wait: a task parking behind a few tasks sitting
+** past 1 moves them back to 1 first, so a parked task finds itself where
+** it was put, or lower. */
 /* (struct WaitList is in lasync.h: queue.c reads n.) */
 
-#define LIST_MOVE 4  /* at most this many waiters are moved back */
+#define LIST_MOVE 4  /* at most this many tasks are moved back */
 
 static WaitList *checklist(lua_State *L) {
   return lasync_checkobj(L, 1, K_WAITLIST, "WaitList");
@@ -83,7 +86,7 @@ static void list_leave_at(lua_State *L, int widx, lua_Integer i, int tidx) {
   lua_pop(L, 1);
 }
 
-/* The entries of a list are tasks that park_in put there, or false: so
+/* The entries of a list are tasks that park put there, or false: so
 ** lua_touserdata (NULL for false) tells them apart. */
 
 /* Append the value at the top (popped) to the list, table at tt; returns
@@ -165,9 +168,9 @@ lua_Integer waitlist_unpark(lua_State *L, int widx, lua_Integer n) {
   return woken;
 }
 
-/* core.park_in: stack is w, what, taken, the task, what the resume
-** passed; ctx is the task's index in w. */
-static int park_in_k(lua_State *L, int status, lua_KContext ctx) {
+/* w:park: stack is w, what, taken, the task, what the resume passed; ctx
+** is the task's index in w. */
+static int park_k(lua_State *L, int status, lua_KContext ctx) {
   int woken, st = list_resumed(L, ctx, &woken);
   (void)status;
   lua_pushboolean(L, st == P_WOKEN);
@@ -177,23 +180,23 @@ static int park_in_k(lua_State *L, int status, lua_KContext ctx) {
   return 3;
 }
 
-/* core.park_in(w, what, taken): the running task parks at the tail of the
-** WaitList w until unparked or cancelled, and returns as core.park does.
-** Then it leaves w, unless taken: wakers take waiters off (unpark_next)
-** and it leaves only if still in w. what names the caller in the error
-** raised (before anything was listed) outside a task. */
-static int l_park_in(lua_State *L) {
+/* w:park(what, taken): the running task parks at the tail of w until
+** unparked or cancelled, and returns as core._park does. Then it leaves w,
+** unless taken: wakers take parked tasks off (unpark_next) and it leaves
+** only if still in w. what names the caller in the error raised (before
+** anything was listed) outside a task. */
+static int l_park(lua_State *L) {
   Task *t;
   checklist(L);
   lasync_running(L, lasync_mod(L));
-  t = task_running_as(L, 2, "park_in");
-  return list_park(L, t, park_in_k);
+  t = task_running_as(L, 2, "park");
+  return list_park(L, t, park_k);
 }
 
-/* core.unpark_in(w, n): unparks up to n (default 1) tasks of w, the first
-** not woken nor cancelled yet, in order; they stay in w (each leaves it
-** when it runs). Returns how many were woken. */
-static int l_unpark_in(lua_State *L) {
+/* w:unpark(n): unparks up to n (default 1) tasks of w, the first not
+** woken nor cancelled yet, in order; they stay in w (each leaves it when
+** it runs). Returns how many were woken. */
+static int l_unpark(lua_State *L) {
   lua_Integer n = luaL_optinteger(L, 2, 1);
   checklist(L);
   lua_pushinteger(L, waitlist_unpark(L, 1, n));
@@ -224,7 +227,7 @@ int waitlist_unpark_next(lua_State *L, int widx) {
   return 0;
 }
 
-/* core.unpark_next(w): takes tasks off the head of w until one not woken
+/* w:unpark_next(): takes tasks off the head of w until one not woken
 ** nor cancelled yet is unparked; returns it, or nothing (w is empty). */
 static int l_unpark_next(lua_State *L) {
   checklist(L);
@@ -232,7 +235,7 @@ static int l_unpark_next(lua_State *L) {
   return waitlist_unpark_next(L, 1);
 }
 
-/* core.unpark_first(w): unparks the first task of w if it was not woken
+/* w:unpark_first(): unparks the first task of w if it was not woken
 ** nor cancelled yet (asyncio's Lock._wake_up_first); returns it if so. */
 static int l_unpark_first(lua_State *L) {
   WaitList *wl = checklist(L);
@@ -244,8 +247,8 @@ static int l_unpark_first(lua_State *L) {
   return t && task_unpark(L, t, 0, 0);
 }
 
-/* core.park_first(w): the first task of w, or nothing. */
-static int l_park_first(lua_State *L) {
+/* w:first(): the first task of w, or nothing. */
+static int l_first(lua_State *L) {
   WaitList *wl = checklist(L);
   if (wl->n == 0) return 0;
   push_tasks(L, 1);
@@ -253,9 +256,9 @@ static int l_park_first(lua_State *L) {
   return 1;
 }
 
-/* core.park_count(w, live): how many tasks are in w; with live, those not
-** cancelled (a cancelled one stays until it ran). */
-static int l_park_count(lua_State *L) {
+/* w:count(live): how many tasks are in w; with live, those not cancelled
+** (a cancelled one stays until it ran). */
+static int l_count(lua_State *L) {
   WaitList *wl = checklist(L);
   lua_Integer n = 0, i;
   if (!lua_toboolean(L, 2) || wl->n == 0) {
@@ -274,9 +277,9 @@ static int l_park_count(lua_State *L) {
   return 1;
 }
 
-/* core.park_list(w): a copy of w for inspection, {head = h, tail = t,
-** [h .. t] = task or false}. */
-static int l_park_list(lua_State *L) {
+/* w:list(): a copy of w for inspection, {head = h, tail = t, [h .. t] =
+** task or false}. */
+static int l_list(lua_State *L) {
   WaitList *wl = checklist(L);
   lua_Integer i;
   lua_settop(L, 1);
@@ -293,7 +296,7 @@ static int l_park_list(lua_State *L) {
   return 1;
 }
 
-/* core.WaitList(): an empty list. */
+/* core._WaitList(): an empty list. */
 int waitlist_new(lua_State *L) {
   WaitList *wl = lua_newuserdatauv(L, sizeof(WaitList), 1);
   memset(wl, 0, sizeof *wl);
@@ -354,7 +357,7 @@ static int l_event_is_set(lua_State *L) {
   return 1;
 }
 
-/* event:set(): sets the flag and wakes every waiter. */
+/* event:set(): sets the flag and wakes every task waiting. */
 static int l_event_set(lua_State *L) {
   SyncEvent *e = check_event(L, "set");
   if (e->value) return 0;
@@ -411,15 +414,19 @@ static int l_event_tostring(lua_State *L) {
 }
 
 static const luaL_Reg waitlist_funcs[] = {
-  {"park_in", l_park_in},
-  {"unpark_in", l_unpark_in},
+  {"_WaitList", waitlist_new},
+  {"Event", l_event_new},
+  {NULL, NULL}
+};
+
+static const luaL_Reg waitlist_methods[] = {
+  {"park", l_park},
+  {"unpark", l_unpark},
   {"unpark_next", l_unpark_next},
   {"unpark_first", l_unpark_first},
-  {"park_first", l_park_first},
-  {"park_count", l_park_count},
-  {"park_list", l_park_list},
-  {"WaitList", waitlist_new},
-  {"Event", l_event_new},
+  {"first", l_first},
+  {"count", l_count},
+  {"list", l_list},
   {NULL, NULL}
 };
 
@@ -442,13 +449,9 @@ static const luaL_Reg event_meta[] = {
   {NULL, NULL}
 };
 
-static const luaL_Reg no_methods[] = {
-  {NULL, NULL}
-};
-
-void waitlist_open(lua_State *L) {
+void waitlist_register(lua_State *L) {
   lasync_addfuncs(L, waitlist_funcs);
-  lasync_newmeta(L, K_WAITLIST, no_methods, waitlist_meta);
+  lasync_newmeta(L, K_WAITLIST, waitlist_methods, waitlist_meta);
   lasync_newmeta(L, K_EVENT, event_methods, event_meta);
   luaL_getmetatable(L, "lasync.Event");  /* named as the Lua classes are */
   lua_pushliteral(L, "Event");

@@ -9,7 +9,7 @@
 #include <string.h>
 #include "lasync.h"
 
-/* Signal names for add_signal_handler, core.kill and core.signame (which
+/* Signal names for add_signal_handler, core.sys.kill and core.sys.signame (which
 ** names a worker's death in `lasync serve` logs). */
 static const struct { const char *name; int sig; } signames[] = {
   {"SIGHUP", SIGHUP}, {"SIGINT", SIGINT}, {"SIGQUIT", SIGQUIT},
@@ -56,7 +56,8 @@ void watch_cancel(lua_State *L, Handle *h) {
   lua_pop(L, 2);
 }
 
-void watch_close_all(lua_State *L, Loop *lp, int loopidx) {
+/* The loop's close hook (LX_WATCH): stop every watch. */
+static void watch_close_all(lua_State *L, Loop *lp, int loopidx) {
   int t;
   (void)lp;
   lua_getiuservalue(L, loopidx, LUV_WATCH);
@@ -99,7 +100,7 @@ static Loop *checkopenloop(lua_State *L) {
   return lp;
 }
 
-/* The file descriptor at idx (also for core.fd_read and the like). */
+/* The file descriptor at idx (also for core.sys.fd_read and the like). */
 int watch_checkfd(lua_State *L, int idx) {
   lua_Integer fd = luaL_checkinteger(L, idx);
   luaL_argcheck(L, fd >= 0 && fd < 1 << 30, idx, "file descriptor expected");
@@ -198,6 +199,7 @@ static const luaL_Reg loop_methods[] = {
   {NULL, NULL}
 };
 
-void watch_open(lua_State *L) {
+void watch_register(lua_State *L) {
+  loop_register_ext(L, LX_WATCH, watch_close_all);
   lasync_addmethods(L, K_LOOP, loop_methods);
 }

@@ -9,7 +9,7 @@ local core = require "lasync.core"
 
 local CancelledError, TimeoutError = core.CancelledError, core.TimeoutError
 local is_future, current_task, await = core.is_future, core.current_task, core.await
-local future_fail = core.future_fail
+local future_fail = core._future_fail
 local unpack, select, pcall, error = table.unpack, select, pcall, error
 local type, getmetatable, setmetatable = type, getmetatable, setmetatable
 

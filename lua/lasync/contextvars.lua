@@ -25,7 +25,7 @@ function M.ContextVar(name, ...)
 end
 
 local function lookup(var)
-  local ctx = core.get_context()
+  local ctx = core._get_context()
   local v = ctx and ctx[var]
   if v == NIL then return true, nil end
   return v ~= nil, v
@@ -43,9 +43,9 @@ end
 
 local function install(var, v)
   local new = {}
-  for k, val in pairs(core.get_context() or {}) do new[k] = val end
+  for k, val in pairs(core._get_context() or {}) do new[k] = val end
   new[var] = v
-  core.set_context(new)
+  core._set_context(new)
 end
 
 -- Who holds the current context: the running task, else the running loop,

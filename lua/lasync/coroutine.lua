@@ -4,7 +4,7 @@
 -- generator may await.
 local core = require "lasync.core"
 
-local SUSPEND = core.SUSPEND
+local SUSPEND = core._SUSPEND
 local resume, yield, status = coroutine.resume, coroutine.yield, coroutine.status
 local close = coroutine.close
 
@@ -14,7 +14,7 @@ for k, v in pairs(coroutine) do M[k] = v end
 -- The coroutines resumed here: the core lets their code wait (a plain
 -- coroutine's wait would come back to its resumer as a yield).
 local driven = setmetatable({}, {__mode = "k"})
-core.set_driven(driven)
+core._set_driven(driven)
 
 -- The coroutines suspended in a forwarded suspension. The task that
 -- resumed one waits for its wake-up to resume it again; another resume

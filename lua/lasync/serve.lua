@@ -8,7 +8,7 @@ local core = require "lasync.core"
 
 local M = {}
 
-local pid = core.getpid()
+local pid = core.sys.getpid()
 
 -- ------------------------------------------------------------------- logs --
 
@@ -23,7 +23,7 @@ end
 
 --- Writes one log line: `2026-11-21T04:15:02.123Z lasync[PID]: message`.
 function M.log(fmt, ...)
-  local now = core.wall_time()
+  local now = core.sys.wall_time()
   local ms = math.floor((now % 1) * 1000)
   io.stderr:write(("%s.%03dZ lasync[%d]: %s\n"):format(
     os.date("!%Y-%m-%dT%H:%M:%S", math.floor(now)), ms, pid, fmt:format(...)))
@@ -84,7 +84,7 @@ end
 -- ------------------------------------------------------------ idle reads --
 
 -- A reader that closes its connection when a read has waited the idle
--- timeout without the peer sending anything: core.stream_received tells a
+-- timeout without the peer sending anything: core._stream_received tells a
 -- silent peer from a slow one. One timer per connection, not moved on each
 -- read or byte: when it fires it looks at what came since it last looked,
 -- so a silent peer is closed after one to two timeouts.
@@ -111,7 +111,7 @@ local function idle_check(self)
   local now, loop = self.loop:time(), self.loop
   if self.stream:is_closing() then return end
   if self.reading then
-    local got = core.stream_received(self.stream)
+    local got = core._stream_received(self.stream)
     if got ~= self.seen then self.seen, self.since = got, now end
     if now - self.since >= self.timeout then
       log("closing a connection idle for %g s", self.timeout)
@@ -126,7 +126,7 @@ end
 for _, name in ipairs {"read", "readline", "readexactly", "readuntil"} do
   Idle[name] = function(self, ...)
     local s = self.stream
-    self.reading, self.since, self.seen = true, self.loop:time(), core.stream_received(s)
+    self.reading, self.since, self.seen = true, self.loop:time(), core._stream_received(s)
     local _ <close> = self.read_end
     return s[name](s, ...)
   end
@@ -261,10 +261,10 @@ local function watch_stop(loop, master)
       if not stop:done() then return stop:set_result(sig) end
       if master then return end
       log("%s while stopping: exiting now", sig)
-      core._exit(1)
+      core.sys._exit(1)
     end)
   end
-  if master and core.getppid() ~= master then stop:set_result("master gone") end
+  if master and core.sys.getppid() ~= master then stop:set_result("master gone") end
   return stop
 end
 
@@ -292,7 +292,7 @@ local function serve_main(o, master, ready)
   run_hook(spec, "on_start")
   local servers, handler = {}, connection_handler(st)
   for i, a in ipairs(o.listen) do servers[i] = listen(st, a, handler) end
-  if ready and not core.fd_write(ready, pid .. "\n") then
+  if ready and not core.sys.fd_write(ready, pid .. "\n") then
     log("cannot tell the master that this worker listens: a reload waits for it")
   end
   local sig = stop:await()
@@ -300,7 +300,7 @@ local function serve_main(o, master, ready)
   local left = drain(st, servers)
   run_hook(spec, "on_stop")
   log("stopped")
-  if left > 0 then core._exit(1) end  -- lasync.run would wait for them
+  if left > 0 then core.sys._exit(1) end  -- lasync.run would wait for them
   return 0
 end
 
@@ -321,7 +321,7 @@ local function wake(st)
 end
 
 local function died(how, code)
-  if how == "signal" then return "was killed by " .. core.signame(code) end
+  if how == "signal" then return "was killed by " .. core.sys.signame(code) end
   return "exited with status " .. code
 end
 
@@ -344,7 +344,7 @@ end
 -- slot takes over.
 local function reap(st)
   while true do
-    local p, how, code = core.waitpid(-1, true)
+    local p, how, code = core.sys.waitpid(-1, true)
     if not p then break end
     local w = st.workers[p]
     if w then
@@ -357,7 +357,7 @@ local function reap(st)
 end
 
 local function signal_all(st, sig)
-  for p in pairs(st.workers) do core.kill(p, sig) end
+  for p in pairs(st.workers) do core.sys.kill(p, sig) end
 end
 
 local function stop(st, sig)
@@ -404,16 +404,16 @@ local function retire_replaced(st)
   log("the new workers listen: stopping %d old ones", #old)
   for _, p in ipairs(old) do
     st.workers[p].termed = true
-    core.kill(p, "SIGTERM")
+    core.sys.kill(p, "SIGTERM")
   end
 end
 
 -- The ready pipe: each worker writes its pid and a newline once it listens.
 local function read_ready(st)
-  local data = core.fd_read(st.ready_r)
+  local data = core.sys.fd_read(st.ready_r)
   while data and data ~= "" do
     st.ready_buf = st.ready_buf .. data
-    data = core.fd_read(st.ready_r)
+    data = core.sys.fd_read(st.ready_r)
   end
   st.ready_buf = st.ready_buf:gsub("(%d+)\n", function(p)
     local w = st.workers[tonumber(p)]
@@ -432,21 +432,21 @@ local function watch_signals(st)
   loop:add_reader(st.ready_r, read_ready, st)
 end
 
--- In the child: leave the master's loop (core.fork gave it its own kernel
+-- In the child: leave the master's loop (core.sys.fork gave it its own kernel
 -- state) and serve; never return into the master's code.
 local function worker(st)
   local master = pid
-  pid = core.getpid()
+  pid = core.sys.getpid()
   st.loop:close()
-  core.fd_close(st.ready_r)
+  core.sys.fd_close(st.ready_r)
   local ok, status = pcall(serve_here, st.o, master, st.ready_w)
-  core._exit(ok and status or 1)
+  core.sys._exit(ok and status or 1)
 end
 
 -- Forks the queued workers (outside the master's loop).
 local function fork_queued(st)
   for _, slot in ipairs(st.queue) do
-    local p = core.fork(st.loop, "SIGTERM")  -- workers drain when the master dies
+    local p = core.sys.fork(st.loop, "SIGTERM")  -- workers drain when the master dies
     if p == 0 then worker(st) end
     st.workers[p] = {slot = slot, gen = st.gen, started = st.loop:time()}
     st.count = st.count + 1
@@ -464,14 +464,14 @@ local function idle(st)
 end
 
 -- The master binds each address of a listen option once
--- (core.reserve_port), all on the port of the first, and gives the workers
+-- (core.sys.reserve_port), all on the port of the first, and gives the workers
 -- that port: with port 0 they all, restarted ones too, share the one the
 -- kernel chose, and an address in use stops the master at start. Returns
 -- the numeric hosts and the port.
 local function reserve_one(a)
   local hosts, port = {}, a.port
   for i, r in ipairs(lasync.getaddrinfo(a.host, a.port)) do
-    hosts[i], port = core.reserve_port(r.host, port)
+    hosts[i], port = core.sys.reserve_port(r.host, port)
   end
   return hosts, port
 end
@@ -513,7 +513,7 @@ local function serve_master(o)
     return 1
   end
   o.listen = addrs
-  st.ready_r, st.ready_w = core.pipe()
+  st.ready_r, st.ready_w = core.sys.pipe()
   watch_signals(st)
   for slot = 1, o.workers do st.queue[slot] = slot end
   while not (st.stopping and st.count == 0) do
@@ -522,8 +522,8 @@ local function serve_master(o)
   end
   log("stopped")
   loop:close()
-  core.fd_close(st.ready_r)
-  core.fd_close(st.ready_w)
+  core.sys.fd_close(st.ready_r)
+  core.sys.fd_close(st.ready_w)
   return 0
 end
 
@@ -531,7 +531,7 @@ end
 -- max_connections=, idle_timeout=, grace=, tls_cert=, tls_key=}. Returns
 -- the exit status.
 function M.serve(o)
-  core.ignore_signal("SIGPIPE")  -- a closed log pipe: log writes just fail
+  core.sys.ignore_signal("SIGPIPE")  -- a closed log pipe: log writes just fail
   log("lasync %s serving %s with %d worker%s", lasync.VERSION, o.script,
     o.workers, o.workers == 1 and "" or "s")
   if o.workers == 1 then return serve_here(o) end

@@ -26,20 +26,20 @@ end
 
 describe("self checks", function()
   it("every loop method rejects a non-loop", function()
-    check_self(core.LoopMethods, {}, "loop", "table")
-    check_self(core.LoopMethods, nil, "loop", "nil")
+    check_self(core._LoopMethods, {}, "loop", "table")
+    check_self(core._LoopMethods, nil, "loop", "nil")
   end)
 
   it("every loop method rejects a future as the loop, by its name", function()
     local loop = lasync.new_event_loop()
-    check_self(core.LoopMethods, loop:create_future(), "loop", "lasync.Future")
+    check_self(core._LoopMethods, loop:create_future(), "loop", "lasync.Future")
     loop:close()
   end)
 
   it("every future method rejects a non-future", function()
-    check_self(core.FutureMethods, "x", "future", "string")
+    check_self(core._FutureMethods, "x", "future", "string")
     local loop = lasync.new_event_loop()
-    check_self(core.FutureMethods, loop, "future", "lasync.Loop")
+    check_self(core._FutureMethods, loop, "future", "lasync.Loop")
     loop:close()
   end)
 
@@ -49,7 +49,7 @@ describe("self checks", function()
     for _, name in ipairs {"cancel", "cancelling", "uncancel", "get_name",
                            "set_name", "get_coro"} do
       util.raises({"bad argument #1", "task expected, got lasync.Future"},
-        core.TaskMethods[name], f, "arg")
+        core._TaskMethods[name], f, "arg")
     end
     loop:close()
   end)
@@ -65,8 +65,8 @@ describe("self checks", function()
   end)
 
   it("a task has every future method but the setters, which raise", function()
-    for name in pairs(core.FutureMethods) do
-      assert.are.equal("function", type(core.TaskMethods[name]), name)
+    for name in pairs(core._FutureMethods) do
+      assert.are.equal("function", type(core._TaskMethods[name]), name)
     end
   end)
 end)

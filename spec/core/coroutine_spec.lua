@@ -196,6 +196,6 @@ describe("lasync.coroutine", function()
       function() co.wrap(1) end)
     -- and the core the set of driven coroutines it is given
     util.raises({"bad argument #1", "table expected, got number"},
-      require("lasync.core").set_driven, 1)
+      require("lasync.core")._set_driven, 1)
   end)
 end)

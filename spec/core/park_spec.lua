@@ -1,4 +1,4 @@
--- core.park / core.unpark: a task waits with no Future (what lasync.sync
+-- core._park / core._unpark: a task waits with no Future (what lasync.sync
 -- and lasync.queues build on). Cancellation behaves as if the task awaited
 -- a Future of its own that unpark resolves.
 local lasync = require "lasync"
@@ -6,7 +6,7 @@ local core = require "lasync.core"
 local helper = require "helper"
 
 local CancelledError = lasync.CancelledError
-local park, unpark, park_state = core.park, core.unpark, core.park_state
+local park, unpark, park_state = core._park, core._unpark, core._park_state
 local settle = helper.settle
 
 -- A task that parks once and returns what park returned, in a table.
@@ -16,7 +16,7 @@ local function parker()
   end)
 end
 
-describe("core.park", function()
+describe("core._park", function()
   it("waits until unpark, which hands it a value", helper.async(function()
     local t = parker()
     settle()
@@ -194,15 +194,14 @@ describe("core.park", function()
   end))
 end)
 
-describe("core.park_in", function()
-  local park_in, unpark_in, unpark_next = core.park_in, core.unpark_in, core.unpark_next
-
-  local function list() return core.WaitList() end
-  local dump = core.park_list
+describe("core._WaitList", function()
+  local function list() return core._WaitList() end
+  local WaitList = getmetatable(list()).__index  -- the methods
+  local function dump(w) return w:list() end
 
   local function parked_in(w, log, taken)
     return lasync.spawn(function()
-      local r = {park_in(w, "wait", taken)}
+      local r = {w:park("wait", taken)}
       log[#log + 1] = core.current_task()
       return r
     end)
@@ -213,9 +212,9 @@ describe("core.park_in", function()
     local a, b, c = parked_in(w, log), parked_in(w, log), parked_in(w, log)
     settle()
     assert.are.same({head = 1, tail = 3, a, b, c}, dump(w))
-    assert.are.equal(2, unpark_in(w, 2))
-    assert.are.equal(1, unpark_in(w, 5))  -- a and b were woken already
-    assert.are.equal(0, unpark_in(w))
+    assert.are.equal(2, w:unpark(2))
+    assert.are.equal(1, w:unpark(5))  -- a and b were woken already
+    assert.are.equal(0, w:unpark())
     settle()
     assert.are.same({a, b, c}, log)
     assert.are.same({head = 1, tail = 0}, dump(w))
@@ -238,7 +237,7 @@ describe("core.park_in", function()
     local r = b:await()
     assert.is_false(r[1])
     assert.is_true(CancelledError:is(r[2]))
-    unpark_in(w)
+    w:unpark()
     settle()
     assert.are.same({head = 1, tail = 0}, dump(w))
   end))
@@ -248,12 +247,12 @@ describe("core.park_in", function()
     local a, b, c = parked_in(w, log, true), parked_in(w, log, true), parked_in(w, log, true)
     settle()
     a:cancel()
-    assert.are.equal(b, unpark_next(w))
+    assert.are.equal(b, w:unpark_next())
     assert.are.same({head = 3, tail = 3, [3] = c}, dump(w))
     c:cancel()
     settle()
     assert.are.same({head = 1, tail = 0}, dump(w))
-    assert.is_nil(unpark_next(w))
+    assert.is_nil(w:unpark_next())
     assert.are.same({true}, b:await())
   end))
 
@@ -261,7 +260,7 @@ describe("core.park_in", function()
     local w, log = list(), {}
     local a = parked_in(w, log, true)
     settle()
-    assert.are.equal(a, unpark_next(w))
+    assert.are.equal(a, w:unpark_next())
     a:cancel()
     local r = a:await()
     assert.are.same({false, r[2], true}, r)
@@ -275,7 +274,7 @@ describe("core.park_in", function()
     for _ = 1, 50 do  -- always one waiting while the next comes
       local t = parked_in(w, log)
       settle()
-      unpark_in(w)
+      w:unpark()
       settle()
       assert.is_true(prev:done())
       prev = t
@@ -285,7 +284,7 @@ describe("core.park_in", function()
     assert.are.equal(1, n)  -- one task left, no slot behind
     assert.are.same({head = 2, tail = 2, [2] = prev}, dump(w))
     assert.are.equal(50, #log)
-    unpark_in(w)
+    w:unpark()
     prev:await()
   end))
 
@@ -302,7 +301,7 @@ describe("core.park_in", function()
     c:cancel()
     settle()
     assert.are.same({head = 1, tail = 3, b, false, d}, dump(w))
-    assert.are.equal(2, unpark_in(w, 5))
+    assert.are.equal(2, w:unpark(5))
     settle()
     assert.are.same({head = 1, tail = 0}, dump(w))
     assert.are.same({a, c, b, d}, log)
@@ -310,28 +309,28 @@ describe("core.park_in", function()
 
   it("first, count, unpark_first", helper.async(function()
     local w, log = list(), {}
-    assert.is_nil(core.park_first(w))
-    assert.is_nil(core.unpark_first(w))
+    assert.is_nil(w:first())
+    assert.is_nil(w:unpark_first())
     assert.are.equal(0, #w)
     local a, b, c = parked_in(w, log), parked_in(w, log), parked_in(w, log)
     settle()
     assert.are.equal(3, #w)
     assert.are.equal("<WaitList n=3>", tostring(w))
-    assert.are.equal(a, core.park_first(w))
+    assert.are.equal(a, w:first())
     a:cancel()
-    assert.are.equal(3, core.park_count(w))
-    assert.are.equal(2, core.park_count(w, true))
-    assert.is_nil(core.unpark_first(w))  -- the head was cancelled: nothing
+    assert.are.equal(3, w:count())
+    assert.are.equal(2, w:count(true))
+    assert.is_nil(w:unpark_first())  -- the head was cancelled: nothing
     settle()
-    assert.are.equal(b, core.park_first(w))
-    assert.are.equal(b, core.unpark_first(w))
-    assert.is_nil(core.unpark_first(w))  -- woken already
-    assert.are.equal(2, core.park_count(w, true))
-    assert.are.equal(1, unpark_in(w))
+    assert.are.equal(b, w:first())
+    assert.are.equal(b, w:unpark_first())
+    assert.is_nil(w:unpark_first())  -- woken already
+    assert.are.equal(2, w:count(true))
+    assert.are.equal(1, w:unpark())
     settle()
     assert.are.same({a, b, c}, log)
-    assert.are.equal(0, core.park_count(w, true))
-    assert.matches("WaitList expected", tostring(helper.error_of(core.park_count, {})))
+    assert.are.equal(0, w:count(true))
+    assert.matches("WaitList expected", tostring(helper.error_of(WaitList.count, {})))
   end))
 
   it("makes no Future", helper.async(function()
@@ -339,21 +338,21 @@ describe("core.park_in", function()
     assert.are.equal(0, helper.futures_made(function()
       local t = parked_in(w, {})
       settle()
-      unpark_in(w)
+      w:unpark()
       t:await()
     end))
   end))
 
   it("names the caller outside a task, listing nothing", helper.async(function()
     local reports, w = helper.reports(), list()
-    lasync.get_running_loop():call_soon(park_in, w, "frob")
+    lasync.get_running_loop():call_soon(WaitList.park, w, "frob")
     settle()
     assert.matches("frob called outside a task", tostring(reports[1].exception))
     assert.are.same({head = 1, tail = 0}, dump(w))
   end))
 
   it("raises with no running loop", function()
-    assert.matches("no running event loop", tostring(helper.error_of(park_in, list())))
-    assert.matches("bad argument #1", tostring(helper.error_of(park_in, nil)))
+    assert.matches("no running event loop", tostring(helper.error_of(WaitList.park, list())))
+    assert.matches("bad argument #1", tostring(helper.error_of(WaitList.park, nil)))
   end)
 end)

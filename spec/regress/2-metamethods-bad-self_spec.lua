@@ -15,9 +15,9 @@ describe("metamethods called by hand (regression)", function()
       loop = loop, future = lasync.Future(), task = lasync.current_task(),
       handle = loop:call_soon(function() end), timer = loop:call_later(1, print),
       stream = stream, server = server, context = lasync.ssl_context {},
-      waitlist = core.WaitList(), event = lasync.Event(), queue = lasync.Queue(),
+      waitlist = core._WaitList(), event = lasync.Event(), queue = lasync.Queue(),
     }
-    local others = table.pack(nil, 1, "x", {}, lasync.Queue(), core.WaitList(), lasync.Event())
+    local others = table.pack(nil, 1, "x", {}, lasync.Queue(), core._WaitList(), lasync.Event())
     local function kind_of(v) return (getmetatable(v) or {}).__name end
     for kind, obj in pairs(objects) do
       local mt = getmetatable(obj)
