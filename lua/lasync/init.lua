@@ -7,16 +7,7 @@ local M = {}
 
 M.VERSION = core.VERSION
 
-for _, name in ipairs {
-  "Error", "CancelledError", "TimeoutError", "InvalidStateError",
-  "IncompleteReadError", "LimitOverrunError", "QueueEmpty", "QueueFull",
-  "QueueShutDown", "BrokenBarrierError", "TaskGroupError", "OSError",
-  "ConnectionError", "ConnectionRefusedError", "ConnectionResetError",
-  "ConnectionAbortedError", "BrokenPipeError", "HTTPError", "SSLError",
-  "SSLCertVerificationError",
-} do
-  M[name] = core[name]
-end
+for name, class in pairs(core.error_classes) do M[name] = class end
 
 M.Future = core.Future
 M.spawn = core.spawn
