@@ -95,7 +95,8 @@ local function check_handler(handler, fname)
 end
 
 -- The TLS options: the context of opts.ssl (nil without TLS), and the
--- options of start_tls. server_hostname goes to clients only.
+-- options of start_tls, which the core checks with the context.
+-- server_hostname goes to clients only.
 local function tls_opts(opts, n, fname, server)
   if not opts.ssl then
     for _, k in ipairs {"server_hostname", "ssl_handshake_timeout"} do
@@ -106,19 +107,9 @@ local function tls_opts(opts, n, fname, server)
   if server and opts.server_hostname ~= nil then
     argerror(n, fname, "unknown option 'server_hostname'")
   end
-  local host = opts.server_hostname
-  if host ~= nil and type(host) ~= "string" then
-    argerror(n, fname, "opts.server_hostname must be a string, got " .. typename(host))
-  elseif host and not (#host >= 1 and #host <= 253 and not host:find("\0", 1, true)) then
-    argerror(n, fname, "opts.server_hostname must be a host name (1 to 253 bytes, no \\0)")
-  end
-  local t = opts.ssl_handshake_timeout
-  if t ~= nil and not (type(t) == "number" and t > 0 and t < 1e9) then
-    argerror(n, fname, "opts.ssl_handshake_timeout must be a positive number, got "
-      .. (type(t) == "number" and tostring(t) or typename(t)))
-  end
-  local ctx = core.tls_context(opts.ssl, fname .. ": opts.ssl", server)
-  return ctx, {server_hostname = opts.server_hostname, ssl_handshake_timeout = t}
+  local ctx = core.tls_context(opts.ssl, fname .. ": opts.ssl", server, opts, fname .. ": opts")
+  return ctx, {server_hostname = opts.server_hostname,
+               ssl_handshake_timeout = opts.ssl_handshake_timeout}
 end
 
 --- A reusable TLS context made from a settings table (see README):
