@@ -24,21 +24,22 @@ local LOCAL_ADDR = checks.option("table", "{host, port}", function(v)
   return type(v[1]) == "string" and math.type(v[2]) == "integer"
 end)
 
--- The TLS options: tls_opts checks them (the C core, their values).
+-- The TLS options, which every function takes: tls_opts and the C core
+-- check them.
 local TLS = {ssl = checks.ANY, server_hostname = checks.ANY,
              ssl_handshake_timeout = checks.ANY}
 
-local function options(known)
+local function with_tls(known)
   for k, v in pairs(TLS) do known[k] = v end
   return known
 end
 
 local LIMIT, BACKLOG = checks.count(), checks.count(65535)
-local CONNECT_OPTS = options {limit = LIMIT, local_addr = LOCAL_ADDR}
-local UNIX_CONNECT_OPTS = options {limit = LIMIT}
-local SERVER_OPTS = options {limit = LIMIT, backlog = BACKLOG,
+local CONNECT_OPTS = with_tls {limit = LIMIT, local_addr = LOCAL_ADDR}
+local UNIX_CONNECT_OPTS = with_tls {limit = LIMIT}
+local SERVER_OPTS = with_tls {limit = LIMIT, backlog = BACKLOG,
                              reuse_address = checks.BOOLEAN, reuse_port = checks.BOOLEAN}
-local UNIX_SERVER_OPTS = options {limit = LIMIT, backlog = BACKLOG}
+local UNIX_SERVER_OPTS = with_tls {limit = LIMIT, backlog = BACKLOG}
 
 local function check_string(v, n, fname, what)
   checks.check(type(v) == "string", v, n, fname, what)
