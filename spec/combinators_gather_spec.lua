@@ -200,7 +200,7 @@ describe("lasync.gather", function()
                      catch(lasync.gather, {}, 5))
       assert.matches("bad argument #2 to 'gather' %(unknown option 'return_exception'%)",
                      catch(lasync.gather, {}, {return_exception = true}))
-      assert.matches([[option 'return_exceptions': boolean or nil expected, got "yes"]],
+      assert.matches("opts.return_exceptions must be a boolean, got string",
                      catch(lasync.gather, {}, {return_exceptions = "yes"}))
     end))
 

@@ -119,10 +119,10 @@ describe("lasync.wait", function()
     it("checks the options", helper.async(function()
       local f = lasync.Future()
       f:set_result()
-      assert.matches("option 'timeout': number or nil expected, got \"1\"",
+      assert.matches("opts.timeout must be a number, got string",
                      catch(lasync.wait, {f}, {timeout = "1"}))
-      assert.matches("bad argument #2 to 'wait' %(option 'return_when': \"ALL_COMPLETED\", "
-                     .. "\"FIRST_COMPLETED\" or \"FIRST_EXCEPTION\" expected, got \"FIRST\"%)",
+      assert.matches("bad argument #2 to 'wait' %(opts.return_when must be \"ALL_COMPLETED\", "
+                     .. "\"FIRST_COMPLETED\" or \"FIRST_EXCEPTION\", got \"FIRST\"%)",
                      catch(lasync.wait, {f}, {return_when = "FIRST"}))
       assert.matches("unknown option 'timout'", catch(lasync.wait, {f}, {timout = 1}))
     end))

@@ -440,8 +440,10 @@ describe("TLS settings", function()
     local hold = lasync.Event()
     local srv, port = util.server(function(r) r:read(); hold:wait() end)
     local r, w = lasync.open_connection("127.0.0.1", port)
-    assert.matches("opts.server_hostname must be a string",
+    assert.matches("start_tls: opts.server_hostname must be a string, got number",
       msg(w.start_tls, w, CLIENT, {server_hostname = 1}))
+    assert.matches("start_tls: opts: table of options or nil expected, got number",
+      msg(w.start_tls, w, CLIENT, 1))
     assert.matches("opts.server_hostname must be a host name",
       msg(w.start_tls, w, CLIENT, {server_hostname = ("a"):rep(300)}))
     local reader = lasync.spawn(r.read, r, 1)

@@ -8,6 +8,9 @@
 #include <string.h>
 #include "lasync.h"
 
+/* The one list of the classes: errors_open makes each core.<Name> and
+** lists them all, by name, in core._error_classes, which the facade
+** (lua/lasync/init.lua) re-exports. */
 static const char *const class_tree[][2] = {  /* name, parent */
   {"Error", NULL},
   {"CancelledError", "Error"}, {"TimeoutError", "Error"},
@@ -233,16 +236,20 @@ static const luaL_Reg error_funcs[] = {
 void errors_register(lua_State *L) {
   Mod *m = lua_touserdata(L, -2);
   int i;
-  lua_newtable(L);
+  lua_newtable(L);  /* the Mod's: the classes C raises, out of Lua's reach */
+  lua_newtable(L);  /* core._error_classes */
   for (i = 0; class_tree[i][0]; i++) {
     const char *parent = class_tree[i][1];
-    if (parent) lua_getfield(L, -1, parent);
+    if (parent) lua_getfield(L, -2, parent);
     class_new(L, class_tree[i][0], parent ? lua_gettop(L) : 0);
     if (parent) lua_remove(L, -2);
     lua_pushvalue(L, -1);
-    lua_setfield(L, -4, class_tree[i][0]);  /* core.<Name> */
+    lua_setfield(L, -5, class_tree[i][0]);  /* core.<Name> */
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -4, class_tree[i][0]);
     lua_setfield(L, -2, class_tree[i][0]);
   }
+  lua_setfield(L, -3, "_error_classes");
   lua_getfield(L, -1, "CancelledError");
   m->cancelled_cls = lua_topointer(L, -1);
   lua_pop(L, 1);

@@ -410,6 +410,8 @@ typedef struct Tls Tls;
 typedef struct TlsCtx TlsCtx;
 void tls_register(lua_State *L);
 TlsCtx *tls_checkctx(lua_State *L, int idx, int server, const char *what);
+const char *tls_checkopts(lua_State *L, int idx, const char *what,
+                          double *timeout);
 int tls_needs_host(TlsCtx *c);
 Tls *tls_new(TlsCtx *c, int fd, int server, const char *host);
 void tls_free(Tls *t);

@@ -1066,31 +1066,6 @@ static int start_tls_k(lua_State *L, int status, lua_KContext ctx) {
   return 0;
 }
 
-/* opts of start_tls at 3: server_hostname, ssl_handshake_timeout (60 s). */
-static const char *tls_opts(lua_State *L, double *timeout) {
-  const char *host = NULL;
-  *timeout = 60.0;
-  if (lua_isnil(L, 3)) return NULL;
-  luaL_checktype(L, 3, LUA_TTABLE);
-  if (lua_getfield(L, 3, "server_hostname") != LUA_TNIL) {
-    size_t len;
-    luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, 3,
-                  "opts.server_hostname must be a string");
-    host = lua_tolstring(L, -1, &len);
-    luaL_argcheck(L, len > 0 && len <= 253 && strlen(host) == len, 3,
-                  "opts.server_hostname must be a host name (1 to 253 "
-                  "bytes, no \\0)");
-  }
-  if (lua_getfield(L, 3, "ssl_handshake_timeout") != LUA_TNIL) {
-    *timeout = lua_tonumber(L, -1);
-    luaL_argcheck(L, lua_type(L, -1) == LUA_TNUMBER && *timeout > 0 &&
-                  *timeout < 1e9, 3,
-                  "opts.ssl_handshake_timeout must be a positive number");
-  }
-  lua_pop(L, 2);  /* opts keeps the string */
-  return host;
-}
-
 static void tls_check_state(lua_State *L, Stream *s) {
   if (s->fd < 0 || s->closing) luaL_error(L, "start_tls: the stream is closed");
   if (s->tls) luaL_error(L, "start_tls: the stream uses TLS already");
@@ -1111,7 +1086,7 @@ static int l_start_tls(lua_State *L) {
   TlsCtx *c;
   Task *t;
   lua_settop(L, 3);
-  host = tls_opts(L, &timeout);
+  host = tls_checkopts(L, 3, "start_tls: opts", &timeout);
   tls_check_state(L, s);
   t = waiter(L, s, "start_tls");
   c = tls_checkctx(L, 2, s->accepted, "start_tls: ssl");  /* 4 */

@@ -336,10 +336,47 @@ TlsCtx *tls_checkctx(lua_State *L, int idx, int server, const char *what) {
   return c;
 }
 
-/* core.tls_context(ssl, what, server) -> SSLContext: the context of an
-** ssl option (true, settings or a context), checked for a server's use. */
+/* The options of start_tls at idx (nil: none), what naming them in errors:
+** returns server_hostname (NULL if not given), which the table keeps, and
+** sets *timeout to ssl_handshake_timeout (default 60 s). */
+const char *tls_checkopts(lua_State *L, int idx, const char *what,
+                          double *timeout) {
+  const char *host = NULL;
+  size_t len;
+  *timeout = 60.0;
+  if (lua_isnoneornil(L, idx)) return NULL;
+  if (!lua_istable(L, idx))
+    fail(L, "%s: table of options or nil expected, got %s", what,
+         luaL_typename(L, idx));
+  if (lua_getfield(L, idx, "server_hostname") != LUA_TNIL) {
+    if (lua_type(L, -1) != LUA_TSTRING)
+      fail(L, "%s.server_hostname must be a string, got %s", what,
+           luaL_typename(L, -1));
+    host = lua_tolstring(L, -1, &len);
+    if (len == 0 || len > 253 || strlen(host) != len)
+      fail(L, "%s.server_hostname must be a host name (1 to 253 bytes, "
+           "no \\0)", what);
+  }
+  if (lua_getfield(L, idx, "ssl_handshake_timeout") != LUA_TNIL) {
+    *timeout = lua_tonumber(L, -1);
+    if (lua_type(L, -1) != LUA_TNUMBER || !(*timeout > 0 && *timeout < 1e9))
+      fail(L, "%s.ssl_handshake_timeout must be a positive number, got %s",
+           what, lua_type(L, -1) == LUA_TNUMBER ? luaL_tolstring(L, -1, NULL)
+                                                : luaL_typename(L, -1));
+  }
+  lua_pop(L, 2);
+  return host;
+}
+
+/* core.tls_context(ssl, what, server[, opts, optswhat]) -> SSLContext: the
+** context of an ssl option (true, settings or a context), checked for a
+** server's use, and the options of start_tls that go with it, checked
+** before a connection is made for them. */
 static int l_tls_context(lua_State *L) {
   const char *what = luaL_checkstring(L, 2);
+  double timeout;
+  lua_settop(L, 5);
+  if (!lua_isnil(L, 4)) tls_checkopts(L, 4, luaL_checkstring(L, 5), &timeout);
   tls_checkctx(L, 1, lua_toboolean(L, 3), what);
   return 1;
 }

@@ -8,7 +8,7 @@
 local core = require "lasync.core"
 
 local CancelledError, TimeoutError = core.CancelledError, core.TimeoutError
-local is_future, current_task, await = core.is_future, core.current_task, core.await
+local is_future, await = core.is_future, core.await
 local future_fail = core._future_fail
 local unpack, select, pcall, error = table.unpack, select, pcall, error
 local type, getmetatable, setmetatable = type, getmetatable, setmetatable
@@ -19,10 +19,8 @@ local M = {}
 
 local checks = require "lasync.checks"
 checks.internal()
-local misuse, argerror, typename = checks.misuse, checks.argerror, checks.typename
-
-
-local is_callable = checks.is_callable
+local misuse, argerror, check = checks.misuse, checks.argerror, checks.check
+local is_callable, check_task = checks.is_callable, checks.task
 
 local function is_awaitable(v)
   return is_future(v) or is_callable(v)
@@ -32,51 +30,7 @@ local function is_number_or_nil(v)
   return v == nil or type(v) == "number"
 end
 
-local function is_boolean_or_nil(v)
-  return v == nil or type(v) == "boolean"
-end
-
 local AWAITABLE = "future, task or function"
-
-local function check(ok, v, n, fname, expected)
-  if not ok then
-    argerror(n, fname, ("%s expected, got %s"):format(expected, typename(v)))
-  end
-end
-
-local function check_task(fname)
-  return current_task() or misuse(fname .. " called outside a task")
-end
-
--- The list at argument n: a table whose items 1..(list.n or #list) all
--- satisfy ok (`expected` names them); returns that length.
-local function check_list(list, n, fname, ok, expected)
-  check(type(list) == "table" and not is_callable(list), list, n, fname,
-        "list (" .. expected .. ")")
-  local len = list.n or #list
-  for i = 1, len do
-    if not ok(list[i]) then
-      argerror(n, fname, ("item %d: %s expected, got %s")
-               :format(i, expected, typename(list[i])))
-    end
-  end
-  return len
-end
-
--- opts at argument n: nil, or a table whose every key is in spec, which
--- maps an option to {validator, what it expects}.
-local function check_opts(opts, n, fname, spec)
-  if opts == nil then return end
-  check(type(opts) == "table", opts, n, fname, "table of options or nil")
-  for k, v in pairs(opts) do
-    local s = spec[k]
-    if s == nil then argerror(n, fname, ("unknown option '%s'"):format(tostring(k))) end
-    if not s[1](v) then
-      local got = type(v) == "string" and ("%q"):format(v) or typename(v)
-      argerror(n, fname, ("option '%s': %s expected, got %s"):format(k, s[2], got))
-    end
-  end
-end
 
 -- ------------------------------------------------------------ shared bits --
 
@@ -170,14 +124,12 @@ local function gather_all(children, n, return_exceptions)
   error(r, 0)
 end
 
-local GATHER_OPTS = {
-  return_exceptions = {is_boolean_or_nil, "boolean or nil"},
-}
+local GATHER_OPTS = {return_exceptions = checks.BOOLEAN}
 
 -- gather(list, opts): the list form.
 local function gather_list(list, opts)
-  local n = check_list(list, 1, "gather", is_awaitable, AWAITABLE)
-  check_opts(opts, 2, "gather", GATHER_OPTS)
+  local n = checks.list(list, 1, "gather", is_awaitable, AWAITABLE)
+  checks.options(opts, 2, "gather", GATHER_OPTS)
   check_task("gather")
   local children = {}
   for i = 1, n do children[i] = list[i] end
@@ -210,14 +162,9 @@ end
 
 -- ------------------------------------------------------------------- wait --
 
-local RETURN_WHEN = {
-  ALL_COMPLETED = true, FIRST_COMPLETED = true, FIRST_EXCEPTION = true,
-}
-
 local WAIT_OPTS = {
-  timeout = {is_number_or_nil, "number or nil"},
-  return_when = {function(v) return v == nil or RETURN_WHEN[v] == true end,
-                 '"ALL_COMPLETED", "FIRST_COMPLETED" or "FIRST_EXCEPTION"'},
+  timeout = checks.NUMBER,
+  return_when = checks.one_of("ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION"),
 }
 
 -- Suspend until return_when is met for fs[1..n] or the timeout passes
@@ -258,9 +205,9 @@ end
 -- timeout. As in asyncio, functions are not accepted (the caller could not
 -- tell the tasks made of them apart): spawn them first.
 function M.wait(fs, opts)
-  local n = check_list(fs, 1, "wait", is_future, "future or task")
+  local n = checks.list(fs, 1, "wait", is_future, "future or task")
   if n == 0 then argerror(1, "wait", "list of futures is empty") end
-  check_opts(opts, 2, "wait", WAIT_OPTS)
+  checks.options(opts, 2, "wait", WAIT_OPTS)
   check_task("wait")
   wait_until(fs, n, opts and opts.timeout,
              opts and opts.return_when or "ALL_COMPLETED")
@@ -309,7 +256,7 @@ end
 -- deadline. A cancellation of the task by anyone else propagates as is.
 function M.timeout(delay, fn, ...)
   check(is_number_or_nil(delay), delay, 1, "timeout", "number or nil")
-  check(is_callable(fn), fn, 2, "timeout", "function")
+  checks.callable(fn, 2, "timeout")
   local task = check_task("timeout")
   return within(task, after(task, delay), fn, ...)
 end
@@ -318,7 +265,7 @@ end
 -- clock (lasync.time()); nil: none.
 function M.timeout_at(when, fn, ...)
   check(is_number_or_nil(when), when, 1, "timeout_at", "number or nil")
-  check(is_callable(fn), fn, 2, "timeout_at", "function")
+  checks.callable(fn, 2, "timeout_at")
   return within(check_task("timeout_at"), when, fn, ...)
 end
 
@@ -452,7 +399,7 @@ end
 -- is yielded once (asyncio works on the set of them); each function item
 -- is a task of its own.
 function M.as_completed(list, timeout)
-  local len = check_list(list, 1, "as_completed", is_awaitable, AWAITABLE)
+  local len = checks.list(list, 1, "as_completed", is_awaitable, AWAITABLE)
   check(is_number_or_nil(timeout), timeout, 2, "as_completed", "number or nil")
   local fs, n = distinct_futures(list, len)
   local st = setmetatable({fs = fs, n = n, head = 1, tail = 0, left = n,
@@ -517,11 +464,8 @@ end
 -- of the group and returns it. Raises once the group is finished or is
 -- shutting down after a failure or a cancellation.
 function TaskGroup:spawn(fn, ...)
-  if getmetatable(self) ~= TaskGroup then
-    misuse(("calling 'spawn' on bad self (TaskGroup expected, got %s)")
-           :format(typename(self)))
-  end
-  check(is_callable(fn), fn, 1, "spawn", "function")
+  if getmetatable(self) ~= TaskGroup then checks.bad_self(self, TaskGroup, "spawn") end
+  checks.callable(fn, 1, "spawn")
   if self.exiting and #self.tasks == 0 then misuse("task group is finished") end
   if self.aborting then misuse("task group is shutting down") end
   local t = self.parent:get_loop():create_task(fn, ...)
@@ -586,7 +530,7 @@ end
 -- is cancelled, the children are cancelled and waited for, and the
 -- CancelledError propagates.
 function M.task_group(fn)
-  check(is_callable(fn), fn, 1, "task_group", "function")
+  checks.callable(fn, 1, "task_group")
   local tg = setmetatable({parent = check_task("task_group"), tasks = {}, slot = {},
                            errors = {n = 0}, exiting = false, aborting = false,
                            parent_cancel_requested = false}, TaskGroup)

@@ -3,6 +3,8 @@
 -- in the running task (or callback), so a task started earlier, which holds
 -- a reference to its creator's context, never sees later changes.
 local core = require "lasync.core"
+local checks = require "lasync.checks"
+checks.internal()
 
 local M = {}
 local NIL = setmetatable({}, {__tostring = function() return "nil" end})
@@ -17,9 +19,7 @@ end
 
 --- ContextVar(name, default): a new variable; default is optional.
 function M.ContextVar(name, ...)
-  if type(name) ~= "string" then
-    error("bad argument #1 to 'ContextVar' (string expected, got " .. type(name) .. ")", 2)
-  end
+  checks.check(type(name) == "string", name, 1, "ContextVar", "string")
   return setmetatable({name = name, default = (...), has_default = select("#", ...) > 0},
                       ContextVar)
 end
@@ -65,7 +65,7 @@ function ContextVar:set(v)
 end
 
 local function bad_token(why)
-  error("bad argument #1 to 'reset' (" .. why .. ")", 3)
+  checks.argerror(1, "reset", why)
 end
 
 --- var:reset(token): restores the value from before the set that made

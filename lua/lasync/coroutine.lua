@@ -3,6 +3,8 @@
 -- generator, an iterator) through to the enclosing task, so code inside a
 -- generator may await.
 local core = require "lasync.core"
+local checks = require "lasync.checks"
+checks.internal()
 
 local SUSPEND = core._SUSPEND
 local resume, yield, status = coroutine.resume, coroutine.yield, coroutine.status
@@ -70,9 +72,8 @@ end
 
 --- Like coroutine.wrap, with lasync suspensions passed through.
 function M.wrap(fn)
-  if type(fn) ~= "function" then
-    error("bad argument #1 to 'wrap' (function expected, got " .. type(fn) .. ")", 2)
-  end
+  -- a function: coroutine.create takes no other callable
+  checks.check(type(fn) == "function", fn, 1, "wrap", "function")
   local co = coroutine.create(fn)
   return function(...)
     return unwrap(co, M.resume(co, ...))

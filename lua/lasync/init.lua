@@ -2,21 +2,14 @@
 -- The facade: running a program, tasks, futures, re-exports of the C core
 -- (lasync.core) and of the pure-Lua modules.
 local core = require "lasync.core"
+local checks = require "lasync.checks"
+checks.internal()
 
 local M = {}
 
 M.VERSION = core.VERSION
 
-for _, name in ipairs {
-  "Error", "CancelledError", "TimeoutError", "InvalidStateError",
-  "IncompleteReadError", "LimitOverrunError", "QueueEmpty", "QueueFull",
-  "QueueShutDown", "BrokenBarrierError", "TaskGroupError", "OSError",
-  "ConnectionError", "ConnectionRefusedError", "ConnectionResetError",
-  "ConnectionAbortedError", "BrokenPipeError", "HTTPError", "SSLError",
-  "SSLCertVerificationError",
-} do
-  M[name] = core[name]
-end
+for name, class in pairs(core._error_classes) do M[name] = class end
 
 M.Future = core.Future
 M.spawn = core.spawn
@@ -85,9 +78,7 @@ function M.run(fn, ...)
   if core.get_running_loop() then
     error("lasync.run() cannot be called while an event loop is running", 2)
   end
-  if type(fn) ~= "function" and not (getmetatable(fn) or {}).__call then
-    error("bad argument #1 to 'run' (function expected, got " .. type(fn) .. ")", 2)
-  end
+  checks.callable(fn, 1, "run")
   local loop = M.new_event_loop()
   local main = loop:create_task(fn, ...)
   local interrupts = on_sigint(loop, main)

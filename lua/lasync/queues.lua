@@ -19,23 +19,16 @@
 local core = require "lasync.core"
 
 local new_queue = core.new_queue
-local type, tostring, getmetatable = type, tostring, getmetatable
 
 local M = {}
 
 local checks = require "lasync.checks"
 checks.internal()
-local argerror, typename = checks.argerror, checks.typename
 
 -- maxsize (argument 1): nil (0) or a non-negative integer.
 local function check_maxsize(v, fname)
   if v == nil then return 0 end
-  local i = type(v) == "number" and math.tointeger(v)
-  if not i or i < 0 then
-    local got = type(v) == "number" and tostring(v) or typename(v)
-    argerror(1, fname, "non-negative integer or nil expected, got " .. got)
-  end
-  return i
+  return checks.integer(v, 1, fname, 0, nil, "non-negative integer or nil")
 end
 
 --- Queue(maxsize): a first in, first out queue holding up to maxsize items
@@ -54,12 +47,7 @@ end
 -- Items that compare equal come out in no particular order.
 function M.PriorityQueue(maxsize, less)
   maxsize = check_maxsize(maxsize, "PriorityQueue")
-  if less ~= nil and type(less) ~= "function" then
-    local mt = getmetatable(less)
-    if type(mt) ~= "table" or mt.__call == nil then
-      argerror(2, "PriorityQueue", "function or nil expected, got " .. typename(less))
-    end
-  end
+  if less ~= nil then checks.callable(less, 2, "PriorityQueue", "function or nil") end
   return new_queue(2, maxsize, less)
 end
 

@@ -5,21 +5,14 @@
 -- restarts them. Logs go to stderr, one timestamped line per event.
 local lasync = require "lasync"
 local core = require "lasync.core"
+local checks = require "lasync.checks"
+local errtext, callable = checks.errtext, checks.is_callable
 
 local M = {}
 
 local pid = core.sys.getpid()
 
 -- ------------------------------------------------------------------- logs --
-
--- The text of an error value.
-local function errtext(e)
-  local mt = getmetatable(e)
-  if type(e) == "string" or type(e) == "number" or (mt and mt.__tostring) then
-    return tostring(e)
-  end
-  return ("(error object is a %s value)"):format(type(e))
-end
 
 --- Writes one log line: `2026-11-21T04:15:02.123Z lasync[PID]: message`.
 function M.log(fmt, ...)
@@ -37,10 +30,6 @@ local function log_context(_, ctx)
 end
 
 -- --------------------------------------------------------------- scripts --
-
-local function callable(v)
-  return type(v) == "function" or type((getmetatable(v) or {}).__call) == "function"
-end
 
 --- Loads the handler script at path; returns {handler=, on_start=,
 -- on_stop=}, or nil and why not.

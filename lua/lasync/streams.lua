@@ -8,8 +8,7 @@
 -- the connection run start_tls once connected (src/tls.c).
 local core = require "lasync.core"
 
-local ipairs, pairs, pcall, error, type, tostring = ipairs, pairs, pcall, error, type, tostring
-local tointeger = math.tointeger
+local ipairs, pairs, pcall, error, type = ipairs, pairs, pcall, error, type
 local OSError = core.OSError
 
 local M = {}
@@ -18,27 +17,36 @@ local M = {}
 
 local checks = require "lasync.checks"
 checks.internal()
-local misuse, argerror, typename = checks.misuse, checks.argerror, checks.typename
+local argerror = checks.argerror
 
-local TLS_OPTS = {ssl = true, server_hostname = true, ssl_handshake_timeout = true}
-local CONNECT_OPTS = {limit = true, local_addr = true}
-local UNIX_CONNECT_OPTS = {limit = true}
-local SERVER_OPTS = {limit = true, backlog = true, reuse_address = true, reuse_port = true}
-local UNIX_SERVER_OPTS = {limit = true, backlog = true}
+-- opts.local_addr: {host, port}.
+local LOCAL_ADDR = checks.option("table", "{host, port}", function(v)
+  return type(v[1]) == "string" and math.type(v[2]) == "integer"
+end)
+
+-- The TLS options, which every function takes: tls_opts and the C core
+-- check them.
+local TLS = {ssl = checks.ANY, server_hostname = checks.ANY,
+             ssl_handshake_timeout = checks.ANY}
+
+local function with_tls(known)
+  for k, v in pairs(TLS) do known[k] = v end
+  return known
+end
+
+local LIMIT, BACKLOG = checks.count(), checks.count(65535)
+local CONNECT_OPTS = with_tls {limit = LIMIT, local_addr = LOCAL_ADDR}
+local UNIX_CONNECT_OPTS = with_tls {limit = LIMIT}
+local SERVER_OPTS = with_tls {limit = LIMIT, backlog = BACKLOG,
+                             reuse_address = checks.BOOLEAN, reuse_port = checks.BOOLEAN}
+local UNIX_SERVER_OPTS = with_tls {limit = LIMIT, backlog = BACKLOG}
 
 local function check_string(v, n, fname, what)
-  if type(v) ~= "string" then
-    argerror(n, fname, what .. " expected, got " .. typename(v))
-  end
+  checks.check(type(v) == "string", v, n, fname, what)
 end
 
 local function check_port(v, n, fname)
-  local port = type(v) == "number" and tointeger(v)
-  if not port or port < 0 or port > 65535 then
-    argerror(n, fname, "port (integer from 0 to 65535) expected, got "
-      .. (type(v) == "number" and tostring(v) or typename(v)))
-  end
-  return port
+  return checks.integer(v, n, fname, 0, 65535, "port (integer from 0 to 65535)")
 end
 
 -- A host name or address (argument n): a string without "\0".
@@ -47,55 +55,9 @@ local function check_host(v, n, fname, what)
   if v:find("\0", 1, true) then argerror(n, fname, "host must not contain \\0") end
 end
 
--- opts.<key>, when given, must be a positive integer (at most max).
-local function check_count(opts, key, n, fname, max)
-  local v = opts[key]
-  if v ~= nil and not (type(v) == "number" and tointeger(v) and v > 0
-                       and v <= (max or math.maxinteger)) then
-    argerror(n, fname, ("opts.%s must be a positive integer%s, got %s"):format(key,
-      max and (" (at most %d)"):format(max) or "",
-      type(v) == "number" and tostring(v) or typename(v)))
-  end
-end
-
--- opts.local_addr: {host, port}.
-local function check_local_addr(v, n, fname)
-  if v == nil then return end
-  if type(v) ~= "table" or type(v[1]) ~= "string" or math.type(v[2]) ~= "integer" then
-    argerror(n, fname, "opts.local_addr must be {host, port}, got " .. typename(v))
-  end
-end
-
--- The options table (argument n): known keys only, checked.
-local function check_opts(opts, n, fname, known)
-  if opts == nil then return {} end
-  if type(opts) ~= "table" then
-    argerror(n, fname, "table of options or nil expected, got " .. typename(opts))
-  end
-  for k in pairs(opts) do
-    if not known[k] and not TLS_OPTS[k] then
-      argerror(n, fname, "unknown option '" .. tostring(k) .. "'")
-    end
-  end
-  check_count(opts, "limit", n, fname)
-  check_count(opts, "backlog", n, fname, 65535)
-  for _, k in ipairs {"reuse_address", "reuse_port"} do
-    if opts[k] ~= nil and type(opts[k]) ~= "boolean" then
-      argerror(n, fname, ("opts.%s must be a boolean, got %s"):format(k, typename(opts[k])))
-    end
-  end
-  check_local_addr(opts.local_addr, n, fname)
-  return opts
-end
-
-local function check_handler(handler, fname)
-  if not checks.is_callable(handler) then
-    argerror(1, fname, "handler function expected, got " .. typename(handler))
-  end
-end
-
 -- The TLS options: the context of opts.ssl (nil without TLS), and the
--- options of start_tls. server_hostname goes to clients only.
+-- options of start_tls, which the core checks with the context.
+-- server_hostname goes to clients only.
 local function tls_opts(opts, n, fname, server)
   if not opts.ssl then
     for _, k in ipairs {"server_hostname", "ssl_handshake_timeout"} do
@@ -106,28 +68,16 @@ local function tls_opts(opts, n, fname, server)
   if server and opts.server_hostname ~= nil then
     argerror(n, fname, "unknown option 'server_hostname'")
   end
-  local host = opts.server_hostname
-  if host ~= nil and type(host) ~= "string" then
-    argerror(n, fname, "opts.server_hostname must be a string, got " .. typename(host))
-  elseif host and not (#host >= 1 and #host <= 253 and not host:find("\0", 1, true)) then
-    argerror(n, fname, "opts.server_hostname must be a host name (1 to 253 bytes, no \\0)")
-  end
-  local t = opts.ssl_handshake_timeout
-  if t ~= nil and not (type(t) == "number" and t > 0 and t < 1e9) then
-    argerror(n, fname, "opts.ssl_handshake_timeout must be a positive number, got "
-      .. (type(t) == "number" and tostring(t) or typename(t)))
-  end
-  local ctx = core.tls_context(opts.ssl, fname .. ": opts.ssl", server)
-  return ctx, {server_hostname = opts.server_hostname, ssl_handshake_timeout = t}
+  local ctx = core.tls_context(opts.ssl, fname .. ": opts.ssl", server, opts, fname .. ": opts")
+  return ctx, {server_hostname = opts.server_hostname,
+               ssl_handshake_timeout = opts.ssl_handshake_timeout}
 end
 
 --- A reusable TLS context made from a settings table (see README):
 -- verify, cafile, capath, certfile, keyfile, alpn, ciphers, min_version,
 -- max_version. Pass it as the `ssl` option or to start_tls.
 function M.ssl_context(settings)
-  if type(settings) ~= "table" then
-    argerror(1, "ssl_context", "table of TLS settings expected, got " .. typename(settings))
-  end
+  checks.check(type(settings) == "table", settings, 1, "ssl_context", "table of TLS settings")
   return core.tls_context(settings, "ssl_context")
 end
 
@@ -167,9 +117,9 @@ function M.open_connection(host, port, opts)
   if host == "" then argerror(1, "open_connection", "host must not be empty") end
   check_host(host, 1, "open_connection", "host (string)")
   port = check_port(port, 2, "open_connection")
-  opts = check_opts(opts, 3, "open_connection", CONNECT_OPTS)
+  opts = checks.options(opts, 3, "open_connection", CONNECT_OPTS)
   local ctx, topts = tls_opts(opts, 3, "open_connection", false)
-  if not core.current_task() then misuse("open_connection called outside a task") end
+  checks.task("open_connection")
   local la, first = opts.local_addr or {}, nil
   for _, a in ipairs(resolve(host, port)) do
     local ok, s = pcall(core.tcp_connect, a.host, a.port, opts.limit, la[1], la[2])
@@ -191,7 +141,7 @@ end
 -- ssl_handshake_timeout.
 function M.open_unix_connection(path, opts)
   check_string(path, 1, "open_unix_connection", "path (string)")
-  opts = check_opts(opts, 2, "open_unix_connection", UNIX_CONNECT_OPTS)
+  opts = checks.options(opts, 2, "open_unix_connection", UNIX_CONNECT_OPTS)
   local ctx, topts = tls_opts(opts, 2, "open_unix_connection", false)
   local s = core.unix_connect(path, opts.limit)
   if ctx then s:start_tls(ctx, topts) end
@@ -246,10 +196,10 @@ end
 -- connection does the TLS handshake before the handler runs),
 -- ssl_handshake_timeout. Returns the Server, serving.
 function M.start_server(handler, host, port, opts)
-  check_handler(handler, "start_server")
+  checks.callable(handler, 1, "start_server", "handler function")
   check_listen_host(host)
   port = port == nil and 0 or check_port(port, 3, "start_server")
-  opts = check_opts(opts, 4, "start_server", SERVER_OPTS)
+  opts = checks.options(opts, 4, "start_server", SERVER_OPTS)
   local ctx, topts = tls_opts(opts, 4, "start_server", true)
   if ctx then handler = tls_handler(handler, ctx, topts) end
   local hosts, any = listen_hosts(host, port)
@@ -268,9 +218,9 @@ end
 -- opts: limit, backlog, ssl, ssl_handshake_timeout. Returns the Server,
 -- serving.
 function M.start_unix_server(handler, path, opts)
-  check_handler(handler, "start_unix_server")
+  checks.callable(handler, 1, "start_unix_server", "handler function")
   check_string(path, 2, "start_unix_server", "path (string)")
-  opts = check_opts(opts, 3, "start_unix_server", UNIX_SERVER_OPTS)
+  opts = checks.options(opts, 3, "start_unix_server", UNIX_SERVER_OPTS)
   local ctx, topts = tls_opts(opts, 3, "start_unix_server", true)
   if ctx then handler = tls_handler(handler, ctx, topts) end
   return core.unix_server(handler, path, opts.limit, opts.backlog)

@@ -13,8 +13,7 @@
 local core = require "lasync.core"
 
 local CancelledError, BrokenBarrierError = core.CancelledError, core.BrokenBarrierError
-local pcall, error, type, tostring = pcall, error, type, tostring
-local getmetatable, setmetatable = getmetatable, setmetatable
+local pcall, error, setmetatable = pcall, error, setmetatable
 local isyieldable = coroutine.isyieldable
 local ALL = math.maxinteger
 
@@ -24,33 +23,8 @@ local M = {}
 
 local checks = require "lasync.checks"
 checks.internal()
-local misuse, argerror, typename = checks.misuse, checks.argerror, checks.typename
-
-
-local function bad_self(self, class, fname)
-  misuse(("calling '%s' on bad self (%s expected, got %s)")
-         :format(fname, class.__name, typename(self)))
-end
-
-local function check_callable(v, n, fname)
-  if type(v) == "function" then return end
-  local mt = getmetatable(v)
-  if type(mt) ~= "table" or mt.__call == nil then
-    argerror(n, fname, "function expected, got " .. typename(v))
-  end
-end
-
--- v (argument n) as an integer >= min; numbers are shown in the message,
--- since "got number" would not say what is wrong with -1 or 1.5.
-local function check_count(v, n, fname, min)
-  local i = type(v) == "number" and math.tointeger(v)
-  if not i or i < min then
-    local got = type(v) == "number" and tostring(v) or typename(v)
-    argerror(n, fname, ("%s integer expected, got %s")
-             :format(min == 0 and "non-negative" or "positive", got))
-  end
-  return i
-end
+local misuse, bad_self, check_callable, check_count =
+  checks.misuse, checks.bad_self, checks.callable, checks.integer
 
 -- A class: the metatable of its instances is also their method table.
 local function new_class(name)
@@ -229,12 +203,8 @@ local Condition = new_class("Condition")
 --- Condition(lock): a condition variable over lock (a Lock; default: a new
 -- one). Tasks wait() on it until another notifies them.
 function M.Condition(lock)
-  if lock == nil then
-    lock = M.Lock()
-  elseif KIND[lock] ~= Lock then
-    argerror(1, "Condition", "Lock or nil expected, got " .. typename(lock))
-  end
-  return new(Condition, {_lock = lock, _waiters = new_waiters()})
+  checks.check(lock == nil or KIND[lock] == Lock, lock, 1, "Condition", "Lock or nil")
+  return new(Condition, {_lock = lock or M.Lock(), _waiters = new_waiters()})
 end
 
 --- cond:acquire(), cond:release(), cond:locked(): those of its lock.

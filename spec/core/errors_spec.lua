@@ -19,6 +19,19 @@ describe("error classes", function()
     end
   end)
 
+  it("are listed once, in core._error_classes, which lasync re-exports whole", function()
+    local n = 0
+    for name, class in pairs(core._error_classes) do
+      n = n + 1
+      assert.are.equal("class " .. name, tostring(class))
+      assert.are.equal(class, core[name], name)
+      assert.are.equal(class, lasync[name], name)
+    end
+    for _, name in ipairs(API_CLASSES) do assert.is_table(core._error_classes[name], name) end
+    assert.is_true(lasync.SSLError:is(lasync.SSLCertVerificationError("x")))
+    assert.is_true(n > #API_CLASSES)
+  end)
+
   it("make instances with a message: tostring is 'ClassName: message'", function()
     for _, name in ipairs(API_CLASSES) do
       local e = lasync[name]("went wrong")
