@@ -38,7 +38,7 @@ Future *future_check(lua_State *L, int idx) {
 ** Handle made by add_done_callback is queued. */
 static void schedule_one(lua_State *L, Future *f) {
   Task *t = lasync_toobj(L, -1, K_TASK);
-  if (t != NULL) task_wakeup(t, f);
+  if (t != NULL) task_wakeup(L, t, -1, f);
   else {
     loop_anchor(L, f->loop, -1);
     loop_ready_push(f->loop, lua_touserdata(L, -1));
@@ -50,7 +50,7 @@ static void schedule_callbacks(lua_State *L, Future *f, int fidx) {
   if (f->waiter) {
     Task *t = f->waiter;
     f->waiter = NULL;
-    task_wakeup(t, f);
+    task_wakeup(L, t, 0, f);
   }
   if (!f->hascb) return;
   f->hascb = 0;
@@ -154,29 +154,6 @@ int future_unpack(lua_State *L, Future *f, int fidx) {
     lua_remove(L, t);
   }
   return f->nres;
-}
-
-/* Finish the pending future f with no results without the Lua API, from
-** a libevent callback: only for a future that tasks await and nothing else
-** (no callbacks), as the wait futures of a stream. 0 if it cannot. */
-int future_wake(Future *f) {
-  Task *t = f->waiter;
-  if (f->state != F_PENDING || f->hascb) return 0;
-  f->state = F_FINISHED;
-  f->nres = 0;
-  f->waiter = NULL;
-  if (t) task_wakeup(t, f);
-  return 1;
-}
-
-/* Make a future that future_wake finished pending again, for its owner to
-** wait on it once more; 0 if it cannot (it was cancelled, or seen). */
-int future_rewind(Future *f) {
-  if (f->state != F_FINISHED || f->failed || f->nres || f->hascb ||
-      f->waiter)
-    return 0;
-  f->state = F_PENDING;
-  return 1;
 }
 
 /* Push a new future on lp, added to the list (a table made when needed)

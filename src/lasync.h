@@ -121,9 +121,7 @@ enum {
 struct Task {
   Future f;
   lua_State *co;                 /* the coroutine, anchored in TUV_CORO */
-  Future *waiting;               /* the future it waits on, or NULL */
-  lua_State *wait_L;             /* where await holds that future on its */
-  int wait_idx;                  /* stack (else it is in TUV_WAIT) */
+  Future *waiting;               /* the future it awaits, or NULL */
   unsigned long id;              /* for the default name */
   int nargs0;                    /* arguments of the first resume */
   int ncancels;                  /* cancel() requests, for cancelling() */
@@ -131,7 +129,10 @@ struct Task {
   unsigned char exposed;         /* get_coro was called: never recycle */
   unsigned char park;            /* P_*: a wait with no Future (task_park) */
   unsigned char raw;             /* suspended by a plain coroutine.yield */
+  unsigned char kept;            /* the awaited future is in TUV_WAIT */
   unsigned long walk;            /* last task_cancel walk through it */
+  void (*cleanup)(void *);       /* of the park, run by a cancellation */
+  void *cleanup_arg;
 };
 
 /* Task user values, after the Future ones. */
@@ -267,7 +268,7 @@ const char *future_state_name(Future *f);
 /* task.c */
 void task_open(lua_State *L);
 void task_step(lua_State *L, Loop *lp, Task *t);
-void task_wakeup(Task *t, Future *f);
+void task_wakeup(lua_State *L, Task *t, int tidx, Future *f);
 int task_cancel(lua_State *L, Task *t, int tidx, int msgidx);
 void handle_cancel(lua_State *L, Handle *h, int hidx);
 Task *task_new(lua_State *L, Loop *lp, int fnidx, int nargs, int eager);
@@ -277,15 +278,13 @@ void dns_open(lua_State *L);
 void dns_close(Loop *lp);
 
 /* future.c, task.c: for C functions that wait (stream.c, server.c) */
-int future_wake(Future *f);
-int future_rewind(Future *f);
 int future_any_waiting(lua_State *L, int objidx, int uv);
 Future *future_push_waiter(lua_State *L, Loop *lp, int objidx, int uv);
 void future_wake_all(lua_State *L, int objidx, int uv);
+Task *task_current(lua_State *L);
 Task *task_running(lua_State *L, const char *what);
 Task *task_running_as(lua_State *L, int nameidx, const char *def);
-int task_suspend(lua_State *L, Task *t, int fidx, lua_KContext ctx,
-                 lua_KFunction k);
+int task_suspend(lua_State *L, Task *t, lua_KContext ctx, lua_KFunction k);
 int task_interrupted(lua_State *L, int fidx);
 void task_resumed(lua_State *L, int fidx);
 int task_resumed_k(lua_State *L, int status, lua_KContext ctx);
@@ -324,7 +323,9 @@ int task_resumed_k(lua_State *L, int status, lua_KContext ctx);
 ** Lua value on the stack needed); k clears s->reader, calls task_unparked
 ** with tidx 0, and on P_CANCELLED drops the read interest before
 ** raising. */
-int task_park(lua_State *L, Task *t, lua_KContext ctx, lua_KFunction k);
+typedef void (*ParkCleanup)(void *arg);
+int task_park(lua_State *L, Task *t, ParkCleanup cleanup, void *arg,
+              lua_KContext ctx, lua_KFunction k);
 int task_unpark(lua_State *L, Task *t, int tidx, int validx);
 /* Resumed by a stray coroutine.resume, not a wake-up: task_unparked then
 ** raises, so a waiter list must drop the task first. */

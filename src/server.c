@@ -576,7 +576,7 @@ static int l_wait_closed(lua_State *L) {
   if (sv->closed && sv->nconns == 0) return 0;
   t = task_running(L, "wait_closed");
   future_push_waiter(L, sv->loop, 1, SVUV_CLOSED);
-  return task_suspend(L, t, 2, 2, task_resumed_k);
+  return task_suspend(L, t, 2, task_resumed_k);
 }
 
 /* serve_forever(): returns once the server is closed; cancelled, it
@@ -600,7 +600,7 @@ static int l_serve_forever(lua_State *L) {
   t = task_running(L, "serve_forever");
   future_push_waiter(L, sv->loop, 1, SVUV_STOPPED);
   sv->forever = 1;
-  return task_suspend(L, t, 2, 0, forever_k);
+  return task_suspend(L, t, 0, forever_k);
 }
 
 /* set_max_connections(n): beyond n running handlers, stop accepting until

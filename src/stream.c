@@ -9,15 +9,17 @@
 ** reader waits (then reading pauses: backpressure), or only wakes a
 ** read(n) that found nothing buffered, which then receives straight into
 ** its string; the write event, made only while output waits for room,
-** sends the output buffer. A reader that must wait parks (a wait with no
-** Future: task_park), and the callback unparks it (no Lua); drain() awaits
-** the write wait future, which the callback finishes with future_wake. The
-** waiter then looks at the stream again: nothing is handed to it; a
-** connection error is kept as an errno and raised by the waiter.
+** sends the output buffer. Every wait of a stream is a park (a wait with
+** no Future: task_park): a reader parks as s->reader, a drain(), the
+** connect or the TLS handshake as s->writer, and the callbacks unpark them
+** (no Lua); a cancellation takes them off the stream at once (the park's
+** cleanup). The waiter then looks at the stream again: nothing is handed
+** to it; a connection error is kept as an errno and raised by the
+** waiter.
 **
 ** TLS (src/tls.c): start_tls puts a session between the stream and its
 ** socket. The handshake runs from the events, under a deadline, while the
-** task that asked waits on the write wait future; afterwards the same paths
+** task that asked is parked as the writer; afterwards the same paths
 ** read and write through the session. OpenSSL may want the socket the other
 ** way round (tls_rww, tls_wwr), and may hold input that the socket will not
 ** signal again: the read event is then made active by hand.
@@ -60,16 +62,15 @@ struct Stream {
   size_t received;               /* bytes received so far, for idle checks */
   Buf in, out;
   Task *reader;                  /* the task parked in a read, or NULL */
-  Future *wfut;                  /* the write wait future, in XUV_WFUT */
+  Task *writer;                  /* the task parked in drain(), the connect
+                                    or the handshake, or NULL */
   Handle *closer;                /* anchored while close() flushes */
   Tls *tls;                      /* the TLS session, or NULL */
   struct event *wev;             /* the write event, while it is added */
   unsigned char reading, writing;  /* the read / write event is added */
   /* bits: every idle connection has a stream */
-  unsigned rwaiting : 1;         /* a reader waits (parked) */
-  unsigned direct : 1;           /* and receives itself: see on_read */
-  unsigned wwaiting : 1;         /* a drain() waits on wfut */
-  unsigned connecting : 1;       /* connect_k waits on wfut */
+  unsigned direct : 1;           /* the reader receives itself: on_read */
+  unsigned connecting : 1;       /* the writer waits for the connect */
   unsigned eof : 1;              /* no more input: the peer's EOF, close() */
   unsigned shut : 2;             /* write_eof(): SHUT_ASKED, SHUT_DONE */
   unsigned closing : 1;          /* close() was called */
@@ -92,8 +93,7 @@ enum {
 ** their own, the extras, made on first use (16 bytes less per stream for
 ** each). */
 enum {
-  XUV_WFUT = 1,    /* the wait future of drain() and of the connect */
-  XUV_DRAINERS,    /* futures of further drain() callers, or nil */
+  XUV_DRAINERS = 1, /* futures of further drain() callers, or nil */
   XUV_CLOSED,      /* futures of wait_closed() callers, or nil */
   XUV_CLOSER,      /* the closer handle, or nil: *closer stays valid */
   XUV_NUV = XUV_CLOSER
@@ -222,7 +222,7 @@ static void update_events(Stream *s) {
   ev_switch(s, 0, open && (s->tls_wwr ||
                            (!s->tls_rww && !s->eof && !s->err &&
                             !s->connecting &&
-                            (s->rwaiting || s->in.len < s->limit))));
+                            (s->reader || s->in.len < s->limit))));
   ev_switch(s, 1, open && (s->out.len > 0 || s->connecting || s->tls_rww));
   if (s->tls && s->reading && s->loop->base && tls_pending(s->tls))
     event_active(event_of(s, 0), EV_READ, 1);
@@ -259,10 +259,11 @@ static void settle(Stream *s) {
     if (s->closing) close_fd(s);
   }
   update_events(s);
-  if (s->rwaiting && (s->in.len >= s->want || s->eof || s->err))
+  if (s->reader && (s->in.len >= s->want || s->eof || s->err))
     task_unpark(NULL, s->reader, 0, 0);
-  if (s->wwaiting && (s->out.len <= LOW_WATER || s->err || s->fd < 0))
-    future_wake(s->wfut);
+  if (s->writer && !s->connecting && !s->handshaking &&
+      (s->out.len <= LOW_WATER || s->err || s->fd < 0))
+    task_unpark(NULL, s->writer, 0, 0);  /* a drain() */
 }
 
 /* recv() and send(), or their TLS counterparts (with EPROTO when TLS
@@ -305,7 +306,7 @@ static ssize_t receive(Stream *s, size_t room) {
 ** (it may need more than the limit) one limit's worth more. Through the
 ** scratch buffer, so that the input buffer holds just the data. */
 static void fill(Stream *s) {
-  size_t budget = s->rwaiting ? (s->limit > CHUNK ? s->limit : CHUNK)
+  size_t budget = s->reader ? (s->limit > CHUNK ? s->limit : CHUNK)
                   : s->in.len < s->limit ? s->limit - s->in.len : 0;
   while (budget > 0) {
     size_t room = budget < CHUNK ? budget : CHUNK;
@@ -367,7 +368,7 @@ static void on_write(evutil_socket_t fd, short what, void *arg) {
   }
   if (s->connecting) {  /* connect_k looks at the outcome */
     ev_switch(s, 1, 0);
-    future_wake(s->wfut);
+    if (s->writer) task_unpark(NULL, s->writer, 0, 0);
     return;
   }
   if (s->tls_rww) {
@@ -447,22 +448,31 @@ static Task *waiter(lua_State *L, Stream *s, const char *what) {
   return t;
 }
 
-/* Push the write wait future of the stream at sidx (kept in its extras),
-** pending: the last one again unless it was cancelled. */
-static Future *push_wfut(lua_State *L, Stream *s, int sidx) {
-  Future *f;
-  int xidx;
-  push_extras(L, sidx, 1);
-  xidx = lua_gettop(L);
-  if (lua_getiuservalue(L, xidx, XUV_WFUT) != LUA_TUSERDATA ||
-      !future_rewind(f = lua_touserdata(L, -1))) {
-    lua_pop(L, 1);
-    f = future_new(L, s->loop, K_FUTURE, sizeof(Future), FUV_NUV);
-    lua_pushvalue(L, -1);
-    lua_setiuservalue(L, xidx, XUV_WFUT);
-  }
-  lua_remove(L, xidx);
-  return f;
+/* Park cleanups (task_park): a cancelled reader or writer leaves the
+** stream at once, and the events follow. */
+static void reader_cancelled(void *arg) {
+  Stream *s = arg;
+  s->reader = NULL;
+  s->direct = 0;
+  update_events(s);
+}
+
+static void writer_cancelled(void *arg) {
+  ((Stream *)arg)->writer = NULL;
+}
+
+/* First thing in the continuation of a wait parked in *slot (the resume
+** passed its values from thrown on): the task leaves the slot (unless its
+** cancellation took it off already) and P_WOKEN is returned, those values
+** dropped; or the CancelledError is pushed and P_CANCELLED returned. */
+static int unparked(lua_State *L, Task **slot, int thrown) {
+  int woken, st;
+  Task *t = task_current(L);
+  if (*slot == t) *slot = NULL;
+  /* woken with no value: the task need not be on the stack */
+  st = task_unparked(L, t, 0, thrown, &woken);
+  if (st == P_WOKEN) lua_settop(L, thrown - 1);
+  return st;
 }
 
 /* Wait (the stream at 1) until at least want bytes are buffered, the input
@@ -471,15 +481,14 @@ static Future *push_wfut(lua_State *L, Stream *s, int sidx) {
 static int wait_input(lua_State *L, Stream *s, size_t want, int direct,
                       lua_KContext ctx, lua_KFunction k, const char *what) {
   Task *t = waiter(L, s, what);
-  if (s->rwaiting)
+  if (s->reader)
     return luaL_error(L, "%s: another task is already waiting to read "
                       "this stream", what);
   s->reader = t;  /* pending, so anchored: valid until it resumes */
   s->want = want;
-  s->rwaiting = 1;
   s->direct = direct != 0;
   update_events(s);  /* reads on past the limit for it */
-  return task_park(L, t, ctx, k);
+  return task_park(L, t, reader_cancelled, s, ctx, k);
 }
 
 /* First thing in a reader's continuation: it no longer waits; a
@@ -488,15 +497,9 @@ static int wait_input(lua_State *L, Stream *s, size_t want, int direct,
 ** otherwise); a reader that raises leaves the read event armed at most
 ** until it fires once more, finds no room and settles. */
 static void input_resumed(lua_State *L, Stream *s, int thrown) {
-  int woken;
-  Task *t = s->reader;
-  s->rwaiting = 0;
-  s->direct = 0;
-  s->reader = NULL;
-  /* woken with no value: the task need not be on the stack */
-  if (task_unparked(L, t, 0, thrown, &woken) == P_CANCELLED)
-    lua_error(L);
-  lua_settop(L, thrown - 1);
+  int st = unparked(L, &s->reader, thrown);
+  if (s->reader == NULL) s->direct = 0;
+  if (st != P_WOKEN) lua_error(L);
 }
 
 static void push_error(lua_State *L, Stream *s) {
@@ -788,33 +791,30 @@ static int l_writelines(lua_State *L) {
   return 0;
 }
 
-/* drain(): the stream; the wait future at 2. The first caller waits on
-** wfut, woken by the events; further ones wait on futures of their own,
-** which the first wakes when it is woken (or cancelled): then each looks
-** again, and one of them may become the first. ctx: is it the first. */
+/* drain(): the stream; what the resume passed at 2. The first caller
+** parks as the writer, woken by the events; further ones wait on futures
+** of their own, which the first wakes when it is woken (or cancelled):
+** then each looks again, and one of them may become the first. ctx: is
+** it the first. */
 static int drain_k(lua_State *L, int status, lua_KContext ctx) {
   Stream *s = lua_touserdata(L, 1);
   Task *t;
-  int first;
-  if (status == LUA_YIELD) {
-    if (ctx) {
-      s->wwaiting = 0;
-      wake_all(L, 1, XUV_DRAINERS);
-    }
-    task_resumed(L, 2);
-  }
+  if (status == LUA_YIELD && ctx) {
+    int st = unparked(L, &s->writer, 2);
+    wake_all(L, 1, XUV_DRAINERS);
+    if (st != P_WOKEN) return lua_error(L);
+  } else if (status == LUA_YIELD) task_resumed(L, 2);
   if (s->err) return raise_error(L, s);
   if (s->closing) return errors_raise(L, "ConnectionResetError",
                                       "Connection lost");
   if (s->out.len <= HIGH_WATER) return 0;
   t = waiter(L, s, "drain");
-  first = !s->wwaiting;
-  if (!first) push_waiter(L, s, 1, XUV_DRAINERS);
-  else {
-    s->wfut = push_wfut(L, s, 1);
-    s->wwaiting = 1;
+  if (s->writer) {  /* the first, or the handshake: woken after it */
+    push_waiter(L, s, 1, XUV_DRAINERS);
+    return task_suspend(L, t, 0, drain_k);
   }
-  return task_suspend(L, t, 2, first, drain_k);
+  s->writer = t;
+  return task_park(L, t, writer_cancelled, s, 1, drain_k);
 }
 
 static int l_drain(lua_State *L) {
@@ -944,7 +944,7 @@ static int wait_closed_k(lua_State *L, int status, lua_KContext ctx) {
   ** connection seen in an event callback, where no Lua state is at hand */
   if (s->closer == NULL && s->fd >= 0) closer_new(L, s, 1);
   push_waiter(L, s, 1, XUV_CLOSED);
-  return task_suspend(L, t, 2, 2, wait_closed_k);
+  return task_suspend(L, t, 2, wait_closed_k);
 }
 
 static int l_wait_closed(lua_State *L) {
@@ -992,7 +992,7 @@ static void hs_end(Stream *s, int err) {
   if (err && !s->err) s->err = err;
   ev_switch(s, 0, 0);
   ev_switch(s, 1, 0);
-  future_wake(s->wfut);
+  if (s->writer) task_unpark(NULL, s->writer, 0, 0);
 }
 
 /* Wait for the socket the way the handshake needs it, until the deadline:
@@ -1044,17 +1044,19 @@ static void handshake_step(Stream *s, int timedout) {
   else hs_end(s, errno);
 }
 
-/* The handshake ended: stream, ssl, opts, context, the wait future at
-** ctx. A failure (or a cancellation) closes the connection. */
+/* The handshake ended: stream, ssl, opts, context; what the resume
+** passed at 5. A failure (or a cancellation) closes the connection. */
 static int start_tls_k(lua_State *L, int status, lua_KContext ctx) {
   Stream *s = lua_touserdata(L, 1);
-  int fidx = (int)ctx;
+  (void)ctx;
   if (status == LUA_YIELD) {
-    if (task_interrupted(L, fidx)) {
+    int st = unparked(L, &s->writer, 5);
+    wake_all(L, 1, XUV_DRAINERS);  /* a drain() that came meanwhile */
+    if (st != P_WOKEN) {
       s->handshaking = 0;
       stream_close(L, s, 1, 1);
+      return lua_error(L);
     }
-    task_resumed(L, fidx);
   }
   if (s->err) {
     push_error(L, s);
@@ -1095,7 +1097,7 @@ static void tls_check_state(lua_State *L, Stream *s) {
   if (s->tls) luaL_error(L, "start_tls: the stream uses TLS already");
   if (s->err) raise_error(L, s);
   if (s->shut) luaL_error(L, "start_tls: write_eof() was called");
-  if (s->rwaiting || s->wwaiting || s->connecting)
+  if (s->reader || s->writer || s->connecting)
     luaL_error(L, "start_tls: another task is reading or draining this "
                "stream");
 }
@@ -1126,11 +1128,11 @@ static int l_start_tls(lua_State *L) {
   }
   buf_free(&s->in);
   tls_set_timeout(s->tls, timeout);
-  s->wfut = push_wfut(L, s, 1);  /* 5 */
   s->handshaking = 1;
   handshake_step(s, 0);
-  if (!s->handshaking) return start_tls_k(L, LUA_OK, 5);
-  return task_suspend(L, t, 5, 5, start_tls_k);
+  if (!s->handshaking) return start_tls_k(L, LUA_OK, 0);
+  s->writer = t;
+  return task_park(L, t, writer_cancelled, s, 0, start_tls_k);
 }
 
 /* ---------- connecting ---------- */
@@ -1143,15 +1145,18 @@ static int connect_failed(lua_State *L, Stream *s, int sidx, int err) {
   return lua_error(L);
 }
 
-/* The connect ended: what, stream (ctx: its index), the wait future. */
+/* The connect ended: what, stream (ctx: its index), what the resume
+** passed. */
 static int connect_k(lua_State *L, int status, lua_KContext ctx) {
   int sidx = (int)ctx, err = 0;
   Stream *s = lua_touserdata(L, sidx);
   socklen_t len = sizeof err;
   (void)status;
   s->connecting = 0;
-  if (task_interrupted(L, sidx + 1)) stream_close(L, s, sidx, 1);
-  task_resumed(L, sidx + 1);
+  if (unparked(L, &s->writer, sidx + 1) != P_WOKEN) {
+    stream_close(L, s, sidx, 1);
+    return lua_error(L);
+  }
   if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
   if (err) return connect_failed(L, s, sidx, err);
   settle(s);
@@ -1179,8 +1184,8 @@ static int connect_to(lua_State *L, const Addr *a, const Addr *la,
   if ((err = errno) != EINPROGRESS) return connect_failed(L, s, sidx, err);
   s->connecting = 1;
   stream_attach(s, s->fd, 0);
-  s->wfut = push_wfut(L, s, sidx);
-  return task_suspend(L, t, sidx + 1, sidx, connect_k);
+  s->writer = t;
+  return task_park(L, t, writer_cancelled, s, sidx, connect_k);
 }
 
 /* core.tcp_connect(host, port, limit, local_host, local_port) -> stream:

@@ -117,7 +117,7 @@ int waitlist_park(lua_State *L, int widx, Task *t, lua_KFunction k) {
   lua_pushvalue(L, tidx);
   i = list_append(L, lua_touserdata(L, widx), tidx + 1);
   lua_settop(L, tidx);
-  return task_park(L, t, (lua_KContext)i, k);
+  return task_park(L, t, NULL, NULL, (lua_KContext)i, k);
 }
 
 /* In the continuation of waitlist_park (w at widx, the task at tidx, what
