@@ -104,16 +104,16 @@ enum {
 #define push_extras(L, sidx, make) \
   lasync_pushx(L, sidx, SUV_EXTRAS, XUV_NUV, make)
 
-/* future_wake_all for the futures in extra user value xuv. */
+/* future_list_finish for the futures in extra user value xuv. */
 static void wake_all(lua_State *L, int sidx, int xuv) {
-  if (push_extras(L, sidx, 0)) future_wake_all(L, -1, xuv);
+  if (push_extras(L, sidx, 0)) future_list_finish(L, -1, xuv);
   lua_pop(L, 1);
 }
 
-/* future_push_waiter with the list in extra user value xuv. */
-static void push_waiter(lua_State *L, Stream *s, int sidx, int xuv) {
+/* future_list_push with the list in extra user value xuv. */
+static void push_listed(lua_State *L, Stream *s, int sidx, int xuv) {
   push_extras(L, sidx, 1);
-  future_push_waiter(L, s->loop, -1, xuv);
+  future_list_push(L, s->loop, -1, xuv);
   lua_remove(L, -2);
 }
 
@@ -441,7 +441,7 @@ size_t stream_checklimit(lua_State *L, int idx) {
 /* ---------- waiting ---------- */
 
 /* The running task, which is to wait on s. */
-static Task *waiter(lua_State *L, Stream *s, const char *what) {
+static Task *running_task(lua_State *L, Stream *s, const char *what) {
   Task *t = task_running(L, what);
   if (t->f.loop != s->loop)
     luaL_error(L, "%s: the stream belongs to another loop", what);
@@ -480,7 +480,7 @@ static int unparked(lua_State *L, Task **slot, int thrown) {
 ** is woken instead when the socket is readable, and receives itself. */
 static int wait_input(lua_State *L, Stream *s, size_t want, int direct,
                       lua_KContext ctx, lua_KFunction k, const char *what) {
-  Task *t = waiter(L, s, what);
+  Task *t = running_task(L, s, what);
   if (s->reader)
     return luaL_error(L, "%s: another task is already waiting to read "
                       "this stream", what);
@@ -808,9 +808,9 @@ static int drain_k(lua_State *L, int status, lua_KContext ctx) {
   if (s->closing) return errors_raise(L, "ConnectionResetError",
                                       "Connection lost");
   if (s->out.len <= HIGH_WATER) return 0;
-  t = waiter(L, s, "drain");
+  t = running_task(L, s, "drain");
   if (s->writer) {  /* the first, or the handshake: woken after it */
-    push_waiter(L, s, 1, XUV_DRAINERS);
+    push_listed(L, s, 1, XUV_DRAINERS);
     return task_suspend(L, t, 0, drain_k);
   }
   s->writer = t;
@@ -918,7 +918,7 @@ static void closer_release(lua_State *L, Stream *s, int sidx) {
   Handle *h = s->closer;
   int waiting = 0;
   if (h == NULL || s->closing) return;
-  if (push_extras(L, sidx, 0)) waiting = future_any_waiting(L, -1, XUV_CLOSED);
+  if (push_extras(L, sidx, 0)) waiting = future_list_pending(L, -1, XUV_CLOSED);
   lua_pop(L, 1);
   if (waiting) return;
   h->cancelled = 1;
@@ -934,16 +934,16 @@ static int wait_closed_k(lua_State *L, int status, lua_KContext ctx) {
   Stream *s = lua_touserdata(L, 1);
   Task *t;
   if (status == LUA_YIELD) {
-    if (task_interrupted(L, (int)ctx)) closer_release(L, s, 1);
+    if (task_wait_cancelled(L, (int)ctx)) closer_release(L, s, 1);
     task_resumed(L, (int)ctx);
   }
   if (s->closing && s->fd < 0 && s->closer == NULL)
     return s->err ? raise_error(L, s) : 0;
-  t = waiter(L, s, "wait_closed");
+  t = running_task(L, s, "wait_closed");
   /* the closer is queued whatever closes the socket: close(), or a lost
   ** connection seen in an event callback, where no Lua state is at hand */
   if (s->closer == NULL && s->fd >= 0) closer_new(L, s, 1);
-  push_waiter(L, s, 1, XUV_CLOSED);
+  push_listed(L, s, 1, XUV_CLOSED);
   return task_suspend(L, t, 2, wait_closed_k);
 }
 
@@ -1114,7 +1114,7 @@ static int l_start_tls(lua_State *L) {
   lua_settop(L, 3);
   host = tls_opts(L, &timeout);
   tls_check_state(L, s);
-  t = waiter(L, s, "start_tls");
+  t = running_task(L, s, "start_tls");
   c = tls_checkctx(L, 2, s->accepted, "start_tls: ssl");  /* 4 */
   if (!s->accepted && host == NULL && tls_needs_host(c))
     return luaL_error(L, "start_tls: server_hostname is needed to check "

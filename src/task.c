@@ -1,21 +1,59 @@
 /*
-** Tasks: a Future driven by a Lua coroutine.
+** Tasks: a Future driven by a Lua coroutine (asyncio's Task; task_step is
+** its __step, task_wakeup its __wakeup).
 **
-** Invariant of the step: a pending task is anchored by its loop and is in
-** exactly one of four places: queued once on the ready queue (t->queued),
-** registered as the waiter of one pending future (t->waiting), parked with
-** no future (t->park == P_PARKED: only task_unpark or a cancellation queue
-** it), or running (loop->current). task_step resumes the coroutine and sorts what it did:
-** returned (result), raised (error, or cancelled if it raised
-** CancelledError), yielded a future (wait on it), yielded nothing (give way
-** for one iteration), or yielded anything else (fail the task).
+** States. t->f.state is the Future's: F_PENDING until the coroutine ends,
+** then F_FINISHED (a result or an error) or F_CANCELLED, never to change
+** again. A pending task is anchored by its loop and is in exactly one of
+** these places:
 **
-** A suspension made by lasync yields SUSPEND_KEY first, then the future
-** (or PARK_KEY: the task parks; the step marks it parked only when that
-** yield reached it, so a park caught by a foreign coroutine leaves no trace);
-** the continuation (await_k) returns the future's values or raises. To
-** throw into a task (cancellation) the step resumes it with CANCEL_KEY and
-** the error, which the continuation raises.
+**   place     fields that say so         left by
+**   --------  -------------------------  --------------------------------
+**   queued    queued (once in the ready  task_step: running
+**             queue; new tasks, !started)
+**   running   loop->current == t         a yield or the end (task_step
+**                                        sorts it: below)
+**   awaiting  waiting = f, f pending;    f done: task_wakeup lets go of f
+**             f->awaiter or f's callback  and queues it; cancel(): f is
+**             list holds t; kept: f is   cancelled (a task: the walk goes
+**             in TUV_WAIT, else at the   on into it)
+**             top of co (see await_on)
+**   parked    park == P_PARKED; cleanup  task_unpark: P_WOKEN, value in
+**             (a wait with no Future)    TUV_WAIT, queued; cancel(): the
+**                                        cleanup runs, P_CANCELLED, msg in
+**                                        TUV_MSG, queued
+**
+** P_WOKEN / P_CANCELLED are queued parks whose continuation has not run:
+** task_unparked, first thing in it, turns them into its result and resets
+** park to P_NONE.
+**
+** The step (task_step) resumes co: the first time with its nargs0
+** arguments; with must_cancel set, with CANCEL_KEY and the CancelledError
+** (thrown by the continuation; after a raw yield, by a count hook), or, if
+** it never started, it ends cancelled without running. Then it sorts what
+** the coroutine did:
+**   yielded SUSPEND_KEY          gave way (queued again) or awaits (the
+**                                await registered itself: nothing to do)
+**   yielded SUSPEND_KEY PARK_KEY parks (step_parked; a park caught by a
+**                                foreign coroutine so leaves no trace)
+**   returned                     F_FINISHED with the results, or, if
+**                                must_cancel, F_CANCELLED
+**   raised                       F_CANCELLED for a CancelledError, else
+**                                F_FINISHED with the error
+**   yielded anything else (raw)  nothing: gives way; a Future: awaits it;
+**                                else fails (the compatibility path below)
+**
+** Cancellation (task_cancel, asyncio's cancel()): counts the request
+** (ncancels, for cancelling/uncancel) and walks down what the task waits
+** on, marking each task with the walk's number (walk) so that a cycle of
+** awaits ends the walk: a plain future awaited is cancelled, a park is
+** cancelled (cleanup first), a task awaited is walked into; the last task
+** of the walk, running, queued or new, gets must_cancel: the cancellation
+** is thrown in at its next step. uncancel() down to 0 clears must_cancel.
+**
+** Other fields: exposed (get_coro gave the coroutine away: it is never
+** reused), raw (the last suspension was a plain coroutine.yield), id (the
+** default name).
 */
 #include <string.h>
 #include "lasync.h"
@@ -76,7 +114,7 @@ static int l_set_driven(lua_State *L) {
 }
 
 /* If the resume passed CANCEL_KEY at idx, raise the error after it. */
-static void check_thrown(lua_State *L, int idx) {
+static void raise_thrown(lua_State *L, int idx) {
   if (lua_touserdata(L, idx) == CANCEL_KEY) {
     lua_settop(L, idx + 1);
     lua_error(L);
@@ -91,11 +129,11 @@ static int foreign_resume(lua_State *L) {
                     "driven by lasync.coroutine");
 }
 
-/* check_thrown for a wait on the future f at fidx (thrown after it),
+/* raise_thrown for a wait on the future f at fidx (thrown after it),
 ** which must be done. */
-static Future *check_woken(lua_State *L, int fidx) {
+static Future *await_resumed(lua_State *L, int fidx) {
   Future *f = lua_touserdata(L, fidx);
-  check_thrown(L, fidx + 1);
+  raise_thrown(L, fidx + 1);
   if (f->state == F_PENDING) foreign_resume(L);
   return f;
 }
@@ -104,7 +142,7 @@ static Future *check_woken(lua_State *L, int fidx) {
 
 static int await_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status; (void)ctx;
-  return future_unpack(L, check_woken(L, 1), 1);
+  return future_unpack(L, await_resumed(L, 1), 1);
 }
 
 static void wait_on(lua_State *L, Task *t, int tidx, int fidx);
@@ -120,14 +158,14 @@ static void await_on(lua_State *L, Task *t, Future *f) {
   if (f->loop != t->f.loop)
     luaL_error(L, "task awaited a future of another loop");
   if (f == &t->f) luaL_error(L, "a task cannot await itself");
-  if (L != t->co || t->must_cancel || f->waiter) {
+  if (L != t->co || t->must_cancel || f->awaiter) {
     int fidx = lua_gettop(L);
     loop_push_anchored(L, t->f.loop, t);
     wait_on(L, t, fidx + 1, fidx);
     lua_pop(L, 1);
     return;
   }
-  f->waiter = t;
+  f->awaiter = t;
   t->waiting = f;
 }
 
@@ -164,7 +202,7 @@ int task_suspend(lua_State *L, Task *t, lua_KContext ctx, lua_KFunction k) {
 
 /* In the continuation of task_suspend: is the task being cancelled (the
 ** next task_resumed raises)? For the cleanup to come first. */
-int task_interrupted(lua_State *L, int fidx) {
+int task_wait_cancelled(lua_State *L, int fidx) {
   return lua_gettop(L) > fidx ||
          ((Future *)lua_touserdata(L, fidx))->state == F_CANCELLED;
 }
@@ -172,7 +210,7 @@ int task_interrupted(lua_State *L, int fidx) {
 /* In the continuation of task_suspend: raise a thrown cancellation, or the
 ** error of the future at fidx; else pop the future. */
 void task_resumed(lua_State *L, int fidx) {
-  future_unpack(L, check_woken(L, fidx), fidx);
+  future_unpack(L, await_resumed(L, fidx), fidx);
   lua_settop(L, fidx - 1);
 }
 
@@ -219,7 +257,7 @@ int task_unpark(lua_State *L, Task *t, int tidx, int validx) {
 
 /* In the continuation of a park: was the task resumed by no wake-up but
 ** by a stray coroutine.resume? task_unparked then raises. */
-int task_resumed_stray(lua_State *L, Task *t, int thrown) {
+int task_stray_resume(lua_State *L, Task *t, int thrown) {
   return (t->park == P_NONE || t->park == P_PARKED) &&
          lua_touserdata(L, thrown) != CANCEL_KEY;
 }
@@ -237,7 +275,7 @@ static int task_at(lua_State *L, Task *t, int tidx) {
 ** the task, or 0 when it is not on the stack (a task woken with no value:
 ** the usual case then touches none of its user values). */
 int task_unparked(lua_State *L, Task *t, int tidx, int thrown, int *woken) {
-  int st = t->park, stray = task_resumed_stray(L, t, thrown);
+  int st = t->park, stray = task_stray_resume(L, t, thrown);
   t->park = P_NONE;
   t->cleanup = NULL;
   if (stray) {
@@ -338,7 +376,7 @@ static int l_await(lua_State *L) {
 /* sleep(0): stack is delay, extra values...; ctx is that count. */
 static int sleep0_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
-  check_thrown(L, (int)ctx + 1);
+  raise_thrown(L, (int)ctx + 1);
   lua_settop(L, (int)ctx);
   return (int)ctx - 1;
 }
@@ -500,7 +538,7 @@ static void wait_on(lua_State *L, Task *t, int tidx, int fidx) {
   else if (f->state != F_PENDING)
     queue(t);
   else {
-    future_add_task(L, f, fidx, t, tidx);
+    future_add_awaiter(L, f, fidx, t, tidx);
     t->waiting = f;
     t->kept = 1;
     lua_pushvalue(L, fidx);
@@ -577,6 +615,16 @@ static void on_error(lua_State *L, Task *t, int tidx) {
     end_cancelled(L, t, tidx, -1, err);
   } else end_failed(L, t, tidx, err);
 }
+
+/* ---------- compatibility: a plain coroutine.yield ----------
+**
+** A task may suspend with a plain coroutine.yield() (to give way) or
+** coroutine.yield(future) (to await it), as code written before lasync's
+** own await does. No continuation of lasync's then runs at the resume, so
+** a cancellation cannot be raised by one: on_yield sets t->raw, the
+** cancellation of a raw wait always leaves must_cancel set (task_cancel,
+** wait_on), and the step throws it with the count hook below. Nothing
+** else looks at t->raw; new code waits with await or a park. */
 
 /* A plain coroutine.yield has no continuation to raise what the task is
 ** resumed with: a count hook raises it at the first instruction after
@@ -769,7 +817,7 @@ int task_cancel(lua_State *L, Task *t, int tidx, int msgidx) {
   for (;;) {
     Future *w = t->waiting;
     if (t->walk == walk) {
-      if (w && w->waiter == t) w->waiter = NULL;
+      if (w && w->awaiter == t) w->awaiter = NULL;
       stop_awaiting(L, t, lua_gettop(L));
       queue(t);
       break;

@@ -128,7 +128,7 @@ int waitlist_resumed(lua_State *L, int widx, int tidx, int taken,
                      lua_KContext ctx, int *woken) {
   Task *t = lua_touserdata(L, tidx);
   int st;
-  if (task_resumed_stray(L, t, tidx + 1))  /* task_unparked raises */
+  if (task_stray_resume(L, t, tidx + 1))  /* task_unparked raises */
     list_leave_at(L, widx, (lua_Integer)ctx, tidx);
   st = task_unparked(L, t, tidx, tidx + 1, woken);
   if (!taken || st != P_WOKEN)
