@@ -51,7 +51,17 @@ typedef struct Buf {
   uint32_t off, len, cap;        /* data is p[off .. off+len) */
 } Buf;
 
-enum { SHUT_NO, SHUT_ASKED, SHUT_DONE };
+/* The phases of a connection, in this order; a stream only goes forward,
+** but for the handshake, which starts from PH_OPEN and returns to it. */
+enum {
+  PH_CONNECTING,   /* the writer waits for the connect to end */
+  PH_HANDSHAKING,  /* the TLS handshake runs the events (hs_wait) */
+  PH_OPEN,         /* (also a new stream, until stream_attach) */
+  PH_WRITE_SHUT,   /* write_eof() shut the sending side, once flushed */
+  PH_CLOSING,      /* close() or a failure: closes once flushed */
+  PH_CLOSED        /* the socket is closed (fd -1) */
+};
+#define is_closing(s) ((s)->phase >= PH_CLOSING)
 
 struct Stream {
   OBJ_HEAD;                      /* K_STREAM */
@@ -69,14 +79,12 @@ struct Stream {
   struct event *wev;             /* the write event, while it is added */
   unsigned char reading, writing;  /* the read / write event is added */
   /* bits: every idle connection has a stream */
+  unsigned phase : 3;            /* PH_* */
   unsigned direct : 1;           /* the reader receives itself: on_read */
-  unsigned connecting : 1;       /* the writer waits for the connect */
   unsigned eof : 1;              /* no more input: the peer's EOF, close() */
-  unsigned shut : 2;             /* write_eof(): SHUT_ASKED, SHUT_DONE */
-  unsigned closing : 1;          /* close() was called */
+  unsigned wrote_eof : 1;        /* write_eof() was called: no more writes */
   unsigned accepted : 1;         /* a server's: the TLS server side */
-  unsigned handshaking : 1;      /* the TLS handshake runs the events */
-  unsigned hs_timedout : 1;      /* and took too long */
+  unsigned hs_timedout : 1;      /* the handshake took too long */
   unsigned tls_rww : 1;          /* a TLS read waits for room to write */
   unsigned tls_wwr : 1;          /* a TLS write waits for input */
   EvMem evmem[];                 /* the read event */
@@ -214,16 +222,27 @@ static void ev_switch(Stream *s, int write, int on) {
   *added = (unsigned char)on;
 }
 
-/* Read while the input is under the limit or a reader waits for more.
-** Input a TLS session holds already makes the read event active now. */
+/* Past the connect and the handshake: read while the input is under the
+** limit or a reader waits for more (TLS may want to read to write, or to
+** write first). */
+static int wants_read(const Stream *s) {
+  if (s->tls_wwr) return 1;
+  if (s->tls_rww || s->eof || s->err) return 0;
+  return s->reader || s->in.len < s->limit;
+}
+
+/* The events the phase asks for. Input a TLS session holds already makes
+** the read event active now. */
 static void update_events(Stream *s) {
   int open = s->fd >= 0;
-  if (s->handshaking) return;  /* hs_wait arms the events */
-  ev_switch(s, 0, open && (s->tls_wwr ||
-                           (!s->tls_rww && !s->eof && !s->err &&
-                            !s->connecting &&
-                            (s->reader || s->in.len < s->limit))));
-  ev_switch(s, 1, open && (s->out.len > 0 || s->connecting || s->tls_rww));
+  if (s->phase == PH_HANDSHAKING) return;  /* hs_wait arms the events */
+  if (s->phase == PH_CONNECTING) {  /* its end is the socket's writability */
+    ev_switch(s, 0, 0);
+    ev_switch(s, 1, open);
+    return;
+  }
+  ev_switch(s, 0, open && wants_read(s));
+  ev_switch(s, 1, open && (s->out.len > 0 || s->tls_rww));
   if (s->tls && s->reading && s->loop->base && tls_pending(s->tls))
     event_active(event_of(s, 0), EV_READ, 1);
 }
@@ -233,9 +252,10 @@ static void update_events(Stream *s) {
 static void close_fd(Stream *s) {
   ev_switch(s, 0, 0);
   ev_switch(s, 1, 0);
-  if (s->tls && !s->handshaking) tls_shutdown(s->tls);
+  if (s->tls) tls_shutdown(s->tls);  /* closing: no handshake runs */
   close(s->fd);
   s->fd = -1;
+  s->phase = PH_CLOSED;
   s->eof = 1;
   if (s->closer && !s->closer->queued && s->loop->base) {
     s->closer->queued = 1;
@@ -248,20 +268,20 @@ static void close_fd(Stream *s) {
 static void settle(Stream *s) {
   if (s->err) {  /* the connection is lost: as asyncio, it closes */
     buf_free(&s->out);
-    s->closing = 1;
     s->eof = 1;
+    if (s->phase >= PH_OPEN && !is_closing(s)) s->phase = PH_CLOSING;
   }
-  if (s->fd >= 0 && s->out.len == 0 && !s->connecting) {
-    if (s->shut == SHUT_ASKED) {
+  if (s->fd >= 0 && s->out.len == 0) {
+    if (s->phase == PH_OPEN && s->wrote_eof) {
       shutdown(s->fd, SHUT_WR);  /* fails only on a broken connection */
-      s->shut = SHUT_DONE;
+      s->phase = PH_WRITE_SHUT;
     }
-    if (s->closing) close_fd(s);
+    if (s->phase == PH_CLOSING) close_fd(s);
   }
   update_events(s);
   if (s->reader && (s->in.len >= s->want || s->eof || s->err))
     task_unpark(NULL, s->reader, 0, 0);
-  if (s->writer && !s->connecting && !s->handshaking &&
+  if (s->writer && s->phase >= PH_OPEN &&
       (s->out.len <= LOW_WATER || s->err || s->fd < 0))
     task_unpark(NULL, s->writer, 0, 0);  /* a drain() */
 }
@@ -282,7 +302,7 @@ static ssize_t sock_recv(Stream *s, void *buf, size_t n) {
 
 static ssize_t sock_send(Stream *s, const void *p, size_t n) {
   ssize_t r;
-  if (s->tls && !s->handshaking) {  /* what came before start_tls: clear */
+  if (s->tls && s->phase != PH_HANDSHAKING) {  /* before start_tls: clear */
     r = tls_write(s->tls, p, n);
     s->tls_wwr = r < 0 && errno == EAGAIN && !tls_wants_write(s->tls);
     return r;
@@ -347,7 +367,7 @@ static void hs_end(Stream *s, int err);
 static void on_read(evutil_socket_t fd, short what, void *arg) {
   Stream *s = arg;
   (void)fd;
-  if (s->handshaking) {
+  if (s->phase == PH_HANDSHAKING) {
     handshake_step(s, what & EV_TIMEOUT);
     return;
   }
@@ -362,11 +382,11 @@ static void on_read(evutil_socket_t fd, short what, void *arg) {
 static void on_write(evutil_socket_t fd, short what, void *arg) {
   Stream *s = arg;
   (void)fd;
-  if (s->handshaking) {
+  if (s->phase == PH_HANDSHAKING) {
     handshake_step(s, what & EV_TIMEOUT);
     return;
   }
-  if (s->connecting) {  /* connect_k looks at the outcome */
+  if (s->phase == PH_CONNECTING) {  /* connect_k looks at the outcome */
     ev_switch(s, 1, 0);
     if (s->writer) task_unpark(NULL, s->writer, 0, 0);
     return;
@@ -411,6 +431,7 @@ Stream *stream_new(lua_State *L, Loop *lp, size_t limit) {
   s->kind = K_STREAM;
   s->loop = lp;
   s->fd = -1;
+  s->phase = PH_OPEN;
   s->limit = limit;
   lasync_setmt(L, lp->mod, K_STREAM);
   loop_push(L, lp);
@@ -737,7 +758,7 @@ static int l_at_eof(lua_State *L) {
 /* Send at once what the socket takes, buffer the rest. Output after
 ** close() or a failure is dropped, as asyncio does (drain() raises). */
 static void stream_send(Stream *s, const char *p, size_t n) {
-  if (s->fd < 0 || s->closing || s->err || n == 0) return;
+  if (s->fd < 0 || is_closing(s) || s->err || n == 0) return;
   while (s->out.len == 0 && n > 0) {  /* TLS takes a record at a time */
     ssize_t sent = sock_send(s, p, n);
     if (sent <= 0) {
@@ -753,8 +774,8 @@ static void stream_send(Stream *s, const char *p, size_t n) {
 }
 
 static void check_open_for_write(lua_State *L, Stream *s) {
-  if (s->shut) luaL_error(L, "cannot write after write_eof()");
-  if (s->handshaking) luaL_error(L, "cannot write during the TLS handshake");
+  if (s->wrote_eof) luaL_error(L, "cannot write after write_eof()");
+  if (s->phase == PH_HANDSHAKING) luaL_error(L, "cannot write during the TLS handshake");
 }
 
 static int l_write(lua_State *L) {
@@ -805,7 +826,7 @@ static int drain_k(lua_State *L, int status, lua_KContext ctx) {
     if (st != P_WOKEN) return lua_error(L);
   } else if (status == LUA_YIELD) task_resumed(L, 2);
   if (s->err) return raise_error(L, s);
-  if (s->closing) return errors_raise(L, "ConnectionResetError",
+  if (is_closing(s)) return errors_raise(L, "ConnectionResetError",
                                       "Connection lost");
   if (s->out.len <= HIGH_WATER) return 0;
   t = running_task(L, s, "drain");
@@ -828,8 +849,8 @@ static int l_write_eof(lua_State *L) {
   Stream *s = checkstream(L);
   if (s->tls) return luaL_error(L, "write_eof: a TLS connection cannot "
                                 "close one direction only");
-  if (s->shut == SHUT_NO && !s->closing) {
-    s->shut = SHUT_ASKED;
+  if (!s->wrote_eof && !is_closing(s)) {
+    s->wrote_eof = 1;
     settle(s);
   }
   return 0;
@@ -874,10 +895,10 @@ static void closer_new(lua_State *L, Stream *s, int sidx) {
 void stream_close(lua_State *L, Stream *s, int sidx, int abort) {
   int open = s->fd >= 0;
   sidx = lua_absindex(L, sidx);
-  if (s->handshaking) hs_end(s, ECONNABORTED);
+  if (s->phase == PH_HANDSHAKING) hs_end(s, ECONNABORTED);
   if (abort || s->loop->base == NULL) buf_free(&s->out);
-  if (!s->closing) {
-    s->closing = 1;
+  if (!is_closing(s)) {
+    s->phase = open ? PH_CLOSING : PH_CLOSED;
     s->eof = 1;
     if (open && s->out.len > 0 && !s->err && !s->closer)
       closer_new(L, s, sidx);
@@ -907,7 +928,7 @@ static int l_gc(lua_State *L) {
 }
 
 static int l_is_closing(lua_State *L) {
-  lua_pushboolean(L, checkstream(L)->closing);
+  lua_pushboolean(L, is_closing(checkstream(L)));
   return 1;
 }
 
@@ -917,7 +938,7 @@ static int l_is_closing(lua_State *L) {
 static void closer_release(lua_State *L, Stream *s, int sidx) {
   Handle *h = s->closer;
   int waiting = 0;
-  if (h == NULL || s->closing) return;
+  if (h == NULL || is_closing(s)) return;
   if (push_extras(L, sidx, 0)) waiting = future_list_pending(L, -1, XUV_CLOSED);
   lua_pop(L, 1);
   if (waiting) return;
@@ -937,7 +958,7 @@ static int wait_closed_k(lua_State *L, int status, lua_KContext ctx) {
     if (task_wait_cancelled(L, (int)ctx)) closer_release(L, s, 1);
     task_resumed(L, (int)ctx);
   }
-  if (s->closing && s->fd < 0 && s->closer == NULL)
+  if (s->phase == PH_CLOSED && s->closer == NULL)
     return s->err ? raise_error(L, s) : 0;
   t = running_task(L, s, "wait_closed");
   /* the closer is queued whatever closes the socket: close(), or a lost
@@ -968,7 +989,8 @@ static int l_get_extra_info(lua_State *L) {
     n = addr_push_of(L, s->fd, 1);
   else if (s->fd >= 0 && strcmp(name, "sockname") == 0)
     n = addr_push_of(L, s->fd, 0);
-  else if (s->tls && !s->handshaking) n = tls_push_info(L, s->tls, name);
+  else if (s->tls && s->phase != PH_HANDSHAKING)
+    n = tls_push_info(L, s->tls, name);
   if (n > 0) return n;
   lua_settop(L, 3);
   return 1;
@@ -979,7 +1001,7 @@ static int l_tostring(lua_State *L) {
   Stream *s = checkstream(L);
   if (s->fd < 0) lua_pushfstring(L, "<Stream closed %p>", (void *)s);
   else lua_pushfstring(L, "<Stream fd=%d%s>", s->fd,
-                       s->closing ? " closing" : "");
+                       is_closing(s) ? " closing" : "");
   return 1;
 }
 
@@ -988,7 +1010,7 @@ static int l_tostring(lua_State *L) {
 /* The handshake is over (err: why it failed): the events go back to the
 ** stream's state (without the deadline) once the waiter looks. */
 static void hs_end(Stream *s, int err) {
-  s->handshaking = 0;
+  s->phase = PH_OPEN;
   if (err && !s->err) s->err = err;
   ev_switch(s, 0, 0);
   ev_switch(s, 1, 0);
@@ -1053,7 +1075,7 @@ static int start_tls_k(lua_State *L, int status, lua_KContext ctx) {
     int st = unparked(L, &s->writer, 5);
     wake_all(L, 1, XUV_DRAINERS);  /* a drain() that came meanwhile */
     if (st != P_WOKEN) {
-      s->handshaking = 0;
+      s->phase = PH_OPEN;  /* no ECONNABORTED: the error is the cancel */
       stream_close(L, s, 1, 1);
       return lua_error(L);
     }
@@ -1093,11 +1115,12 @@ static const char *tls_opts(lua_State *L, double *timeout) {
 }
 
 static void tls_check_state(lua_State *L, Stream *s) {
-  if (s->fd < 0 || s->closing) luaL_error(L, "start_tls: the stream is closed");
+  if (s->fd < 0 || is_closing(s))
+    luaL_error(L, "start_tls: the stream is closed");
   if (s->tls) luaL_error(L, "start_tls: the stream uses TLS already");
   if (s->err) raise_error(L, s);
-  if (s->shut) luaL_error(L, "start_tls: write_eof() was called");
-  if (s->reader || s->writer || s->connecting)
+  if (s->wrote_eof) luaL_error(L, "start_tls: write_eof() was called");
+  if (s->reader || s->writer)
     luaL_error(L, "start_tls: another task is reading or draining this "
                "stream");
 }
@@ -1128,9 +1151,9 @@ static int l_start_tls(lua_State *L) {
   }
   buf_free(&s->in);
   tls_set_timeout(s->tls, timeout);
-  s->handshaking = 1;
+  s->phase = PH_HANDSHAKING;
   handshake_step(s, 0);
-  if (!s->handshaking) return start_tls_k(L, LUA_OK, 0);
+  if (s->phase != PH_HANDSHAKING) return start_tls_k(L, LUA_OK, 0);
   s->writer = t;
   return task_park(L, t, writer_cancelled, s, 0, start_tls_k);
 }
@@ -1152,7 +1175,7 @@ static int connect_k(lua_State *L, int status, lua_KContext ctx) {
   Stream *s = lua_touserdata(L, sidx);
   socklen_t len = sizeof err;
   (void)status;
-  s->connecting = 0;
+  s->phase = PH_OPEN;
   if (unparked(L, &s->writer, sidx + 1) != P_WOKEN) {
     stream_close(L, s, sidx, 1);
     return lua_error(L);
@@ -1182,7 +1205,7 @@ static int connect_to(lua_State *L, const Addr *a, const Addr *la,
     return 1;
   }
   if ((err = errno) != EINPROGRESS) return connect_failed(L, s, sidx, err);
-  s->connecting = 1;
+  s->phase = PH_CONNECTING;
   stream_attach(s, s->fd, 0);
   s->writer = t;
   return task_park(L, t, writer_cancelled, s, sidx, connect_k);
