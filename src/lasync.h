@@ -311,8 +311,10 @@ void dns_close(Loop *lp);
 ** field, a WaitList; the loop anchors a pending task, so the pointer stays
 ** valid until k runs); k (with ctx) runs when it resumes. cleanup(arg),
 ** if not NULL, is run by a cancellation at once, before the task is
-** queued: it takes the task off what would wake it and drops the events
-** armed for it (C only, no Lua API). NULL when k alone cleans up.
+** queued: it takes the task off what would wake it, so that the waker's
+** slot is free at once, and the events follow (C only, no Lua API); what
+** needs Lua (closing a stream whose connect was cancelled) is left to k.
+** NULL when k alone cleans up (sleep, WaitLists).
 **
 ** task_unpark(L, t, tidx, validx): wakes the parked task t, queuing it as
 ** set_result queues a future's awaiter, with the value at validx (0: none;
