@@ -6,7 +6,7 @@
 --   lua5.4 bench/core.lua mem KIND N    one memory probe (KIND: task or coro);
 --                                       prints Lua heap and RSS growth, bytes
 --   lua5.4 bench/core.lua one KEY [N]   one figure (switch, handoff, spawn,
---                                       call_soon, timers, raw_switch,
+--                                       call_soon, timers, echo, raw_switch,
 --                                       raw_spawn), e.g. under callgrind
 --
 -- Environment: REPEAT (rounds, default 5; every figure is the median of the
@@ -103,6 +103,28 @@ local function timers(n)
   return (clock() - t0) / n
 end
 
+--- (g) An echo of 1 KiB messages over loopback TCP, client and server in
+-- this process: per message the client writes it and reads it back, the
+-- server's handler (examples/echo.lua) reads, writes and drains it.
+local function echo(n)
+  local msg = ("x"):rep(1024)
+  local handler = dofile(HERE .. "/../examples/echo.lua")
+  local server = lasync.start_server(handler, "127.0.0.1", 0)
+  local _, port = server:sockname()
+  local r, w = lasync.open_connection("127.0.0.1", port)
+  local t0 = clock()
+  for _ = 1, n do
+    w:write(msg)
+    w:drain()
+    r:readexactly(1024)
+  end
+  local dt = clock() - t0
+  w:close()
+  server:close()
+  server:wait_closed()
+  return dt / n
+end
+
 -- -------------------------------------------- raw Lua baselines ----------
 
 --- One resume+yield pair of a plain coroutine (micro/coro.lua).
@@ -189,6 +211,7 @@ local LASYNC = {  -- key, operations per round, function, runs in a loop
   {"spawn", 300000, spawn_await, true},
   {"call_soon", 1000000, call_soon, true},
   {"timers", TIMERS, timers, true},
+  {"echo", 100000, echo, true},
   {"raw_switch", 3000000, raw_switch},
   {"raw_spawn", 1000000, raw_spawn},
 }
@@ -308,6 +331,8 @@ local ROWS = {
   {"f", "sleeping task, total (RSS)", "task_rss", "B", {
     {"uvloop task in sleep(60), RSS", P("uvloop", MEM_PY)},
     {"asyncio task in sleep(60), RSS", P("asyncio", MEM_PY)}}},
+  {"g", "echo of a 1 KiB message over loopback TCP", "echo", "ns", {
+    {"(kernel time included; no baseline)", "none", true}}},
 }
 
 local function fmt_value(key, unit)

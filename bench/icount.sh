@@ -5,7 +5,8 @@
 # divided by the difference.
 #   bench/icount.sh switch handoff spawn          (from the repository root)
 #   N=50000 bench/icount.sh call_soon             (default N: 100000)
-# Figures: switch handoff spawn call_soon timers raw_switch raw_spawn.
+# Figures: switch handoff spawn call_soon timers echo raw_switch raw_spawn
+# (echo: per 1 KiB message, a round trip through a server in the process).
 # Set KEEP=dir to keep the callgrind files for callgrind_annotate.
 set -eu
 N=${N:-100000}

@@ -8,7 +8,7 @@
 #include <string.h>
 #include "lasync.h"
 
-/* The one list of the classes: errors_open makes each core.<Name> and
+/* The one list of the classes: errors_register makes each core.<Name> and
 ** lists them all, by name, in core._error_classes, which the facade
 ** (lua/lasync/init.lua) re-exports. */
 static const char *const class_tree[][2] = {  /* name, parent */

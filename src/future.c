@@ -38,7 +38,7 @@ Future *future_check(lua_State *L, int idx) {
 ** Handle made by add_done_callback is queued. */
 static void schedule_one(lua_State *L, Future *f) {
   Task *t = lasync_toobj(L, -1, K_TASK);
-  if (t != NULL) task_wakeup(t, f);
+  if (t != NULL) task_wakeup(L, t, -1, f);
   else {
     loop_anchor(L, f->loop, -1);
     loop_ready_push(f->loop, lua_touserdata(L, -1));
@@ -47,10 +47,10 @@ static void schedule_one(lua_State *L, Future *f) {
 }
 
 static void schedule_callbacks(lua_State *L, Future *f, int fidx) {
-  if (f->waiter) {
-    Task *t = f->waiter;
-    f->waiter = NULL;
-    task_wakeup(t, f);
+  if (f->awaiter) {
+    Task *t = f->awaiter;
+    f->awaiter = NULL;
+    task_wakeup(L, t, 0, f);
   }
   if (!f->hascb) return;
   f->hascb = 0;
@@ -182,33 +182,10 @@ int future_unpack(lua_State *L, Future *f, int fidx) {
   return f->nres;
 }
 
-/* Finish the pending future f with no results without the Lua API, from
-** a libevent callback: only for a future that tasks await and nothing else
-** (no callbacks), as the wait futures of a stream. 0 if it cannot. */
-int future_wake(Future *f) {
-  Task *t = f->waiter;
-  if (f->state != F_PENDING || f->hascb) return 0;
-  f->state = F_FINISHED;
-  f->nres = 0;
-  f->waiter = NULL;
-  if (t) task_wakeup(t, f);
-  return 1;
-}
-
-/* Make a future that future_wake finished pending again, for its owner to
-** wait on it once more; 0 if it cannot (it was cancelled, or seen). */
-int future_rewind(Future *f) {
-  if (f->state != F_FINISHED || f->failed || f->nres || f->hascb ||
-      f->waiter)
-    return 0;
-  f->state = F_PENDING;
-  return 1;
-}
-
 /* Push a new future on lp, added to the list (a table made when needed)
 ** in user value uv of the object at objidx: one future per waiter, so that
 ** cancelling one waiter leaves the others waiting. */
-Future *future_push_waiter(lua_State *L, Loop *lp, int objidx, int uv) {
+Future *future_list_push(lua_State *L, Loop *lp, int objidx, int uv) {
   Future *f;
   objidx = lua_absindex(L, objidx);
   if (lua_getiuservalue(L, objidx, uv) != LUA_TTABLE) {
@@ -224,8 +201,8 @@ Future *future_push_waiter(lua_State *L, Loop *lp, int objidx, int uv) {
   return f;
 }
 
-/* Does the list of future_push_waiter hold a future still pending? */
-int future_any_waiting(lua_State *L, int objidx, int uv) {
+/* Does the list of future_list_push hold a future still pending? */
+int future_list_pending(lua_State *L, int objidx, int uv) {
   lua_Integer i, n;
   int any = 0;
   if (lua_getiuservalue(L, objidx, uv) == LUA_TTABLE) {
@@ -241,8 +218,8 @@ int future_any_waiting(lua_State *L, int objidx, int uv) {
 }
 
 /* Finish (with no results) the futures still pending in the list of
-** future_push_waiter, which is emptied. */
-void future_wake_all(lua_State *L, int objidx, int uv) {
+** future_list_push, which is emptied. */
+void future_list_finish(lua_State *L, int objidx, int uv) {
   lua_Integer i, n;
   objidx = lua_absindex(L, objidx);
   if (lua_getiuservalue(L, objidx, uv) == LUA_TTABLE) {
@@ -261,7 +238,7 @@ void future_wake_all(lua_State *L, int objidx, int uv) {
 }
 
 /* Add the callback (function or waiting Task) at cbidx; FIFO order. */
-void future_add_waiter(lua_State *L, Future *f, int fidx, int cbidx) {
+void future_add_callback(lua_State *L, Future *f, int fidx, int cbidx) {
   int more;
   f->hascb = 1;
   cbidx = lua_absindex(L, cbidx);
@@ -285,9 +262,9 @@ void future_add_waiter(lua_State *L, Future *f, int fidx, int cbidx) {
 
 /* Add the task t (at tidx) as a waiter: the first one is a C pointer
 ** (the loop anchors a waiting task), so awaiting touches no user value. */
-void future_add_task(lua_State *L, Future *f, int fidx, Task *t, int tidx) {
-  if (f->waiter == NULL) f->waiter = t;
-  else future_add_waiter(L, f, fidx, tidx);
+void future_add_awaiter(lua_State *L, Future *f, int fidx, Task *t, int tidx) {
+  if (f->awaiter == NULL) f->awaiter = t;
+  else future_add_callback(L, f, fidx, tidx);
 }
 
 void future_report_unretrieved(lua_State *L, Future *f, int fidx) {
@@ -385,7 +362,7 @@ static int l_add_done_callback(lua_State *L) {
   if (f->state != F_PENDING) handle_call_soon(L, f->loop, 2, 1);
   else {
     handle_new(L, f->loop, K_HANDLE, 2, 1);
-    future_add_waiter(L, f, 1, -1);
+    future_add_callback(L, f, 1, -1);
   }
   return 0;
 }

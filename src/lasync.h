@@ -110,7 +110,7 @@ typedef struct Future {
   unsigned char reported;        /* "never retrieved" already reported */
   unsigned char hascb;           /* FUV_CB/FX_CBS may hold callbacks */
   int nres;                      /* number of result values */
-  Task *waiter;                  /* first task awaiting it (anchored) */
+  Task *awaiter;                 /* first task awaiting it (anchored) */
 } Future;
 
 /* Future user values. */
@@ -138,23 +138,26 @@ enum {
 struct Task {
   Future f;
   lua_State *co;                 /* the coroutine, anchored in TUV_CORO */
-  Future *waiting;               /* the future it waits on, or NULL */
-  lua_State *wait_L;             /* where await holds that future on its */
-  int wait_idx;                  /* stack (else it is in TUV_WAIT) */
+  Future *waiting;               /* the future it awaits, or NULL */
   unsigned long id;              /* for the default name */
   int nargs0;                    /* arguments of the first resume */
   int ncancels;                  /* cancel() requests, for cancelling() */
-  unsigned char started, must_cancel, queued;
+  unsigned char started;         /* its first step ran */
+  unsigned char must_cancel;     /* throw a cancellation in at the next step */
+  unsigned char queued;          /* on the ready queue */
   unsigned char exposed;         /* get_coro was called: never recycle */
   unsigned char park;            /* P_*: a wait with no Future (task_park) */
   unsigned char raw;             /* suspended by a plain coroutine.yield */
+  unsigned char kept;            /* the awaited future is in TUV_WAIT */
   unsigned long walk;            /* last task_cancel walk through it */
+  void (*cleanup)(void *);       /* the park's ParkCleanup, or NULL */
+  void *cleanup_arg;             /* and its argument */
 };
 
 /* Task user values, after the Future ones. */
 enum {
   TUV_CORO = FUV_NUV + 1,  /* the Lua thread */
-  TUV_WAIT,                /* the future waited on, or the value that
+  TUV_WAIT,                /* the future awaited if t->kept, or the value
                               task_unpark handed to a parked task */
   TUV_NUV = TUV_WAIT
 };
@@ -272,15 +275,16 @@ void future_set_results(lua_State *L, Future *f, int fidx, int first, int n);
 void future_set_error(lua_State *L, Future *f, int fidx, int erridx, int tbidx);
 int future_cancel(lua_State *L, Future *f, int fidx, int msgidx);
 int future_unpack(lua_State *L, Future *f, int fidx);
-void future_add_waiter(lua_State *L, Future *f, int fidx, int cbidx);
-void future_add_task(lua_State *L, Future *f, int fidx, Task *t, int tidx);
+void future_add_callback(lua_State *L, Future *f, int fidx, int cbidx);
+void future_add_awaiter(lua_State *L, Future *f, int fidx, Task *t,
+                        int tidx);
 void future_report_unretrieved(lua_State *L, Future *f, int fidx);
 const char *future_state_name(Future *f);
 
 /* task.c */
 void task_register(lua_State *L);
 void task_step(lua_State *L, Loop *lp, Task *t);
-void task_wakeup(Task *t, Future *f);
+void task_wakeup(lua_State *L, Task *t, int tidx, Future *f);
 int task_cancel(lua_State *L, Task *t, int tidx, int msgidx);
 void handle_cancel(lua_State *L, Handle *h, int hidx);
 Task *task_new(lua_State *L, Loop *lp, int fnidx, int nargs, int eager);
@@ -292,37 +296,51 @@ void context_push(lua_State *L, Mod *m);
 /* dns.c */
 void dns_register(lua_State *L);
 
-/* future.c, task.c: for C functions that wait (stream.c, server.c) */
-int future_wake(Future *f);
-int future_rewind(Future *f);
-int future_any_waiting(lua_State *L, int objidx, int uv);
-Future *future_push_waiter(lua_State *L, Loop *lp, int objidx, int uv);
-void future_wake_all(lua_State *L, int objidx, int uv);
-Task *task_running(lua_State *L, const char *what);
-Task *task_running_as(lua_State *L, int nameidx, const char *def);
-int task_suspend(lua_State *L, Task *t, int fidx, lua_KContext ctx,
-                 lua_KFunction k);
-int task_interrupted(lua_State *L, int fidx);
-void task_resumed(lua_State *L, int fidx);
-int task_resumed_k(lua_State *L, int status, lua_KContext ctx);
-
-/* Waiting with no Future (task.c), what lasync.sleep, lasync.sync and
-** lasync.queues wait with (core._park, a WaitList's w:park, ...).
+/* ---------- waiting (task.c, future.c) ----------
 **
-** task_park(L, t, ctx, k): the running task t (from task_running) parks:
-** it suspends, registered nowhere but where its waker will find it; k (with
-** ctx) runs when it resumes. Keep the task's userdata on the stack below
-** the yield (k needs it) and reachable from what it waits on: the loop
-** anchors it while it is pending, as a task awaiting a future.
+** A task waits in one of two ways; task.c's header has the states.
+**
+** 1. Await a Future: f:await() and task_suspend. The task registers as
+** the future's first awaiter (Future.awaiter, no Lua value touched) or in
+** its callback list, and t->waiting = f; the future is kept with the
+** task, at the top of its own coroutine's suspended frame or in TUV_WAIT
+** (t->kept; see await_on). Done, the future wakes it (task_wakeup: queued).
+** Cancelled, the task cancels the future (task_cancel), which wakes it.
+**
+** task_suspend(L, t, ctx, k): the running task t (from task_running)
+** awaits the pending future at the top of the stack, which stays there;
+** k (with ctx) runs when it resumes. In k, with the future at fidx,
+** task_wait_cancelled says whether a cancellation ended the wait (to
+** clean up first), then task_resumed raises it or the future's error and
+** pops the future; task_resumed_k is a k that does just that. For several
+** tasks waiting on one object, future_list_push pushes a new future added
+** to a list in user value uv of the object at objidx (one per task, so
+** that cancelling one leaves the others waiting); future_list_finish
+** finishes the pending ones and empties it; future_list_pending says
+** whether one is pending.
+**
+** 2. Park, for every wait with no Future of its own (sleep, the queues
+** and lasync.sync through core._park and WaitLists, every stream wait):
+**
+** task_park(L, t, cleanup, arg, ctx, k): the running task t parks: it
+** suspends, registered nowhere but where its waker will find it (a Stream
+** field, a WaitList; the loop anchors a pending task, so the pointer stays
+** valid until k runs); k (with ctx) runs when it resumes. cleanup(arg),
+** if not NULL, is run by a cancellation at once, before the task is
+** queued: it takes the task off what would wake it, so that the waker's
+** slot is free at once, and the events follow (C only, no Lua API); what
+** needs Lua (closing a stream whose connect was cancelled) is left to k.
+** NULL when k alone cleans up (sleep, WaitLists).
 **
 ** task_unpark(L, t, tidx, validx): wakes the parked task t, queuing it as
-** set_result queues a future's waiter, with the value at validx (0: none;
+** set_result queues a future's awaiter, with the value at validx (0: none;
 ** tidx, the task's index, is only read to store that value, and may be 0
-** with none). Returns 0 and does nothing when t is not parked: already
-** woken, cancelled, or waiting on something else; so a waker never has to
-** ask first. A task parked by sleep(d > 0) is woken early (its timer is
-** dropped). cancel() on a parked task queues it too, as cancelling the
-** future it would await (task_cancel), and counts in cancelling().
+** with none; L may then be NULL, from a libevent callback). Returns 0 and
+** does nothing when t is not parked: already woken, cancelled, or waiting
+** on something else; so a waker never has to ask first. A task parked by
+** sleep(d > 0) is woken early (its timer is dropped). cancel() on a
+** parked task queues it too, as cancelling the future it would await
+** (task_cancel), and counts in cancelling().
 **
 ** task_unparked(L, t, tidx, thrown, &woken), first thing in k: why it
 ** resumed, leaving t unparked. P_WOKEN: the value (or nil) is pushed.
@@ -333,18 +351,29 @@ int task_resumed_k(lua_State *L, int status, lua_KContext ctx);
 ** the cancellation (asyncio's "done and not cancelled"), for k to pass it
 ** on to the next waiter as asyncio's queues and semaphores do. tidx may be
 ** 0 for a task never woken with a value: it need not be on the stack.
+** task_current gives k its task when the waker's slot was emptied by the
+** cleanup (stream.c: unparked).
 **
-** Meant for a stream reader waiting on its socket without a Future of its
-** own (stream.c): store t in the Stream (anchored while it waits),
-** task_park; the read callback does task_unpark(L, s->reader, 0, 0) (no
-** Lua value on the stack needed); k clears s->reader, calls task_unparked
-** with tidx 0, and on P_CANCELLED drops the read interest before
-** raising. */
-int task_park(lua_State *L, Task *t, lua_KContext ctx, lua_KFunction k);
+** 3. Compatibility: a task may also suspend with a plain coroutine.yield()
+** or coroutine.yield(future); its cancellation is then thrown in by a
+** count hook (t->raw; task.c, "compatibility"). */
+int future_list_pending(lua_State *L, int objidx, int uv);
+Future *future_list_push(lua_State *L, Loop *lp, int objidx, int uv);
+void future_list_finish(lua_State *L, int objidx, int uv);
+Task *task_current(lua_State *L);
+Task *task_running(lua_State *L, const char *what);
+Task *task_running_as(lua_State *L, int nameidx, const char *def);
+int task_suspend(lua_State *L, Task *t, lua_KContext ctx, lua_KFunction k);
+int task_wait_cancelled(lua_State *L, int fidx);
+void task_resumed(lua_State *L, int fidx);
+int task_resumed_k(lua_State *L, int status, lua_KContext ctx);
+typedef void (*ParkCleanup)(void *arg);
+int task_park(lua_State *L, Task *t, ParkCleanup cleanup, void *arg,
+              lua_KContext ctx, lua_KFunction k);
 int task_unpark(lua_State *L, Task *t, int tidx, int validx);
 /* Resumed by a stray coroutine.resume, not a wake-up: task_unparked then
 ** raises, so a waiter list must drop the task first. */
-int task_resumed_stray(lua_State *L, Task *t, int thrown);
+int task_stray_resume(lua_State *L, Task *t, int thrown);
 int task_unparked(lua_State *L, Task *t, int tidx, int thrown, int *woken);
 
 /* errors.c */

@@ -92,7 +92,7 @@ static void conn_forget(lua_State *L, Server *sv, int svidx, int sidx) {
   lua_pushnil(L);
   lua_rawset(L, -3);
   lua_pop(L, 1);
-  if (--sv->nconns == 0 && sv->closed) future_wake_all(L, svidx, SVUV_CLOSED);
+  if (--sv->nconns == 0 && sv->closed) future_list_finish(L, svidx, SVUV_CLOSED);
   if (sv->held && sv->nconns < sv->maxconns) accept_resume(sv);
 }
 
@@ -306,8 +306,8 @@ static void server_stop(lua_State *L, Server *sv, int svidx) {
     if (!h->queued && sv->loop->base) loop_unanchor(L, sv->loop, h);
     sv->acceptor = NULL;
   }
-  future_wake_all(L, svidx, SVUV_STOPPED);
-  if (sv->nconns == 0) future_wake_all(L, svidx, SVUV_CLOSED);
+  future_list_finish(L, svidx, SVUV_STOPPED);
+  if (sv->nconns == 0) future_list_finish(L, svidx, SVUV_CLOSED);
 }
 
 /* Raise an OSError for err (saved) about what, closing the server. */
@@ -575,8 +575,8 @@ static int l_wait_closed(lua_State *L) {
   lua_settop(L, 1);
   if (sv->closed && sv->nconns == 0) return 0;
   t = task_running(L, "wait_closed");
-  future_push_waiter(L, sv->loop, 1, SVUV_CLOSED);
-  return task_suspend(L, t, 2, 2, task_resumed_k);
+  future_list_push(L, sv->loop, 1, SVUV_CLOSED);
+  return task_suspend(L, t, 2, task_resumed_k);
 }
 
 /* serve_forever(): returns once the server is closed; cancelled, it
@@ -585,7 +585,7 @@ static int forever_k(lua_State *L, int status, lua_KContext ctx) {
   Server *sv = lua_touserdata(L, 1);
   (void)status; (void)ctx;
   sv->forever = 0;
-  if (task_interrupted(L, 2)) server_stop(L, sv, 1);
+  if (task_wait_cancelled(L, 2)) server_stop(L, sv, 1);
   task_resumed(L, 2);
   return 0;
 }
@@ -598,9 +598,9 @@ static int l_serve_forever(lua_State *L) {
   if (sv->forever)
     return luaL_error(L, "serve_forever: already running in another task");
   t = task_running(L, "serve_forever");
-  future_push_waiter(L, sv->loop, 1, SVUV_STOPPED);
+  future_list_push(L, sv->loop, 1, SVUV_STOPPED);
   sv->forever = 1;
-  return task_suspend(L, t, 2, 0, forever_k);
+  return task_suspend(L, t, 0, forever_k);
 }
 
 /* set_max_connections(n): beyond n running handlers, stop accepting until

@@ -9,15 +9,17 @@
 ** reader waits (then reading pauses: backpressure), or only wakes a
 ** read(n) that found nothing buffered, which then receives straight into
 ** its string; the write event, made only while output waits for room,
-** sends the output buffer. A reader that must wait parks (a wait with no
-** Future: task_park), and the callback unparks it (no Lua); drain() awaits
-** the write wait future, which the callback finishes with future_wake. The
-** waiter then looks at the stream again: nothing is handed to it; a
-** connection error is kept as an errno and raised by the waiter.
+** sends the output buffer. Every wait of a stream is a park (a wait with
+** no Future: task_park): a reader parks as s->reader, a drain(), the
+** connect or the TLS handshake as s->writer, and the callbacks unpark them
+** (no Lua); a cancellation takes them off the stream at once (the park's
+** cleanup). The waiter then looks at the stream again: nothing is handed
+** to it; a connection error is kept as an errno and raised by the
+** waiter.
 **
 ** TLS (src/tls.c): start_tls puts a session between the stream and its
 ** socket. The handshake runs from the events, under a deadline, while the
-** task that asked waits on the write wait future; afterwards the same paths
+** task that asked is parked as the writer; afterwards the same paths
 ** read and write through the session. OpenSSL may want the socket the other
 ** way round (tls_rww, tls_wwr), and may hold input that the socket will not
 ** signal again: the read event is then made active by hand.
@@ -50,7 +52,17 @@ typedef struct Buf {
   uint32_t off, len, cap;        /* data is p[off .. off+len) */
 } Buf;
 
-enum { SHUT_NO, SHUT_ASKED, SHUT_DONE };
+/* The phases of a connection, in this order; a stream only goes forward,
+** but for the handshake, which starts from PH_OPEN and returns to it. */
+enum {
+  PH_CONNECTING,   /* the writer waits for the connect to end */
+  PH_HANDSHAKING,  /* the TLS handshake runs the events (hs_wait) */
+  PH_OPEN,         /* (also a new stream, until stream_attach) */
+  PH_WRITE_SHUT,   /* write_eof() shut the sending side, once flushed */
+  PH_CLOSING,      /* close() or a failure: closes once flushed */
+  PH_CLOSED        /* the socket is closed (fd -1) */
+};
+#define is_closing(s) ((s)->phase >= PH_CLOSING)
 
 struct Stream {
   OBJ_HEAD;                      /* K_STREAM */
@@ -61,22 +73,19 @@ struct Stream {
   size_t received;               /* bytes received so far, for idle checks */
   Buf in, out;
   Task *reader;                  /* the task parked in a read, or NULL */
-  Future *wfut;                  /* the write wait future, in XUV_WFUT */
+  Task *writer;                  /* the task parked in drain(), the connect
+                                    or the handshake, or NULL */
   Handle *closer;                /* anchored while close() flushes */
   Tls *tls;                      /* the TLS session, or NULL */
   struct event *wev;             /* the write event, while it is added */
   unsigned char reading, writing;  /* the read / write event is added */
   /* bits: every idle connection has a stream */
-  unsigned rwaiting : 1;         /* a reader waits (parked) */
-  unsigned direct : 1;           /* and receives itself: see on_read */
-  unsigned wwaiting : 1;         /* a drain() waits on wfut */
-  unsigned connecting : 1;       /* connect_k waits on wfut */
+  unsigned phase : 3;            /* PH_* */
+  unsigned direct : 1;           /* the reader receives itself: on_read */
   unsigned eof : 1;              /* no more input: the peer's EOF, close() */
-  unsigned shut : 2;             /* write_eof(): SHUT_ASKED, SHUT_DONE */
-  unsigned closing : 1;          /* close() was called */
+  unsigned wrote_eof : 1;        /* write_eof() was called: no more writes */
   unsigned accepted : 1;         /* a server's: the TLS server side */
-  unsigned handshaking : 1;      /* the TLS handshake runs the events */
-  unsigned hs_timedout : 1;      /* and took too long */
+  unsigned hs_timedout : 1;      /* the handshake took too long */
   unsigned tls_rww : 1;          /* a TLS read waits for room to write */
   unsigned tls_wwr : 1;          /* a TLS write waits for input */
   EvMem evmem[];                 /* the read event */
@@ -93,8 +102,7 @@ enum {
 ** their own, the extras, made on first use (16 bytes less per stream for
 ** each). */
 enum {
-  XUV_WFUT = 1,    /* the wait future of drain() and of the connect */
-  XUV_DRAINERS,    /* futures of further drain() callers, or nil */
+  XUV_DRAINERS = 1, /* futures of further drain() callers, or nil */
   XUV_CLOSED,      /* futures of wait_closed() callers, or nil */
   XUV_CLOSER,      /* the closer handle, or nil: *closer stays valid */
   XUV_NUV = XUV_CLOSER
@@ -105,16 +113,16 @@ enum {
 #define push_extras(L, sidx, make) \
   lasync_pushx(L, sidx, SUV_EXTRAS, XUV_NUV, make)
 
-/* future_wake_all for the futures in extra user value xuv. */
+/* future_list_finish for the futures in extra user value xuv. */
 static void wake_all(lua_State *L, int sidx, int xuv) {
-  if (push_extras(L, sidx, 0)) future_wake_all(L, -1, xuv);
+  if (push_extras(L, sidx, 0)) future_list_finish(L, -1, xuv);
   lua_pop(L, 1);
 }
 
-/* future_push_waiter with the list in extra user value xuv. */
-static void push_waiter(lua_State *L, Stream *s, int sidx, int xuv) {
+/* future_list_push with the list in extra user value xuv. */
+static void push_listed(lua_State *L, Stream *s, int sidx, int xuv) {
   push_extras(L, sidx, 1);
-  future_push_waiter(L, s->loop, -1, xuv);
+  future_list_push(L, s->loop, -1, xuv);
   lua_remove(L, -2);
 }
 
@@ -215,16 +223,27 @@ static void ev_switch(Stream *s, int write, int on) {
   *added = (unsigned char)on;
 }
 
-/* Read while the input is under the limit or a reader waits for more.
-** Input a TLS session holds already makes the read event active now. */
+/* Past the connect and the handshake: read while the input is under the
+** limit or a reader waits for more (TLS may want to read to write, or to
+** write first). */
+static int wants_read(const Stream *s) {
+  if (s->tls_wwr) return 1;
+  if (s->tls_rww || s->eof || s->err) return 0;
+  return s->reader || s->in.len < s->limit;
+}
+
+/* The events the phase asks for. Input a TLS session holds already makes
+** the read event active now. */
 static void update_events(Stream *s) {
   int open = s->fd >= 0;
-  if (s->handshaking) return;  /* hs_wait arms the events */
-  ev_switch(s, 0, open && (s->tls_wwr ||
-                           (!s->tls_rww && !s->eof && !s->err &&
-                            !s->connecting &&
-                            (s->rwaiting || s->in.len < s->limit))));
-  ev_switch(s, 1, open && (s->out.len > 0 || s->connecting || s->tls_rww));
+  if (s->phase == PH_HANDSHAKING) return;  /* hs_wait arms the events */
+  if (s->phase == PH_CONNECTING) {  /* its end is the socket's writability */
+    ev_switch(s, 0, 0);
+    ev_switch(s, 1, open);
+    return;
+  }
+  ev_switch(s, 0, open && wants_read(s));
+  ev_switch(s, 1, open && (s->out.len > 0 || s->tls_rww));
   if (s->tls && s->reading && s->loop->base && tls_pending(s->tls))
     event_active(event_of(s, 0), EV_READ, 1);
 }
@@ -234,9 +253,10 @@ static void update_events(Stream *s) {
 static void close_fd(Stream *s) {
   ev_switch(s, 0, 0);
   ev_switch(s, 1, 0);
-  if (s->tls && !s->handshaking) tls_shutdown(s->tls);
+  if (s->tls) tls_shutdown(s->tls);  /* closing: no handshake runs */
   close(s->fd);
   s->fd = -1;
+  s->phase = PH_CLOSED;
   s->eof = 1;
   if (s->closer && !s->closer->queued && s->loop->base) {
     s->closer->queued = 1;
@@ -249,21 +269,22 @@ static void close_fd(Stream *s) {
 static void settle(Stream *s) {
   if (s->err) {  /* the connection is lost: as asyncio, it closes */
     buf_free(&s->out);
-    s->closing = 1;
     s->eof = 1;
+    if (s->phase >= PH_OPEN && !is_closing(s)) s->phase = PH_CLOSING;
   }
-  if (s->fd >= 0 && s->out.len == 0 && !s->connecting) {
-    if (s->shut == SHUT_ASKED) {
+  if (s->fd >= 0 && s->out.len == 0) {
+    if (s->phase == PH_OPEN && s->wrote_eof) {
       shutdown(s->fd, SHUT_WR);  /* fails only on a broken connection */
-      s->shut = SHUT_DONE;
+      s->phase = PH_WRITE_SHUT;
     }
-    if (s->closing) close_fd(s);
+    if (s->phase == PH_CLOSING) close_fd(s);
   }
   update_events(s);
-  if (s->rwaiting && (s->in.len >= s->want || s->eof || s->err))
+  if (s->reader && (s->in.len >= s->want || s->eof || s->err))
     task_unpark(NULL, s->reader, 0, 0);
-  if (s->wwaiting && (s->out.len <= LOW_WATER || s->err || s->fd < 0))
-    future_wake(s->wfut);
+  if (s->writer && s->phase >= PH_OPEN &&
+      (s->out.len <= LOW_WATER || s->err || s->fd < 0))
+    task_unpark(NULL, s->writer, 0, 0);  /* a drain() */
 }
 
 /* recv() and send(), or their TLS counterparts (with EPROTO when TLS
@@ -282,7 +303,7 @@ static ssize_t sock_recv(Stream *s, void *buf, size_t n) {
 
 static ssize_t sock_send(Stream *s, const void *p, size_t n) {
   ssize_t r;
-  if (s->tls && !s->handshaking) {  /* what came before start_tls: clear */
+  if (s->tls && s->phase != PH_HANDSHAKING) {  /* before start_tls: clear */
     r = tls_write(s->tls, p, n);
     s->tls_wwr = r < 0 && errno == EAGAIN && !tls_wants_write(s->tls);
     return r;
@@ -306,7 +327,7 @@ static ssize_t receive(Stream *s, size_t room) {
 ** (it may need more than the limit) one limit's worth more. Through the
 ** scratch buffer, so that the input buffer holds just the data. */
 static void fill(Stream *s) {
-  size_t budget = s->rwaiting ? (s->limit > CHUNK ? s->limit : CHUNK)
+  size_t budget = s->reader ? (s->limit > CHUNK ? s->limit : CHUNK)
                   : s->in.len < s->limit ? s->limit - s->in.len : 0;
   while (budget > 0) {
     size_t room = budget < CHUNK ? budget : CHUNK;
@@ -347,7 +368,7 @@ static void hs_end(Stream *s, int err);
 static void on_read(evutil_socket_t fd, short what, void *arg) {
   Stream *s = arg;
   (void)fd;
-  if (s->handshaking) {
+  if (s->phase == PH_HANDSHAKING) {
     handshake_step(s, what & EV_TIMEOUT);
     return;
   }
@@ -362,13 +383,13 @@ static void on_read(evutil_socket_t fd, short what, void *arg) {
 static void on_write(evutil_socket_t fd, short what, void *arg) {
   Stream *s = arg;
   (void)fd;
-  if (s->handshaking) {
+  if (s->phase == PH_HANDSHAKING) {
     handshake_step(s, what & EV_TIMEOUT);
     return;
   }
-  if (s->connecting) {  /* connect_k looks at the outcome */
+  if (s->phase == PH_CONNECTING) {  /* connect_k looks at the outcome */
     ev_switch(s, 1, 0);
-    future_wake(s->wfut);
+    if (s->writer) task_unpark(NULL, s->writer, 0, 0);
     return;
   }
   if (s->tls_rww) {
@@ -411,6 +432,7 @@ Stream *stream_new(lua_State *L, Loop *lp, size_t limit) {
   s->kind = K_STREAM;
   s->loop = lp;
   s->fd = -1;
+  s->phase = PH_OPEN;
   s->limit = limit;
   lasync_setmt(L, lp->mod, K_STREAM);
   loop_push(L, lp);
@@ -441,29 +463,38 @@ size_t stream_checklimit(lua_State *L, int idx) {
 /* ---------- waiting ---------- */
 
 /* The running task, which is to wait on s. */
-static Task *waiter(lua_State *L, Stream *s, const char *what) {
+static Task *running_task(lua_State *L, Stream *s, const char *what) {
   Task *t = task_running(L, what);
   if (t->f.loop != s->loop)
     luaL_error(L, "%s: the stream belongs to another loop", what);
   return t;
 }
 
-/* Push the write wait future of the stream at sidx (kept in its extras),
-** pending: the last one again unless it was cancelled. */
-static Future *push_wfut(lua_State *L, Stream *s, int sidx) {
-  Future *f;
-  int xidx;
-  push_extras(L, sidx, 1);
-  xidx = lua_gettop(L);
-  if (lua_getiuservalue(L, xidx, XUV_WFUT) != LUA_TUSERDATA ||
-      !future_rewind(f = lua_touserdata(L, -1))) {
-    lua_pop(L, 1);
-    f = future_new(L, s->loop, K_FUTURE, sizeof(Future), FUV_NUV);
-    lua_pushvalue(L, -1);
-    lua_setiuservalue(L, xidx, XUV_WFUT);
-  }
-  lua_remove(L, xidx);
-  return f;
+/* Park cleanups (task_park): a cancelled reader or writer leaves the
+** stream at once, and the events follow. */
+static void reader_cancelled(void *arg) {
+  Stream *s = arg;
+  s->reader = NULL;
+  s->direct = 0;
+  update_events(s);
+}
+
+static void writer_cancelled(void *arg) {
+  ((Stream *)arg)->writer = NULL;
+}
+
+/* First thing in the continuation of a wait parked in *slot (the resume
+** passed its values from thrown on): the task leaves the slot (unless its
+** cancellation took it off already) and P_WOKEN is returned, those values
+** dropped; or the CancelledError is pushed and P_CANCELLED returned. */
+static int unparked(lua_State *L, Task **slot, int thrown) {
+  int woken, st;
+  Task *t = task_current(L);
+  if (*slot == t) *slot = NULL;
+  /* woken with no value: the task need not be on the stack */
+  st = task_unparked(L, t, 0, thrown, &woken);
+  if (st == P_WOKEN) lua_settop(L, thrown - 1);
+  return st;
 }
 
 /* Wait (the stream at 1) until at least want bytes are buffered, the input
@@ -471,16 +502,15 @@ static Future *push_wfut(lua_State *L, Stream *s, int sidx) {
 ** is woken instead when the socket is readable, and receives itself. */
 static int wait_input(lua_State *L, Stream *s, size_t want, int direct,
                       lua_KContext ctx, lua_KFunction k, const char *what) {
-  Task *t = waiter(L, s, what);
-  if (s->rwaiting)
+  Task *t = running_task(L, s, what);
+  if (s->reader)
     return luaL_error(L, "%s: another task is already waiting to read "
                       "this stream", what);
   s->reader = t;  /* pending, so anchored: valid until it resumes */
   s->want = want;
-  s->rwaiting = 1;
   s->direct = direct != 0;
   update_events(s);  /* reads on past the limit for it */
-  return task_park(L, t, ctx, k);
+  return task_park(L, t, reader_cancelled, s, ctx, k);
 }
 
 /* First thing in a reader's continuation: it no longer waits; a
@@ -489,15 +519,9 @@ static int wait_input(lua_State *L, Stream *s, size_t want, int direct,
 ** otherwise); a reader that raises leaves the read event armed at most
 ** until it fires once more, finds no room and settles. */
 static void input_resumed(lua_State *L, Stream *s, int thrown) {
-  int woken;
-  Task *t = s->reader;
-  s->rwaiting = 0;
-  s->direct = 0;
-  s->reader = NULL;
-  /* woken with no value: the task need not be on the stack */
-  if (task_unparked(L, t, 0, thrown, &woken) == P_CANCELLED)
-    lua_error(L);
-  lua_settop(L, thrown - 1);
+  int st = unparked(L, &s->reader, thrown);
+  if (s->reader == NULL) s->direct = 0;
+  if (st != P_WOKEN) lua_error(L);
 }
 
 static void push_error(lua_State *L, Stream *s) {
@@ -735,7 +759,7 @@ static int l_at_eof(lua_State *L) {
 /* Send at once what the socket takes, buffer the rest. Output after
 ** close() or a failure is dropped, as asyncio does (drain() raises). */
 static void stream_send(Stream *s, const char *p, size_t n) {
-  if (s->fd < 0 || s->closing || s->err || n == 0) return;
+  if (s->fd < 0 || is_closing(s) || s->err || n == 0) return;
   while (s->out.len == 0 && n > 0) {  /* TLS takes a record at a time */
     ssize_t sent = sock_send(s, p, n);
     if (sent <= 0) {
@@ -751,8 +775,8 @@ static void stream_send(Stream *s, const char *p, size_t n) {
 }
 
 static void check_open_for_write(lua_State *L, Stream *s) {
-  if (s->shut) luaL_error(L, "cannot write after write_eof()");
-  if (s->handshaking) luaL_error(L, "cannot write during the TLS handshake");
+  if (s->wrote_eof) luaL_error(L, "cannot write after write_eof()");
+  if (s->phase == PH_HANDSHAKING) luaL_error(L, "cannot write during the TLS handshake");
 }
 
 static int l_write(lua_State *L) {
@@ -789,33 +813,30 @@ static int l_writelines(lua_State *L) {
   return 0;
 }
 
-/* drain(): the stream; the wait future at 2. The first caller waits on
-** wfut, woken by the events; further ones wait on futures of their own,
-** which the first wakes when it is woken (or cancelled): then each looks
-** again, and one of them may become the first. ctx: is it the first. */
+/* drain(): the stream; what the resume passed at 2. The first caller
+** parks as the writer, woken by the events; further ones wait on futures
+** of their own, which the first wakes when it is woken (or cancelled):
+** then each looks again, and one of them may become the first. ctx: is
+** it the first. */
 static int drain_k(lua_State *L, int status, lua_KContext ctx) {
   Stream *s = lua_touserdata(L, 1);
   Task *t;
-  int first;
-  if (status == LUA_YIELD) {
-    if (ctx) {
-      s->wwaiting = 0;
-      wake_all(L, 1, XUV_DRAINERS);
-    }
-    task_resumed(L, 2);
-  }
+  if (status == LUA_YIELD && ctx) {
+    int st = unparked(L, &s->writer, 2);
+    wake_all(L, 1, XUV_DRAINERS);
+    if (st != P_WOKEN) return lua_error(L);
+  } else if (status == LUA_YIELD) task_resumed(L, 2);
   if (s->err) return raise_error(L, s);
-  if (s->closing) return errors_raise(L, "ConnectionResetError",
+  if (is_closing(s)) return errors_raise(L, "ConnectionResetError",
                                       "Connection lost");
   if (s->out.len <= HIGH_WATER) return 0;
-  t = waiter(L, s, "drain");
-  first = !s->wwaiting;
-  if (!first) push_waiter(L, s, 1, XUV_DRAINERS);
-  else {
-    s->wfut = push_wfut(L, s, 1);
-    s->wwaiting = 1;
+  t = running_task(L, s, "drain");
+  if (s->writer) {  /* the first, or the handshake: woken after it */
+    push_listed(L, s, 1, XUV_DRAINERS);
+    return task_suspend(L, t, 0, drain_k);
   }
-  return task_suspend(L, t, 2, first, drain_k);
+  s->writer = t;
+  return task_park(L, t, writer_cancelled, s, 1, drain_k);
 }
 
 static int l_drain(lua_State *L) {
@@ -829,8 +850,8 @@ static int l_write_eof(lua_State *L) {
   Stream *s = checkstream(L);
   if (s->tls) return luaL_error(L, "write_eof: a TLS connection cannot "
                                 "close one direction only");
-  if (s->shut == SHUT_NO && !s->closing) {
-    s->shut = SHUT_ASKED;
+  if (!s->wrote_eof && !is_closing(s)) {
+    s->wrote_eof = 1;
     settle(s);
   }
   return 0;
@@ -875,10 +896,10 @@ static void closer_new(lua_State *L, Stream *s, int sidx) {
 void stream_close(lua_State *L, Stream *s, int sidx, int abort) {
   int open = s->fd >= 0;
   sidx = lua_absindex(L, sidx);
-  if (s->handshaking) hs_end(s, ECONNABORTED);
+  if (s->phase == PH_HANDSHAKING) hs_end(s, ECONNABORTED);
   if (abort || s->loop->base == NULL) buf_free(&s->out);
-  if (!s->closing) {
-    s->closing = 1;
+  if (!is_closing(s)) {
+    s->phase = open ? PH_CLOSING : PH_CLOSED;
     s->eof = 1;
     if (open && s->out.len > 0 && !s->err && !s->closer)
       closer_new(L, s, sidx);
@@ -908,7 +929,7 @@ static int l_gc(lua_State *L) {
 }
 
 static int l_is_closing(lua_State *L) {
-  lua_pushboolean(L, checkstream(L)->closing);
+  lua_pushboolean(L, is_closing(checkstream(L)));
   return 1;
 }
 
@@ -918,8 +939,8 @@ static int l_is_closing(lua_State *L) {
 static void closer_release(lua_State *L, Stream *s, int sidx) {
   Handle *h = s->closer;
   int waiting = 0;
-  if (h == NULL || s->closing) return;
-  if (push_extras(L, sidx, 0)) waiting = future_any_waiting(L, -1, XUV_CLOSED);
+  if (h == NULL || is_closing(s)) return;
+  if (push_extras(L, sidx, 0)) waiting = future_list_pending(L, -1, XUV_CLOSED);
   lua_pop(L, 1);
   if (waiting) return;
   h->cancelled = 1;
@@ -935,17 +956,17 @@ static int wait_closed_k(lua_State *L, int status, lua_KContext ctx) {
   Stream *s = lua_touserdata(L, 1);
   Task *t;
   if (status == LUA_YIELD) {
-    if (task_interrupted(L, (int)ctx)) closer_release(L, s, 1);
+    if (task_wait_cancelled(L, (int)ctx)) closer_release(L, s, 1);
     task_resumed(L, (int)ctx);
   }
-  if (s->closing && s->fd < 0 && s->closer == NULL)
+  if (s->phase == PH_CLOSED && s->closer == NULL)
     return s->err ? raise_error(L, s) : 0;
-  t = waiter(L, s, "wait_closed");
+  t = running_task(L, s, "wait_closed");
   /* the closer is queued whatever closes the socket: close(), or a lost
   ** connection seen in an event callback, where no Lua state is at hand */
   if (s->closer == NULL && s->fd >= 0) closer_new(L, s, 1);
-  push_waiter(L, s, 1, XUV_CLOSED);
-  return task_suspend(L, t, 2, 2, wait_closed_k);
+  push_listed(L, s, 1, XUV_CLOSED);
+  return task_suspend(L, t, 2, wait_closed_k);
 }
 
 static int l_wait_closed(lua_State *L) {
@@ -969,7 +990,8 @@ static int l_get_extra_info(lua_State *L) {
     n = addr_push_of(L, s->fd, 1);
   else if (s->fd >= 0 && strcmp(name, "sockname") == 0)
     n = addr_push_of(L, s->fd, 0);
-  else if (s->tls && !s->handshaking) n = tls_push_info(L, s->tls, name);
+  else if (s->tls && s->phase != PH_HANDSHAKING)
+    n = tls_push_info(L, s->tls, name);
   if (n > 0) return n;
   lua_settop(L, 3);
   return 1;
@@ -980,7 +1002,7 @@ static int l_tostring(lua_State *L) {
   Stream *s = checkstream(L);
   if (s->fd < 0) lua_pushfstring(L, "<Stream closed %p>", (void *)s);
   else lua_pushfstring(L, "<Stream fd=%d%s>", s->fd,
-                       s->closing ? " closing" : "");
+                       is_closing(s) ? " closing" : "");
   return 1;
 }
 
@@ -989,11 +1011,11 @@ static int l_tostring(lua_State *L) {
 /* The handshake is over (err: why it failed): the events go back to the
 ** stream's state (without the deadline) once the waiter looks. */
 static void hs_end(Stream *s, int err) {
-  s->handshaking = 0;
+  s->phase = PH_OPEN;
   if (err && !s->err) s->err = err;
   ev_switch(s, 0, 0);
   ev_switch(s, 1, 0);
-  future_wake(s->wfut);
+  if (s->writer) task_unpark(NULL, s->writer, 0, 0);
 }
 
 /* Wait for the socket the way the handshake needs it, until the deadline:
@@ -1045,17 +1067,19 @@ static void handshake_step(Stream *s, int timedout) {
   else hs_end(s, errno);
 }
 
-/* The handshake ended: stream, ssl, opts, context, the wait future at
-** ctx. A failure (or a cancellation) closes the connection. */
+/* The handshake ended: stream, ssl, opts, context; what the resume
+** passed at 5. A failure (or a cancellation) closes the connection. */
 static int start_tls_k(lua_State *L, int status, lua_KContext ctx) {
   Stream *s = lua_touserdata(L, 1);
-  int fidx = (int)ctx;
+  (void)ctx;
   if (status == LUA_YIELD) {
-    if (task_interrupted(L, fidx)) {
-      s->handshaking = 0;
+    int st = unparked(L, &s->writer, 5);
+    wake_all(L, 1, XUV_DRAINERS);  /* a drain() that came meanwhile */
+    if (st != P_WOKEN) {
+      s->phase = PH_OPEN;  /* no ECONNABORTED: the error is the cancel */
       stream_close(L, s, 1, 1);
+      return lua_error(L);
     }
-    task_resumed(L, fidx);
   }
   if (s->err) {
     push_error(L, s);
@@ -1067,11 +1091,12 @@ static int start_tls_k(lua_State *L, int status, lua_KContext ctx) {
 }
 
 static void tls_check_state(lua_State *L, Stream *s) {
-  if (s->fd < 0 || s->closing) luaL_error(L, "start_tls: the stream is closed");
+  if (s->fd < 0 || is_closing(s))
+    luaL_error(L, "start_tls: the stream is closed");
   if (s->tls) luaL_error(L, "start_tls: the stream uses TLS already");
   if (s->err) raise_error(L, s);
-  if (s->shut) luaL_error(L, "start_tls: write_eof() was called");
-  if (s->rwaiting || s->wwaiting || s->connecting)
+  if (s->wrote_eof) luaL_error(L, "start_tls: write_eof() was called");
+  if (s->reader || s->writer)
     luaL_error(L, "start_tls: another task is reading or draining this "
                "stream");
 }
@@ -1088,7 +1113,7 @@ static int l_start_tls(lua_State *L) {
   lua_settop(L, 3);
   host = tls_checkopts(L, 3, "start_tls: opts", &timeout);
   tls_check_state(L, s);
-  t = waiter(L, s, "start_tls");
+  t = running_task(L, s, "start_tls");
   c = tls_checkctx(L, 2, s->accepted, "start_tls: ssl");  /* 4 */
   if (!s->accepted && host == NULL && tls_needs_host(c))
     return luaL_error(L, "start_tls: server_hostname is needed to check "
@@ -1102,11 +1127,11 @@ static int l_start_tls(lua_State *L) {
   }
   buf_free(&s->in);
   tls_set_timeout(s->tls, timeout);
-  s->wfut = push_wfut(L, s, 1);  /* 5 */
-  s->handshaking = 1;
+  s->phase = PH_HANDSHAKING;
   handshake_step(s, 0);
-  if (!s->handshaking) return start_tls_k(L, LUA_OK, 5);
-  return task_suspend(L, t, 5, 5, start_tls_k);
+  if (s->phase != PH_HANDSHAKING) return start_tls_k(L, LUA_OK, 0);
+  s->writer = t;
+  return task_park(L, t, writer_cancelled, s, 0, start_tls_k);
 }
 
 /* ---------- connecting ---------- */
@@ -1119,15 +1144,18 @@ static int connect_failed(lua_State *L, Stream *s, int sidx, int err) {
   return lua_error(L);
 }
 
-/* The connect ended: what, stream (ctx: its index), the wait future. */
+/* The connect ended: what, stream (ctx: its index), what the resume
+** passed. */
 static int connect_k(lua_State *L, int status, lua_KContext ctx) {
   int sidx = (int)ctx, err = 0;
   Stream *s = lua_touserdata(L, sidx);
   socklen_t len = sizeof err;
   (void)status;
-  s->connecting = 0;
-  if (task_interrupted(L, sidx + 1)) stream_close(L, s, sidx, 1);
-  task_resumed(L, sidx + 1);
+  s->phase = PH_OPEN;
+  if (unparked(L, &s->writer, sidx + 1) != P_WOKEN) {
+    stream_close(L, s, sidx, 1);
+    return lua_error(L);
+  }
   if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
   if (err) return connect_failed(L, s, sidx, err);
   settle(s);
@@ -1153,10 +1181,10 @@ static int connect_to(lua_State *L, const Addr *a, const Addr *la,
     return 1;
   }
   if ((err = errno) != EINPROGRESS) return connect_failed(L, s, sidx, err);
-  s->connecting = 1;
+  s->phase = PH_CONNECTING;
   stream_attach(s, s->fd, 0);
-  s->wfut = push_wfut(L, s, sidx);
-  return task_suspend(L, t, sidx + 1, sidx, connect_k);
+  s->writer = t;
+  return task_park(L, t, writer_cancelled, s, sidx, connect_k);
 }
 
 /* core.tcp_connect(host, port, limit, local_host, local_port) -> stream:

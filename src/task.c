@@ -1,21 +1,59 @@
 /*
-** Tasks: a Future driven by a Lua coroutine.
+** Tasks: a Future driven by a Lua coroutine (asyncio's Task; task_step is
+** its __step, task_wakeup its __wakeup).
 **
-** Invariant of the step: a pending task is anchored by its loop and is in
-** exactly one of four places: queued once on the ready queue (t->queued),
-** registered as the waiter of one pending future (t->waiting), parked with
-** no future (t->park == P_PARKED: only task_unpark or a cancellation queue
-** it), or running (loop->current). task_step resumes the coroutine and sorts what it did:
-** returned (result), raised (error, or cancelled if it raised
-** CancelledError), yielded a future (wait on it), yielded nothing (give way
-** for one iteration), or yielded anything else (fail the task).
+** States. t->f.state is the Future's: F_PENDING until the coroutine ends,
+** then F_FINISHED (a result or an error) or F_CANCELLED, never to change
+** again. A pending task is anchored by its loop and is in exactly one of
+** these places:
 **
-** A suspension made by lasync yields SUSPEND_KEY first, then the future
-** (or PARK_KEY: the task parks; the step marks it parked only when that
-** yield reached it, so a park caught by a foreign coroutine leaves no trace);
-** the continuation (await_k) returns the future's values or raises. To
-** throw into a task (cancellation) the step resumes it with CANCEL_KEY and
-** the error, which the continuation raises.
+**   place     fields that say so         left by
+**   --------  -------------------------  --------------------------------
+**   queued    queued (once in the ready  task_step: running
+**             queue; new tasks, !started)
+**   running   loop->current == t         a yield or the end (task_step
+**                                        sorts it: below)
+**   awaiting  waiting = f, f pending;    f done: task_wakeup lets go of f
+**             f->awaiter or f's callback  and queues it; cancel(): f is
+**             list holds t; kept: f is   cancelled (a task: the walk goes
+**             in TUV_WAIT, else at the   on into it)
+**             top of co (see await_on)
+**   parked    park == P_PARKED; cleanup  task_unpark: P_WOKEN, value in
+**             (a wait with no Future)    TUV_WAIT, queued; cancel(): the
+**                                        cleanup runs, P_CANCELLED, msg in
+**                                        TUV_MSG, queued
+**
+** P_WOKEN / P_CANCELLED are queued parks whose continuation has not run:
+** task_unparked, first thing in it, turns them into its result and resets
+** park to P_NONE.
+**
+** The step (task_step) resumes co: the first time with its nargs0
+** arguments; with must_cancel set, with CANCEL_KEY and the CancelledError
+** (thrown by the continuation; after a raw yield, by a count hook), or, if
+** it never started, it ends cancelled without running. Then it sorts what
+** the coroutine did:
+**   yielded SUSPEND_KEY          gave way (queued again) or awaits (the
+**                                await registered itself: nothing to do)
+**   yielded SUSPEND_KEY PARK_KEY parks (step_parked; a park caught by a
+**                                foreign coroutine so leaves no trace)
+**   returned                     F_FINISHED with the results, or, if
+**                                must_cancel, F_CANCELLED
+**   raised                       F_CANCELLED for a CancelledError, else
+**                                F_FINISHED with the error
+**   yielded anything else (raw)  nothing: gives way; a Future: awaits it;
+**                                else fails (the compatibility path below)
+**
+** Cancellation (task_cancel, asyncio's cancel()): counts the request
+** (ncancels, for cancelling/uncancel) and walks down what the task waits
+** on, marking each task with the walk's number (walk) so that a cycle of
+** awaits ends the walk: a plain future awaited is cancelled, a park is
+** cancelled (cleanup first), a task awaited is walked into; the last task
+** of the walk, running, queued or new, gets must_cancel: the cancellation
+** is thrown in at its next step. uncancel() down to 0 clears must_cancel.
+**
+** Other fields: exposed (get_coro gave the coroutine away: it is never
+** reused), raw (the last suspension was a plain coroutine.yield), id (the
+** default name).
 */
 #include <string.h>
 #include "lasync.h"
@@ -67,7 +105,7 @@ static Task *check_in_task(lua_State *L, const char *what) {
   return t;
 }
 
-/* core.set_driven(set): the weak set of lasync.coroutine's coroutines. */
+/* core._set_driven(set): the weak set of lasync.coroutine's coroutines. */
 static int l_set_driven(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
@@ -76,7 +114,7 @@ static int l_set_driven(lua_State *L) {
 }
 
 /* If the resume passed CANCEL_KEY at idx, raise the error after it. */
-static void check_thrown(lua_State *L, int idx) {
+static void raise_thrown(lua_State *L, int idx) {
   if (lua_touserdata(L, idx) == CANCEL_KEY) {
     lua_settop(L, idx + 1);
     lua_error(L);
@@ -91,11 +129,11 @@ static int foreign_resume(lua_State *L) {
                     "driven by lasync.coroutine");
 }
 
-/* check_thrown for a wait on the future f at fidx (thrown after it),
+/* raise_thrown for a wait on the future f at fidx (thrown after it),
 ** which must be done. */
-static Future *check_woken(lua_State *L, int fidx) {
+static Future *await_resumed(lua_State *L, int fidx) {
   Future *f = lua_touserdata(L, fidx);
-  check_thrown(L, fidx + 1);
+  raise_thrown(L, fidx + 1);
   if (f->state == F_PENDING) foreign_resume(L);
   return f;
 }
@@ -104,29 +142,37 @@ static Future *check_woken(lua_State *L, int fidx) {
 
 static int await_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status; (void)ctx;
-  return future_unpack(L, check_woken(L, 1), 1);
+  return future_unpack(L, await_resumed(L, 1), 1);
 }
 
 static void wait_on(lua_State *L, Task *t, int tidx, int fidx);
 
-/* The running task t waits on the pending future at fidx of L: registered
-** here, so the step only has to see that it suspended. The usual case
-** stores nothing in user values: the future stays on this C frame's stack,
-** where a cancellation finds it (push_waited). */
-static void suspend_on(lua_State *L, Task *t, Future *f, int fidx) {
+/* The running task t awaits the pending future f at the top of L. From
+** its own coroutine the future stays where it is, at the top of the frame
+** that suspends, where a cancellation finds it (push_awaited): keeping it
+** in TUV_WAIT instead costs two pushes of the task and two user value
+** writes per await, +594 instructions per handoff (2,779 -> 3,373,
+** bench/icount.sh). From a driven coroutine, a second awaiter or a task
+** with a cancellation due it is kept in TUV_WAIT (t->kept). */
+static void await_on(lua_State *L, Task *t, Future *f) {
   if (f->loop != t->f.loop)
     luaL_error(L, "task awaited a future of another loop");
   if (f == &t->f) luaL_error(L, "a task cannot await itself");
-  if (t->must_cancel || f->waiter) {
+  if (L != t->co || t->must_cancel || f->awaiter) {
+    int fidx = lua_gettop(L);
     loop_push_anchored(L, t->f.loop, t);
-    wait_on(L, t, lua_gettop(L), fidx);
+    wait_on(L, t, fidx + 1, fidx);
     lua_pop(L, 1);
     return;
   }
-  f->waiter = t;
+  f->awaiter = t;
   t->waiting = f;
-  t->wait_L = L;
-  t->wait_idx = lua_absindex(L, fidx);
+}
+
+/* The task being stepped, or NULL: in the continuation of a wait, the
+** task that waited (unless a stray coroutine.resume resumed it). */
+Task *task_current(lua_State *L) {
+  return current(L);
 }
 
 /* The running task, for a C function about to suspend it (raises outside
@@ -144,19 +190,19 @@ Task *task_running_as(lua_State *L, int nameidx, const char *def) {
   return t;
 }
 
-/* Suspend the running task t on the pending future at fidx, which stays on
-** the stack; k (with ctx) runs when the task resumes and first calls
-** task_resumed. For C functions that wait and then look again. */
-int task_suspend(lua_State *L, Task *t, int fidx, lua_KContext ctx,
-                 lua_KFunction k) {
-  suspend_on(L, t, lua_touserdata(L, fidx), fidx);
+/* Suspend the running task t on the pending future at the top of the
+** stack, which stays there; k (with ctx) runs when the task resumes and
+** first calls task_resumed. For C functions that wait and then look
+** again. */
+int task_suspend(lua_State *L, Task *t, lua_KContext ctx, lua_KFunction k) {
+  await_on(L, t, lua_touserdata(L, -1));
   lua_pushlightuserdata(L, SUSPEND_KEY);
   return lua_yieldk(L, 1, ctx, k);
 }
 
 /* In the continuation of task_suspend: is the task being cancelled (the
 ** next task_resumed raises)? For the cleanup to come first. */
-int task_interrupted(lua_State *L, int fidx) {
+int task_wait_cancelled(lua_State *L, int fidx) {
   return lua_gettop(L) > fidx ||
          ((Future *)lua_touserdata(L, fidx))->state == F_CANCELLED;
 }
@@ -164,7 +210,7 @@ int task_interrupted(lua_State *L, int fidx) {
 /* In the continuation of task_suspend: raise a thrown cancellation, or the
 ** error of the future at fidx; else pop the future. */
 void task_resumed(lua_State *L, int fidx) {
-  future_unpack(L, check_woken(L, fidx), fidx);
+  future_unpack(L, await_resumed(L, fidx), fidx);
   lua_settop(L, fidx - 1);
 }
 
@@ -184,10 +230,13 @@ static const char park_key;
 static void queue(Task *t);
 
 /* Suspend the running task t until task_unpark or a cancellation queues
-** it; k (with ctx) then runs and calls task_unparked. The step marks it
-** parked when it sees the yield (step_parked). */
-int task_park(lua_State *L, Task *t, lua_KContext ctx, lua_KFunction k) {
-  (void)t;
+** it; k (with ctx) then runs and calls task_unparked. A cancellation runs
+** cleanup(arg) first, if not NULL. The step marks it parked when it sees
+** the yield (step_parked). */
+int task_park(lua_State *L, Task *t, ParkCleanup cleanup, void *arg,
+              lua_KContext ctx, lua_KFunction k) {
+  t->cleanup = cleanup;
+  t->cleanup_arg = arg;
   lua_pushlightuserdata(L, SUSPEND_KEY);
   lua_pushlightuserdata(L, PARK_KEY);
   return lua_yieldk(L, 2, ctx, k);
@@ -208,7 +257,7 @@ int task_unpark(lua_State *L, Task *t, int tidx, int validx) {
 
 /* In the continuation of a park: was the task resumed by no wake-up but
 ** by a stray coroutine.resume? task_unparked then raises. */
-int task_resumed_stray(lua_State *L, Task *t, int thrown) {
+int task_stray_resume(lua_State *L, Task *t, int thrown) {
   return (t->park == P_NONE || t->park == P_PARKED) &&
          lua_touserdata(L, thrown) != CANCEL_KEY;
 }
@@ -226,8 +275,9 @@ static int task_at(lua_State *L, Task *t, int tidx) {
 ** the task, or 0 when it is not on the stack (a task woken with no value:
 ** the usual case then touches none of its user values). */
 int task_unparked(lua_State *L, Task *t, int tidx, int thrown, int *woken) {
-  int st = t->park, stray = task_resumed_stray(L, t, thrown);
+  int st = t->park, stray = task_stray_resume(L, t, thrown);
   t->park = P_NONE;
+  t->cleanup = NULL;
   if (stray) {
     /* t itself still waits for the step that stray resume took: it goes
     ** on, to find what it forwarded to gone */
@@ -264,7 +314,7 @@ int task_unparked(lua_State *L, Task *t, int tidx, int thrown, int *woken) {
   return P_WOKEN;
 }
 
-/* core.park(task): stack is the task, then what the resume passed. */
+/* core._park(task): stack is the task, then what the resume passed. */
 static int park_k(lua_State *L, int status, lua_KContext ctx) {
   int woken;
   (void)status; (void)ctx;
@@ -279,8 +329,8 @@ static int park_k(lua_State *L, int status, lua_KContext ctx) {
   return 3;
 }
 
-/* core.park(task): task is the running task; it suspends until
-** core.unpark(task, value), returning true, value; or until it is
+/* core._park(task): task is the running task; it suspends until
+** core._unpark(task, value), returning true, value; or until it is
 ** cancelled, returning false, the CancelledError and whether a wake-up
 ** had been handed to it first. It never raises a cancellation: the caller
 ** cleans up, then raises it. */
@@ -289,10 +339,10 @@ static int l_park(lua_State *L) {
   if (lua_touserdata(L, 1) != t)
     return luaL_argerror(L, 1, "the running task expected");
   lua_settop(L, 1);
-  return task_park(L, t, 0, park_k);
+  return task_park(L, t, NULL, NULL, 0, park_k);
 }
 
-/* core.unpark(task, value): wakes the parked task with value; false when
+/* core._unpark(task, value): wakes the parked task with value; false when
 ** it was not parked (already woken or cancelled). */
 static int l_unpark(lua_State *L) {
   Task *t = lasync_checkobj(L, 1, K_TASK, "task");
@@ -300,7 +350,7 @@ static int l_unpark(lua_State *L) {
   return 1;
 }
 
-/* core.park_state(task): "parked", "woken" (not run yet), "cancelled"
+/* core._park_state(task): "parked", "woken" (not run yet), "cancelled"
 ** (not run yet), or nil. */
 static int l_park_state(lua_State *L) {
   static const char *const names[] = {NULL, "parked", "woken", "cancelled"};
@@ -318,7 +368,7 @@ static int l_await(lua_State *L) {
   if (t && f->state != F_PENDING) return future_unpack(L, f, 1);
   check_yieldable(L, t, "await");
   lua_settop(L, 1);
-  suspend_on(L, t, f, 1);
+  await_on(L, t, f);
   lua_pushlightuserdata(L, SUSPEND_KEY);
   return lua_yieldk(L, 1, 0, await_k);
 }
@@ -326,7 +376,7 @@ static int l_await(lua_State *L) {
 /* sleep(0): stack is delay, extra values...; ctx is that count. */
 static int sleep0_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
-  check_thrown(L, (int)ctx + 1);
+  raise_thrown(L, (int)ctx + 1);
   lua_settop(L, (int)ctx);
   return (int)ctx - 1;
 }
@@ -379,7 +429,7 @@ static int l_sleep(lua_State *L) {
   timer_push(L, lp, h, -1);
   lua_replace(L, n + 2);
   lua_settop(L, n + 2);
-  return task_park(L, t, n, sleep_k);
+  return task_park(L, t, NULL, NULL, n, sleep_k);
 }
 
 /* ---------- the step ---------- */
@@ -389,12 +439,25 @@ static void queue(Task *t) {
   loop_ready_push(t->f.loop, t);
 }
 
-void task_wakeup(Task *t, Future *f) {
-  if (t->waiting == f && !t->queued) {
-    t->waiting = NULL;
-    t->wait_L = NULL;
-    queue(t);
+/* The task t (at tidx, or 0 when not on the stack) no longer awaits a
+** future: it lets go of it. */
+static void stop_awaiting(lua_State *L, Task *t, int tidx) {
+  t->waiting = NULL;
+  if (t->kept) {
+    int at = task_at(L, t, tidx ? lua_absindex(L, tidx) : 0);
+    t->kept = 0;
+    lua_pushnil(L);
+    lua_setiuservalue(L, at, TUV_WAIT);
+    if (tidx == 0) lua_pop(L, 1);
   }
+}
+
+/* The future f is done: the task t (at tidx, or 0) goes on if it still
+** awaits it. */
+void task_wakeup(lua_State *L, Task *t, int tidx, Future *f) {
+  if (t->waiting != f || t->queued) return;
+  stop_awaiting(L, t, tidx);
+  queue(t);
 }
 
 /* The task is done: the loop lets go of it. */
@@ -475,9 +538,9 @@ static void wait_on(lua_State *L, Task *t, int tidx, int fidx) {
   else if (f->state != F_PENDING)
     queue(t);
   else {
-    future_add_task(L, f, fidx, t, tidx);
+    future_add_awaiter(L, f, fidx, t, tidx);
     t->waiting = f;
-    t->wait_L = NULL;
+    t->kept = 1;
     lua_pushvalue(L, fidx);
     lua_setiuservalue(L, tidx, TUV_WAIT);
     if (t->must_cancel) {  /* a raw waiter still needs the throw */
@@ -552,6 +615,16 @@ static void on_error(lua_State *L, Task *t, int tidx) {
     end_cancelled(L, t, tidx, -1, err);
   } else end_failed(L, t, tidx, err);
 }
+
+/* ---------- compatibility: a plain coroutine.yield ----------
+**
+** A task may suspend with a plain coroutine.yield() (to give way) or
+** coroutine.yield(future) (to await it), as code written before lasync's
+** own await does. No continuation of lasync's then runs at the resume, so
+** a cancellation cannot be raised by one: on_yield sets t->raw, the
+** cancellation of a raw wait always leaves must_cancel set (task_cancel,
+** wait_on), and the step throws it with the count hook below. Nothing
+** else looks at t->raw; new code waits with await or a park. */
 
 /* A plain coroutine.yield has no continuation to raise what the task is
 ** resumed with: a count hook raises it at the first instruction after
@@ -712,12 +785,13 @@ Task *task_new(lua_State *L, Loop *lp, int fnidx, int nargs, int eager) {
   return t;
 }
 
-/* Push the future the task at tidx waits on. */
-static void push_waited(lua_State *L, Task *t, int tidx) {
-  if (t->wait_L) {
-    lua_pushvalue(t->wait_L, t->wait_idx);
-    lua_xmove(t->wait_L, L, 1);
-  } else lua_getiuservalue(L, tidx, TUV_WAIT);
+/* Push the future the task at tidx awaits (see await_on). */
+static void push_awaited(lua_State *L, Task *t, int tidx) {
+  if (t->kept) lua_getiuservalue(L, tidx, TUV_WAIT);
+  else {
+    lua_pushvalue(t->co, -1);
+    lua_xmove(t->co, L, 1);
+  }
 }
 
 /* The task t (at the top) has the cancellation with the message at msgidx
@@ -743,9 +817,8 @@ int task_cancel(lua_State *L, Task *t, int tidx, int msgidx) {
   for (;;) {
     Future *w = t->waiting;
     if (t->walk == walk) {
-      if (w && w->waiter == t) w->waiter = NULL;
-      t->waiting = NULL;
-      t->wait_L = NULL;
+      if (w && w->awaiter == t) w->awaiter = NULL;
+      stop_awaiting(L, t, lua_gettop(L));
       queue(t);
       break;
     }
@@ -754,6 +827,8 @@ int task_cancel(lua_State *L, Task *t, int tidx, int msgidx) {
     /* no await_k raises a raw wait's cancellation: the step must */
     if (t->raw) must_cancel(L, t, msgidx);
     if (t->park == P_PARKED) {  /* as if the future it waits on was */
+      if (t->cleanup) t->cleanup(t->cleanup_arg);
+      t->cleanup = NULL;
       t->park = P_CANCELLED;
       lua_pushvalue(L, msgidx);
       lua_setiuservalue(L, -2, TUV_MSG);
@@ -762,7 +837,7 @@ int task_cancel(lua_State *L, Task *t, int tidx, int msgidx) {
       return 1;
     }
     if (w == NULL || w->state != F_PENDING) break;
-    push_waited(L, t, -1);
+    push_awaited(L, t, -1);
     lua_replace(L, -2);
     if (w->kind != K_TASK) {
       future_cancel(L, w, -1, msgidx);

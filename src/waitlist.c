@@ -120,7 +120,7 @@ int waitlist_park(lua_State *L, int widx, Task *t, lua_KFunction k) {
   lua_pushvalue(L, tidx);
   i = list_append(L, lua_touserdata(L, widx), tidx + 1);
   lua_settop(L, tidx);
-  return task_park(L, t, (lua_KContext)i, k);
+  return task_park(L, t, NULL, NULL, (lua_KContext)i, k);
 }
 
 /* In the continuation of waitlist_park (w at widx, the task at tidx, what
@@ -131,7 +131,7 @@ int waitlist_resumed(lua_State *L, int widx, int tidx, int taken,
                      lua_KContext ctx, int *woken) {
   Task *t = lua_touserdata(L, tidx);
   int st;
-  if (task_resumed_stray(L, t, tidx + 1))  /* task_unparked raises */
+  if (task_stray_resume(L, t, tidx + 1))  /* task_unparked raises */
     list_leave_at(L, widx, (lua_Integer)ctx, tidx);
   st = task_unparked(L, t, tidx, tidx + 1, woken);
   if (!taken || st != P_WOKEN)
