@@ -1,5 +1,17 @@
 /*
-** lasync internal header: the structs and the functions that cross files.
+** lasync internal header: the structs and the functions that cross files,
+** in layers, each built on those before it:
+**   1. the object model: every C object's head, the module state, errors;
+**   2. the loop and its handles: ready queue, anchors, timers, watches,
+**      per-loop extensions, contexts;
+**   3. futures and tasks;
+**   4. waiting: how a task awaits a future or parks, and the lists of
+**      parked tasks built on that (to learn how a task waits, is woken and
+**      is cancelled, read this section and task.c's header);
+**   5. I/O: addresses, DNS, streams, servers, TLS, the serve command's
+**      system calls.
+** Each block of prototypes is labelled with the file that defines them;
+** only task.c has two, its tasks (layer 3) and its waits (layer 4).
 ** Ownership: every C object is a full userdata; the Lua values it owns live
 ** in its user values, so the GC sees every cycle. The loop anchors what it
 ** must keep alive (pending tasks, scheduled handles) in a table keyed by the
@@ -23,6 +35,11 @@
 #define lua_closethread(co, from) ((void)(from), lua_resetthread(co))
 #endif
 
+/* ======== 1. The object model (module.c, errors.c) ======================= */
+
+typedef struct Loop Loop;
+typedef struct Task Task;
+
 /* Kinds of C objects; stored first in each struct so that the ready queue
 ** can hold plain pointers and tell what it runs. */
 enum { K_LOOP, K_HANDLE, K_TIMER, K_WATCH, K_FUTURE, K_TASK, K_STREAM,
@@ -32,8 +49,13 @@ enum { K_LOOP, K_HANDLE, K_TIMER, K_WATCH, K_FUTURE, K_TASK, K_STREAM,
 ** every one of them cost a finalizer call and an extra GC cycle. */
 enum { K_FFUTURE = K_NKINDS, K_FTASK, K_NMT };
 
-typedef struct Loop Loop;
-typedef struct Task Task;
+/* Every C object starts with this head: a mark that it is one of ours (a
+** static address no other userdata holds there), its kind, its slot in the
+** loop's anchors (0 when not anchored) and its loop. Type checks read it
+** instead of comparing metatables, which costs a few API calls less. */
+#define OBJ_HEAD const void *magic; int kind; int slot; Loop *loop
+#define LASYNC_MAGIC ((const void *)&lasync_suspend)
+typedef struct Obj { OBJ_HEAD; } Obj;
 
 /* Per-loop extensions (loop.c): an I/O file that keeps state per loop, or
 ** must clean up when a loop closes, has a slot here. The loop knows nothing
@@ -49,14 +71,6 @@ enum {
   LX_N
 };
 typedef void (*LoopCloseHook)(lua_State *L, Loop *lp, int loopidx);
-
-/* Every C object starts with this head: a mark that it is one of ours (a
-** static address no other userdata holds there), its kind, its slot in the
-** loop's anchors (0 when not anchored) and its loop. Type checks read it
-** instead of comparing metatables, which costs a few API calls less. */
-#define OBJ_HEAD const void *magic; int kind; int slot; Loop *loop
-#define LASYNC_MAGIC ((const void *)&lasync_suspend)
-typedef struct Obj { OBJ_HEAD; } Obj;
 
 /* Per Lua state module data, the upvalue of every C function. */
 typedef struct Mod {
@@ -79,8 +93,43 @@ enum {
   MUV_NUV = MUV_POOL
 };
 
-void loop_push_pool(lua_State *L, Loop *lp);
-void loop_register_ext(lua_State *L, int slot, LoopCloseHook close);
+#define SUSPEND_KEY ((void *)&lasync_suspend)
+#define CANCEL_KEY ((void *)&lasync_cancel)
+extern const char lasync_suspend, lasync_cancel;
+
+#define lasync_mod(L) ((Mod *)lua_touserdata(L, lua_upvalueindex(1)))
+
+/* Room for libevent events at the end of a userdata (event_assign): a
+** closed loop then leaves no event to free. Aligned as Lua aligns a
+** userdata, which max_align_t may exceed. */
+typedef union EvMem { void *p; double d; long long l; } EvMem;
+size_t lasync_evsize(void);
+
+/* module.c */
+void *lasync_toobj(lua_State *L, int idx, int kind);
+void *lasync_checkobj(lua_State *L, int idx, int kind, const char *what);
+void lasync_setmt(lua_State *L, Mod *m, int kind);
+int lasync_pushx(lua_State *L, int idx, int uv, int nx, int make);
+int lasync_getx(lua_State *L, int idx, int uv, int x);
+void lasync_setx(lua_State *L, int idx, int uv, int x, int nx);
+void lasync_newmeta(lua_State *L, int kind, const luaL_Reg *methods,
+                    const luaL_Reg *meta);
+void lasync_addfuncs(lua_State *L, const luaL_Reg *l);
+double lasync_now(void);
+Loop *lasync_running(lua_State *L, Mod *m);
+const char *lasync_tostring(lua_State *L, int idx);
+void lasync_checkcallable(lua_State *L, int idx, const char *what);
+void lasync_addmethods(lua_State *L, int kind, const luaL_Reg *l);
+
+/* errors.c */
+void errors_register(lua_State *L);
+void errors_push_new(lua_State *L, const char *cls, const char *msg);
+void errors_push_newv(lua_State *L, const char *cls, int msgidx);
+int errors_raise(lua_State *L, const char *cls, const char *fmt, ...);
+int errors_is_cancelled(lua_State *L, Mod *m, int idx);
+void errors_push_oserror(lua_State *L, int err, const char *what);
+
+/* ======== 2. The loop and its handles (loop, handle, watch, context.c) === */
 
 typedef struct Handle {
   OBJ_HEAD;                      /* K_HANDLE, K_TIMER or K_WATCH */
@@ -93,6 +142,84 @@ typedef struct Handle {
   short what;                    /* K_WATCH: EV_READ, EV_WRITE or EV_SIGNAL */
 } Handle;
 /* Handle user values: 1 = callback, 2..nargs+1 = arguments, last = context. */
+
+typedef struct TimerHeap {
+  Handle **h;
+  int n, cap, ncancelled;
+} TimerHeap;
+
+struct Loop {
+  OBJ_HEAD;
+  Mod *mod;
+  struct event_base *base;
+  struct event *tick;            /* fires at the earliest timer deadline */
+  double tick_at;                /* the deadline it is armed for, -1: none */
+  lua_State *L;                  /* thread running the loop, while it runs */
+  void **ready;                  /* ring of Handle* and Task* to run */
+  size_t rhead, rcount, rcap;
+  TimerHeap timers;
+  unsigned long timer_seq;
+  Task *current;                 /* task being stepped */
+  double slow;                   /* slow_callback_duration */
+  int anchors;                   /* registry ref of LUV_ANCHORS, or
+                                    LUA_NOREF when not running */
+  int nslots;                    /* anchors slots used so far */
+  int pool, npool;               /* registry ref of finished threads */
+  int *freeslots, nfree, capfree; /* slots to reuse */
+  size_t ran;                    /* items run since the last I/O poll */
+  unsigned char running, stopping, closed, debug;
+  void *ext[LX_N];               /* per-loop extensions, LX_* */
+};
+
+/* Loop user values. */
+enum {
+  LUV_HANDLER = 1, /* exception handler, or nil */
+  LUV_WATCH,       /* "r"..fd / "w"..fd / "s"..sig -> watch Handle */
+  LUV_FAILED,      /* weak-keyed: futures with an unretrieved error */
+  LUV_CTX,         /* context of the callback being run */
+  LUV_ANCHORS,     /* slot -> pending task or scheduled handle */
+  LUV_NUV = LUV_ANCHORS
+};
+
+/* loop.c */
+void loop_register(lua_State *L);
+void loop_ready_push(Loop *lp, void *obj);
+void loop_anchor(lua_State *L, Loop *lp, int idx);
+void loop_unanchor(lua_State *L, Loop *lp, const void *p);
+void loop_push_anchored(lua_State *L, Loop *lp, const void *p);
+void loop_push_anchors(lua_State *L, Loop *lp);
+void loop_push(lua_State *L, Loop *lp);
+void loop_report(lua_State *L, Loop *lp, int ctxidx);
+void loop_report_error(lua_State *L, Loop *lp, const char *msg, int erridx,
+                       int objidx, const char *objfield, int tbidx);
+int loop_pcall(lua_State *L, int nargs, int nres);
+void loop_push_traceback(lua_State *L);
+double loop_time(Loop *lp);
+void loop_push_pool(lua_State *L, Loop *lp);
+void loop_register_ext(lua_State *L, int slot, LoopCloseHook close);
+
+/* handle.c */
+void handle_register(lua_State *L);
+Handle *handle_new(lua_State *L, Loop *lp, int kind, int fnidx, int nargs);
+void handle_run(lua_State *L, Loop *lp, Handle *h);
+void handle_call_soon(lua_State *L, Loop *lp, int fnidx, int nargs);
+void timer_push(lua_State *L, Loop *lp, Handle *h, int hidx);
+void timers_due(lua_State *L, Loop *lp, double now);
+void timers_clear(lua_State *L, Loop *lp);
+void handle_cancel(lua_State *L, Handle *h, int hidx);
+
+/* watch.c */
+void watch_register(lua_State *L);
+void watch_cancel(lua_State *L, Handle *h);
+int watch_checksig(lua_State *L, int idx);
+int watch_checkfd(lua_State *L, int idx);
+const char *watch_signame(int sig);
+
+/* context.c */
+void context_register(lua_State *L);
+void context_push(lua_State *L, Mod *m);
+
+/* ======== 3. Futures and tasks (future.c, task.c) ======================== */
 
 enum { F_PENDING, F_FINISHED, F_CANCELLED };
 
@@ -164,107 +291,6 @@ enum {
 /* A pending task's cancel message waits where its results will go. */
 #define TUV_MSG FUV_VALUE
 
-typedef struct TimerHeap {
-  Handle **h;
-  int n, cap, ncancelled;
-} TimerHeap;
-
-struct Loop {
-  OBJ_HEAD;
-  Mod *mod;
-  struct event_base *base;
-  struct event *tick;            /* fires at the earliest timer deadline */
-  double tick_at;                /* the deadline it is armed for, -1: none */
-  lua_State *L;                  /* thread running the loop, while it runs */
-  void **ready;                  /* ring of Handle* and Task* to run */
-  size_t rhead, rcount, rcap;
-  TimerHeap timers;
-  unsigned long timer_seq;
-  Task *current;                 /* task being stepped */
-  double slow;                   /* slow_callback_duration */
-  int anchors;                   /* registry ref of LUV_ANCHORS, or
-                                    LUA_NOREF when not running */
-  int nslots;                    /* anchors slots used so far */
-  int pool, npool;               /* registry ref of finished threads */
-  int *freeslots, nfree, capfree; /* slots to reuse */
-  size_t ran;                    /* items run since the last I/O poll */
-  unsigned char running, stopping, closed, debug;
-  void *ext[LX_N];               /* per-loop extensions, LX_* */
-};
-
-/* Loop user values. */
-enum {
-  LUV_HANDLER = 1, /* exception handler, or nil */
-  LUV_WATCH,       /* "r"..fd / "w"..fd / "s"..sig -> watch Handle */
-  LUV_FAILED,      /* weak-keyed: futures with an unretrieved error */
-  LUV_CTX,         /* context of the callback being run */
-  LUV_ANCHORS,     /* slot -> pending task or scheduled handle */
-  LUV_NUV = LUV_ANCHORS
-};
-
-#define SUSPEND_KEY ((void *)&lasync_suspend)
-#define CANCEL_KEY ((void *)&lasync_cancel)
-extern const char lasync_suspend, lasync_cancel;
-
-#define lasync_mod(L) ((Mod *)lua_touserdata(L, lua_upvalueindex(1)))
-
-/* module.c */
-void *lasync_toobj(lua_State *L, int idx, int kind);
-void *lasync_checkobj(lua_State *L, int idx, int kind, const char *what);
-void lasync_setmt(lua_State *L, Mod *m, int kind);
-int lasync_pushx(lua_State *L, int idx, int uv, int nx, int make);
-int lasync_getx(lua_State *L, int idx, int uv, int x);
-void lasync_setx(lua_State *L, int idx, int uv, int x, int nx);
-void lasync_newmeta(lua_State *L, int kind, const luaL_Reg *methods,
-                    const luaL_Reg *meta);
-void lasync_addfuncs(lua_State *L, const luaL_Reg *l);
-double lasync_now(void);
-Loop *lasync_running(lua_State *L, Mod *m);
-const char *lasync_tostring(lua_State *L, int idx);
-void lasync_checkcallable(lua_State *L, int idx, const char *what);
-
-/* errors.c */
-void errors_register(lua_State *L);
-void errors_push_new(lua_State *L, const char *cls, const char *msg);
-void errors_push_newv(lua_State *L, const char *cls, int msgidx);
-int errors_raise(lua_State *L, const char *cls, const char *fmt, ...);
-int errors_is_cancelled(lua_State *L, Mod *m, int idx);
-
-/* loop.c */
-void loop_register(lua_State *L);
-void loop_ready_push(Loop *lp, void *obj);
-void loop_anchor(lua_State *L, Loop *lp, int idx);
-void loop_unanchor(lua_State *L, Loop *lp, const void *p);
-void loop_push_anchored(lua_State *L, Loop *lp, const void *p);
-void loop_push_anchors(lua_State *L, Loop *lp);
-void loop_push(lua_State *L, Loop *lp);
-void lasync_addmethods(lua_State *L, int kind, const luaL_Reg *l);
-void loop_report(lua_State *L, Loop *lp, int ctxidx);
-void loop_report_error(lua_State *L, Loop *lp, const char *msg, int erridx,
-                       int objidx, const char *objfield, int tbidx);
-int loop_pcall(lua_State *L, int nargs, int nres);
-void loop_push_traceback(lua_State *L);
-double loop_time(Loop *lp);
-
-/* handle.c */
-void handle_register(lua_State *L);
-Handle *handle_new(lua_State *L, Loop *lp, int kind, int fnidx, int nargs);
-void handle_run(lua_State *L, Loop *lp, Handle *h);
-void handle_call_soon(lua_State *L, Loop *lp, int fnidx, int nargs);
-void timer_push(lua_State *L, Loop *lp, Handle *h, int hidx);
-void timers_due(lua_State *L, Loop *lp, double now);
-void timers_clear(lua_State *L, Loop *lp);
-
-/* watch.c */
-void watch_register(lua_State *L);
-void watch_cancel(lua_State *L, Handle *h);
-int watch_checksig(lua_State *L, int idx);
-int watch_checkfd(lua_State *L, int idx);
-const char *watch_signame(int sig);
-
-/* process.c */
-void process_register(lua_State *L);
-
 /* future.c */
 void future_register(lua_State *L);
 Future *future_new(lua_State *L, Loop *lp, int kind, size_t size, int nuv);
@@ -280,23 +306,20 @@ void future_add_awaiter(lua_State *L, Future *f, int fidx, Task *t,
                         int tidx);
 void future_report_unretrieved(lua_State *L, Future *f, int fidx);
 const char *future_state_name(Future *f);
+int future_list_pending(lua_State *L, int objidx, int uv);
+Future *future_list_push(lua_State *L, Loop *lp, int objidx, int uv);
+void future_list_finish(lua_State *L, int objidx, int uv);
 
 /* task.c */
 void task_register(lua_State *L);
 void task_step(lua_State *L, Loop *lp, Task *t);
 void task_wakeup(lua_State *L, Task *t, int tidx, Future *f);
 int task_cancel(lua_State *L, Task *t, int tidx, int msgidx);
-void handle_cancel(lua_State *L, Handle *h, int hidx);
 Task *task_new(lua_State *L, Loop *lp, int fnidx, int nargs, int eager);
 
-/* context.c */
-void context_register(lua_State *L);
-void context_push(lua_State *L, Mod *m);
+/* ======== 4. Waiting (task.c's await and park; waitlist.c, queue.c) ====== */
 
-/* dns.c */
-void dns_register(lua_State *L);
-
-/* ---------- waiting (task.c, future.c) ----------
+/* How a task waits (task.c; future.c for the lists of futures).
 **
 ** A task waits in one of two ways; task.c's header has the states.
 **
@@ -357,9 +380,7 @@ void dns_register(lua_State *L);
 ** 3. Compatibility: a task may also suspend with a plain coroutine.yield()
 ** or coroutine.yield(future); its cancellation is then thrown in by a
 ** count hook (t->raw; task.c, "compatibility"). */
-int future_list_pending(lua_State *L, int objidx, int uv);
-Future *future_list_push(lua_State *L, Loop *lp, int objidx, int uv);
-void future_list_finish(lua_State *L, int objidx, int uv);
+/* task.c: await and park */
 Task *task_current(lua_State *L);
 Task *task_running(lua_State *L, const char *what);
 Task *task_running_as(lua_State *L, int nameidx, const char *def);
@@ -375,41 +396,6 @@ int task_unpark(lua_State *L, Task *t, int tidx, int validx);
 ** raises, so a waiter list must drop the task first. */
 int task_stray_resume(lua_State *L, Task *t, int thrown);
 int task_unparked(lua_State *L, Task *t, int tidx, int thrown, int *woken);
-
-/* errors.c */
-void errors_push_oserror(lua_State *L, int err, const char *what);
-
-/* addr.c */
-typedef struct Addr {
-  struct sockaddr_storage ss;
-  socklen_t len;
-} Addr;
-int addr_checkport(lua_State *L, int idx);
-void addr_from_host(lua_State *L, int hidx, int pidx, Addr *a);
-void addr_from_path(lua_State *L, int idx, Addr *a);
-int addr_parse(const char *host, int port, Addr *a);
-void addr_set_port(Addr *a, int port);
-int addr_port_of(int fd);
-int addr_push(lua_State *L, const Addr *a);
-int addr_push_of(lua_State *L, int fd, int peer);
-
-/* Room for libevent events at the end of a userdata (event_assign): a
-** closed loop then leaves no event to free. Aligned as Lua aligns a
-** userdata, which max_align_t may exceed. */
-typedef union EvMem { void *p; double d; long long l; } EvMem;
-size_t lasync_evsize(void);
-
-/* stream.c */
-typedef struct Stream Stream;
-void stream_register(lua_State *L);
-Stream *stream_new(lua_State *L, Loop *lp, size_t limit);
-void stream_attach(Stream *s, int fd, int accepted);
-size_t stream_checklimit(lua_State *L, int idx);
-void stream_close(lua_State *L, Stream *s, int sidx, int abort);
-
-/* server.c */
-void server_register(lua_State *L);
-int server_bind(const Addr *a, int reuse_address, int reuse_port);
 
 /* waitlist.c: the lists of parked tasks (core._WaitList(), an object with
 ** methods in Lua), for C objects that park tasks (the Event, queue.c). The
@@ -434,6 +420,37 @@ int waitlist_unpark_next(lua_State *L, int widx);
 /* queue.c */
 void queue_register(lua_State *L);
 
+/* ======== 5. I/O (addr.c, dns.c, stream.c, server.c, tls.c, process.c) === */
+
+/* addr.c */
+typedef struct Addr {
+  struct sockaddr_storage ss;
+  socklen_t len;
+} Addr;
+int addr_checkport(lua_State *L, int idx);
+void addr_from_host(lua_State *L, int hidx, int pidx, Addr *a);
+void addr_from_path(lua_State *L, int idx, Addr *a);
+int addr_parse(const char *host, int port, Addr *a);
+void addr_set_port(Addr *a, int port);
+int addr_port_of(int fd);
+int addr_push(lua_State *L, const Addr *a);
+int addr_push_of(lua_State *L, int fd, int peer);
+
+/* dns.c */
+void dns_register(lua_State *L);
+
+/* stream.c */
+typedef struct Stream Stream;
+void stream_register(lua_State *L);
+Stream *stream_new(lua_State *L, Loop *lp, size_t limit);
+void stream_attach(Stream *s, int fd, int accepted);
+size_t stream_checklimit(lua_State *L, int idx);
+void stream_close(lua_State *L, Stream *s, int sidx, int abort);
+
+/* server.c */
+void server_register(lua_State *L);
+int server_bind(const Addr *a, int reuse_address, int reuse_port);
+
 /* tls.c */
 typedef struct Tls Tls;
 typedef struct TlsCtx TlsCtx;
@@ -455,5 +472,8 @@ int tls_wants_write(const Tls *t);
 int tls_pending(const Tls *t);
 void tls_push_error(lua_State *L, Tls *t);
 int tls_push_info(lua_State *L, Tls *t, const char *name);
+
+/* process.c */
+void process_register(lua_State *L);
 
 #endif
