@@ -1,4 +1,4 @@
--- lasync.gather and lasync.ensure_future (API.md §5).
+-- lasync.gather and lasync.ensure_future (docs/reference.md §5).
 local lasync = require "lasync"
 local helper = require "helper"
 

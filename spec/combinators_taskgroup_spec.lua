@@ -1,4 +1,4 @@
--- lasync.task_group (API.md §5).
+-- lasync.task_group (docs/reference.md §5).
 local lasync = require "lasync"
 local helper = require "helper"
 

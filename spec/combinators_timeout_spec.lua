@@ -1,4 +1,4 @@
--- lasync.timeout, lasync.timeout_at and lasync.shield (API.md §5).
+-- lasync.timeout, lasync.timeout_at and lasync.shield (docs/reference.md §5).
 local lasync = require "lasync"
 local helper = require "helper"
 

@@ -1,4 +1,4 @@
--- lasync.wait, lasync.wait_for and lasync.as_completed (API.md §5).
+-- lasync.wait, lasync.wait_for and lasync.as_completed (docs/reference.md §5).
 local lasync = require "lasync"
 local helper = require "helper"
 

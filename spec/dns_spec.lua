@@ -1,4 +1,4 @@
--- lasync.getaddrinfo (API.md §9): evdns, never blocking the loop. Numeric
+-- lasync.getaddrinfo (docs/reference.md §9): evdns, never blocking the loop. Numeric
 -- hosts and names in /etc/hosts are answered without suspending; other
 -- names go to the nameservers of /etc/resolv.conf. There is no network
 -- here: the specs only look up names that no nameserver knows, and accept

@@ -1,4 +1,4 @@
--- Queues under cancellation, timeouts and shutdown (API.md §7): a getter or
+-- Queues under cancellation, timeouts and shutdown (docs/reference.md §7): a getter or
 -- putter that is cancelled leaves no trace; shutdown(immediate) as in
 -- asyncio 3.13.
 local lasync = require "lasync"

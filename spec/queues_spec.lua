@@ -1,4 +1,4 @@
--- lasync.Queue, LifoQueue and PriorityQueue (API.md §7): construction,
+-- lasync.Queue, LifoQueue and PriorityQueue (docs/reference.md §7): construction,
 -- order, waiting, errors, task_done/join, printing and the fast paths that
 -- make no Future. Cancellation, timeouts and shutdown:
 -- queues_cancel_spec.lua.

@@ -1,4 +1,4 @@
--- Backpressure (API.md §8): a peer writing 64 MiB to a handler that never
+-- Backpressure (docs/reference.md §8): a peer writing 64 MiB to a handler that never
 -- reads, and a handler writing 64 MiB to a peer that never reads (with
 -- drain), both cost bounded memory in this process, which runs both ends.
 local lasync = require "lasync"

@@ -1,4 +1,4 @@
--- Stream failures (API.md §8): refused connections, resets while reading
+-- Stream failures (docs/reference.md §8): refused connections, resets while reading
 -- and writing, handlers that raise, and misuse (bad arguments).
 local lasync = require "lasync"
 local helper = require "helper"

@@ -1,4 +1,4 @@
--- Stream readers (API.md §8): read, readline, readexactly, readuntil,
+-- Stream readers (docs/reference.md §8): read, readline, readexactly, readuntil,
 -- at_eof and lines, their edge cases and errors, reads served from the
 -- buffer without suspending, and readers that are cancelled.
 local lasync = require "lasync"

@@ -1,4 +1,4 @@
--- Servers and connections (API.md §8): echo of 8 MiB, 200 clients at once,
+-- Servers and connections (docs/reference.md §8): echo of 8 MiB, 200 clients at once,
 -- half-close, the Server methods, Unix sockets, writer methods and
 -- get_extra_info.
 local lasync = require "lasync"

@@ -1,4 +1,4 @@
--- TLS streams (API.md §8: the `ssl` option, server_hostname, start_tls):
+-- TLS streams (docs/reference.md §8: the `ssl` option, server_hostname, start_tls):
 -- echo and reads over TLS, certificate checks, client certificates, ALPN,
 -- handshake failures and timeouts, STARTTLS, interop with openssl(1).
 -- The certificates are spec/fixtures/tls (make-certs.sh made them).

@@ -1,4 +1,4 @@
--- lasync.Condition and lasync.Barrier (API.md §7). `with`, `guard` and
+-- lasync.Condition and lasync.Barrier (docs/reference.md §7). `with`, `guard` and
 -- self checks: sync_spec.lua.
 local lasync = require "lasync"
 local helper = require "helper"

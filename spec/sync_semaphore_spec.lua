@@ -1,4 +1,4 @@
--- lasync.Semaphore and lasync.BoundedSemaphore (API.md §7). `with`,
+-- lasync.Semaphore and lasync.BoundedSemaphore (docs/reference.md §7). `with`,
 -- `guard` and self checks: sync_spec.lua.
 local lasync = require "lasync"
 local helper = require "helper"

@@ -1,4 +1,4 @@
--- lasync.Lock and lasync.Event (API.md §7), the `with` and `guard` helpers
+-- lasync.Lock and lasync.Event (docs/reference.md §7), the `with` and `guard` helpers
 -- every lock-like primitive has, self checks, and the fast paths that make
 -- no Future. Condition and Barrier: sync_condition_spec.lua; Semaphore and
 -- BoundedSemaphore: sync_semaphore_spec.lua.

@@ -1,5 +1,5 @@
 /*
-** The queues of API.md §7 in C: Queue (first in, first out), LifoQueue
+** The queues of docs/reference.md §7 in C: Queue (first in, first out), LifoQueue
 ** (last in, first out) and PriorityQueue (least first, by a `less`
 ** function called from here). One implementation for the three; only the
 ** storage differs (store_put, store_take). lua/lasync/queues.lua checks

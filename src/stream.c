@@ -1,8 +1,9 @@
 /*
 ** Streams: a connected socket with its own input and output buffers, over
 ** plain libevent events (bufferevents cap a read at 4 KiB per callback and
-** delay every write by one loop pass: see ../shared/bench). One Stream is
-** both the reader and the writer of a connection.
+** delay every write by one loop pass, which the echo benchmarks against
+** c-libevent-raw measured: bench/README.md). One Stream is both the
+** reader and the writer of a connection.
 **
 ** The two events are persistent and their callbacks touch C memory only:
 ** the read event receives into the input buffer, up to the limit while no

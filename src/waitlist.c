@@ -319,7 +319,7 @@ static int l_waitlist_tostring(lua_State *L) {
 
 /* ---------- Event: a flag and a WaitList ---------- */
 
-/* lasync.Event (API.md §7) in C: the hot path of a wake-up is then three
+/* lasync.Event (docs/reference.md §7) in C: the hot path of a wake-up is then three
 ** C method calls, with no Lua body and no self check through a table. */
 typedef struct SyncEvent {
   OBJ_HEAD;                      /* K_EVENT; slot and loop unused */

@@ -1,4 +1,4 @@
---- lasync.combinators: the coroutine helpers of API.md §5 (gather, wait,
+--- lasync.combinators: the coroutine helpers of docs/reference.md §5 (gather, wait,
 -- wait_for, timeout, timeout_at, shield, as_completed, task_group) and
 -- ensure_future, which they share.
 -- Semantics follow Python's asyncio (3.12/3.13, with the later fixes to

@@ -1,4 +1,4 @@
---- lasync.queues: the queues of API.md §7: Queue (first in, first out),
+--- lasync.queues: the queues of docs/reference.md §7: Queue (first in, first out),
 -- LifoQueue (last in, first out) and PriorityQueue (least first).
 -- They are written in C (src/queue.c, core.new_queue), after Python
 -- asyncio's queues.py (3.13, with shutdown): putters wait while the queue

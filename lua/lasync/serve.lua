@@ -1,4 +1,4 @@
---- lasync.serve: the `lasync serve` command (API.md §11). A handler script
+--- lasync.serve: the `lasync serve` command (docs/reference.md §11). A handler script
 -- returns `function(reader, writer)` or `{handler=, on_start=, on_stop=}`;
 -- this module serves it on the listen addresses, in this process or in
 -- forked workers that share the port (SO_REUSEPORT) under a master that

@@ -1,4 +1,4 @@
---- lasync.streams: TCP and Unix streams (API.md §8): open_connection,
+--- lasync.streams: TCP and Unix streams (docs/reference.md §8): open_connection,
 -- open_unix_connection, start_server and start_unix_server. The streams
 -- and servers are lasync.core's (src/stream.c, src/server.c); this module
 -- checks the arguments and turns host names into addresses.

@@ -1,4 +1,4 @@
---- lasync.sync: the synchronisation primitives of API.md §7: Lock, Event,
+--- lasync.sync: the synchronisation primitives of docs/reference.md §7: Lock, Event,
 -- Condition, Semaphore, BoundedSemaphore and Barrier.
 -- The algorithms are those of Python asyncio's locks.py (3.13), comments
 -- name the piece each part mirrors. Waiters are served in the order they

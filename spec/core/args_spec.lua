@@ -1,7 +1,7 @@
 -- Misuse raises at once with a message naming the argument and what was
--- expected (API.md §1-4, CONVENTIONS.md 13). The checks of each method's
--- other arguments are in the spec of its object; this file covers self and
--- the module functions.
+-- expected (docs/reference.md §1-4; docs/development.md, convention 13).
+-- The checks of each method's other arguments are in the spec of its
+-- object; this file covers self and the module functions.
 local lasync = require "lasync"
 local core = require "lasync.core"
 local helper = require "helper"

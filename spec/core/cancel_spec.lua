@@ -1,4 +1,4 @@
--- API.md §4, cancellation: asyncio's semantics exactly.
+-- docs/reference.md §4, cancellation: asyncio's semantics exactly.
 local lasync = require "lasync"
 local helper = require "helper"
 local util = require "core.util"

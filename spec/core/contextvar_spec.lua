@@ -1,4 +1,4 @@
--- API.md §4: lasync.ContextVar, task-local context.
+-- docs/reference.md §4: lasync.ContextVar, task-local context.
 local lasync = require "lasync"
 local helper = require "helper"
 local util = require "core.util"

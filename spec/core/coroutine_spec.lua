@@ -1,4 +1,4 @@
--- API.md §4: lasync.coroutine, user coroutines that may await.
+-- docs/reference.md §4: lasync.coroutine, user coroutines that may await.
 local lasync = require "lasync"
 local helper = require "helper"
 local util = require "core.util"

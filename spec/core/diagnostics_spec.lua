@@ -1,4 +1,4 @@
--- API.md §1, §2, §4: exception handlers, debug mode, slow callbacks and
+-- docs/reference.md §1, §2, §4: exception handlers, debug mode, slow callbacks and
 -- errors never retrieved.
 local lasync = require "lasync"
 local helper = require "helper"

@@ -1,4 +1,4 @@
--- API.md §6: error classes.
+-- docs/reference.md §6: error classes.
 local lasync = require "lasync"
 local core = require "lasync.core"
 local util = require "core.util"

@@ -1,4 +1,4 @@
--- API.md §3: Futures.
+-- docs/reference.md §3: Futures.
 local lasync = require "lasync"
 local helper = require "helper"
 local util = require "core.util"

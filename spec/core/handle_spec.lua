@@ -1,4 +1,4 @@
--- API.md §2: call_soon, call_later, call_at and their handles.
+-- docs/reference.md §2: call_soon, call_later, call_at and their handles.
 local lasync = require "lasync"
 local helper = require "helper"
 local util = require "core.util"

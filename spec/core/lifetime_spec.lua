@@ -1,4 +1,4 @@
--- API.md §4 (a pending task is kept alive by its loop) and the C objects'
+-- docs/reference.md §4 (a pending task is kept alive by its loop) and the C objects'
 -- ownership: abandoned futures, tasks, handles and their cycles are all
 -- collected.
 local lasync = require "lasync"

@@ -1,4 +1,4 @@
--- API.md §2: running, stopping and closing a loop.
+-- docs/reference.md §2: running, stopping and closing a loop.
 local lasync = require "lasync"
 local helper = require "helper"
 local util = require "core.util"

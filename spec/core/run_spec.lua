@@ -1,4 +1,4 @@
--- API.md §1: lasync.run, get_running_loop, new_event_loop, time, debug env.
+-- docs/reference.md §1: lasync.run, get_running_loop, new_event_loop, time, debug env.
 local lasync = require "lasync"
 local helper = require "helper"
 local util = require "core.util"

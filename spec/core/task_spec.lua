@@ -1,4 +1,4 @@
--- API.md §4: Tasks (creation, names, the yield protocol, awaiting).
+-- docs/reference.md §4: Tasks (creation, names, the yield protocol, awaiting).
 local lasync = require "lasync"
 local helper = require "helper"
 local util = require "core.util"

@@ -1,4 +1,4 @@
--- API.md §2: add_reader/add_writer on file descriptors, signal handlers.
+-- docs/reference.md §2: add_reader/add_writer on file descriptors, signal handlers.
 local lasync = require "lasync"
 local util = require "core.util"
 
