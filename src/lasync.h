@@ -52,6 +52,7 @@ typedef struct Mod {
   unsigned long task_seq;        /* for default task names */
   unsigned long cancel_walks;    /* task_cancel calls, to mark a walk */
   int ctx_used;                  /* a ContextVar was ever set */
+  lua_Integer futures_made;      /* future_new calls, for core._futures_made */
 } Mod;
 
 /* Module user values (the Mod userdata). */
