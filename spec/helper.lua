@@ -183,6 +183,14 @@ function M.settle()
   for _ = 1, 3 do lasync.sleep(0) end
 end
 
+--- An Event a timer sets in delay seconds: whether it is set later tells
+-- whether that timer fired first (specs order events, never time them).
+function M.after(delay)
+  local ev = lasync.Event()
+  lasync.get_running_loop():call_later(delay, ev.set, ev)
+  return ev
+end
+
 --- Is err a lasync.CancelledError?
 function M.is_cancelled(err)
   return lasync.CancelledError:is(err)
