@@ -194,6 +194,7 @@ bench: deps deps-bench all
 	@$(call lua_env,build) SHARED_BENCH='$(SHARED_BENCH)' \
 	  PYTHON='$(BENCH_PYTHON)' $(LUA) bench/core.lua
 	@$(call lua_env,build) PYTHON='$(BENCH_PYTHON)' $(LUA) bench/sync.lua
+	@$(call lua_env,build) $(LUA) bench/timers.lua
 
 # lasync's echo server beside the peers of issue 4 in one run of the shared
 # bench (a scratch copy of it): echo and memory parts. REPEAT, DUR, ... go to
