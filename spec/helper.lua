@@ -89,17 +89,17 @@ local function fail_if(list, what)
 end
 
 -- The main task of M.run: fn under the deadline, then the checks.
-local function main(fn, opts)
+local function main(fn, deadline, opts)
   local loop, timed_out, before = lasync.get_running_loop(), false, anchored()
   local t = lasync.spawn(fn)
-  local h = loop:call_later(opts.deadline, function()
+  local h = loop:call_later(deadline, function()
     timed_out = true
     t:cancel("spec deadline")
   end)
   local res = table.pack(pcall(t.await, t))
   h:cancel()
   if timed_out then
-    error(("spec did not finish within %g s"):format(opts.deadline), 0)
+    error(("spec did not finish within %g s"):format(deadline), 0)
   end
   if not res[1] then error(res[2], 0) end
   local left = leftovers(lasync.current_task())
@@ -118,10 +118,9 @@ end
 -- reason why this spec may leave handles or descriptors open (not checked).
 function M.run(fn, opts)
   if type(opts) ~= "table" then opts = {deadline = opts} end
-  opts.deadline = opts.deadline or M.DEADLINE
   collect()
   local fds = open_fds()
-  local res = table.pack(lasync.run(main, fn, opts))
+  local res = table.pack(lasync.run(main, fn, opts.deadline or M.DEADLINE, opts))
   collect()
   if not opts.fds then fail_if(fds_left(fds), "file descriptors") end
   return table.unpack(res, 1, res.n)

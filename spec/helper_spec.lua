@@ -51,6 +51,14 @@ describe("helper.run", function()
     f:close()
   end)
 
+  it("reports a body's own error first, and a deadline", function()
+    assert.are.equal("boom", failure(function()
+      lasync.get_running_loop():call_later(10, noop)
+      error("boom", 0)
+    end))
+    assert.matches("spec did not finish within 0.01 s", failure(function() lasync.sleep(1) end, {deadline = 0.01}))
+  end)
+
   it("lets a body leave what it names a reason for", function()
     local f
     helper.run(function()
