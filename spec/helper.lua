@@ -1,9 +1,14 @@
 --- Spec helper: runs a spec body as the main task of a fresh loop under a
--- deadline and fails when the body leaves tasks pending.
+-- deadline and fails when the body leaves anything behind: tasks pending,
+-- handles scheduled (callbacks, timers, fd and signal watchers, servers
+-- serving, streams closing) or file descriptors open. A full collection
+-- runs first, so what is only garbage is finalized, not reported.
 --   local helper = require "helper"
 --   it("...", helper.async(function() ... end))
+--   it("...", helper.async(fn, {deadline = 10, fds = "why it may leak"}))
 --   local reports = helper.reports()   -- inside a task: collects handler calls
 local lasync = require "lasync"
+local core = require "lasync.core"
 
 local M = {}
 
@@ -17,34 +22,113 @@ local function leftovers(me)
   return left
 end
 
---- Runs fn(...) in lasync.run with a deadline (seconds, default 5);
--- returns its results or raises its error.
-function M.run(fn, deadline)
-  deadline = deadline or M.DEADLINE
-  return lasync.run(function()
-    local loop, timed_out = lasync.get_running_loop(), false
-    local t = lasync.spawn(fn)
-    local h = loop:call_later(deadline, function()
-      timed_out = true
-      t:cancel("spec deadline")
-    end)
-    local res = table.pack(pcall(t.await, t))
-    h:cancel()
-    if timed_out then
-      error(("spec did not finish within %g s"):format(deadline), 0)
+local function collect()
+  collectgarbage("collect")
+  collectgarbage("collect")  -- what the first cycle's finalizers let go
+end
+
+-- What the running loop holds, as a set.
+local function anchored()
+  local set = {}
+  for _, o in ipairs(core._anchored()) do set[o] = true end
+  return set
+end
+
+-- A handle, named by its callback: a Lua function's place, or what a C
+-- callback (server, stream) was scheduled with.
+local function describe(h)
+  local fn, arg = debug.getuservalue(h, 1), debug.getuservalue(h, 2)
+  if type(fn) ~= "function" then return tostring(h) end
+  local info = debug.getinfo(fn, "S")
+  if info.what == "C" then return ("%s of %s"):format(tostring(h), tostring(arg)) end
+  return ("%s calling %s:%d"):format(tostring(h), info.short_src, info.linedefined)
+end
+
+-- The handles the loop holds now and did not hold in `before`: live ones
+-- only (a cancelled timer stays in the heap until its time), tasks aside.
+local function handles_left(before)
+  local left = {}
+  for o in pairs(anchored()) do
+    if not before[o] and not core.is_future(o) and not o:cancelled() then
+      left[#left + 1] = describe(o)
     end
-    local left = leftovers(lasync.current_task())
-    if #left > 0 then
-      error("tasks left pending: " .. table.concat(left, ", "), 0)
+  end
+  table.sort(left)
+  return left
+end
+
+-- The set of this process's open file descriptors. Probes
+-- /proc/self/fdinfo/N (opening it never touches the file itself) up to 256
+-- past the highest found: descriptors are allocated lowest first.
+local function open_fds()
+  local set, misses, n = {}, 0, 0
+  while misses < 256 do
+    local f = io.open("/proc/self/fdinfo/" .. n)
+    if f then
+      f:close()
+      set[n], misses = true, 0
+    else
+      misses = misses + 1
     end
-    if not res[1] then error(res[2], 0) end
-    return table.unpack(res, 2, res.n)
+    n = n + 1
+  end
+  return set
+end
+
+local function fds_left(before)
+  local left = {}
+  for fd in pairs(open_fds()) do
+    if not before[fd] then left[#left + 1] = fd end
+  end
+  table.sort(left)
+  return left
+end
+
+local function fail_if(list, what)
+  if #list > 0 then error(what .. " left open: " .. table.concat(list, ", "), 0) end
+end
+
+-- The main task of M.run: fn under the deadline, then the checks.
+local function main(fn, deadline, opts)
+  local loop, timed_out, before = lasync.get_running_loop(), false, anchored()
+  local t = lasync.spawn(fn)
+  local h = loop:call_later(deadline, function()
+    timed_out = true
+    t:cancel("spec deadline")
   end)
+  local res = table.pack(pcall(t.await, t))
+  h:cancel()
+  if timed_out then
+    error(("spec did not finish within %g s"):format(deadline), 0)
+  end
+  if not res[1] then error(res[2], 0) end
+  local left = leftovers(lasync.current_task())
+  if #left > 0 then
+    error("tasks left pending: " .. table.concat(left, ", "), 0)
+  end
+  collect()
+  M.settle()  -- a close under way (a stream's, run by a finalizer) ends
+  if not opts.handles then fail_if(handles_left(before), "handles") end
+  return table.unpack(res, 2, res.n)
+end
+
+--- Runs fn() in lasync.run with a deadline; returns its results or raises
+-- its error, or an error naming what it left behind. opts (or a number,
+-- the deadline): deadline (seconds, default M.DEADLINE); handles, fds: a
+-- reason why this spec may leave handles or descriptors open (not checked).
+function M.run(fn, opts)
+  if type(opts) ~= "table" then opts = {deadline = opts} end
+  collect()
+  local fds = open_fds()
+  local res = table.pack(lasync.run(main, fn, opts.deadline or M.DEADLINE, opts))
+  collect()
+  if not opts.fds then fail_if(fds_left(fds), "file descriptors") end
+  return table.unpack(res, 1, res.n)
 end
 
 --- A function for busted's `it` that runs fn as a task (see M.run).
-function M.async(fn, deadline)
-  return function() return M.run(fn, deadline) end
+function M.async(fn, opts)
+  return function() return M.run(fn, opts) end
 end
 
 --- Calls fn(...), which must raise; returns the error value.
@@ -98,21 +182,25 @@ function M.settle()
   for _ = 1, 3 do lasync.sleep(0) end
 end
 
+--- An Event a timer sets in delay seconds: whether it is set later tells
+-- whether that timer fired first (specs order events, never time them).
+function M.after(delay)
+  local ev = lasync.Event()
+  lasync.get_running_loop():call_later(delay, ev.set, ev)
+  return ev
+end
+
 --- Is err a lasync.CancelledError?
 function M.is_cancelled(err)
   return lasync.CancelledError:is(err)
 end
 
---- How many Futures fn() makes: core.Future is replaced by a counting
--- wrapper while it runs (the Lua modules look it up at each call).
+--- How many Futures and Tasks fn() makes, wherever they are made (C counts
+-- them: core.Future, loop:create_future, spawn, a C wait's own future).
 function M.futures_made(fn)
-  local core = require "lasync.core"
-  local real, n = core.Future, 0
-  core.Future = function(...) n = n + 1; return real(...) end
-  local ok, err = pcall(fn)
-  core.Future = real
-  assert(ok, err)
-  return n
+  local before = core._futures_made()
+  fn()
+  return core._futures_made() - before
 end
 
 --- Inside a running loop: replaces its exception handler by one that

@@ -41,6 +41,14 @@ function M.pair(opts)
   end
 end
 
+--- Waits until w, closed with output its peer will never read, has let go
+-- of its socket: its close ends when the peer's end closes (a reset, or
+-- a broken pipe, fails it).
+function M.wait_dropped(w)
+  local ok, err = pcall(w.wait_closed, w)
+  assert(ok or M.is("ConnectionError", err), err)
+end
+
 --- Writes each piece with a pause between, so that the reader gets them
 -- as separate chunks.
 function M.trickle(w, pieces, pause)

@@ -82,6 +82,7 @@ typedef struct Mod {
   unsigned long cancel_walks;    /* task_cancel calls, to mark a walk */
   int ctx_used;                  /* a ContextVar was ever set */
   LoopCloseHook loop_close[LX_N]; /* per-loop extensions' close hooks */
+  lua_Integer futures_made;      /* future_new calls, for core._futures_made */
 } Mod;
 
 /* Module user values (the Mod userdata). */

@@ -68,5 +68,6 @@ describe("a park cancelled", function()
     second:cancel()
     settle()
     done()
+    util.wait_dropped(client)  -- closed with output its peer never read
   end))
 end)

@@ -32,6 +32,7 @@ describe("metamethods called by hand (regression)", function()
         end
       end
     end
+    objects.timer:cancel()
     stream:close()
     server:close()
   end))
