@@ -51,18 +51,39 @@ function M.load_script(path)
   return spec
 end
 
+-- s ("[HOST]:PORT" or "HOST:PORT") split into its host and its port, nil
+-- if there is none; and whether the host was in brackets.
+local function split_host_port(s)
+  local host, rest = s:match("^%[([^%]]*)%](.*)$")
+  if host then return host, rest:match("^:(.*)$"), true end
+  local h, port = s:match("^(.*):(.-)$")
+  if h then return h, port, false end
+  return s, nil, false
+end
+
+local FORMS = "(HOST:PORT, [IPv6]:PORT or unix:PATH)"
+
+-- Why that host and port are not an address to listen on, or nil.
+local function bad_host_port(host, port, bracketed)
+  if host == "" then return "no host " .. FORMS end
+  if host:find(":") and not bracketed then
+    return "an IPv6 address goes in brackets, as [::1]:PORT"
+  end
+  if port == nil or port == "" then return "no port " .. FORMS end
+  if not port:match("^%d+$") then return ("port '%s' is not a number"):format(port) end
+  if tonumber(port) > 65535 then return ("port %s is out of range (0 to 65535)"):format(port) end
+end
+
 --- Parses a --listen value: "HOST:PORT", "[IPv6]:PORT" or "unix:PATH".
 -- Returns {host=, port=} or {path=}, or nil and why not.
 function M.parse_listen(s)
-  local path = s:match("^unix:(.+)$")
+  local path = s:match("^unix:(.*)$")
+  if path == "" then return nil, ("bad listen address '%s': no path"):format(s) end
   if path then return {path = path} end
-  local host, port = s:match("^%[([^%]]+)%]:(%d+)$")
-  if not host then host, port = s:match("^([^:]+):(%d+)$") end
-  port = tonumber(port)
-  if not host or port > 65535 then
-    return nil, ("bad listen address '%s' (HOST:PORT, [IPv6]:PORT or unix:PATH)"):format(s)
-  end
-  return {host = host, port = port}
+  local host, port, bracketed = split_host_port(s)
+  local why = bad_host_port(host, port, bracketed)
+  if why then return nil, ("bad listen address '%s': %s"):format(s, why) end
+  return {host = host, port = tonumber(port)}
 end
 
 local function show_addr(a)
@@ -141,16 +162,39 @@ end
 
 -- ------------------------------------------------------------- a server --
 
+-- The client of a connection, for the log: "host:port", or the path of
+-- the Unix socket it came in by.
+local function client_of(writer)
+  local host, port = writer:get_extra_info("peername")
+  if port then return show_addr {host = host, port = port} end
+  return show_addr {path = writer:get_extra_info("sockname")}
+end
+
+-- xpcall's message handler: the error and its traceback as text, down to
+-- the handler's frame (not lasync serve's own).
+local function with_traceback(e)
+  return {e, (debug.traceback(errtext(e), 2):gsub("\n\t%[C%]: in function 'xpcall'.*$", ""))}
+end
+
+-- Runs the handler; its error is logged with the client's address (a
+-- cancellation goes on up, so that the task ends cancelled).
+local function run_handler(handler, reader, writer)
+  local ok, err = xpcall(handler, with_traceback, reader, writer)
+  if ok then return end
+  if lasync.CancelledError:is(err[1]) then error(err[1], 0) end
+  log("Unhandled error in connection handler (client %s): %s", client_of(writer), err[2])
+end
+
 -- The handler the servers run: the script's current one (SIGHUP may
 -- replace it), with the idle timeout when there is one.
 local function connection_handler(st)
   local timeout = st.o.idle_timeout
   if not timeout then
-    return function(reader, writer) return st.spec.handler(reader, writer) end
+    return function(reader, writer) return run_handler(st.spec.handler, reader, writer) end
   end
   return function(reader, writer)
     local r <close> = idle_reader(reader, timeout)
-    return st.spec.handler(r, writer)
+    return run_handler(st.spec.handler, r, writer)
   end
 end
 
