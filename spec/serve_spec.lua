@@ -602,6 +602,43 @@ describe("lasync serve", function()
     stop(srv)
   end))
 
+  it("refuses to serve the chat with workers: exit 1 (examples/chat.lua)", function()
+    local out, code = run_serve("examples/chat.lua --workers 2 --listen 127.0.0.1:0")
+    assert.equal(1, code)
+    assert.truthy(out:find("on_start failed: the chat keeps its clients in one process: "
+      .. "serve it without --workers (with 2 workers it would be 2 separate chats)", 1, true), out)
+    assert.truthy(out:find("did not start: stopping", 1, true), out)
+  end)
+
+  -- A script whose on_start logs what it was given and whether its
+  -- on_stop gets the same.
+  local function hooks_script()
+    return write("hooks.lua", [[
+      return {
+        handler = function() end,
+        on_start = function(...) io.stderr:write(("on_start %s\n"):format(table.concat({...}, "/"))) end,
+        on_stop = function(...) io.stderr:write(("on_stop %s\n"):format(table.concat({...}, "/"))) end,
+      }]])
+  end
+
+  it("passes on_start and on_stop 1, 1 without workers", helper.async(function()
+    local srv = start(quote(hooks_script()) .. " --listen 127.0.0.1:0")
+    stop(srv)
+    local log = slurp(srv.log)
+    assert.truthy(log:find("\non_start 1/1\n"), log)
+    assert.truthy(log:find("\non_stop 1/1\n"), log)
+  end))
+
+  it("passes on_start the worker's index and the count (--workers 2)", helper.async(function()
+    local srv = start(quote(hooks_script()) .. " --workers 2 --listen 127.0.0.1:0")
+    poll("two workers", 3, function() return count(srv, "listening on") == 2 end)
+    stop(srv)
+    local log = slurp(srv.log)
+    for _, seen in ipairs {"on_start 1/2", "on_start 2/2", "on_stop 1/2", "on_stop 2/2"} do
+      assert.truthy(log:find("\n" .. seen .. "\n"), log)
+    end
+  end))
+
   it("logs a handler error with its traceback and goes on serving", helper.async(function()
     local script = write("boom.lua", [[
       return function(r, w)
