@@ -337,10 +337,10 @@ local function serve_main(o, master, ready)
   local sig = stop:await()
   log("%s: draining (grace %g s)", sig, o.grace)
   local left = drain(st, servers)
-  run_hook(spec, "on_stop", o)
+  local stopped = run_hook(spec, "on_stop", o)
   log("stopped")
   if left > 0 then core.sys._exit(1) end  -- lasync.run would wait for them
-  return 0
+  return stopped and 0 or 1
 end
 
 -- Serves in this process; returns the exit status.
