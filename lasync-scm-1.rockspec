@@ -77,6 +77,13 @@ build = {
    },
 }
 
+-- The command as it is, not luarocks' wrapper: that would load
+-- luarocks.loader, which rewrites the paths LUA_PATH gives (see
+-- scripts/lasync); the command finds its own tree.
+deploy = {
+   wrap_bin_scripts = false,
+}
+
 -- "busted" would try to download busted: run the project's own suite.
 test = {
    type = "command",

@@ -83,6 +83,9 @@ describe("lasync.checks", function()
     assert.are.equal("42", checks.errtext(42))
     assert.are.equal("E: x", checks.errtext(setmetatable({}, {__tostring = function() return "E: x" end})))
     assert.are.equal("(error object is a table value)", checks.errtext({}))
+    -- a table error with no __tostring: its message, if it has one
+    assert.are.equal("m", checks.errtext({message = "m"}))
+    assert.are.equal("(error object is a table value)", checks.errtext({message = 1}))
     assert.are.equal("(error object is a nil value)", checks.errtext(nil))
   end)
 

@@ -34,6 +34,25 @@ describe("lasync command", function()
     return out, code
   end
 
+  -- Runs a shell script of other tools than lasync (mktemp, cp, rm,
+  -- luarocks), not under the sanitizers that test-asan preloads for lasync:
+  -- LeakSanitizer would fail cp and rm. Returns what shell returns.
+  local function tool(script)
+    return shell("unset LD_PRELOAD; " .. script)
+  end
+
+  -- A new temporary folder.
+  local function tmpdir()
+    return tool("mktemp -d"):match("[^\n]+")
+  end
+
+  -- Writes text to the file at path.
+  local function put(path, text)
+    local f = assert(io.open(path, "w"))
+    f:write(text)
+    f:close()
+  end
+
   -- Runs `lasync ARGS` (shell words) with `input` on stdin; returns stdout,
   -- stderr and the exit status.
   local function cmd(args, input)
@@ -44,17 +63,18 @@ describe("lasync command", function()
   end
 
   -- Starts `lasync ARGS` in the background, waits (at most 3 s) for it to
-  -- create the file `marker`, sends it SIGINT and waits for its end.
-  local function interrupt(args, marker)
+  -- create the file `marker`, sends it SIGINT (or `signal`, e.g. "TERM")
+  -- and waits for its end.
+  local function interrupt(args, marker, signal)
     local stderr = tmp("stderr")
     os.remove(marker)
     local out, code = shell(([[
       lasync %s 2>%s & pid=$!
       i=0
       while [ ! -e %s ] && [ $i -lt 300 ]; do sleep 0.01; i=$((i + 1)); done
-      kill -INT $pid
+      kill -%s $pid
       wait $pid
-    ]]):format(args, quote(stderr), quote(marker)))
+    ]]):format(args, quote(stderr), quote(marker), signal or "INT"))
     return out, slurp(stderr), code
   end
 
@@ -85,7 +105,7 @@ describe("lasync command", function()
       { "bogus", "lasync: unknown command 'bogus'" },
       { "serve", "lasync: serve: handler script expected" },
       { "serve x.lua --workers", "lasync: serve: --workers needs a value" },
-      { "run", "lasync: run: script expected\n" },
+      { "run", "lasync: run: script expected (see lasync --help)\n" },
       { "run -", "lasync: run: script expected, got '-'" },
       { "run --bogus x.lua", "lasync: run: script expected, got '--bogus'" },
       { "--version extra", "lasync: unexpected argument 'extra' after --version" },
@@ -95,10 +115,114 @@ describe("lasync command", function()
         local out, err, code = cmd(case[1])
         assert.are.equal("", out)
         assert.truthy(err:find(case[2], 1, true), err)
-        assert.matches("\nusage: lasync", err)
+        assert.matches("^lasync: [^\n]+ %(see lasync %-%-help%)\n$", err)  -- one line
         assert.are.equal(2, code)
       end)
     end
+  end)
+
+  describe("installed with luarocks", function()
+    local dir  -- a copy of the sources, the tree they install into, modules
+
+    lazy_setup(function()
+      dir = tmpdir()
+      -- From a copy: `luarocks make` leaves objects beside the sources.
+      -- -O0 for speed. What is installed is not sanitized: it runs as a
+      -- tool too.
+      local _, code = tool(([[
+        mkdir %s/src && cp -R %ssrc %slua %sscripts %slasync-scm-1.rockspec %s/src &&
+        cd %s/src && luarocks --lua-version=5.4 make --tree %s/tree \
+          lasync-scm-1.rockspec CFLAGS='-O0 -fPIC' >%s/install.log 2>&1
+      ]]):format(dir, ROOT, ROOT, ROOT, ROOT, dir, dir, dir, dir))
+      assert(code == 0, "luarocks make failed: see " .. dir .. "/install.log")
+      -- lua-redis's kind of place: luarocks' loader rewrites other versions'
+      -- folders (/lua/5.3/) as its own
+      tool(("mkdir -p %s/share/lua/5.3"):format(dir))
+      put(dir .. "/share/lua/5.3/m.lua", 'return "m"\n')
+    end)
+
+    lazy_teardown(function()
+      tool("rm -rf " .. quote(dir))
+    end)
+
+    -- Runs the shell words `command` in dir with only `var` set of the Lua
+    -- path variables, to dir/share/lua/5.3/?.lua and the default paths.
+    local function with_path(var, command)
+      local out, code = tool(("cd %s && env -u LUA_PATH -u LUA_PATH_5_4"
+        .. " -u LUA_CPATH -u LUA_CPATH_5_4 %s=%s %s 2>&1"):format(
+        quote(dir), var, quote(dir .. "/share/lua/5.3/?.lua;;"), command))
+      return out, code
+    end
+
+    for _, var in ipairs { "LUA_PATH", "LUA_PATH_5_4" } do
+      it("`lasync run` finds a module on " .. var .. " as lua5.4 does, and lasync in its tree",
+        function()
+          local out, code = with_path(var, [[lua5.4 -e 'print(require "m")']])
+          assert.are.equal("m\t" .. dir .. "/share/lua/5.3/m.lua\n", out)
+          assert.are.equal(0, code)
+          local script = write("paths.lua", 'print(require "m")\n'
+            .. 'print(package.searchpath("lasync", package.path))\n'
+            .. 'print(package.searchpath("lasync.core", package.cpath))\n')
+          out, code = with_path(var, ("PATH=%s/tree/bin:$PATH lasync run %s"):format(
+            quote(dir), quote(script)))
+          assert.are.equal(("m\t%s/share/lua/5.3/m.lua\n%s/tree/share/lua/5.4/lasync/init.lua\n"
+            .. "%s/tree/lib/lua/5.4/lasync/core.so\n"):format(dir, dir, dir), out)
+          assert.are.equal(0, code)
+        end)
+    end
+  end)
+
+  describe("test", function()
+    -- Runs `lasync test ARGS` in a new folder holding a user's spec,
+    -- user_spec.lua, which requires lasync and a module of that folder
+    -- (on LUA_PATH) and awaits inside lasync.run; the module returns
+    -- `value`, which the spec expects to be "slept". Returns the output
+    -- (stdout and stderr) and the exit status.
+    local function user_test(value, args)
+      local dir = tmpdir()
+      put(dir .. "/value.lua", ("return %q\n"):format(value))
+      put(dir .. "/user_spec.lua", [[
+local lasync = require "lasync"
+describe("user code", function()
+  it("awaits inside lasync.run", function()
+    local got = lasync.run(function()
+      return lasync.spawn(function() lasync.sleep(0.001) return "slept" end):await()
+    end)
+    assert.are.equal(require "value", got)
+  end)
+end)
+]])
+      local out, code = shell(("cd %s && env -u LUA_PATH_5_4 LUA_PATH=%s lasync test %s 2>&1"):format(
+        quote(dir), quote(dir .. "/?.lua;;"), args or "user_spec.lua"))
+      tool("rm -rf " .. quote(dir))
+      return out, code
+    end
+
+    it("runs busted under Lua 5.4 on a user's spec that passes: exit 0", function()
+      local out, code = user_test("slept")
+      assert.truthy(out:find("1 success / 0 failures / 0 errors", 1, true), out)
+      assert.are.equal(0, code)
+    end)
+
+    it("reports a user's spec that fails, and exits non-zero", function()
+      local out, code = user_test("awake")
+      assert.truthy(out:find("0 successes / 1 failure / 0 errors", 1, true), out)
+      assert.truthy(out:find("user_spec.lua:7: Expected objects to be equal.", 1, true), out)
+      assert.are_not.equal(0, code)
+    end)
+
+    it("passes its arguments to busted", function()
+      local out, code = user_test("awake", "--filter=nothing user_spec.lua")
+      assert.truthy(out:find("0 successes / 0 failures / 0 errors", 1, true), out)
+      assert.are.equal(0, code)
+    end)
+
+    it("exits 1 saying so when busted is not installed for Lua 5.4", function()
+      local out, code = shell("env LUA_PATH_5_4=/nowhere/?.lua lasync test 2>&1")
+      assert.are.equal("lasync: test: busted not found on the Lua 5.4 module path"
+        .. " (Debian: apt-get install lua-busted)\n", out)
+      assert.are.equal(1, code)
+    end)
   end)
 
   describe("run", function()
@@ -216,6 +340,36 @@ child:await()
       assert.are.equal("", out)
       assert.are.equal("lasync: interrupted\n", err)
       assert.are.equal(130, code)
+    end)
+
+    it("exits 143 on SIGTERM, once the main task's cleanups ran", function()
+      local ready, log = tmp("term-ready"), tmp("term-log")
+      os.remove(log)
+      local script = write("term.lua", ([[
+        local function note(what)
+          local f = io.open(%q, "a") f:write(what, "\n") f:close()
+        end
+        local closing <close> = setmetatable({}, {__close = function() note("closed") end})
+        io.open(%q, "w"):close()
+        local ok, e = pcall(lasync.sleep, 10)
+        note(ok and "slept" or "caught")
+        error(e, 0)
+      ]]):format(log, ready))
+      local out, err, code = interrupt("run " .. quote(script), ready, "TERM")
+      assert.are.equal("", out)
+      assert.are.equal("lasync: terminated\n", err)
+      assert.are.equal(143, code)
+      assert.are.equal("caught\nclosed\n", slurp(log))
+    end)
+
+    it("refuses lasync.run in a script, saying to await directly", function()
+      local script = write("nested.lua", 'print(lasync.run(function() return 1 end))\n')
+      local out, err, code = cmd("run " .. quote(script))
+      assert.are.equal("lasync: " .. script .. ":1: lasync.run() cannot be called"
+        .. " while an event loop is running: code in a task, like a script under"
+        .. " 'lasync run', awaits directly (run a script that calls lasync.run"
+        .. " with lua5.4)", err:match("^[^\n]*"))
+      assert.are.same({"", 1}, {out, code})
     end)
 
     it("runs examples/hello.lua concurrently", function()

@@ -106,6 +106,8 @@ describe("lasync.getaddrinfo", function()
       local err = catch(lasync.getaddrinfo, "127.0.0.1", "no-such-service")
       assert.is_true(lasync.OSError:is(err), tostring(err))
       assert.are.equal("EAI_NONAME", err.code)
+      -- The system's gai_strerror text (glibc's), not libevent's BSD one.
+      assert.are.equal("127.0.0.1: Name or service not known", err.message)
     end))
   end)
 

@@ -153,8 +153,13 @@ describe("lasync serve", function()
         "serve: --max-connections needs an integer from 1 to 2147483647, got '99999999999'",
       ["examples/echo.lua --grace x"] = "serve: --grace needs a positive number, got 'x'",
       ["examples/echo.lua --listen"] = "serve: --listen needs a value",
-      ["examples/echo.lua --listen 127.0.0.1"] = "bad listen address '127.0.0.1'",
-      ["examples/echo.lua --listen 1.2.3.4:70000"] = "bad listen address",
+      ["examples/echo.lua --listen 127.0.0.1"] = "bad listen address '127.0.0.1': no port",
+      ["examples/echo.lua --listen 127.0.0.1:99999"] =
+        "bad listen address '127.0.0.1:99999': port 99999 is out of range (0 to 65535)",
+      ["examples/echo.lua --listen :80"] = "bad listen address ':80': no host",
+      ["examples/echo.lua --listen ::1:80"] = "an IPv6 address goes in brackets, as [::1]:PORT",
+      ["examples/echo.lua --listen localhost:http"] = "port 'http' is not a number",
+      ["examples/echo.lua --listen unix:"] = "bad listen address 'unix:': no path",
       ["examples/echo.lua --workers 2 --listen unix:/tmp/x"] = "needs --workers 1",
       ["examples/echo.lua --http"] = "--http needs lasync.http, which is not available yet",
       ["examples/echo.lua --tls-key k.pem"] = "serve: --tls-key needs --tls-cert",
@@ -164,6 +169,7 @@ describe("lasync serve", function()
       local out, code = run_serve(args)
       assert.equal(2, code, args)
       assert.truthy(out:find(msg, 1, true), args .. ": " .. out)
+      assert.matches("^lasync: [^\n]+\n$", out)  -- one line, not the whole help
     end
   end)
 
@@ -596,22 +602,66 @@ describe("lasync serve", function()
     stop(srv)
   end))
 
+  it("refuses to serve the chat with workers: exit 1 (examples/chat.lua)", function()
+    local out, code = run_serve("examples/chat.lua --workers 2 --listen 127.0.0.1:0")
+    assert.equal(1, code)
+    assert.truthy(out:find("on_start failed: the chat keeps its clients in one process: "
+      .. "serve it without --workers (with 2 workers it would be 2 separate chats)", 1, true), out)
+    assert.truthy(out:find("did not start: stopping", 1, true), out)
+  end)
+
+  -- A script whose on_start logs what it was given and whether its
+  -- on_stop gets the same.
+  local function hooks_script()
+    return write("hooks.lua", [[
+      return {
+        handler = function() end,
+        on_start = function(...) io.stderr:write(("on_start %s\n"):format(table.concat({...}, "/"))) end,
+        on_stop = function(...) io.stderr:write(("on_stop %s\n"):format(table.concat({...}, "/"))) end,
+      }]])
+  end
+
+  it("passes on_start and on_stop 1, 1 without workers", helper.async(function()
+    local srv = start(quote(hooks_script()) .. " --listen 127.0.0.1:0")
+    stop(srv)
+    local log = slurp(srv.log)
+    assert.truthy(log:find("\non_start 1/1\n"), log)
+    assert.truthy(log:find("\non_stop 1/1\n"), log)
+  end))
+
+  it("passes on_start the worker's index and the count (--workers 2)", helper.async(function()
+    local srv = start(quote(hooks_script()) .. " --workers 2 --listen 127.0.0.1:0")
+    poll("two workers", 3, function() return count(srv, "listening on") == 2 end)
+    stop(srv)
+    local log = slurp(srv.log)
+    for _, seen in ipairs {"on_start 1/2", "on_start 2/2", "on_stop 1/2", "on_stop 2/2"} do
+      assert.truthy(log:find("\n" .. seen .. "\n"), log)
+    end
+  end))
+
   it("logs a handler error with its traceback and goes on serving", helper.async(function()
     local script = write("boom.lua", [[
       return function(r, w)
         local line = r:readline()
         if line == "boom\n" then error("handler exploded") end
+        if line == "table\n" then error({message = "a table's message"}) end
         w:write(line)
       end]])
     local srv = start(quote(script) .. " --listen 127.0.0.1:0")
     local port = port_of(srv)
-    local r, w = lasync.open_connection("127.0.0.1", port)
-    w:write("boom\n")
-    assert.equal("", r:read(10))
-    w:close()
-    local line = log_has(srv, STAMP .. "(Unhandled error in connection handler: [^\n]*)")
-    assert.truthy(line:find("handler exploded", 1, true))
+    -- Each error names the client, and a table error shows its message.
+    for text, shown in pairs {["boom\n"] = "handler exploded", ["table\n"] = "a table's message"} do
+      local r, w = lasync.open_connection("127.0.0.1", port)
+      local _, client_port = w:get_extra_info("sockname")
+      w:write(text)
+      assert.equal("", r:read(10))
+      w:close()
+      local line = log_has(srv, STAMP .. "(Unhandled error in connection handler "
+        .. "%(client 127%.0%.0%.1:" .. client_port .. "%): [^\n]*)")
+      assert.truthy(line:find(shown, 1, true), line)
+    end
     log_has(srv, "stack traceback:\n")
+    assert.falsy(slurp(srv.log):find("table: 0x", 1, true))
     assert.equal("ok\n", echo_line(port, "ok\n"))
     stop(srv)
   end))

@@ -393,7 +393,8 @@ describe("TLS settings", function()
       msg(lasync.start_server, util.echo, "127.0.0.1", 0, {ssl = true}))
     assert.matches("start_server: opts.ssl: unknown TLS setting 'certfil'",
       msg(lasync.start_server, util.echo, "127.0.0.1", 0, {ssl = {certfil = "x"}}))
-    assert.matches("start_server: opts.ssl: cannot load certfile '/nonexistent.pem'",
+    -- a file that cannot be opened: errno's reason, not OpenSSL's "system lib"
+    assert.matches("start_server: opts.ssl: cannot load certfile '/nonexistent.pem' %(No such file or directory%)",
       msg(lasync.start_server, util.echo, "127.0.0.1", 0, {ssl = {certfile = "/nonexistent.pem"}}))
     assert.matches("ssl_context: cannot load keyfile '.*client.key' %(key values mismatch%)",
       msg(lasync.ssl_context, {certfile = SERVER.certfile, keyfile = DIR .. "client.key"}))
@@ -403,8 +404,10 @@ describe("TLS settings", function()
       msg(lasync.ssl_context, {alpn = {"h2", ""}}))
     assert.matches("ssl_context: min_version must be \"TLSv1.2\" or \"TLSv1.3\", got \"SSLv3\"",
       msg(lasync.ssl_context, {min_version = "SSLv3"}))
-    assert.matches("ssl_context: cannot load cafile '/nonexistent'",
+    assert.matches("ssl_context: cannot load cafile '/nonexistent' %(No such file or directory%)",
       msg(lasync.ssl_context, {cafile = "/nonexistent"}))
+    assert.matches("open_connection: opts.ssl: cannot load cafile '/nope.pem' %(No such file or directory%)",
+      msg(lasync.open_connection, "127.0.0.1", 1, {ssl = {cafile = "/nope.pem"}}))
     assert.matches("bad argument #1 to 'ssl_context' %(table of TLS settings expected, got boolean%)",
       msg(lasync.ssl_context, true))
     assert.matches("opts.server_hostname needs opts.ssl",

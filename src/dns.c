@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <event2/dns.h>
 #include <event2/util.h>
 #include "lasync.h"
@@ -46,20 +47,39 @@ typedef struct DnsLoop {
 /* Stack slots of l_getaddrinfo, which its continuation reads. */
 enum { ARG_HOST = 1, ARG_PORT, ARG_OPTS, SLOT_QUERY, SLOT_FUTURE };
 
-static const struct { int err; const char *name; } eai_names[] = {
-  {EVUTIL_EAI_ADDRFAMILY, "EAI_ADDRFAMILY"}, {EVUTIL_EAI_AGAIN, "EAI_AGAIN"},
-  {EVUTIL_EAI_BADFLAGS, "EAI_BADFLAGS"}, {EVUTIL_EAI_FAIL, "EAI_FAIL"},
-  {EVUTIL_EAI_FAMILY, "EAI_FAMILY"}, {EVUTIL_EAI_MEMORY, "EAI_MEMORY"},
-  {EVUTIL_EAI_NODATA, "EAI_NODATA"}, {EVUTIL_EAI_NONAME, "EAI_NONAME"},
-  {EVUTIL_EAI_SERVICE, "EAI_SERVICE"}, {EVUTIL_EAI_SOCKTYPE, "EAI_SOCKTYPE"},
-  {EVUTIL_EAI_SYSTEM, "EAI_SYSTEM"}, {0, NULL}
+/* evdns fails with libevent's own EAI numbers, whose evutil_gai_strerror
+** texts are BSD's ("nodename nor servname provided, or not known"): an
+** error shows the system's text for the same code instead. */
+static const struct { int err, sys; const char *name; } eai_names[] = {
+  {EVUTIL_EAI_ADDRFAMILY, EAI_ADDRFAMILY, "EAI_ADDRFAMILY"},
+  {EVUTIL_EAI_AGAIN, EAI_AGAIN, "EAI_AGAIN"},
+  {EVUTIL_EAI_BADFLAGS, EAI_BADFLAGS, "EAI_BADFLAGS"},
+  {EVUTIL_EAI_FAIL, EAI_FAIL, "EAI_FAIL"},
+  {EVUTIL_EAI_FAMILY, EAI_FAMILY, "EAI_FAMILY"},
+  {EVUTIL_EAI_MEMORY, EAI_MEMORY, "EAI_MEMORY"},
+  {EVUTIL_EAI_NODATA, EAI_NODATA, "EAI_NODATA"},
+  {EVUTIL_EAI_NONAME, EAI_NONAME, "EAI_NONAME"},
+  {EVUTIL_EAI_SERVICE, EAI_SERVICE, "EAI_SERVICE"},
+  {EVUTIL_EAI_SOCKTYPE, EAI_SOCKTYPE, "EAI_SOCKTYPE"},
+  {EVUTIL_EAI_SYSTEM, EAI_SYSTEM, "EAI_SYSTEM"}, {0, 0, NULL}
 };
 
-static const char *eai_name(int err) {
+static int eai_index(int err) {
   int i;
   for (i = 0; eai_names[i].name; i++)
-    if (eai_names[i].err == err) return eai_names[i].name;
-  return "EAI_UNKNOWN";
+    if (eai_names[i].err == err) break;
+  return i;
+}
+
+static const char *eai_name(int err) {
+  const char *name = eai_names[eai_index(err)].name;
+  return name ? name : "EAI_UNKNOWN";
+}
+
+static const char *eai_text(int err) {
+  int i = eai_index(err);
+  return eai_names[i].name ? gai_strerror(eai_names[i].sys)
+                           : evutil_gai_strerror(err);
 }
 
 /* ---------- the lookup list and the evdns side (no Lua) ---------- */
@@ -171,8 +191,7 @@ static void push_address(lua_State *L, const struct evutil_addrinfo *ai) {
 
 /* OSError "host: reason" with code "EAI_..." and errno the EAI number. */
 static void push_error(lua_State *L, int err, int hostidx) {
-  lua_pushfstring(L, "%s: %s", lua_tostring(L, hostidx),
-                  evutil_gai_strerror(err));
+  lua_pushfstring(L, "%s: %s", lua_tostring(L, hostidx), eai_text(err));
   errors_push_newv(L, "OSError", -1);
   lua_remove(L, -2);
   lua_pushstring(L, eai_name(err));

@@ -357,7 +357,7 @@ static int l_cancel(lua_State *L) {
 ** context of this call, as in asyncio. */
 static int l_add_done_callback(lua_State *L) {
   Future *f = future_check(L, 1);
-  lasync_checkcallable(L, 2, "callback");
+  lasync_checkcallable(L, 2, "function");
   lua_settop(L, 2);
   lua_pushvalue(L, 1);
   if (f->state != F_PENDING) handle_call_soon(L, f->loop, 2, 1);

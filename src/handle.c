@@ -173,7 +173,7 @@ static Loop *checkopenloop(lua_State *L) {
 /* loop:call_soon(fn, ...) -> Handle */
 static int l_call_soon(lua_State *L) {
   Loop *lp = checkopenloop(L);
-  lasync_checkcallable(L, 2, "callback");
+  lasync_checkcallable(L, 2, "function");
   handle_call_soon(L, lp, 2, lua_gettop(L) - 2);
   return 1;
 }
@@ -182,7 +182,7 @@ static int l_call_soon(lua_State *L) {
 static int schedule_at(lua_State *L, Loop *lp, double when) {
   Handle *h;
   luaL_argcheck(L, when == when, 2, "number other than NaN expected");
-  lasync_checkcallable(L, 3, "callback");
+  lasync_checkcallable(L, 3, "function");
   h = handle_new(L, lp, K_TIMER, 3, lua_gettop(L) - 3);
   h->when = when;
   timer_push(L, lp, h, -1);

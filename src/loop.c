@@ -370,7 +370,7 @@ static int l_run_until_complete(lua_State *L) {
   Loop *lp = checkloop(L);
   Future *f = lasync_toobj(L, 2, K_FUTURE);
   if (f == NULL) {
-    lasync_checkcallable(L, 2, "run_until_complete");
+    lasync_checkcallable(L, 2, "function");
     task_new(L, lp, 2, lua_gettop(L) - 2, 0);
     lua_replace(L, 2);
     f = lua_touserdata(L, 2);
@@ -493,7 +493,7 @@ static int l_get_debug(lua_State *L) {
 static int l_set_exception_handler(lua_State *L) {
   checkloop(L);
   if (!lua_isnil(L, 2))
-    lasync_checkcallable(L, 2, "exception handler");
+    lasync_checkcallable(L, 2, "function");
   lua_settop(L, 2);
   lua_setiuservalue(L, 1, LUV_HANDLER);
   return 0;

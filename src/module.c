@@ -67,13 +67,16 @@ const char *lasync_tostring(lua_State *L, int idx) {
   return lua_tostring(L, -1);
 }
 
+/* The value at idx must be callable; what names what was expected, as
+** checks.callable's does: "bad argument #1 to 'spawn' (function expected,
+** got number)". The function is named by luaL_argerror, not by what. */
 void lasync_checkcallable(lua_State *L, int idx, const char *what) {
   if (lua_type(L, idx) == LUA_TFUNCTION) return;
   if (luaL_getmetafield(L, idx, "__call") != LUA_TNIL) {
     lua_pop(L, 1);
     return;
   }
-  luaL_argerror(L, idx, lua_pushfstring(L, "%s: function expected, got %s",
+  luaL_argerror(L, idx, lua_pushfstring(L, "%s expected, got %s",
                                         what, luaL_typename(L, idx)));
 }
 

@@ -264,7 +264,6 @@ static int put_loop(lua_State *L, LQueue *q) {
   if (is_full(q)) {
     Task *t;
     if (q->shutdown) return shut_down(L);
-    lasync_running(L, lasync_mod(L));
     t = task_running(L, "put");
     lua_getiuservalue(L, 1, QUV_PUTTERS);
     return waitlist_park(L, 3, t, put_k);
@@ -328,7 +327,6 @@ static int get_loop(lua_State *L, LQueue *q) {
   if (q->n == 0) {
     Task *t;
     if (q->shutdown) return shut_down(L);
-    lasync_running(L, lasync_mod(L));
     t = task_running(L, "get");
     lua_getiuservalue(L, 1, QUV_GETTERS);
     return waitlist_park(L, 2, t, get_k);
@@ -404,7 +402,6 @@ static int l_join(lua_State *L) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  lasync_running(L, lasync_mod(L));
   t = task_running(L, "join");
   lua_settop(L, 1);
   lua_getiuservalue(L, 1, QUV_JOINERS);

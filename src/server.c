@@ -423,7 +423,7 @@ static int l_tcp_server(lua_State *L) {
   int i, n, k = 0, port, backlog, reuse_address, reuse_port, any;
   size_t limit;
   Server *sv;
-  lasync_checkcallable(L, 1, "handler");
+  lasync_checkcallable(L, 1, "handler function");
   port = addr_checkport(L, 3);
   n = checkhosts(L, 2, port, as);
   limit = stream_checklimit(L, 4);
@@ -468,7 +468,7 @@ static int l_unix_server(lua_State *L) {
   struct stat st;
   Addr a;
   int backlog;
-  lasync_checkcallable(L, 1, "handler");
+  lasync_checkcallable(L, 1, "handler function");
   addr_from_path(L, 2, &a);
   limit = stream_checklimit(L, 3);
   backlog = checkbacklog(L, 4);

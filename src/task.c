@@ -918,7 +918,7 @@ static int l_gc(lua_State *L) {
 
 static int l_spawn(lua_State *L) {
   Loop *lp = lasync_running(L, lasync_mod(L));
-  lasync_checkcallable(L, 1, "spawn");
+  lasync_checkcallable(L, 1, "function");
   task_new(L, lp, 1, lua_gettop(L) - 1, 0);
   return 1;
 }
@@ -926,7 +926,7 @@ static int l_spawn(lua_State *L) {
 static int l_create_task(lua_State *L) {
   Loop *lp = lasync_checkobj(L, 1, K_LOOP, "loop");
   if (lp->closed) return luaL_error(L, "event loop is closed");
-  lasync_checkcallable(L, 2, "create_task");
+  lasync_checkcallable(L, 2, "function");
   task_new(L, lp, 2, lua_gettop(L) - 2, 0);
   return 1;
 }

@@ -114,11 +114,22 @@ static int fail(lua_State *L, const char *fmt, ...) {
   return lua_error(L);
 }
 
-/* Raise "what: msg 'arg' (OpenSSL's reason)". */
+/* Why the failed call failed: the errno of a system call (a file that
+** cannot be opened) if one is queued, else OpenSSL's last reason (for a
+** missing file that is only "system lib"). */
+static const char *ssl_reason(void) {
+  unsigned long e, last = 0;
+  while ((e = ERR_get_error()) != 0) {
+    if (ERR_SYSTEM_ERROR(e)) return strerror(ERR_GET_REASON(e));
+    last = e;
+  }
+  return last ? ERR_reason_error_string(last) : NULL;
+}
+
+/* Raise "what: msg 'arg' (why)". */
 static int ctx_fail(lua_State *L, const char *what, const char *msg,
                     const char *arg) {
-  unsigned long e = ERR_peek_last_error();
-  const char *why = e ? ERR_reason_error_string(e) : NULL;
+  const char *why = ssl_reason();
   ERR_clear_error();
   return fail(L, "%s: %s '%s' (%s)", what, msg, arg,
               why ? why : "unknown error");

@@ -188,7 +188,6 @@ static int park_k(lua_State *L, int status, lua_KContext ctx) {
 static int l_park(lua_State *L) {
   Task *t;
   checklist(L);
-  lasync_running(L, lasync_mod(L));
   t = task_running_as(L, 2, "park");
   return list_park(L, t, park_k);
 }
@@ -391,7 +390,6 @@ static int l_event_wait(lua_State *L) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  lasync_running(L, lasync_mod(L));
   t = task_running(L, "wait");
   lua_settop(L, 1);
   lua_getiuservalue(L, 1, 1);

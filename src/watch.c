@@ -136,7 +136,7 @@ static int add(lua_State *L, int fd, short what) {
   Handle *h;
   if (what != EV_SIGNAL && fcntl(fd, F_GETFD) == -1)  /* before libevent */
     luaL_argerror(L, 2, "bad file descriptor");       /* warns on stderr */
-  lasync_checkcallable(L, 3, "callback");
+  lasync_checkcallable(L, 3, "function");
   h = handle_new(L, lp, K_WATCH, 3, lua_gettop(L) - 3);
   h->fd = fd;
   h->what = what;

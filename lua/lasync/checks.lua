@@ -74,12 +74,15 @@ function M.is_callable(v)
   return type(mt) == "table" and mt.__call ~= nil
 end
 
---- The text of an error value, as lua.c shows it.
+--- The text of an error value, as lua.c shows it; but for a table with
+-- no __tostring, its `message` field if that is a string.
 function M.errtext(e)
   local mt = getmetatable(e)
   if type(e) == "string" or type(e) == "number" or (mt and mt.__tostring) then
     return tostring(e)
   end
+  local msg = type(e) == "table" and rawget(e, "message")
+  if type(msg) == "string" then return msg end
   return ("(error object is a %s value)"):format(type(e))
 end
 

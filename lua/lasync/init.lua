@@ -76,7 +76,9 @@ end
 -- returns its results or raises its error.
 function M.run(fn, ...)
   if core.get_running_loop() then
-    error("lasync.run() cannot be called while an event loop is running", 2)
+    error("lasync.run() cannot be called while an event loop is running: code"
+      .. " in a task, like a script under 'lasync run', awaits directly (run a"
+      .. " script that calls lasync.run with lua5.4)", 2)
   end
   checks.callable(fn, 1, "run")
   local loop = M.new_event_loop()

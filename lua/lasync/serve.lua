@@ -51,18 +51,39 @@ function M.load_script(path)
   return spec
 end
 
+-- s ("[HOST]:PORT" or "HOST:PORT") split into its host and its port, nil
+-- if there is none; and whether the host was in brackets.
+local function split_host_port(s)
+  local host, rest = s:match("^%[([^%]]*)%](.*)$")
+  if host then return host, rest:match("^:(.*)$"), true end
+  local h, port = s:match("^(.*):(.-)$")
+  if h then return h, port, false end
+  return s, nil, false
+end
+
+local FORMS = "(HOST:PORT, [IPv6]:PORT or unix:PATH)"
+
+-- Why that host and port are not an address to listen on, or nil.
+local function bad_host_port(host, port, bracketed)
+  if host == "" then return "no host " .. FORMS end
+  if host:find(":") and not bracketed then
+    return "an IPv6 address goes in brackets, as [::1]:PORT"
+  end
+  if port == nil or port == "" then return "no port " .. FORMS end
+  if not port:match("^%d+$") then return ("port '%s' is not a number"):format(port) end
+  if tonumber(port) > 65535 then return ("port %s is out of range (0 to 65535)"):format(port) end
+end
+
 --- Parses a --listen value: "HOST:PORT", "[IPv6]:PORT" or "unix:PATH".
 -- Returns {host=, port=} or {path=}, or nil and why not.
 function M.parse_listen(s)
-  local path = s:match("^unix:(.+)$")
+  local path = s:match("^unix:(.*)$")
+  if path == "" then return nil, ("bad listen address '%s': no path"):format(s) end
   if path then return {path = path} end
-  local host, port = s:match("^%[([^%]]+)%]:(%d+)$")
-  if not host then host, port = s:match("^([^:]+):(%d+)$") end
-  port = tonumber(port)
-  if not host or port > 65535 then
-    return nil, ("bad listen address '%s' (HOST:PORT, [IPv6]:PORT or unix:PATH)"):format(s)
-  end
-  return {host = host, port = port}
+  local host, port, bracketed = split_host_port(s)
+  local why = bad_host_port(host, port, bracketed)
+  if why then return nil, ("bad listen address '%s': %s"):format(s, why) end
+  return {host = host, port = tonumber(port)}
 end
 
 local function show_addr(a)
@@ -141,16 +162,39 @@ end
 
 -- ------------------------------------------------------------- a server --
 
+-- The client of a connection, for the log: "host:port", or the path of
+-- the Unix socket it came in by.
+local function client_of(writer)
+  local host, port = writer:get_extra_info("peername")
+  if port then return show_addr {host = host, port = port} end
+  return show_addr {path = writer:get_extra_info("sockname")}
+end
+
+-- xpcall's message handler: the error and its traceback as text, down to
+-- the handler's frame (not lasync serve's own).
+local function with_traceback(e)
+  return {e, (debug.traceback(errtext(e), 2):gsub("\n\t%[C%]: in function 'xpcall'.*$", ""))}
+end
+
+-- Runs the handler; its error is logged with the client's address (a
+-- cancellation goes on up, so that the task ends cancelled).
+local function run_handler(handler, reader, writer)
+  local ok, err = xpcall(handler, with_traceback, reader, writer)
+  if ok then return end
+  if lasync.CancelledError:is(err[1]) then error(err[1], 0) end
+  log("Unhandled error in connection handler (client %s): %s", client_of(writer), err[2])
+end
+
 -- The handler the servers run: the script's current one (SIGHUP may
 -- replace it), with the idle timeout when there is one.
 local function connection_handler(st)
   local timeout = st.o.idle_timeout
   if not timeout then
-    return function(reader, writer) return st.spec.handler(reader, writer) end
+    return function(reader, writer) return run_handler(st.spec.handler, reader, writer) end
   end
   return function(reader, writer)
     local r <close> = idle_reader(reader, timeout)
-    return st.spec.handler(r, writer)
+    return run_handler(st.spec.handler, r, writer)
   end
 end
 
@@ -235,8 +279,14 @@ local function drain(st, servers)
   return left
 end
 
-local function run_hook(spec, name)
-  if spec[name] then spec[name]() end
+-- Runs on_start or on_stop, if the script has it, with the worker's
+-- index and the number of workers (1, 1 without workers). Returns whether
+-- it ran without an error, which is logged with its traceback.
+local function run_hook(spec, name, o)
+  if not spec[name] then return true end
+  local ok, err = xpcall(spec[name], with_traceback, o.worker or 1, o.workers)
+  if not ok then log("%s failed: %s", name, err[2]) end
+  return ok
 end
 
 -- A future set to the name of the first SIGTERM or SIGINT. Standalone
@@ -278,7 +328,7 @@ local function serve_main(o, master, ready)
   if not master then
     loop:add_signal_handler("SIGHUP", function() lasync.spawn(reload, st) end)
   end
-  run_hook(spec, "on_start")
+  if not run_hook(spec, "on_start", o) then return 1 end
   local servers, handler = {}, connection_handler(st)
   for i, a in ipairs(o.listen) do servers[i] = listen(st, a, handler) end
   if ready and not core.sys.fd_write(ready, pid .. "\n") then
@@ -287,10 +337,10 @@ local function serve_main(o, master, ready)
   local sig = stop:await()
   log("%s: draining (grace %g s)", sig, o.grace)
   local left = drain(st, servers)
-  run_hook(spec, "on_stop")
+  local stopped = run_hook(spec, "on_stop", o)
   log("stopped")
   if left > 0 then core.sys._exit(1) end  -- lasync.run would wait for them
-  return 0
+  return stopped and 0 or 1
 end
 
 -- Serves in this process; returns the exit status.
@@ -326,23 +376,6 @@ local function restart_later(st, w)
     st.queue[#st.queue + 1] = w.slot
     wake(st)
   end)
-end
-
--- SIGCHLD: reap every finished worker. One of an older generation that
--- dies before it was told to is not restarted: the new worker of its
--- slot takes over.
-local function reap(st)
-  while true do
-    local p, how, code = core.sys.waitpid(-1, true)
-    if not p then break end
-    local w = st.workers[p]
-    if w then
-      st.workers[p], st.count = nil, st.count - 1
-      log("worker %d (pid %d) %s", w.slot, p, died(how, code))
-      if not (w.termed or st.stopping) and w.gen == st.gen then restart_later(st, w) end
-    end
-  end
-  wake(st)
 end
 
 local function signal_all(st, sig)
@@ -412,6 +445,38 @@ local function read_ready(st)
   retire_replaced(st)
 end
 
+-- A worker is gone. One of the first that never listened (its script's
+-- on_start refused, its certificate did not load) stops the master with
+-- exit status 1, as it would without workers. One of an older generation
+-- that dies before it was told to is not restarted: the new worker of its
+-- slot takes over.
+local function worker_gone(st, w)
+  if st.stopping or w.termed then return end
+  if w.first and not w.ready then
+    st.status = 1
+    stop(st, ("worker %d did not start"):format(w.slot))
+  elseif w.gen == st.gen then
+    restart_later(st, w)
+  end
+end
+
+-- SIGCHLD: reap every finished worker, once the ready pipe says which
+-- listened.
+local function reap(st)
+  read_ready(st)
+  while true do
+    local p, how, code = core.sys.waitpid(-1, true)
+    if not p then break end
+    local w = st.workers[p]
+    if w then
+      st.workers[p], st.count = nil, st.count - 1
+      log("worker %d (pid %d) %s", w.slot, p, died(how, code))
+      worker_gone(st, w)
+    end
+  end
+  wake(st)
+end
+
 local function watch_signals(st)
   local loop = st.loop
   loop:add_signal_handler("SIGCHLD", function() reap(st) end)
@@ -422,12 +487,14 @@ local function watch_signals(st)
 end
 
 -- In the child: leave the master's loop (core.sys.fork gave it its own kernel
--- state) and serve; never return into the master's code.
-local function worker(st)
+-- state) and serve as the worker of that slot; never return into the
+-- master's code.
+local function worker(st, slot)
   local master = pid
   pid = core.sys.getpid()
   st.loop:close()
   core.sys.fd_close(st.ready_r)
+  st.o.worker = slot  -- this process's copy of o
   local ok, status = pcall(serve_here, st.o, master, st.ready_w)
   core.sys._exit(ok and status or 1)
 end
@@ -436,8 +503,8 @@ end
 local function fork_queued(st)
   for _, slot in ipairs(st.queue) do
     local p = core.sys.fork(st.loop, "SIGTERM")  -- workers drain when the master dies
-    if p == 0 then worker(st) end
-    st.workers[p] = {slot = slot, gen = st.gen, started = st.loop:time()}
+    if p == 0 then worker(st, slot) end
+    st.workers[p] = {slot = slot, gen = st.gen, started = st.loop:time(), first = st.starting}
     st.count = st.count + 1
     log("worker %d started (pid %d)", slot, p)
   end
@@ -505,15 +572,17 @@ local function serve_master(o)
   st.ready_r, st.ready_w = core.sys.pipe()
   watch_signals(st)
   for slot = 1, o.workers do st.queue[slot] = slot end
+  st.starting = true
   while not (st.stopping and st.count == 0) do
     fork_queued(st)
+    st.starting = false
     loop:run_until_complete(idle, st)
   end
   log("stopped")
   loop:close()
   core.sys.fd_close(st.ready_r)
   core.sys.fd_close(st.ready_w)
-  return 0
+  return st.status or 0
 end
 
 --- Serves o: {script=, listen={{host=, port=} or {path=}, ...}, workers=,

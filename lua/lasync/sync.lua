@@ -245,19 +245,24 @@ local function end_wait(cond, ok, err, reok, reerr)
   error(err, 0)
 end
 
+-- Condition.wait, for the method named fname (in its errors).
+local function cond_wait(cond, fname)
+  local lock = cond._lock
+  if not lock._locked then misuse("cannot wait on un-acquired lock") end
+  if not (core.current_task() and isyieldable()) then
+    park(cond._waiters, fname)  -- raises, before the lock is released
+  end
+  lock:release()
+  local ok, err = park(cond._waiters, fname)
+  return end_wait(cond, ok, err, pcall(reacquire, lock))
+end
+
 --- cond:wait(): releases the lock, waits until notified, takes the lock
 -- back and returns true. The lock is held again when wait returns or
 -- raises, a cancellation included. Raises if the lock is not held.
 function Condition:wait()
   if KIND[self] ~= Condition then bad_self(self, Condition, "wait") end
-  local lock = self._lock
-  if not lock._locked then misuse("cannot wait on un-acquired lock") end
-  if not (core.current_task() and isyieldable()) then
-    park(self._waiters, "wait")  -- raises, before the lock is released
-  end
-  lock:release()
-  local ok, err = park(self._waiters, "wait")
-  return end_wait(self, ok, err, pcall(reacquire, lock))
+  return cond_wait(self, "wait")
 end
 
 --- cond:wait_for(pred): waits until pred() is true (it is called holding
@@ -267,7 +272,7 @@ function Condition:wait_for(pred)
   check_callable(pred, 1, "wait_for")
   local result = pred()
   while not result do
-    self:wait()
+    cond_wait(self, "wait_for")
     result = pred()
   end
   return result

@@ -103,6 +103,25 @@ describe("module functions", function()
       function() lasync.create_task("f") end)
   end))
 
+  -- The C checks name the function once, as luaL_argerror does, and say
+  -- only what was expected (not "spawn: function expected").
+  it("a callable argument's error names the function once", helper.async(function()
+    local loop, fut = lasync.get_running_loop(), lasync.Future()
+    local calls = {
+      spawn = function() lasync.spawn(42) end,
+      create_task = function() loop:create_task(42) end,
+      call_soon = function() loop:call_soon(42) end,
+      call_later = function() loop:call_later(0, 42) end,
+      add_done_callback = function() fut:add_done_callback(42) end,
+      set_exception_handler = function() loop:set_exception_handler(42) end,
+      add_reader = function() loop:add_reader(0, 42) end,
+    }
+    for _, name in ipairs(sorted_keys(calls)) do
+      util.raises({("to '%s' (function expected, got number)"):format(name)}, calls[name])
+    end
+    fut:cancel()
+  end))
+
   it("functions that need a running loop say so", function()
     for _, name in ipairs {"Future", "spawn", "time", "all_tasks", "get_running_loop"} do
       util.raises({"no running event loop"}, lasync[name])

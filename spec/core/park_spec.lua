@@ -346,7 +346,7 @@ describe("core._WaitList", function()
   end))
 
   it("raises with no running loop", function()
-    assert.matches("no running event loop", tostring(helper.error_of(WaitList.park, list())))
+    assert.matches("park called outside a task", tostring(helper.error_of(WaitList.park, list())))
     assert.matches("bad argument #1", tostring(helper.error_of(WaitList.park, nil)))
   end)
 end)
