@@ -133,7 +133,6 @@ static int raise_cancelled(lua_State *L, int fidx) {
   return lua_error(L);
 }
 
-/* Push the results (returning their count) or raise the error. */
 /* The future whose error future_unpack raised again last (by await or
 ** result), held weakly in a table in the registry, for core._reraised. */
 static const char reraised_key = 0;
@@ -159,6 +158,7 @@ static int l_reraised(lua_State *L) {
   return 1;
 }
 
+/* Push the results (returning their count) or raise the error. */
 int future_unpack(lua_State *L, Future *f, int fidx) {
   switch (f->state) {
     case F_PENDING:

@@ -236,6 +236,7 @@ int luaopen_lasync_core(lua_State *L) {
   expose(L, K_LOOP, "_LoopMethods");
   expose(L, K_FUTURE, "_FutureMethods");
   expose(L, K_TASK, "_TaskMethods");
+  expose(L, K_WAITLIST, "_WaitListMethods");
   lua_pushlightuserdata(L, SUSPEND_KEY);
   lua_setfield(L, -2, "_SUSPEND");
   lua_pushlightuserdata(L, CANCEL_KEY);

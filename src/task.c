@@ -58,8 +58,10 @@
 #include <string.h>
 #include "lasync.h"
 
-/* The task being stepped on the running loop, or NULL. */
-static Task *current(lua_State *L) {
+/* The task being stepped on the running loop, or NULL: in the
+** continuation of a wait, the task that waited (unless a stray
+** coroutine.resume resumed it). */
+Task *task_current(lua_State *L) {
   Mod *m = lasync_mod(L);
   return m->running ? m->running->current : NULL;
 }
@@ -100,7 +102,7 @@ static void check_yieldable(lua_State *L, Task *t, const char *what) {
 }
 
 static Task *check_in_task(lua_State *L, const char *what) {
-  Task *t = current(L);
+  Task *t = task_current(L);
   check_yieldable(L, t, what);
   return t;
 }
@@ -169,12 +171,6 @@ static void await_on(lua_State *L, Task *t, Future *f) {
   t->waiting = f;
 }
 
-/* The task being stepped, or NULL: in the continuation of a wait, the
-** task that waited (unless a stray coroutine.resume resumed it). */
-Task *task_current(lua_State *L) {
-  return current(L);
-}
-
 /* The running task, for a C function about to suspend it (raises outside
 ** a task or where it cannot yield, naming what). */
 Task *task_running(lua_State *L, const char *what) {
@@ -184,7 +180,7 @@ Task *task_running(lua_State *L, const char *what) {
 /* task_running for a call named by the string at nameidx (default def),
 ** which is read only to raise. */
 Task *task_running_as(lua_State *L, int nameidx, const char *def) {
-  Task *t = current(L);
+  Task *t = task_current(L);
   const char *why = cannot_suspend(L, t);
   if (why) luaL_error(L, why, luaL_optstring(L, nameidx, def));
   return t;
@@ -363,7 +359,7 @@ static int l_park_state(lua_State *L) {
 /* f:await() / lasync.await(f): the future's results, or its error. */
 static int l_await(lua_State *L) {
   Future *f = future_check(L, 1);
-  Task *t = current(L);
+  Task *t = task_current(L);
   /* a done future needs no suspension, so a C function in the way is fine */
   if (t && f->state != F_PENDING) return future_unpack(L, f, 1);
   check_yieldable(L, t, "await");
@@ -932,7 +928,7 @@ static int l_create_task(lua_State *L) {
 }
 
 static int l_current_task(lua_State *L) {
-  Task *t = current(L);
+  Task *t = task_current(L);
   if (t == NULL) return 0;
   loop_push_anchored(L, t->f.loop, t);
   return 1;

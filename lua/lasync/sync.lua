@@ -53,7 +53,7 @@ local new_waiters = core._WaitList
 -- Its methods, called as functions: w:park() looks the method up through
 -- the metatable, which costs a Lock ~700 instructions more per acquire
 -- and release (13,234 against 12,508, bench/sync.lua under callgrind).
-local WaitList = getmetatable(new_waiters()).__index
+local WaitList = core._WaitListMethods
 local park, unpark, unpark_first, first, count =
   WaitList.park, WaitList.unpark, WaitList.unpark_first, WaitList.first, WaitList.count
 
