@@ -1,6 +1,7 @@
 # lasync: build and test driver.
 #
-#   make              build build/lasync/core.so from src/*.c
+#   make              build build/lasync/core.so from src/*.c, and the
+#                     REPL's lineedit.so from src/lineedit/
 #   make test         install what is missing (deps), build, run the busted suite
 #   make test-asan    the same suite against an ASan/UBSan build in build-asan/
 #   make valgrind     the suite (VALGRIND_SPECS) under valgrind
@@ -25,7 +26,7 @@ VALGRIND_SPECS ?= spec
 
 # Debian 12 packages that build, test and install lasync.
 DEB_PACKAGES := build-essential pkg-config git ca-certificates openssl \
-                libevent-dev libssl-dev lua5.4 liblua5.4-dev luarocks lua-busted lua-check \
+                libevent-dev libssl-dev lua5.4 liblua5.4-dev luarocks lua-busted lua-check libedit-dev \
                 valgrind
 
 # ---------------------------------------------------------------- flags ----
@@ -39,12 +40,14 @@ EVENT_CFLAGS = $(shell $(PKG_CONFIG) --cflags libevent_core libevent_extra opens
 # liblua would give the module a second copy of it. libevent's core part,
 # and its extra part for evdns; OpenSSL for TLS.
 EVENT_LIBS   = $(shell $(PKG_CONFIG) --libs libevent_core libevent_extra openssl)
+EDIT_LIBS    = $(shell $(PKG_CONFIG) --libs libedit)
 
 # -D_GNU_SOURCE: -std=c11 hides accept4/pipe2. -fvisibility=hidden: only
 # luaopen_lasync_core is exported (explicitly, in src/module.c).
 # -MMD -MP: objects also follow any header a source includes.
 REQ_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -fPIC -fvisibility=hidden \
              -MMD -MP $(LUA_CFLAGS) $(EVENT_CFLAGS)
+LINEEDIT_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -fPIC -fvisibility=hidden $(LUA_CFLAGS)
 CFLAGS    ?= -O2 -g
 ASAN_CFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all \
                -fno-omit-frame-pointer -O1 -g
@@ -63,15 +66,19 @@ OBJS      := $(SRCS:src/%.c=build/obj/%.o)
 ASAN_OBJS := $(SRCS:src/%.c=build-asan/obj/%.o)
 CORE      := build/lasync/core.so
 ASAN_CORE := build-asan/lasync/core.so
+# The REPL's line editor: a module of its own (libedit), not part of core.
+LINEEDIT      := build/lasync/lineedit.so
+ASAN_LINEEDIT := build-asan/lasync/lineedit.so
 
 # ---------------------------------------------------------- environment ----
 
 # Lua 5.4 reads the _5_4 variables before LUA_PATH/LUA_CPATH, which 5.1 tools
 # (busted's own `lua`, luacheck) also read. `;;` keeps the default paths, where
-# busted and its libraries live. $(1) is the build folder holding lasync/.
+# busted and its libraries live. $(1) is the build folder holding lasync/; scripts/lasync
+# takes it from LASYNC_BUILD, so that its specs run the build under test.
 LUA_PATH_SRC := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;
 lua_env = LUA_PATH_5_4='$(LUA_PATH_SRC)' LUA_CPATH_5_4='$(CURDIR)/$(1)/?.so;;' \
-          LASYNC_LUA='$(LUA)' PATH="$(CURDIR)/scripts:$$PATH"
+          LASYNC_BUILD='$(1)' LASYNC_LUA='$(LUA)' PATH="$(CURDIR)/scripts:$$PATH"
 
 # Run busted with Lua 5.4 explicitly: /usr/bin/busted says `lua`, which is
 # 5.1 on Debian. --ignore-lua: never re-exec through a `.busted` `lua` key
@@ -99,7 +106,7 @@ endif
         install clean
 .DEFAULT_GOAL := all
 
-all: $(CORE)
+all: $(CORE) $(LINEEDIT)
 
 $(CORE): $(OBJS)
 	@mkdir -p $(@D)
@@ -118,6 +125,14 @@ $(ASAN_CORE): $(ASAN_OBJS)
 build-asan/obj/%.o: src/%.c src/lasync.h | $(DEPS_FIRST)
 	@mkdir -p $(@D)
 	$(CC) $(REQ_CFLAGS) $(ASAN_CFLAGS) $(CPPFLAGS) -c -o $@ $<
+
+$(LINEEDIT): src/lineedit/lineedit.c | $(DEPS_FIRST)
+	@mkdir -p $(@D)
+	$(CC) $(LINEEDIT_CFLAGS) $(CFLAGS) $(CPPFLAGS) $(SO_LDFLAGS) $(LDFLAGS) -o $@ $< $(EDIT_LIBS)
+
+$(ASAN_LINEEDIT): src/lineedit/lineedit.c | $(DEPS_FIRST)
+	@mkdir -p $(@D)
+	$(CC) $(LINEEDIT_CFLAGS) $(ASAN_CFLAGS) $(CPPFLAGS) $(SO_LDFLAGS) $(LDFLAGS) -o $@ $< $(EDIT_LIBS)
 
 -include $(OBJS:.o=.d) $(ASAN_OBJS:.o=.d)
 
@@ -161,7 +176,7 @@ check-rockspec:
 test: deps check-rockspec all
 	@$(call lua_env,build) $(busted) $(SPECS)
 
-test-asan: deps $(ASAN_CORE)
+test-asan: deps $(ASAN_CORE) $(ASAN_LINEEDIT)
 	@$(asan_env) $(call lua_env,build-asan) $(busted) $(SPECS)
 
 # valgrind runs on lua5.4 itself; the module is linked with -z nodelete.
@@ -234,5 +249,5 @@ install:
 # `luarocks make` leaves src/*.o and ./lasync/core.so in the checkout.
 clean:
 	rm -rf build build-asan
-	rm -f src/*.o lasync/core.so
+	rm -f src/*.o src/lineedit/*.o lasync/core.so lasync/lineedit.so
 	@if [ -d lasync ]; then rmdir lasync 2>/dev/null || true; fi

@@ -29,6 +29,10 @@ external_dependencies = {
       header = "openssl/ssl.h",
       library = "ssl",
    },
+   LIBEDIT = {  -- the REPL's line editing (lasync.lineedit)
+      header = "histedit.h",
+      library = "edit",
+   },
 }
 
 build = {
@@ -59,6 +63,13 @@ build = {
          incdirs = { "$(LIBEVENT_INCDIR)", "$(OPENSSL_INCDIR)" },
          libdirs = { "$(LIBEVENT_LIBDIR)", "$(OPENSSL_LIBDIR)" },
          libraries = { "event_core", "event_extra", "ssl", "crypto", "m" },
+      },
+      -- A module of its own, so that core never needs libedit.
+      ["lasync.lineedit"] = {
+         sources = { "src/lineedit/lineedit.c" },
+         incdirs = { "$(LIBEDIT_INCDIR)" },
+         libdirs = { "$(LIBEDIT_LIBDIR)" },
+         libraries = { "edit" },
       },
       ["lasync"] = "lua/lasync/init.lua",
       ["lasync.combinators"] = "lua/lasync/combinators.lua",
