@@ -27,6 +27,7 @@ VALGRIND_SPECS ?= spec
 # Debian 12 packages that build, test and install lasync.
 DEB_PACKAGES := build-essential pkg-config git ca-certificates openssl \
                 libevent-dev libssl-dev lua5.4 liblua5.4-dev luarocks lua-busted lua-check libedit-dev \
+                libhttp-parser-dev \
                 valgrind
 
 # ---------------------------------------------------------------- flags ----
@@ -110,7 +111,7 @@ all: $(CORE) $(LINEEDIT)
 
 $(CORE): $(OBJS)
 	@mkdir -p $(@D)
-	$(CC) $(SO_LDFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(EVENT_LIBS) -lm
+	$(CC) $(SO_LDFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(EVENT_LIBS) -lhttp_parser -lm
 
 build/obj/%.o: src/%.c src/lasync.h | $(DEPS_FIRST)
 	@mkdir -p $(@D)
@@ -120,7 +121,7 @@ build/obj/%.o: src/%.c src/lasync.h | $(DEPS_FIRST)
 # with the normal ones.
 $(ASAN_CORE): $(ASAN_OBJS)
 	@mkdir -p $(@D)
-	$(CC) $(ASAN_CFLAGS) $(SO_LDFLAGS) $(LDFLAGS) -o $@ $(ASAN_OBJS) $(EVENT_LIBS) -lm
+	$(CC) $(ASAN_CFLAGS) $(SO_LDFLAGS) $(LDFLAGS) -o $@ $(ASAN_OBJS) $(EVENT_LIBS) -lhttp_parser -lm
 
 build-asan/obj/%.o: src/%.c src/lasync.h | $(DEPS_FIRST)
 	@mkdir -p $(@D)
