@@ -27,7 +27,7 @@ VALGRIND_SPECS ?= spec
 # Debian 12 packages that build, test and install lasync.
 DEB_PACKAGES := build-essential pkg-config git ca-certificates openssl \
                 libevent-dev libssl-dev lua5.4 liblua5.4-dev luarocks lua-busted lua-check libedit-dev \
-                libhttp-parser-dev curl python3 \
+                libhttp-parser-dev lua-cjson curl python3 \
                 valgrind
 
 # ---------------------------------------------------------------- flags ----
