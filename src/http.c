@@ -201,7 +201,9 @@ int http_head_parse(HttpHead *h, int response, const char *p, size_t n,
   h->minor = hp.http_minor;
   h->status = hp.status_code;
   h->length = (hp.flags & F_CONTENTLENGTH) ? (int64_t)hp.content_length : -1;
-  h->keep_alive = http_should_keep_alive(&hp) != 0;
+  /* not http_should_keep_alive: it knows no HEAD response */
+  h->keep_alive = hp.http_minor == 1 ? !(hp.flags & F_CONNECTION_CLOSE)
+                                     : (hp.flags & F_CONNECTION_KEEP_ALIVE) != 0;
   if (h->major != 1 || h->minor > 1)
     return fail(why, "unsupported HTTP version", response ? 400 : 505);
   if (check_fields(h, why)) return 400;

@@ -430,11 +430,12 @@ describe("core._http streamed responses and the client side", function()
   end))
 
   it("frames responses by RFC 9112 §6.3", paired(function(client, server)
-    server:write("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n"
+    server:write("HTTP/1.1 200 OK\r\n\r\n"
                  .. "HTTP/1.1 204 No Content\r\n\r\n"
                  .. "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n"
                  .. "HTTP/1.1 200 OK\r\n\r\nuntil close")
     local r = H.read_response(client, MAX, "HEAD")
+    assert.is_true(r.keep_alive)
     assert.equal("", H.read_body(client, r, 100))
     r = H.read_response(client, MAX, "GET")
     assert.equal("", H.read_body(client, r, 100))
