@@ -114,9 +114,10 @@ function Service:timed(fn, ...)
 end
 
 -- An error response that ends the connection: written, then the rest of
--- the input dropped for a bounded time (see LINGER_TIME).
+-- the input dropped for a bounded time (see LINGER_TIME). Returns false.
 local function refuse(conn, status, req)
   local s = conn.stream
+  conn.status = status
   H.write_response(s, req, status, {Connection = "close"}, "")
   s:drain()
   if s:can_write_eof() then s:write_eof() end
@@ -127,6 +128,7 @@ local function refuse(conn, status, req)
       got = got + #data
     until data == "" or got > LINGER_BYTES
   end)
+  return false
 end
 
 -- The next request's head, or nil once the connection is to end: at EOF,
@@ -145,21 +147,18 @@ function Service:read_head(conn)
 end
 
 -- Reads req.body (after a 100 Continue if asked for); false, once an
--- error response is sent, when the connection is to end. A bad body
--- raises its HTTPError (400, 413).
+-- error response is sent (413, 408, 400), when the connection is to end.
 function Service:read_body(conn, req)
-  if (req.body_length or 0) > self.max_body_size then
-    refuse(conn, 413, req)
-    return false
-  end
+  if (req.body_length or 0) > self.max_body_size then return refuse(conn, 413, req) end
   if req.expect_continue then H.continue(conn.stream) end
-  local body = self:timed(H.read_body, conn.stream, req, self.max_body_size)
-  if not body then
-    refuse(conn, 408, req)
-    return false
+  local ok, body = pcall(self.timed, self, H.read_body, conn.stream, req, self.max_body_size)
+  if ok and body then
+    req.body = body
+    return true
   end
-  req.body = body
-  return true
+  if ok then return refuse(conn, 408, req) end
+  if HTTPError:is(body) and body.status then return refuse(conn, body.status, req) end
+  error(body, 0)
 end
 
 -- xpcall's message handler: the error and its traceback.
@@ -202,15 +201,22 @@ local function call(service, conn, req)
   return H.write_response(conn.stream, req, status, service:headers(headers), body)
 end
 
--- Answers one request: returns whether the connection goes on.
+-- Runs the handler and writes its response: whether the connection
+-- stays open.
+function Service:respond(conn, req)
+  local ok, keep = xpcall(call, traced, self, conn, req)
+  if not ok then keep = self:failed(conn, req, keep) end
+  conn.stream:drain()
+  return keep
+end
+
+-- Answers one request (logged, when there is a log, even when refused):
+-- returns whether the connection goes on.
 function Service:answer(conn, req)
   local started = lasync.time()
   conn.req, conn.started, conn.finished, conn.bytes, conn.status = req, false, false, 0, nil
   req.conn, req.peer = conn, conn.peer
-  if not self:read_body(conn, req) then return false end
-  local ok, keep = xpcall(call, traced, self, conn, req)
-  if not ok then keep = self:failed(conn, req, keep) end
-  conn.stream:drain()
+  local keep = self:read_body(conn, req) and self:respond(conn, req)
   if self.log then self.log(req, conn.status, conn.bytes, lasync.time() - started) end
   return keep and not self.closing
 end

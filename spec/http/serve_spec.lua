@@ -62,6 +62,9 @@ describe("lasync serve --http", function()
     assert.equal("hello, you\nhello, world\n", out, err)
     local _, _, code = util.curl("-I", util.url(port, "/h"))
     assert.equal(0, code)
+    local big = scratch.write("big", ("b"):rep(2 * 1024 * 1024))  -- over 1 MiB
+    assert.equal("413", (util.curl("-o", "/dev/null", "-w", "%{http_code}",
+      "--data-binary", "@" .. big, util.url(port, "/big"))))
     -- an idle keep-alive connection does not hold up the stop
     local r, w = lasync.open_connection("127.0.0.1", port)
     w:write("GET /idle HTTP/1.1\r\nHost: h\r\n\r\n")
@@ -73,6 +76,7 @@ describe("lasync serve --http", function()
     assert.matches(LINE .. "GET /greet%?name=you 200 11 [%d.]+ms\n", log)
     assert.matches(LINE .. "GET /x 200 13 [%d.]+ms\n", log)
     assert.matches(LINE .. "HEAD /h 200 0 [%d.]+ms\n", log)
+    assert.matches(LINE .. "POST /big 413 0 [%d.]+ms\n", log)
   end, {deadline = 10}))
 
   it("--quiet: no access log", helper.async(function()

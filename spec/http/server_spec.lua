@@ -132,6 +132,11 @@ for path in ("/x", "/y", "/z"):
     local res = util.responses(util.raw(port, "GET / HTTP/1.1\nHost: h\r\n\r\n"))
     assert.equal(1, #res)
     assert.equal(400, res[1].status)
+    -- a bad chunk size in the body
+    res = util.responses(util.raw(port, "POST / HTTP/1.1\r\nHost: h\r\n"
+      .. "Transfer-Encoding: chunked\r\n\r\nzz\r\n"))
+    assert.equal(1, #res)
+    assert.equal(400, res[1].status)
     util.stop(srv)
   end))
 
