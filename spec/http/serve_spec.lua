@@ -115,6 +115,17 @@ describe("lasync serve --http", function()
     assert.matches(LINE .. "GET /p 500 0 ", srv.log())
   end, {deadline = 10}))
 
+  it("reloads the handler on SIGHUP", helper.async(function()
+    local script = scratch.write("v.lua", "return function() return 200, 'v1' end\n")
+    local srv, port = start(script, "--http", "--listen", "127.0.0.1:0")
+    assert.equal("v1", (util.curl(util.url(port))))
+    scratch.write("v.lua", "return function() return 200, 'v2' end\n")
+    assert(os.execute("kill -HUP " .. srv.pid))
+    util.poll(function() return srv.log():find("SIGHUP: reloaded", 1, true) end)
+    assert.equal("v2", (util.curl(util.url(port))))
+    assert.equal(0, stop(srv))
+  end, {deadline = 10}))
+
   it("serves TLS", helper.async(function()
     local dir = ROOT .. "spec/fixtures/tls/"
     local srv, port = start("examples/http_hello.lua", "--http", "--listen", "127.0.0.1:0",
