@@ -27,6 +27,7 @@ VALGRIND_SPECS ?= spec
 # Debian 12 packages that build, test and install lasync.
 DEB_PACKAGES := build-essential pkg-config git ca-certificates openssl \
                 libevent-dev libssl-dev lua5.4 liblua5.4-dev luarocks lua-busted lua-check libedit-dev \
+                libhttp-parser-dev lua-cjson curl python3 \
                 valgrind
 
 # ---------------------------------------------------------------- flags ----
@@ -103,14 +104,14 @@ endif
 # --------------------------------------------------------------- targets ---
 
 .PHONY: all deps check-rockspec test test-asan valgrind run bench bench-echo lint \
-        install clean
+        install clean fuzz
 .DEFAULT_GOAL := all
 
 all: $(CORE) $(LINEEDIT)
 
 $(CORE): $(OBJS)
 	@mkdir -p $(@D)
-	$(CC) $(SO_LDFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(EVENT_LIBS) -lm
+	$(CC) $(SO_LDFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(EVENT_LIBS) -lhttp_parser -lm
 
 build/obj/%.o: src/%.c src/lasync.h | $(DEPS_FIRST)
 	@mkdir -p $(@D)
@@ -120,7 +121,7 @@ build/obj/%.o: src/%.c src/lasync.h | $(DEPS_FIRST)
 # with the normal ones.
 $(ASAN_CORE): $(ASAN_OBJS)
 	@mkdir -p $(@D)
-	$(CC) $(ASAN_CFLAGS) $(SO_LDFLAGS) $(LDFLAGS) -o $@ $(ASAN_OBJS) $(EVENT_LIBS) -lm
+	$(CC) $(ASAN_CFLAGS) $(SO_LDFLAGS) $(LDFLAGS) -o $@ $(ASAN_OBJS) $(EVENT_LIBS) -lhttp_parser -lm
 
 build-asan/obj/%.o: src/%.c src/lasync.h | $(DEPS_FIRST)
 	@mkdir -p $(@D)
@@ -234,6 +235,34 @@ deps-bench:
 	       python3-uvloop </dev/null; }; } >/dev/null 2>&1 \
 	  || echo "lasync: could not install python3-uvloop (uvloop figures n/a)" >&2
 
+# libFuzzer harnesses of the HTTP parser (fuzz/*.c) under ASan/UBSan, built
+# with Debian's clang (installed when root and missing) over the whole
+# core, linked with liblua here since no interpreter provides it. Each runs
+# FUZZ_RUNS inputs from and into its corpus, fuzz/corpus/<harness>/.
+FUZZ_HARNESSES := head chunked response
+FUZZ_RUNS ?= 1000000
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
+               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+fuzz: $(FUZZ_HARNESSES:%=build-fuzz/%)
+	@for h in $(FUZZ_HARNESSES); do \
+	  mkdir -p fuzz/corpus/$$h; \
+	  build-fuzz/$$h -runs=$(FUZZ_RUNS) -max_len=4096 fuzz/corpus/$$h || exit 1; \
+	done
+
+build-fuzz/%: fuzz/%.c $(SRCS) src/lasync.h fuzz/head.c | deps-fuzz
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) $(LUA_CFLAGS) $(EVENT_CFLAGS) -o $@ $< $(SRCS) \
+	  $(EVENT_LIBS) -lhttp_parser $$($(PKG_CONFIG) --libs lua5.4) -lm
+
+.PHONY: deps-fuzz
+deps-fuzz:
+	@command -v clang >/dev/null 2>&1 && exit 0; \
+	if [ "$$(id -u)" != 0 ]; then \
+	  echo "lasync: make fuzz needs clang: apt-get install clang" >&2; exit 1; \
+	fi; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get install -y --no-install-recommends clang </dev/null
+
 # Only the paths that exist yet, so that lint works while the tree grows.
 LINT_PATHS = $(wildcard lua spec scripts/lasync bench examples)
 lint:
@@ -248,6 +277,6 @@ install:
 
 # `luarocks make` leaves src/*.o and ./lasync/core.so in the checkout.
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 	rm -f src/*.o src/lineedit/*.o lasync/core.so lasync/lineedit.so
 	@if [ -d lasync ]; then rmdir lasync 2>/dev/null || true; fi

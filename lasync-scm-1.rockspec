@@ -29,6 +29,10 @@ external_dependencies = {
       header = "openssl/ssl.h",
       library = "ssl",
    },
+   HTTP_PARSER = {  -- the HTTP/1.1 parser (src/http.c): Node's http_parser
+      header = "http_parser.h",
+      library = "http_parser",
+   },
    LIBEDIT = {  -- the REPL's line editing (lasync.lineedit)
       header = "histedit.h",
       library = "edit",
@@ -58,11 +62,15 @@ build = {
             "src/tls.c",
             "src/waitlist.c",
             "src/queue.c",
+            "src/http.c",
          },
          defines = { "_GNU_SOURCE" },
-         incdirs = { "$(LIBEVENT_INCDIR)", "$(OPENSSL_INCDIR)" },
-         libdirs = { "$(LIBEVENT_LIBDIR)", "$(OPENSSL_LIBDIR)" },
-         libraries = { "event_core", "event_extra", "ssl", "crypto", "m" },
+         incdirs = { "$(LIBEVENT_INCDIR)", "$(OPENSSL_INCDIR)",
+                     "$(HTTP_PARSER_INCDIR)" },
+         libdirs = { "$(LIBEVENT_LIBDIR)", "$(OPENSSL_LIBDIR)",
+                     "$(HTTP_PARSER_LIBDIR)" },
+         libraries = { "event_core", "event_extra", "ssl", "crypto",
+                       "http_parser", "m" },
       },
       -- A module of its own, so that core never needs libedit.
       ["lasync.lineedit"] = {
@@ -80,6 +88,7 @@ build = {
       ["lasync.contextvars"] = "lua/lasync/contextvars.lua",
       ["lasync.streams"] = "lua/lasync/streams.lua",
       ["lasync.serve"] = "lua/lasync/serve.lua",
+      ["lasync.http"] = "lua/lasync/http.lua",
    },
    install = {
       bin = {

@@ -161,7 +161,7 @@ describe("lasync serve", function()
       ["examples/echo.lua --listen localhost:http"] = "port 'http' is not a number",
       ["examples/echo.lua --listen unix:"] = "bad listen address 'unix:': no path",
       ["examples/echo.lua --workers 2 --listen unix:/tmp/x"] = "needs --workers 1",
-      ["examples/echo.lua --http"] = "--http needs lasync.http, which is not available yet",
+      ["examples/echo.lua --quiet"] = "serve: --quiet needs --http",
       ["examples/echo.lua --tls-key k.pem"] = "serve: --tls-key needs --tls-cert",
       ["examples/echo.lua --tls-cert"] = "serve: --tls-cert needs a value",
     }

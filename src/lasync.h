@@ -20,6 +20,7 @@
 #ifndef LASYNC_H
 #define LASYNC_H
 
+#include <stdint.h>
 #include <lua.h>
 #include <lauxlib.h>
 #include <event2/event.h>
@@ -447,6 +448,32 @@ Stream *stream_new(lua_State *L, Loop *lp, size_t limit);
 void stream_attach(Stream *s, int fd, int accepted);
 size_t stream_checklimit(lua_State *L, int idx);
 void stream_close(lua_State *L, Stream *s, int sidx, int abort);
+/* What the HTTP layer (http.c) reads and writes a stream with, so that
+** it parses the input buffer in place. stream_check: the stream at idx (an
+** argument error otherwise). stream_input: the buffered input, writable
+** (the chunked decoder compacts in it); stream_consume drops its first n
+** bytes, stream_cut keeps only its first len bytes. stream_wait_input parks
+** the running task as the reader until want bytes are buffered, the input
+** ends or the stream fails, then k runs with ctx; first thing there,
+** stream_input_resumed(thrown) (the index where the resume's values begin)
+** raises a cancellation. stream_ended: no more input will come (EOF, close,
+** failure); stream_raise_failure raises the connection's error, if any, as
+** reads do. Writing: stream_check_writable raises as write() does after
+** write_eof() or during a handshake; stream_buffer appends to the output
+** (dropped as write() drops it once closing or failed); stream_flush sends
+** what the socket takes. */
+Stream *stream_check(lua_State *L, int idx);
+char *stream_input(Stream *s, size_t *len);
+void stream_consume(Stream *s, size_t n);
+void stream_cut(Stream *s, size_t len);
+int stream_wait_input(lua_State *L, Stream *s, size_t want, lua_KContext ctx,
+                      lua_KFunction k, const char *what);
+void stream_input_resumed(lua_State *L, Stream *s, int thrown);
+int stream_ended(const Stream *s);
+void stream_raise_failure(lua_State *L, Stream *s);
+void stream_check_writable(lua_State *L, Stream *s);
+void stream_buffer(Stream *s, const char *p, size_t n);
+void stream_flush(Stream *s);
 
 /* server.c */
 void server_register(lua_State *L);
@@ -473,6 +500,43 @@ int tls_wants_write(const Tls *t);
 int tls_pending(const Tls *t);
 void tls_push_error(lua_State *L, Tls *t);
 int tls_push_info(lua_State *L, Tls *t, const char *name);
+
+/* http.c: core._http, the HTTP/1.1 parser and serialisation. The parsing
+** works on plain byte buffers (the fuzz harnesses of fuzz/ call it so):
+** http_head_end finds the end of a head in p[0..len), going on from *off
+** (0 at first, updated): its length, 0 when more bytes are needed, or -1
+** with *why set on a bare LF, a NUL or an obsolete line folding.
+** http_head_parse parses such a head (response != 0: a status line) into
+** h, whose fields array has room for maxfields entries (a head of n bytes
+** has fewer than n / 2): 0, or the status of the failure (400, 501, 505)
+** with *why set. http_chunked_decode decodes a chunked body in place:
+** p[0..*dec) is decoded, p[*dec..*len) is still raw; it decodes what it
+** can, moves the raw rest down after the decoded bytes (*len updated) and
+** returns 1 at the body's end (the rest then follows the body), 0 when it
+** needs more input, -1 with *why on bad syntax. */
+typedef struct HttpField { uint32_t name, nlen, value, vlen; } HttpField;
+typedef struct HttpHead {
+  const char *p;                 /* the head's bytes, offsets are into it */
+  HttpField *fields;
+  uint32_t nfields, maxfields;
+  uint32_t target, tlen;         /* request target, or reason phrase */
+  int status;                    /* a response's status code */
+  int64_t length;                /* Content-Length, or -1 */
+  unsigned char response, method, major, minor;
+  unsigned char chunked, keep_alive, expect_continue;
+  unsigned char last_value;      /* the parser's last callback: a value */
+} HttpHead;
+typedef struct HttpChunked {
+  uint64_t left;                 /* bytes left in the current chunk */
+  uint32_t trailer;              /* bytes of trailer section so far */
+  unsigned char state;
+} HttpChunked;
+long http_head_end(const char *p, size_t len, size_t *off, const char **why);
+int http_head_parse(HttpHead *h, int response, const char *p, size_t n,
+                    const char **why);
+int http_chunked_decode(HttpChunked *c, char *p, size_t *len, size_t *dec,
+                        const char **why);
+void http_register(lua_State *L);
 
 /* process.c */
 void process_register(lua_State *L);

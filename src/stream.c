@@ -109,7 +109,7 @@ enum {
   XUV_NUV = XUV_CLOSER
 };
 
-#define checkstream(L) ((Stream *)lasync_checkobj(L, 1, K_STREAM, "stream"))
+#define checkstream(L) stream_check(L, 1)
 
 #define push_extras(L, sidx, make) \
   lasync_pushx(L, sidx, SUV_EXTRAS, XUV_NUV, make)
@@ -861,6 +861,58 @@ static int l_write_eof(lua_State *L) {
 static int l_can_write_eof(lua_State *L) {
   lua_pushboolean(L, checkstream(L)->tls == NULL);
   return 1;
+}
+
+/* ---------- the internal API of the HTTP layer (lasync.h) ---------- */
+
+Stream *stream_check(lua_State *L, int idx) {
+  return lasync_checkobj(L, idx, K_STREAM, "stream");
+}
+
+char *stream_input(Stream *s, size_t *len) {
+  *len = s->in.len;
+  return buf_data(&s->in);
+}
+
+void stream_consume(Stream *s, size_t n) {
+  if (n == 0) return;
+  buf_consume(&s->in, n);
+  update_events(s);
+}
+
+void stream_cut(Stream *s, size_t len) {
+  s->in.len = (uint32_t)len;
+  if (len == 0) buf_free(&s->in);
+  update_events(s);
+}
+
+int stream_wait_input(lua_State *L, Stream *s, size_t want, lua_KContext ctx,
+                      lua_KFunction k, const char *what) {
+  return wait_input(L, s, want, 0, ctx, k, what);
+}
+
+void stream_input_resumed(lua_State *L, Stream *s, int thrown) {
+  input_resumed(L, s, thrown);
+}
+
+int stream_ended(const Stream *s) { return s->eof; }
+
+void stream_raise_failure(lua_State *L, Stream *s) {
+  if (s->err) raise_error(L, s);
+}
+
+void stream_check_writable(lua_State *L, Stream *s) {
+  check_open_for_write(L, s);
+}
+
+void stream_buffer(Stream *s, const char *p, size_t n) {
+  if (s->fd < 0 || is_closing(s) || s->err || n == 0) return;
+  if (!buf_append(&s->out, p, n)) s->err = ENOMEM;
+}
+
+void stream_flush(Stream *s) {
+  if (s->fd >= 0 && !s->err) flush(s);
+  settle(s);
 }
 
 /* ---------- closing ---------- */

@@ -1,5 +1,6 @@
 --- lasync.serve: the `lasync serve` command (docs/reference.md §11). A handler script
--- returns `function(reader, writer)` or `{handler=, on_start=, on_stop=}`;
+-- returns `function(reader, writer)` (with --http `function(req)`, served
+-- by lasync.http) or `{handler=, on_start=, on_stop=}`;
 -- this module serves it on the listen addresses, in this process or in
 -- forked workers that share the port (SO_REUSEPORT) under a master that
 -- restarts them. Logs go to stderr, one timestamped line per event.
@@ -31,17 +32,17 @@ end
 
 -- --------------------------------------------------------------- scripts --
 
---- Loads the handler script at path; returns {handler=, on_start=,
--- on_stop=}, or nil and why not.
-function M.load_script(path)
+--- Loads the handler script at path (of an HTTP handler, function(req),
+-- if http); returns {handler=, on_start=, on_stop=}, or nil and why not.
+function M.load_script(path, http)
   local chunk, err = loadfile(path)
   if not chunk then return nil, err end
   local ok, spec = xpcall(chunk, debug.traceback)
   if not ok then return nil, errtext(spec) end
   if callable(spec) then return {handler = spec} end
   if type(spec) ~= "table" or not callable(spec.handler) then
-    return nil, ("%s must return a function(reader, writer) or a table with a "
-      .. "handler function, not a %s value"):format(path, type(spec))
+    return nil, ("%s must return a %s or a table with a handler function, not a %s value")
+      :format(path, http and "function(req)" or "function(reader, writer)", type(spec))
   end
   for _, k in ipairs {"on_start", "on_stop"} do
     if spec[k] ~= nil and not callable(spec[k]) then
@@ -185,9 +186,28 @@ local function run_handler(handler, reader, writer)
   log("Unhandled error in connection handler (client %s): %s", client_of(writer), err[2])
 end
 
+-- The access log of --http: one line per request.
+local function access_log(req, status, bytes, seconds)
+  local peer = req.peer
+  log("%s %s %s%s %s %d %.1fms", peer.port and show_addr(peer) or "unix:" .. peer.host,
+    req.method, req.path, req.query ~= "" and "?" .. req.query or "", status or "-", bytes,
+    seconds * 1000)
+end
+
+-- With --http: the lasync.http service whose connection handler the
+-- servers run, serving the script's current handler (SIGHUP may replace
+-- it; a kept-alive connection's next request gets the new one). The idle
+-- timeout is the HTTP timeout: of the wait for a request and its body.
+local function http_service(st)
+  local http = require "lasync.http"
+  return http._service(function(req) return st.spec.handler(req) end,
+    {timeout = st.o.idle_timeout, log = not st.o.quiet and access_log or nil})
+end
+
 -- The handler the servers run: the script's current one (SIGHUP may
 -- replace it), with the idle timeout when there is one.
 local function connection_handler(st)
+  if st.service then return st.service.handler end
   local timeout = st.o.idle_timeout
   if not timeout then
     return function(reader, writer) return run_handler(st.spec.handler, reader, writer) end
@@ -232,7 +252,7 @@ end
 -- SIGHUP without a master: the script is loaded again; connections
 -- accepted from then on run its handler, open ones finish with the old.
 local function reload(st)
-  local spec, err = M.load_script(st.o.script)
+  local spec, err = M.load_script(st.o.script, st.o.http)
   if not spec then
     log("SIGHUP: reload failed, keeping the running handler: %s", err)
     return
@@ -268,6 +288,7 @@ local MAX_AFTER_CANCEL = 3
 -- Returns how many tasks are still running.
 local function drain(st, servers)
   for _, s in ipairs(servers) do s:close() end
+  if st.service then st.service:close() end
   if closed_within(servers, st.o.grace) then return 0 end
   local tasks = other_tasks()
   for _, t in ipairs(tasks) do t:cancel("grace period over") end
@@ -313,7 +334,7 @@ end
 local function serve_main(o, master, ready)
   local loop = lasync.get_running_loop()
   loop:set_exception_handler(log_context)
-  local spec, err = M.load_script(o.script)
+  local spec, err = M.load_script(o.script, o.http)
   if not spec then
     log("cannot load %s: %s", o.script, err)
     return 1
@@ -324,6 +345,7 @@ local function serve_main(o, master, ready)
     return 1
   end
   local st = {o = o, spec = {handler = spec.handler}, ssl = ssl}
+  if o.http then st.service = http_service(st) end
   local stop = watch_stop(loop, master)
   if not master then
     loop:add_signal_handler("SIGHUP", function() lasync.spawn(reload, st) end)
@@ -400,7 +422,7 @@ end
 -- replaces the running ones (and any restart of theirs still to come).
 local function hangup(st)
   if st.stopping then return end
-  local _, err = M.load_script(st.o.script)
+  local _, err = M.load_script(st.o.script, st.o.http)
   if err then
     log("SIGHUP: reload failed, keeping the running workers: %s", err)
     return
@@ -549,7 +571,7 @@ end
 -- certificate (each worker loads its own), the addresses are free. Returns
 -- the workers' listen addresses, or nil and why not.
 local function master_checks(o)
-  local _, err = M.load_script(o.script)
+  local _, err = M.load_script(o.script, o.http)
   if err then return nil, ("cannot load %s: %s"):format(o.script, err) end
   local ssl, why = tls_context(o)
   if o.tls_cert and not ssl then return nil, "cannot load the TLS certificate: " .. why end
@@ -586,8 +608,8 @@ local function serve_master(o)
 end
 
 --- Serves o: {script=, listen={{host=, port=} or {path=}, ...}, workers=,
--- max_connections=, idle_timeout=, grace=, tls_cert=, tls_key=}. Returns
--- the exit status.
+-- max_connections=, idle_timeout=, grace=, tls_cert=, tls_key=, http=,
+-- quiet=}. Returns the exit status.
 function M.serve(o)
   core.sys.ignore_signal("SIGPIPE")  -- a closed log pipe: log writes just fail
   log("lasync %s serving %s with %d worker%s", lasync.VERSION, o.script,

@@ -1,0 +1,318 @@
+--- lasync.http: HTTP/1.1 over lasync streams (docs/reference.md §10).
+-- The parser, the body framing and the serialising are lasync.core's
+-- (src/http.c, core._http); this module runs the server: one task per
+-- connection reads its requests one after another (pipelined requests are
+-- so answered in order), calls the handler and writes its response.
+local lasync = require "lasync"
+local core = require "lasync.core"
+local checks = require "lasync.checks"
+checks.internal()
+
+local H = core._http
+local HTTPError, OSError, CancelledError, TimeoutError =
+  core.HTTPError, core.OSError, core.CancelledError, core.TimeoutError
+local pcall, xpcall, error, type, pairs, ipairs, setmetatable =
+  pcall, xpcall, error, type, pairs, ipairs, setmetatable
+
+local M = {}
+
+-- ---------------------------------------------------------------- options --
+
+local POSITIVE = checks.option("number", "a positive number", function(v) return v > 0 end)
+
+local SERVE_OPTS = {host = checks.ANY, port = checks.ANY, ssl = checks.ANY,
+  backlog = checks.ANY, reuse_port = checks.ANY, max_body_size = checks.count(),
+  max_headers_size = checks.count(), timeout = POSITIVE}
+
+local DEFAULTS = {max_body_size = 1024 * 1024, max_headers_size = 16 * 1024, timeout = 60}
+
+-- How long and how much of an unwanted request body is read and dropped
+-- after an error response, before the connection closes: closing with
+-- unread input makes the kernel reset it, and the client could lose the
+-- response (a lingering close, as nginx does).
+local LINGER_TIME, LINGER_BYTES = 2, 1024 * 1024
+
+-- ---------------------------------------------------------------- service --
+
+-- A service holds what every connection of one or more listening servers
+-- shares: the handler, the limits, the open connections (each
+-- {stream=, task=, idle=}) and whether it is closing.
+
+-- The connection's request: `req.conn` is its connection, the response's
+-- state is in the connection (started, chunked, keep, finished, bytes).
+
+local Request = {}
+
+-- The state of req's response, for a method of req named fname.
+local function response_of(req, fname)
+  local conn = req.conn
+  if type(conn) ~= "table" or conn.req ~= req then
+    checks.misuse(("bad self to '%s' (a request of lasync.http expected)"):format(fname))
+  end
+  return conn
+end
+
+--- req:start_response(status, headers): sends the head of a streamed
+-- response; its body follows with req:write(), chunked unless headers
+-- has Content-Length.
+function Request:start_response(status, headers)
+  local conn = response_of(self, "start_response")
+  checks.integer(status, 1, "start_response", 100, 999, "status (integer from 100 to 999)")
+  checks.check(headers == nil or type(headers) == "table", headers, 2, "start_response",
+    "table of headers or nil")
+  if conn.started then checks.misuse("start_response: the response has already started") end
+  conn.chunked, conn.keep = H.write_head(conn.stream, self, status, conn.service:headers(headers))
+  conn.started, conn.status = true, status
+end
+
+--- req:write(data): sends a piece of the streamed body; suspends while
+-- the peer does not read it (backpressure).
+function Request:write(data)
+  local conn = response_of(self, "write")
+  checks.check(type(data) == "string", data, 1, "write", "string")
+  if not conn.started then checks.misuse("write: start_response first") end
+  if conn.finished then checks.misuse("write: the response is finished") end
+  if self.method == "HEAD" then return end
+  if conn.chunked then H.write_chunk(conn.stream, data) else conn.stream:write(data) end
+  conn.bytes = conn.bytes + #data
+  conn.stream:drain()
+end
+
+--- req:finish(): ends the streamed response (the last chunk).
+function Request:finish()
+  local conn = response_of(self, "finish")
+  if not conn.started then checks.misuse("finish: start_response first") end
+  if conn.finished then return end
+  conn.finished = true
+  if conn.chunked and self.method ~= "HEAD" then H.write_chunk(conn.stream, nil) end
+  conn.stream:drain()
+end
+
+H.set_methods(Request)
+
+local Service = {}
+Service.__index = Service
+
+-- headers, with Connection: close while the service is closing, so that
+-- the connection of a request in flight ends after it. Never changes the
+-- handler's table.
+function Service:headers(headers)
+  if not self.closing then return headers or {} end
+  local copy = {}
+  for k, v in pairs(headers or {}) do copy[k] = v end
+  copy.Connection = "close"
+  return copy
+end
+
+-- Runs fn(...) within the request timeout: its results, or nil and the
+-- TimeoutError.
+function Service:timed(fn, ...)
+  local ok, res = pcall(lasync.timeout, self.timeout, fn, ...)
+  if ok then return res end
+  if TimeoutError:is(res) then return nil, res end
+  error(res, 0)
+end
+
+-- An error response that ends the connection: written, then the rest of
+-- the input dropped for a bounded time (see LINGER_TIME). Returns false.
+local function refuse(conn, status, req)
+  local s = conn.stream
+  conn.status = status
+  H.write_response(s, req, status, {Connection = "close"}, "")
+  s:drain()
+  if s:can_write_eof() then s:write_eof() end
+  pcall(lasync.timeout, LINGER_TIME, function()
+    local got = 0
+    repeat
+      local data = s:read(65536)
+      got = got + #data
+    until data == "" or got > LINGER_BYTES
+  end)
+  return false
+end
+
+-- The next request's head, or nil once the connection is to end: at EOF,
+-- when idle past the timeout, or after an error response (408 for a head
+-- begun but not finished in time, the HTTPError's status for a bad one).
+function Service:read_head(conn)
+  if self.closing then return nil end
+  local s = conn.stream
+  local before = core._stream_received(s)
+  conn.idle = true
+  local req, err = self:timed(H.read_request, s, self.max_headers_size)
+  conn.idle = false
+  if req or err == nil then return req end
+  if core._stream_received(s) ~= before then refuse(conn, 408) end
+  return nil
+end
+
+-- Reads req.body (after a 100 Continue if asked for); false, once an
+-- error response is sent (413, 408, 400), when the connection is to end.
+function Service:read_body(conn, req)
+  if (req.body_length or 0) > self.max_body_size then return refuse(conn, 413, req) end
+  if req.expect_continue then H.continue(conn.stream) end
+  local ok, body = pcall(self.timed, self, H.read_body, conn.stream, req, self.max_body_size)
+  if ok and body then
+    req.body = body
+    return true
+  end
+  if ok then return refuse(conn, 408, req) end
+  if HTTPError:is(body) and body.status then return refuse(conn, body.status, req) end
+  error(body, 0)
+end
+
+-- xpcall's message handler: the error and its traceback.
+local function traced(e)
+  return {e, debug.traceback(checks.errtext(e), 2)}
+end
+
+-- The handler failed with err (a {error, traceback} pair): a 500 when no
+-- response has started, else the connection is aborted; reported to the
+-- loop's exception handler unless the peer caused it (a reset). Returns
+-- whether the connection goes on.
+function Service:failed(conn, req, err)
+  local e = err[1]
+  if CancelledError:is(e) then error(e, 0) end
+  if OSError:is(e) and conn.started then return false end
+  lasync.get_running_loop():call_exception_handler {
+    message = "Unhandled error in HTTP handler", exception = e,
+    traceback = err[2], task = lasync.current_task()}
+  if conn.started then return false end
+  conn.status = 500
+  return H.write_response(conn.stream, req, 500, self:headers(), "")
+end
+
+-- Runs the handler and writes the response it returned (finishes the
+-- one it streamed): returns whether the connection stays open.
+local function call(service, conn, req)
+  local status, body, headers = service.app(req)
+  if conn.started then
+    req:finish()
+    return conn.keep
+  end
+  if math.type(status) ~= "integer" or body ~= nil and type(body) ~= "string"
+      or headers ~= nil and type(headers) ~= "table" then
+    error(("HTTP handler returned %s, %s, %s: status (integer), body (string or nil) "
+      .. "and headers (table or nil) expected"):format(checks.typename(status),
+      checks.typename(body), checks.typename(headers)), 0)
+  end
+  body = body or ""
+  conn.status, conn.bytes = status, req.method == "HEAD" and 0 or #body
+  return H.write_response(conn.stream, req, status, service:headers(headers), body)
+end
+
+-- Runs the handler and writes its response: whether the connection
+-- stays open.
+function Service:respond(conn, req)
+  local ok, keep = xpcall(call, traced, self, conn, req)
+  if not ok then keep = self:failed(conn, req, keep) end
+  conn.stream:drain()
+  return keep
+end
+
+-- Answers one request (logged, when there is a log, even when refused):
+-- returns whether the connection goes on.
+function Service:answer(conn, req)
+  local started = lasync.time()
+  conn.req, conn.started, conn.finished, conn.bytes, conn.status = req, false, false, 0, nil
+  req.conn, req.peer = conn, conn.peer
+  local keep = self:read_body(conn, req) and self:respond(conn, req)
+  if self.log then self.log(req, conn.status, conn.bytes, lasync.time() - started) end
+  return keep and not self.closing
+end
+
+-- The peer of a stream: {host=, port=} (a Unix socket's: its path as host).
+local function peer_of(stream)
+  local host, port = stream:get_extra_info("peername")
+  if port then return {host = host, port = port} end
+  return {host = stream:get_extra_info("sockname")}
+end
+
+-- Why a connection ended, when not by itself: an error the peer caused
+-- (a reset, a broken pipe, a head cut short) ends it quietly; a bad
+-- request gets its error response; anything else goes on up.
+local function ended(conn, err)
+  if OSError:is(err) then return end
+  if not (HTTPError:is(err) and err.status) then error(err, 0) end
+  if not err.incomplete then pcall(refuse, conn, err.status) end
+end
+
+-- Serves the requests of one connection until it ends.
+function Service:connection(stream)
+  local conn = {stream = stream, service = self, task = lasync.current_task(),
+                peer = peer_of(stream), idle = false}
+  self.conns[conn] = true
+  local ok, err = pcall(function()
+    repeat
+      local req = self:read_head(conn)
+    until not (req and self:answer(conn, req))
+  end)
+  self.conns[conn] = nil
+  if not ok then ended(conn, err) end
+end
+
+--- Stops serving: the idle keep-alive connections close at once, those
+-- with a request in flight once it is answered.
+function Service:close()
+  self.closing = true
+  for conn in pairs(self.conns) do
+    if conn.idle then conn.task:cancel() end
+  end
+end
+
+--- A service for stream servers: `service.handler` is the connection
+-- handler (function(reader, writer)) to give them; `service:close()` as
+-- above. opts: max_body_size, max_headers_size, timeout (as serve's);
+-- log, a function(req, status, bytes, seconds) called after each response
+-- (lasync serve's access log).
+function M._service(app, opts)
+  local self = setmetatable({app = app, conns = {}, closing = false, log = opts.log,
+    max_body_size = opts.max_body_size or DEFAULTS.max_body_size,
+    max_headers_size = opts.max_headers_size or DEFAULTS.max_headers_size,
+    timeout = opts.timeout or DEFAULTS.timeout}, Service)
+  function self.handler(stream) return self:connection(stream) end
+  return self
+end
+
+-- ----------------------------------------------------------------- server --
+
+-- The Server of serve: the stream server's, whose close() also ends the
+-- idle keep-alive connections (and so does serve_forever() cancelled).
+local Server = {}
+local ServerMT = {__index = Server, __name = "lasync.HttpServer"}
+
+for _, name in ipairs {"wait_closed", "is_serving", "sockname", "socknames",
+                       "close_clients", "abort_clients", "set_max_connections"} do
+  Server[name] = function(self, ...)
+    local srv = self.server
+    return srv[name](srv, ...)
+  end
+end
+
+function Server:close()
+  self.server:close()
+  self.service:close()
+end
+
+ServerMT.__close = Server.close
+
+function Server:serve_forever()
+  local ok, err = pcall(self.server.serve_forever, self.server)
+  if not self.server:is_serving() then self.service:close() end
+  if not ok then error(err, 0) end
+end
+
+--- Serves HTTP: handler(req) for each request (see the module's doc).
+-- opts: host (nil: every interface), port (nil or 0: a free one), ssl,
+-- backlog, reuse_port (as start_server's), max_body_size (default 1 MiB),
+-- max_headers_size (16 KiB), timeout (60 s). Returns the Server.
+function M.serve(handler, opts)
+  checks.callable(handler, 1, "serve", "handler function")
+  opts = checks.options(opts, 2, "serve", SERVE_OPTS)
+  local service = M._service(handler, opts)
+  local server = lasync.start_server(service.handler, opts.host, opts.port,
+    {ssl = opts.ssl, backlog = opts.backlog, reuse_port = opts.reuse_port})
+  return setmetatable({server = server, service = service}, ServerMT)
+end
+
+return M

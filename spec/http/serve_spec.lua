@@ -1,0 +1,148 @@
+--- `lasync serve --http` (scripts/lasync, lua/lasync/serve.lua), run in
+-- the background by a shell; the spec finds its pid in its log, stops it
+-- by that pid (or kills it in after_each), and talks to it with curl.
+local lasync = require "lasync"
+local helper = require "helper"
+local util = require "http_util"
+
+-- The checkout: this file is <root>spec/http/serve_spec.lua.
+local ROOT = debug.getinfo(1, "S").source:match("^@(.-)spec/http/[^/]*$")
+
+describe("lasync serve --http", function()
+  local scratch = helper.scratch()
+  local running = {}  -- servers not yet stopped
+  local count = 0
+
+  -- Every lasync process of a server (a master and its workers): the
+  -- pids its log names.
+  local function pids(srv)
+    local list = {}
+    for p in srv.log():gmatch("lasync%[(%d+)%]") do list[p] = true end
+    return list
+  end
+
+  after_each(function()
+    for srv in pairs(running) do
+      for p in pairs(pids(srv)) do os.execute("kill -KILL " .. p .. " 2>/dev/null") end
+    end
+    running = {}
+  end)
+  lazy_teardown(scratch.cleanup)
+
+  -- Starts `lasync serve ARGS...` in the checkout; returns the server
+  -- {pid=, log=} (log() is its stderr so far) and its port, once it listens.
+  local function start(...)
+    count = count + 1
+    local log = util.touch(scratch.tmp("log" .. count))
+    local status = util.touch(scratch.tmp("status" .. count))
+    local words = {}
+    for i, a in ipairs {...} do words[i] = util.quote(a) end
+    assert(os.execute(("cd %s && (lasync serve %s >/dev/null 2>%s </dev/null; echo $? >%s) &")
+      :format(util.quote(ROOT), table.concat(words, " "), log, status)))
+    local srv = {log = function() return helper.read_file(log) end, status = status}
+    running[srv] = true
+    local port = util.poll(function() return srv.log():match("listening on 127%.0%.0%.1:(%d+)") end)
+    srv.pid = srv.log():match("lasync%[(%d+)%]")
+    return srv, tonumber(port)
+  end
+
+  -- SIGTERM to its first process; returns its exit status.
+  local function stop(srv)
+    assert(os.execute("kill -TERM " .. srv.pid))
+    local code = util.poll(function() return tonumber(helper.read_file(srv.status)) end)
+    running[srv] = nil
+    return code
+  end
+
+  local LINE = "%d%d%d%d%-%d%d%-%d%dT[%d:.]+Z lasync%[%d+%]: 127%.0%.0%.1:%d+ "
+
+  it("serves examples/http_hello.lua with an access log; SIGTERM: exit 0", helper.async(function()
+    local srv, port = start("examples/http_hello.lua", "--http", "--listen", "127.0.0.1:0")
+    local out, err = util.curl(util.url(port, "/greet?name=you"), util.url(port, "/x"))
+    assert.equal("hello, you\nhello, world\n", out, err)
+    local _, _, code = util.curl("-I", util.url(port, "/h"))
+    assert.equal(0, code)
+    local big = scratch.write("big", ("b"):rep(2 * 1024 * 1024))  -- over 1 MiB
+    assert.equal("413", (util.curl("-o", "/dev/null", "-w", "%{http_code}",
+      "--data-binary", "@" .. big, util.url(port, "/big"))))
+    -- an idle keep-alive connection does not hold up the stop
+    local r, w = lasync.open_connection("127.0.0.1", port)
+    w:write("GET /idle HTTP/1.1\r\nHost: h\r\n\r\n")
+    r:readuntil("hello, world\n")
+    assert.equal(0, stop(srv))
+    assert.equal("", r:read(-1))
+    w:close()
+    local log = srv.log()
+    assert.matches(LINE .. "GET /greet%?name=you 200 11 [%d.]+ms\n", log)
+    assert.matches(LINE .. "GET /x 200 13 [%d.]+ms\n", log)
+    assert.matches(LINE .. "HEAD /h 200 0 [%d.]+ms\n", log)
+    assert.matches(LINE .. "POST /big 413 0 [%d.]+ms\n", log)
+  end, {deadline = 10}))
+
+  it("--quiet: no access log", helper.async(function()
+    local srv, port = start("examples/http_hello.lua", "--http", "--quiet", "--listen", "127.0.0.1:0")
+    assert.equal("hello, world\n", (util.curl(util.url(port))))
+    assert.equal(0, stop(srv))
+    assert.not_matches("GET /", srv.log())
+  end, {deadline = 10}))
+
+  it("serves the JSON API with --workers 2 and logs a handler error", helper.async(function()
+    local srv, port = start("examples/http_api.lua", "--http", "--workers", "2",
+      "--listen", "127.0.0.1:0")
+    -- each worker has its own store: one connection goes to one worker
+    local out, err = util.curl("-X", "PUT", "-d", '{"n": 1}', util.url(port, "/keys/a"),
+      "--next", util.url(port, "/keys/a"), "--next", util.url(port, "/keys"),
+      "--next", "-X", "DELETE", "-o", "/dev/null", "-w", "%{http_code}\n", util.url(port, "/keys/a"),
+      "--next", "-o", "/dev/null", "-w", "%{http_code}\n", util.url(port, "/keys/a"))
+    assert.equal('{"key":"a"}\n{"n":1}\n["a"]\n204\n404\n', out, err)
+    out = util.curl(util.url(port, "/numbers?n=100000"))
+    local n = 0
+    for i in out:gmatch("%d+") do
+      n = n + 1
+      assert.equal(n, tonumber(i))
+    end
+    assert.equal(100000, n)
+    assert.equal(0, stop(srv))
+  end, {deadline = 15}))
+
+  it("logs a handler error with its traceback and answers 500", helper.async(function()
+    local script = scratch.write("fail.lua", "return function(req) error('broken ' .. req.path) end\n")
+    local srv, port = start(script, "--http", "--listen", "127.0.0.1:0")
+    local out = util.curl("-o", "/dev/null", "-w", "%{http_code}", util.url(port, "/p"))
+    assert.equal("500", out)
+    assert.equal(0, stop(srv))
+    assert.matches("Unhandled error in HTTP handler: [^\n]*broken /p\nstack traceback:", srv.log())
+    assert.matches(LINE .. "GET /p 500 0 ", srv.log())
+  end, {deadline = 10}))
+
+  it("reloads the handler on SIGHUP", helper.async(function()
+    local script = scratch.write("v.lua", "return function() return 200, 'v1' end\n")
+    local srv, port = start(script, "--http", "--listen", "127.0.0.1:0")
+    assert.equal("v1", (util.curl(util.url(port))))
+    scratch.write("v.lua", "return function() return 200, 'v2' end\n")
+    assert(os.execute("kill -HUP " .. srv.pid))
+    util.poll(function() return srv.log():find("SIGHUP: reloaded", 1, true) end)
+    assert.equal("v2", (util.curl(util.url(port))))
+    assert.equal(0, stop(srv))
+  end, {deadline = 10}))
+
+  it("serves TLS", helper.async(function()
+    local dir = ROOT .. "spec/fixtures/tls/"
+    local srv, port = start("examples/http_hello.lua", "--http", "--listen", "127.0.0.1:0",
+      "--tls-cert", dir .. "server.pem", "--tls-key", dir .. "server.key")
+    local out, err = util.curl("--cacert", dir .. "ca.pem",
+      ("https://127.0.0.1:%d/"):format(port))
+    assert.equal("hello, world\n", out, err)
+    assert.equal(0, stop(srv))
+  end, {deadline = 10}))
+
+  it("--idle-timeout closes an idle keep-alive connection", helper.async(function()
+    local srv, port = start("examples/http_hello.lua", "--http", "--idle-timeout", "0.1",
+      "--listen", "127.0.0.1:0")
+    local r, w = lasync.open_connection("127.0.0.1", port)
+    w:write("GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert.matches("^HTTP/1.1 200 OK\r\n.*hello, world\n$", r:read(-1))
+    w:close()
+    assert.equal(0, stop(srv))
+  end, {deadline = 10}))
+end)
