@@ -88,6 +88,7 @@ build = {
       ["lasync.contextvars"] = "lua/lasync/contextvars.lua",
       ["lasync.streams"] = "lua/lasync/streams.lua",
       ["lasync.serve"] = "lua/lasync/serve.lua",
+      ["lasync.httpclient"] = "lua/lasync/httpclient.lua",
    },
    install = {
       bin = {
