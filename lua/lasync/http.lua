@@ -2,7 +2,8 @@
 -- The parser, the body framing and the serialising are lasync.core's
 -- (src/http.c, core._http); this module runs the server: one task per
 -- connection reads its requests one after another (pipelined requests are
--- so answered in order), calls the handler and writes its response.
+-- so answered in order), calls the handler and writes its response. The
+-- client is lasync.httpclient's, re-exported.
 local lasync = require "lasync"
 local core = require "lasync.core"
 local checks = require "lasync.checks"
@@ -314,5 +315,9 @@ function M.serve(handler, opts)
     {ssl = opts.ssl, backlog = opts.backlog, reuse_port = opts.reuse_port})
   return setmetatable({server = server, service = service}, ServerMT)
 end
+
+-- The client: lasync.httpclient (request, get, post).
+local client = require "lasync.httpclient"
+M.request, M.get, M.post = client.request, client.get, client.post
 
 return M
