@@ -7,11 +7,16 @@
 --   DELETE /keys/NAME     removes it
 --   GET    /numbers?n=N   a streamed response: N lines, one number each,
 --                         sent as the client reads them (backpressure)
+--   POST   /copy/NAME?from=URL[&as=NEW]
+--                         fetches NAME from another store at URL (an
+--                         upstream, through the HTTP client) and stores it
+--                         here under NEW (default NAME)
 --   curl -X PUT -d '{"x": 1}' http://127.0.0.1:8080/keys/a
 --   curl http://127.0.0.1:8080/keys/a
 -- The store lives in the serving process (with --workers N each worker
 -- has its own).
 local cjson = require "cjson"
+local http = require "lasync.http"
 
 local store = {}
 
@@ -56,11 +61,26 @@ local function numbers(req)
   req:finish()
 end
 
+-- The handler awaits the upstream; the server's other connections go on
+-- meanwhile. An upstream that fails or does not have the key is a 502.
+local function copy_key(name, req)
+  local from = req.query:match("from=([^&]+)")
+  if not from then return reply(400, {error = "from=URL is needed"}) end
+  local ok, res = pcall(http.get, from .. "/keys/" .. name, {timeout = 5})
+  if not ok then return reply(502, {error = "upstream failed: " .. tostring(res)}) end
+  if res.status ~= 200 then return reply(502, {error = "upstream answered " .. res.status}) end
+  local as = req.query:match("as=([^&]+)") or name
+  store[as] = res.body:gsub("\n$", "")
+  return reply(200, {key = as})
+end
+
 local KEY_ROUTES = {GET = get_key, PUT = put_key, DELETE = delete_key}
 
 return function(req)
   if req.path == "/keys" and req.method == "GET" then return list_keys() end
   if req.path == "/numbers" and req.method == "GET" then return numbers(req) end
+  local copied = req.path:match("^/copy/([^/]+)$")
+  if copied and req.method == "POST" then return copy_key(copied, req) end
   local name = req.path:match("^/keys/([^/]+)$")
   if not name then return reply(404, {error = "no such route", path = req.path}) end
   local route = KEY_ROUTES[req.method]

@@ -105,6 +105,17 @@ describe("lasync serve --http", function()
     assert.equal(0, stop(srv))
   end, {deadline = 15}))
 
+  it("copies a key from an upstream with the HTTP client (http_api.lua)", helper.async(function()
+    local srv, port = start("examples/http_api.lua", "--http", "--listen", "127.0.0.1:0")
+    local copy = util.url(port, "/copy/a?from=" .. util.url(port, "") .. "&as=b")
+    local out, err = util.curl("-X", "PUT", "-d", '{"n": 2}', util.url(port, "/keys/a"),
+      "--next", "-X", "POST", copy, "--next", util.url(port, "/keys/b"),
+      "--next", "-X", "POST", "-o", "/dev/null", "-w", "%{http_code}\n",
+      util.url(port, "/copy/none?from=" .. util.url(port, "")))
+    assert.equal('{"key":"a"}\n{"key":"b"}\n{"n":2}\n502\n', out, err)
+    assert.equal(0, stop(srv))
+  end, {deadline = 10}))
+
   it("logs a handler error with its traceback and answers 500", helper.async(function()
     local script = scratch.write("fail.lua", "return function(req) error('broken ' .. req.path) end\n")
     local srv, port = start(script, "--http", "--listen", "127.0.0.1:0")
