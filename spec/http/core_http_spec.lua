@@ -39,10 +39,13 @@ local function received(client, server)
   return client:read()
 end
 
-local function rejects(status, raw, why)
+-- message: a pattern its message must match when the check is src/http.c's
+-- own, also made by http_parser (status alone would not tell them apart).
+local function rejects(status, raw, why, message)
   it(why .. " → " .. status, helper.async(function()
     local err = request_error(raw)
     assert.equal(status, err.status)
+    if message then assert.matches(message, err.message) end
   end))
 end
 
@@ -161,17 +164,28 @@ describe("core._http.read_request", function()
   end))
 
   rejects(400, "GET / HTTP/1.1\nHost: x\r\n\r\n", "a bare LF")
-  rejects(400, head("GET / HTTP/1.1", "Host: x", "X: a\0b"), "a NUL")
+  rejects(400, head("GET / HTTP/1.1", "Host: x", "X: a\0b"), "a NUL", "NUL in head")
+  rejects(400, "GET /\0 HTTP/1.1\r\nHost: x\r\n\r\n", "a NUL in the target", "NUL in head")
   rejects(400, head("GET / HTTP/1.1", "Host: x", "X: a", " b"), "an obsolete line folding")
   rejects(400, head("GET / HTTP/1.1", "Host: x", "Bad Name: v"), "a field name not a token")
   rejects(400, head("GET / HTTP/1.1", "Host : x"), "a space before the colon")
   rejects(400, head("GET / HTTP/1.1", "Host: x", "NoColon"), "a line without a colon")
   rejects(400, head("POST / HTTP/1.1", "Host: x", "Content-Length: 3",
                     "Transfer-Encoding: chunked"), "Content-Length with Transfer-Encoding")
+  rejects(400, head("POST / HTTP/1.1", "Host: x", "Transfer-Encoding: chunked",
+                    "Content-Length: 3"), "Transfer-Encoding, then Content-Length")
   rejects(400, head("POST / HTTP/1.1", "Host: x", "Content-Length: 3",
                     "Content-Length: 4"), "differing Content-Lengths")
+  rejects(400, head("POST / HTTP/1.1", "Host: x", "Content-Length: 3",
+                    "Content-Length: 3"), "a repeated Content-Length")
+  rejects(400, head("POST / HTTP/1.1", "Host: x", "Content-Length: 3, 3"),
+          "a Content-Length list")
   rejects(400, head("POST / HTTP/1.1", "Host: x", "Content-Length: x"),
           "a non-numeric Content-Length")
+  rejects(400, head("POST / HTTP/1.1", "Host: x", "Content-Length: +3"),
+          "a signed Content-Length")
+  rejects(400, head("POST / HTTP/1.1", "Host: x", "Content-Length:"),
+          "an empty Content-Length")
   rejects(400, head("GET / HTTP/1.1"), "a missing Host")
   rejects(400, head("GET / HTTP/1.1", "Host: a", "Host: b"), "two Hosts")
   rejects(400, head("POST / HTTP/1.0", "Transfer-Encoding: chunked"),
@@ -182,6 +196,14 @@ describe("core._http.read_request", function()
   rejects(501, head("POST / HTTP/1.1", "Host: x", "Transfer-Encoding: gzip, chunked"),
           "a coding before chunked")
   rejects(505, head("GET / HTTP/2.0", "Host: x"), "HTTP/2.0")
+
+  it("sees a folding whose LF and space come in two reads", paired(function(client, server)
+    local t = lasync.spawn(helper.error_of, H.read_request, server, MAX)
+    util.trickle(client, {"GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n", " b\r\n\r\n"})
+    local err = t:await()
+    assert.equal(400, err.status)
+    assert.matches("folding", err.message)
+  end))
 
   it("names the problem in its message", helper.async(function()
     local err = request_error("GET / HTTP/1.1\nHost: x\r\n\r\n")
@@ -281,19 +303,44 @@ describe("core._http.read_body", function()
     assert.equal(413, helper.error_of(H.read_body, server, req, 10).status)
   end))
 
-  local function bad_chunked(raw, why)
+  -- Each but the last is a whole body that a decoder without the check
+  -- would take (then "" or "hello"), so only the check makes it fail;
+  -- message: a pattern for the error's message.
+  local function bad_chunked(raw, why, message)
     it("raises 400 on " .. why, paired(function(client, server)
       local req = request(client, server, chunked .. raw)
       client:write_eof()
-      assert.equal(400, helper.error_of(H.read_body, server, req, 100).status)
+      local err = helper.error_of(H.read_body, server, req, 100)
+      assert.equal(400, err.status, tostring(err))
+      if message then assert.matches(message, err.message) end
     end))
   end
   bad_chunked("x\r\n", "a bad chunk size")
+  bad_chunked(";a\r\n\r\n", "a size line without a size", "bad chunk size")
+  bad_chunked("5x\r\nhello\r\n0\r\n\r\n", "junk after a chunk size", "bad chunk size")
   bad_chunked("5\nhello\r\n0\r\n\r\n", "a bare LF in a size line")
+  bad_chunked("5;a\nhello\r\n0\r\n\r\n", "a bare LF after an extension", "bare LF")
+  bad_chunked("5;a\rb\r\nhello\r\n0\r\n\r\n", "a CR in an extension", "extension")
+  bad_chunked("5;a\0b\r\nhello\r\n0\r\n\r\n", "a NUL in an extension", "extension")
   bad_chunked("5\r\nhelloX\r\n0\r\n\r\n", "data not followed by CRLF")
+  bad_chunked("5\r\nhelloXY0\r\n\r\n", "data followed by two other bytes", "CRLF")
   bad_chunked("10000000000000000\r\n", "a size too large")
+  bad_chunked("10000000000000005\r\nhello\r\n0\r\n\r\n", "a size that wraps to 5",
+              "too large")
+  bad_chunked("5;" .. ("e"):rep(5000) .. "\r\nhello\r\n0\r\n\r\n",
+              "a size line over 4 KiB", "too long")
   bad_chunked("0\r\nT: 1\n\r\n", "a bare LF in a trailer")
+  bad_chunked("0\r\nT: a\rb\r\n\r\n", "a CR in a trailer", "trailer")
+  bad_chunked("0\r\nT: a\0b\r\n\r\n", "a NUL in a trailer", "trailer")
+  bad_chunked("0\r\n" .. ("T: " .. ("t"):rep(4000) .. "\r\n"):rep(5) .. "\r\n",
+              "a trailer section over 16 KiB", "trailer section too large")
   bad_chunked("5\r\nhel", "a body cut short")
+
+  it("takes trailer lines up to 16 KiB in all", paired(function(client, server)
+    local req = request(client, server, chunked .. "2\r\nok\r\n0\r\n"
+      .. ("T: " .. ("t"):rep(4000) .. "\r\n"):rep(4) .. "\r\n")
+    assert.equal("ok", H.read_body(server, req, 100))
+  end))
 end)
 
 describe("core._http.write_response", function()
@@ -455,5 +502,229 @@ describe("core._http streamed responses and the client side", function()
     local err = helper.error_of(H.read_response, client, MAX, "GET")
     assert.is_true(lasync.HTTPError:is(err))
     assert.is_nil(err.status)
+  end))
+end)
+
+-- Request heads read by core._http and by Debian's libhttp-parser alone
+-- (spec/http/http_parser_oracle.c, built here against -lhttp_parser; it
+-- stops at the end of the head as src/http.c does). Where http_parser
+-- refuses a head, core._http refuses it too; where it takes one, core._http
+-- reads the same method, target, version and fields (values without their
+-- trailing whitespace, which http_parser keeps) or refuses it on purpose,
+-- with one of these messages (RFC 9112 allows or asks for each):
+--   bare LF            http_parser ends lines at a lone LF; a proxy that
+--                      does not would read another request (§2.2)
+--   obsolete folding   http_parser unfolds; we refuse (§5.2)
+--   not a token        Debian's http_parser lets a space in a field name
+--                      ("Host : x"), §5.1 asks for 400
+--   Host               http_parser does not look at Host (§3.2)
+--   HTTP/1.0 TE        Transfer-Encoding in 1.0: §6.1 asks to distrust it
+--   transfer coding    anything but exactly "chunked" (501, §6.1); the
+--                      check of http_parser comes after the head, where
+--                      both stop
+--   HTTP version       http_parser takes any digit.digit (505)
+-- The cases: the seeds of fuzz/corpus/head/ (decided as above) and our own,
+-- each with what must happen: "ok" (both read it), "both" (both refuse
+-- it) or the message with which core._http alone refuses it.
+describe("core._http.read_request against Debian's libhttp-parser", function()
+  local ROOT = debug.getinfo(1, "S").source:match("^@(.-)spec/http/[^/]*$")
+  local STRICTER = {"bare LF in head", "obsolete line folding", "not a token",
+                    "exactly one Host", "Transfer%-Encoding in an HTTP/1%.0",
+                    "unsupported transfer coding", "unsupported HTTP version"}
+
+  local function rq(line, ...) return head(line, "Host: h", ...) end
+  local own = {
+    {"ok", rq("GET / HTTP/1.1")},
+    {"ok", "\r\n\r\n" .. rq("GET /after-empty-lines HTTP/1.1")},
+    {"ok", rq("GET http://h:8/p?q=1 HTTP/1.1")},
+    {"ok", rq("OPTIONS * HTTP/1.1")},
+    {"ok", rq("CONNECT h:443 HTTP/1.1")},
+    {"ok", rq("M-SEARCH * HTTP/1.1")},
+    {"ok", rq("PATCH /a?b?c HTTP/1.1")},
+    {"ok", rq("GET /a? HTTP/1.1")},
+    {"ok", rq("GET /%41%00 HTTP/1.1")},
+    {"ok", rq("GET / HTTP/1.1", "X-A: 1", "x-a: 2", "X-B:\t lead", "X-A: 3 \t")},
+    {"ok", rq("GET / HTTP/1.1", "X-Empty:", "X-Blank:   ", "X-Colon: a:b: c")},
+    {"ok", rq("GET / HTTP/1.1", "X-!#$%&'*+.^_`|~09: token chars")},
+    {"ok", rq("GET / HTTP/1.1", "X-Obs: caf\xc3\xa9 \x80\xff")},
+    {"ok", rq("POST / HTTP/1.1", "Content-Length: 3") .. "abc"},
+    {"ok", rq("POST / HTTP/1.1", "Content-Length: 0")},
+    {"ok", rq("POST / HTTP/1.1", "Content-Length: 007 ")},
+    {"ok", rq("POST / HTTP/1.1", "Transfer-Encoding: Chunked") .. "0\r\n\r\n"},
+    {"ok", rq("GET /1 HTTP/1.1") .. rq("GET /2 HTTP/1.1")},
+    {"ok", head("GET / HTTP/1.0")},
+    {"ok", head("GET / HTTP/1.1", "Host:")},
+    {"ok", head("GET / HTTP/1.1", "hOsT: h")},
+    {"ok", rq("GET / HTTP/1.1", "Connection: close, Upgrade", "Upgrade: websocket")},
+    {"both", rq("GET / HTTP/1.1 extra")},
+    {"both", rq("get / HTTP/1.1")},
+    {"both", rq("BREW / HTTP/1.1")},
+    {"both", rq("GET /a b HTTP/1.1")},
+    {"both", rq("GET / HTTP/1.1x")},
+    {"both", rq("GET / HTTP/1")},
+    {"both", rq("GET / FTP/1.1")},
+    {"both", rq("GET /\127 HTTP/1.1")},
+    {"both", rq("POST / HTTP/1.1", "Content-Length: 3", "Transfer-Encoding: chunked")},
+    {"both", rq("POST / HTTP/1.1", "Transfer-Encoding: chunked", "Content-Length: 3")},
+    {"both", rq("POST / HTTP/1.1", "Content-Length: 3", "Content-Length: 3")},
+    {"both", rq("POST / HTTP/1.1", "Content-Length: 3", "Content-Length: 4")},
+    {"both", rq("POST / HTTP/1.1", "Content-Length: 3, 3")},
+    {"both", rq("POST / HTTP/1.1", "Content-Length: x")},
+    {"both", rq("POST / HTTP/1.1", "Content-Length: -1")},
+    {"both", rq("POST / HTTP/1.1", "Content-Length: 1 2")},
+    {"both", rq("POST / HTTP/1.1", "Content-Length:")},
+    {"both", rq("POST / HTTP/1.1", "Content-Length: 99999999999999999999")},
+    {"both", rq("GET / HTTP/1.1", "X: a\0b")},
+    {"both", rq("GET / HTTP/1.1", "X\0Y: b")},
+    {"both", rq("GET /\0 HTTP/1.1")},
+    {"both", rq("GET / HTTP/1.1", "X: a\1b")},
+    {"both", rq("GET / HTTP/1.1", "X: a\127b")},
+    {"both", rq("GET / HTTP/1.1", "X: a\rb")},
+    {"both", rq("GET / HTTP/1.1", "NoColon")},
+    {"both", rq("GET / HTTP/1.1", ": no name")},
+    {"both", rq("GET / HTTP/1.1", "X(Y): v")},
+    {"both", rq("GET / HTTP/1.1", "X\tY: v")},
+    {"both", "GET / HTTP/1.1\r\nHost: h\r\n"},
+    {"both", "GET / HTTP/1.1\r\nHost: h\r\n\r"},
+    {"both", "GET / HT"},
+    {"both", "\r\n\r\n"},
+    {"both", ""},
+    {"bare LF in head", "GET / HTTP/1.1\nHost: h\r\n\r\n"},
+    {"bare LF in head", "GET / HTTP/1.1\r\nHost: h\n\r\n"},
+    {"bare LF in head", "GET / HTTP/1.1\r\nHost: h\r\n\n"},
+    {"bare LF in head", "GET / HTTP/1.1\nHost: h\n\n"},
+    {"obsolete line folding", rq("GET / HTTP/1.1", "X: a", " b")},
+    {"obsolete line folding", rq("GET / HTTP/1.1", "X: a", "\tb")},
+    {"obsolete line folding", head("GET / HTTP/1.1", " Host: h")},
+    {"not a token", rq("GET / HTTP/1.1", "Bad Name: v")},
+    {"not a token", head("GET / HTTP/1.1", "Host : h")},
+    {"exactly one Host", head("GET / HTTP/1.1")},
+    {"exactly one Host", rq("GET / HTTP/1.1", "Host: other")},
+    {"Transfer%-Encoding in an HTTP/1%.0", head("POST / HTTP/1.0",
+                                               "Transfer-Encoding: chunked")},
+    {"unsupported transfer coding", rq("POST / HTTP/1.1", "Transfer-Encoding: gzip")},
+    {"unsupported transfer coding", rq("POST / HTTP/1.1",
+                                       "Transfer-Encoding: gzip, chunked")},
+    {"unsupported transfer coding", rq("POST / HTTP/1.1", "Transfer-Encoding: chunked",
+                                       "Transfer-Encoding: chunked")},
+    {"unsupported HTTP version", rq("GET / HTTP/2.0")},
+    {"unsupported HTTP version", rq("GET / HTTP/1.2")},
+    {"unsupported HTTP version", rq("GET / HTTP/0.9")},
+  }
+
+  local function unhex(s)
+    return (s:gsub("%x%x", function(x) return string.char(tonumber(x, 16)) end))
+  end
+
+  -- http_parser's decision on each raw head: {ok = true, method, version,
+  -- target, fields = {{name, value}...}} or {ok = false, why}.
+  local function oracle(raws)
+    local base = os.tmpname()
+    local exe, input = base .. ".oracle", base .. ".in"
+    -- the C compiler must not run under test-asan's LD_PRELOAD
+    local built = os.execute(("env -u LD_PRELOAD cc -std=c11 -o '%s' '%s' -lhttp_parser")
+      :format(exe, ROOT .. "spec/http/http_parser_oracle.c"))
+    assert(built, "cannot build the http_parser oracle")
+    local f = assert(io.open(input, "wb"))
+    for _, raw in ipairs(raws) do f:write(#raw, "\n", raw) end
+    f:close()
+    local out = assert(io.popen(("env -u LD_PRELOAD '%s' < '%s'"):format(exe, input)))
+    local got = {}
+    for line in out:lines() do
+      local words = {}
+      for w in line:gmatch("%S+") do words[#words + 1] = w end
+      if words[1] == "ok" then
+        local d = {ok = true, method = words[2], version = words[3] .. "." .. words[4],
+                   target = unhex(words[5] or ""), fields = {}}
+        for i = 6, #words do
+          local name, value = words[i]:match("^(%x*)=?(%x*)$")
+          d.fields[#d.fields + 1] = {unhex(name), unhex(value)}
+        end
+        got[#got + 1] = d
+      else
+        got[#got + 1] = {ok = false, why = line}
+      end
+    end
+    assert(out:close())
+    os.remove(base)
+    os.remove(exe)
+    os.remove(input)
+    assert.equal(#raws, #got, "the oracle answered every case")
+    return got
+  end
+
+  -- core._http's decision: true, Message (or nil at EOF); or false, error.
+  local function lasync_reads(raw)
+    local client, server, done = util.pair()
+    client:write(raw)
+    client:write_eof()
+    local ok, res = pcall(H.read_request, server, 1 << 20)
+    done()
+    return ok, res
+  end
+
+  -- The fields as pairs(headers) gives them: lowercased names in order of
+  -- first appearance, repeated ones joined with ", ".
+  local function joined(fields)
+    local order, value = {}, {}
+    for _, f in ipairs(fields) do
+      local name, v = f[1]:lower(), f[2]:gsub("[ \t]+$", "")
+      if value[name] then value[name] = value[name] .. ", " .. v
+      else order[#order + 1] = name; value[name] = v end
+    end
+    local list = {}
+    for i, name in ipairs(order) do list[i] = name .. "=" .. value[name] end
+    return list
+  end
+
+  local function same_read(d, req, what)
+    assert.equal(d.method, req.method, what)
+    assert.equal(d.version, req.version, what)
+    assert.equal(d.target:match("^[^?]*"), req.path, what)
+    assert.equal(d.target:match("%?(.*)$") or "", req.query, what)
+    local seen = {}
+    for k, v in pairs(req.headers) do seen[#seen + 1] = k .. "=" .. v end
+    assert.same(joined(d.fields), seen, what)
+  end
+
+  -- One case: want is "ok", "both", a STRICTER message, or nil (a seed:
+  -- whichever of them holds).
+  local function compare(raw, d, want)
+    local what = ("%q"):format(raw)
+    local ok, res = lasync_reads(raw)
+    local refused = not ok or res == nil
+    if not d.ok then
+      assert.is_true(refused, "core._http takes what http_parser refuses: " .. what)
+      assert.is_true(want == nil or want == "both", "both refuse " .. what)
+      return
+    end
+    if ok and res then
+      assert.is_true(want == nil or want == "ok", "core._http takes " .. what)
+      return same_read(d, res, what)
+    end
+    assert.is_true(lasync.HTTPError:is(res), tostring(res))
+    local why
+    for _, pattern in ipairs(STRICTER) do
+      if res.message:match(pattern) then why = pattern end
+    end
+    assert.is_not_nil(why, "refused for no listed reason: " .. res.message .. " " .. what)
+    assert.is_true(want == nil or want == why,
+                   ("%s wanted, refused (%s): %s"):format(want, res.message, what))
+  end
+
+  it("agrees on our own cases", helper.async(function()
+    local raws = {}
+    for i, c in ipairs(own) do raws[i] = c[2] end
+    for i, d in ipairs(oracle(raws)) do compare(raws[i], d, own[i][1]) end
+  end))
+
+  it("agrees on the seeds of fuzz/corpus/head", helper.async(function()
+    local dir = ROOT .. "fuzz/corpus/head/"
+    local ls = assert(io.popen(("ls '%s'"):format(dir)))
+    local raws = {}
+    for name in ls:lines() do raws[#raws + 1] = helper.read_file(dir .. name) end
+    ls:close()
+    assert.is_true(#raws >= 50, "the seeds are there")
+    for i, d in ipairs(oracle(raws)) do compare(raws[i], d) end
   end))
 end)
