@@ -170,6 +170,7 @@ describe("core._http.read_request", function()
   rejects(400, head("GET / HTTP/1.1", "Host: x", "Bad Name: v"), "a field name not a token")
   rejects(400, head("GET / HTTP/1.1", "Host : x"), "a space before the colon")
   rejects(400, head("GET / HTTP/1.1", "Host: x", "NoColon"), "a line without a colon")
+  rejects(400, head("GET / HTTP/1.0", "Host: x", "Host: y"), "two Hosts in HTTP/1.0")
   rejects(400, head("POST / HTTP/1.1", "Host: x", "Content-Length: 3",
                     "Transfer-Encoding: chunked"), "Content-Length with Transfer-Encoding")
   rejects(400, head("POST / HTTP/1.1", "Host: x", "Transfer-Encoding: chunked",
@@ -415,6 +416,10 @@ describe("core._http.write_response", function()
                                             {["X-Bad"] = "a\r\nInjected: 1"}))
     assert.matches("name", helper.error_of(H.write_response, server, req, 200,
                                           {["X\nY"] = "a"}))
+    for _, name in ipairs {"X Y", "X:Y", ""} do
+      assert.matches("is not a token", helper.error_of(H.write_response, server, req, 200,
+                                                      {[name] = "a"}))
+    end
     assert.matches("X%-Nul", helper.error_of(H.write_response, server, req, 200,
                                             {["X-Nul"] = {"ok", "a\0b"}}))
     assert.matches("string", helper.error_of(H.write_response, server, req, 200,
@@ -502,6 +507,13 @@ describe("core._http streamed responses and the client side", function()
     local err = helper.error_of(H.read_response, client, MAX, "GET")
     assert.is_true(lasync.HTTPError:is(err))
     assert.is_nil(err.status)
+  end))
+
+  it("raises an HTTPError on a response coding it cannot decode", paired(function(client, server)
+    server:write("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n")
+    local err = helper.error_of(H.read_response, client, MAX, "GET")
+    assert.is_true(lasync.HTTPError:is(err), tostring(err))
+    assert.matches("unsupported transfer coding", tostring(err))
   end))
 end)
 

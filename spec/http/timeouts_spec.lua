@@ -56,12 +56,12 @@ describe("lasync.http.serve timeout", function()
       w:close()
     end
     local tasks = {}
-    for i = 1, 200 do tasks[i] = lasync.spawn(slow, i) end
+    for i = 1, 500 do tasks[i] = lasync.spawn(slow, i) end
     lasync.sleep(0.2)
     local out, err = util.curl(util.url(port))
     assert.equal("served", out, err)
     for _, t in ipairs(tasks) do t:await() end
-    for i = 1, 200 do assert.equal("408", answers[i]) end
+    for i = 1, 500 do assert.equal("408", answers[i]) end
     util.stop(srv)
   end, {deadline = 15}))
 end)
