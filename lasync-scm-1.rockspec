@@ -89,6 +89,7 @@ build = {
       ["lasync.streams"] = "lua/lasync/streams.lua",
       ["lasync.serve"] = "lua/lasync/serve.lua",
       ["lasync.http"] = "lua/lasync/http.lua",
+      ["lasync.httpclient"] = "lua/lasync/httpclient.lua",
    },
    install = {
       bin = {
