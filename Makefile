@@ -5,7 +5,7 @@
 #   make test         install what is missing (deps), build, run the busted suite
 #   make test-asan    the same suite against an ASan/UBSan build in build-asan/
 #   make valgrind     the suite (VALGRIND_SPECS) under valgrind
-#   make run | bench | lint | install | clean
+#   make run | bench | bench-echo | bench-http | lint | install | clean
 #
 # Useful overrides: SPECS=spec/core  BUSTED_FLAGS='--filter=future'
 #                   TREE=/tmp/rocks  (for install)  CFLAGS='-O0 -g'
@@ -97,13 +97,13 @@ asan_env = LD_PRELOAD="$$($(CC) -print-file-name=libasan.so)" \
 
 # `make -j test` on a fresh machine must not compile before `deps` has
 # installed the compiler and the headers: objects wait for it then.
-ifneq ($(filter test test-asan valgrind run bench bench-echo,$(MAKECMDGOALS)),)
+ifneq ($(filter test test-asan valgrind run bench bench-echo bench-http,$(MAKECMDGOALS)),)
 DEPS_FIRST := deps
 endif
 
 # --------------------------------------------------------------- targets ---
 
-.PHONY: all deps check-rockspec test test-asan valgrind run bench bench-echo lint \
+.PHONY: all deps check-rockspec test test-asan valgrind run bench bench-echo bench-http lint \
         install clean fuzz
 .DEFAULT_GOAL := all
 
@@ -218,6 +218,15 @@ bench: deps deps-bench all
 # its run.sh. Installs the peers' Debian packages when root and missing.
 bench-echo: deps all
 	@bench/echo_peers.sh '$(SHARED_BENCH)'
+
+# lasync's HTTP server (examples/http_hello.lua) and client beside the
+# peers of issue 11 in one session of the shared bench (a scratch copy):
+# its http part with a lasync row, wrk with 16 requests per write, RSS per
+# idle keep-alive connection, and the clients against its nginx row.
+# PARTS, REPEAT, DUR, ... go to bench/http_peers.sh; runs the suite's
+# deps.sh when wrk or nginx is missing and we are root.
+bench-http: deps all
+	@bench/http_peers.sh '$(SHARED_BENCH)'
 
 # Installs python3-uvloop when root and it is missing; never fails the bench.
 .PHONY: deps-bench
