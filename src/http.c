@@ -817,30 +817,11 @@ static int l_set_methods(lua_State *L) {
 
 /* ---------- serialisation ---------- */
 
+/* http_parser's table of reason phrases; an unknown status gets none, as
+** Python's http.server gives it. */
 static const char *reason_of(int status) {
-  switch (status) {
-    case 100: return "Continue"; case 101: return "Switching Protocols";
-    case 200: return "OK"; case 201: return "Created";
-    case 202: return "Accepted"; case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently"; case 302: return "Found";
-    case 303: return "See Other"; case 304: return "Not Modified";
-    case 307: return "Temporary Redirect"; case 308: return "Permanent Redirect";
-    case 400: return "Bad Request"; case 401: return "Unauthorized";
-    case 403: return "Forbidden"; case 404: return "Not Found";
-    case 405: return "Method Not Allowed"; case 408: return "Request Timeout";
-    case 409: return "Conflict"; case 410: return "Gone";
-    case 411: return "Length Required"; case 413: return "Content Too Large";
-    case 414: return "URI Too Long"; case 415: return "Unsupported Media Type";
-    case 417: return "Expectation Failed"; case 426: return "Upgrade Required";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error"; case 501: return "Not Implemented";
-    case 502: return "Bad Gateway"; case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
-  }
+  const char *r = http_status_str((enum http_status)status);
+  return strcmp(r, "<unknown>") == 0 ? "" : r;
 }
 
 /* The Date header's value (IMF-fixdate), made once a second. */
