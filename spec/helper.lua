@@ -169,6 +169,17 @@ function M.scratch()
   return s
 end
 
+--- Kills (SIGKILL) every lasync process a `lasync serve` log names in
+-- its "lasync[PID]" prefixes: the master and its workers, for a spec's
+-- after_each to leave none running.
+function M.kill_logged(log)
+  local seen = {}
+  for p in log:gmatch("lasync%[(%d+)%]") do
+    if not seen[p] then os.execute("kill -KILL " .. p .. " 2>/dev/null") end
+    seen[p] = true
+  end
+end
+
 --- A function that sleeps delay seconds and then raises err.
 function M.fail_after(delay, err)
   return function()

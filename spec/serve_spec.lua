@@ -29,17 +29,8 @@ describe("lasync serve", function()
 
   local tmp, write = scratch.tmp, scratch.write
 
-  -- Every lasync process of a server: the pids its log names.
-  local function pids(srv)
-    local list = {}
-    for p in slurp(srv.log):gmatch("lasync%[(%d+)%]") do list[p] = true end
-    return list
-  end
-
   after_each(function()
-    for srv in pairs(running) do
-      for p in pairs(pids(srv)) do os.execute("kill -KILL " .. p .. " 2>/dev/null") end
-    end
+    for srv in pairs(running) do helper.kill_logged(slurp(srv.log)) end
     running = {}
   end)
 

@@ -13,18 +13,8 @@ describe("lasync serve --http", function()
   local running = {}  -- servers not yet stopped
   local count = 0
 
-  -- Every lasync process of a server (a master and its workers): the
-  -- pids its log names.
-  local function pids(srv)
-    local list = {}
-    for p in srv.log():gmatch("lasync%[(%d+)%]") do list[p] = true end
-    return list
-  end
-
   after_each(function()
-    for srv in pairs(running) do
-      for p in pairs(pids(srv)) do os.execute("kill -KILL " .. p .. " 2>/dev/null") end
-    end
+    for srv in pairs(running) do helper.kill_logged(srv.log()) end
     running = {}
   end)
   lazy_teardown(scratch.cleanup)
