@@ -319,8 +319,10 @@ typedef struct Msg {
   HttpField fields[];            /* then the head's bytes */
 } Msg;
 
-/* Message user values. */
-enum { MUV_HEADERS = 1, MUV_FIELDS, MSG_NUV = MUV_FIELDS };
+/* Message user values: the headers object (made on first use), the
+** server's connection (next_request), the body (set by Lua) and the
+** other fields Lua set. */
+enum { MUV_HEADERS = 1, MUV_CONN, MUV_BODY, MUV_FIELDS, MSG_NUV = MUV_FIELDS };
 
 /* The module's state, upvalue 2 of every function: the Date cache. Its
 ** user value: the method table of messages (set_methods). */
@@ -365,25 +367,50 @@ static void set_framing(Msg *m, int method) {
   if (m->framing == B_CLOSE) h->keep_alive = 0;
 }
 
-/* Push a Message for the n bytes of head at p, then drop them from s; a
-** malformed request raises an HTTPError with its status, a malformed
-** response one without. method: the request's, for a response. */
-static Msg *push_message(lua_State *L, Stream *s, const char *p, size_t n,
-                         int response, int method) {
+/* Why a head is refused: the status of the error response (400, 431,
+** 501, 505), the reason, and whether the input ended in it (cut: a
+** server ends such a connection without a response). */
+typedef struct Bad {
+  int status, cut;
+  const char *why;
+} Bad;
+
+enum { HEAD_MORE = -1, HEAD_BAD = -2 };
+
+static long bad(Bad *b, int status, const char *why, int cut) {
+  b->status = status;
+  b->why = why;
+  b->cut = cut;
+  return HEAD_BAD;
+}
+
+/* Raise what b says: an HTTPError, with its status for a request. */
+static int raise_bad(lua_State *L, const Bad *b, int response) {
+  return raise_http(L, response ? 0 : b->status, b->why, b->cut);
+}
+
+/* Push a Message for the first n bytes of input (a head), which are
+** dropped; NULL, with nothing pushed, when it is malformed. method: the
+** request's, for a response. */
+static Msg *push_message(lua_State *L, Stream *s, size_t n, int response,
+                         int method, Bad *b) {
   uint32_t max = (uint32_t)(n / 2);
   Msg *m = lua_newuserdatauv(L, sizeof(Msg) + max * sizeof(HttpField) + n,
                              MSG_NUV);
   char *head = (char *)(m->fields + max);
-  const char *why;
+  size_t len;
   int st;
-  memcpy(head, p, n);
+  memcpy(head, stream_input(s, &len), n);
   stream_consume(s, n);
   memset(m, 0, sizeof *m);
   m->h.fields = m->fields;
   m->h.maxfields = max;
   luaL_setmetatable(L, MSG_MT);
-  if ((st = http_head_parse(&m->h, response, head, n, &why)) != 0)
-    raise_http(L, response ? 0 : st, why, 0);
+  if ((st = http_head_parse(&m->h, response, head, n, &b->why)) != 0) {
+    lua_pop(L, 1);
+    bad(b, st, b->why, 0);
+    return NULL;
+  }
   set_framing(m, method);
   return m;
 }
@@ -398,45 +425,50 @@ static char *skip_empty_lines(Stream *s, size_t *len) {
   return p;
 }
 
-/* Look for a whole head (the stream at 1, max at 2; *ctx: where the
-** search goes on): its length; 0 with nil pushed when the input ends
-** before a byte of it; -1 when more input is needed. */
-static long head_find(lua_State *L, lua_KContext *ctx, int response) {
-  Stream *s = lua_touserdata(L, 1);
-  size_t max = (size_t)lua_tointeger(L, 2), len, off = (size_t)*ctx;
-  const char *why, *p;
-  long n;
-  stream_raise_failure(L, s);
-  p = off ? stream_input(s, &len) : skip_empty_lines(s, &len);
-  n = http_head_end(p, len, &off, &why);
-  if (n < 0) raise_http(L, response ? 0 : 400, why, 0);
+/* Look for a whole head of at most max bytes in s's input (*ctx: where
+** the search goes on): its length; 0 when the input ends before a byte of
+** it; HEAD_MORE when more input is needed; HEAD_BAD, with *b. */
+static long head_find(Stream *s, size_t max, lua_KContext *ctx, Bad *b) {
+  size_t len, off = (size_t)*ctx;
+  const char *why, *p = off ? stream_input(s, &len) : skip_empty_lines(s, &len);
+  long n = http_head_end(p, len, &off, &why);
+  if (n < 0) return bad(b, 400, why, 0);
   if ((size_t)n > max || (n == 0 && len > max))
-    raise_http(L, response ? 0 : 431, "head too large", 0);
+    return bad(b, 431, "head too large", 0);
   *ctx = (lua_KContext)off;
-  if (n > 0 || !stream_ended(s)) return n > 0 ? n : -1;
-  if (len > 0) raise_http(L, response ? 0 : 400, "input ends in a head", 1);
-  lua_pushnil(L);
-  return 0;
+  if (n > 0) return n;
+  if (!stream_ended(s)) return HEAD_MORE;
+  return len > 0 ? bad(b, 400, "input ends in a head", 1) : 0;
 }
 
-/* Park until more input than now is buffered. */
-static int wait_more(lua_State *L, lua_KContext ctx, lua_KFunction k,
-                     const char *what) {
+/* A request's head (the stream at 1, max at 2): 1 with the Message
+** pushed, 0 at the end of input, HEAD_MORE or HEAD_BAD (*b). */
+static long request_step(lua_State *L, Stream *s, lua_KContext *ctx, Bad *b) {
+  long n = head_find(s, (size_t)lua_tointeger(L, 2), ctx, b);
+  if (n <= 0) return n;
+  return push_message(L, s, (size_t)n, 0, 0, b) ? 1 : HEAD_BAD;
+}
+
+/* Park until more input than now is buffered, or the deadline. */
+static int wait_more(lua_State *L, double deadline, lua_KContext ctx,
+                     lua_KFunction k, const char *what) {
   Stream *s = lua_touserdata(L, 1);
   size_t len;
   stream_input(s, &len);
-  return stream_wait_input(L, s, len + 1, ctx, k, what);
+  return stream_wait_input(L, s, len + 1, deadline, ctx, k, what);
 }
 
 /* read_request: stream, max; the resume's values at 3. */
 static int read_request_k(lua_State *L, int status, lua_KContext ctx) {
   Stream *s = lua_touserdata(L, 1);
-  size_t len;
-  long n;
+  Bad b;
+  long r;
   if (status == LUA_YIELD) stream_input_resumed(L, s, 3);
-  if ((n = head_find(L, &ctx, 0)) < 0)
-    return wait_more(L, ctx, read_request_k, "read_request");
-  if (n > 0) push_message(L, s, stream_input(s, &len), (size_t)n, 0, 0);
+  stream_raise_failure(L, s);
+  if ((r = request_step(L, s, &ctx, &b)) == HEAD_MORE)
+    return wait_more(L, 0, ctx, read_request_k, "read_request");
+  if (r == HEAD_BAD) raise_bad(L, &b, 0);
+  if (r == 0) lua_pushnil(L);
   return 1;
 }
 
@@ -454,20 +486,75 @@ static int l_read_request(lua_State *L) {
   return read_request_k(L, LUA_OK, 0);
 }
 
+static int refusal(lua_State *L, int status) {
+  lua_pushboolean(L, 0);
+  lua_pushinteger(L, status);
+  return 2;
+}
+
+/* next_request: stream, max, deadline, conn; the resume's values at 5. */
+static int next_request_k(lua_State *L, int status, lua_KContext ctx) {
+  Stream *s = lua_touserdata(L, 1);
+  double deadline = lua_tonumber(L, 3);
+  int timedout = 0;
+  size_t len;
+  Bad b;
+  long r;
+  if (status == LUA_YIELD) timedout = stream_input_resumed(L, s, 5);
+  if (stream_failed(s)) return 0;
+  if ((r = request_step(L, s, &ctx, &b)) == HEAD_BAD)
+    return b.cut ? 0 : refusal(L, b.status);
+  if (r == 1) {
+    lua_pushvalue(L, 4);
+    lua_setiuservalue(L, -2, MUV_CONN);
+  }
+  if (r >= 0) return (int)r;
+  /* a persistent event's timeout restarts with each input it fires for */
+  if (timedout || (status == LUA_YIELD && lasync_now() >= deadline)) {
+    stream_input(s, &len);
+    return len > 0 ? refusal(L, 408) : 0;
+  }
+  return wait_more(L, deadline, ctx, next_request_k, "next_request");
+}
+
+/* next_request(stream, max_headers_size, timeout, conn) → the server's
+** next request, a Message whose req.conn is conn; nil once the
+** connection is to end quietly (EOF, a failure, idle past the timeout, a
+** head cut short); or false and the status of the error response due
+** (408 for a head not whole within the timeout, 400, 431, 501, 505). */
+static int l_next_request(lua_State *L) {
+  double timeout;
+  stream_check(L, 1);
+  checkmax(L, 2);
+  timeout = luaL_checknumber(L, 3);
+  luaL_argcheck(L, timeout > 0, 3, "timeout must be positive");
+  luaL_checktype(L, 4, LUA_TTABLE);
+  lua_settop(L, 4);
+  lua_pushnumber(L, lasync_now() + timeout);
+  lua_replace(L, 3);
+  return next_request_k(L, LUA_OK, 0);
+}
+
 /* read_response: stream, max, method; the resume's values at 4. 1xx
 ** interim responses but 101 are skipped. */
 static int read_response_k(lua_State *L, int status, lua_KContext ctx) {
   Stream *s = lua_touserdata(L, 1);
-  size_t len;
   long n;
   Msg *m;
+  Bad b;
   if (status == LUA_YIELD) stream_input_resumed(L, s, 4);
+  stream_raise_failure(L, s);
   for (;;) {
-    if ((n = head_find(L, &ctx, 1)) < 0)
-      return wait_more(L, ctx, read_response_k, "read_response");
-    if (n == 0) return 1;
-    m = push_message(L, s, stream_input(s, &len), (size_t)n, 1,
-                     (int)lua_tointeger(L, 3));
+    n = head_find(s, (size_t)lua_tointeger(L, 2), &ctx, &b);
+    if (n == HEAD_MORE)
+      return wait_more(L, 0, ctx, read_response_k, "read_response");
+    if (n == HEAD_BAD) return raise_bad(L, &b, 1);
+    if (n == 0) {
+      lua_pushnil(L);
+      return 1;
+    }
+    m = push_message(L, s, (size_t)n, 1, (int)lua_tointeger(L, 3), &b);
+    if (m == NULL) return raise_bad(L, &b, 1);
     if (m->h.status >= 200 || m->h.status == 101) return 1;
     lua_pop(L, 1);
     ctx = 0;
@@ -493,9 +580,9 @@ static int l_read_response(lua_State *L) {
 
 /* ---------- reading a body ---------- */
 
-/* read_body's stack: stream, msg, max, n (0: the whole body); the
-** resume's values at 5. */
-#define BODY_THROWN 5
+/* read_body's stack: stream, msg, max, n (0: the whole body), deadline
+** (0: none); the resume's values at 6. */
+#define BODY_THROWN 6
 
 /* Push the first n bytes of input as body and drop them. */
 static int body_take(lua_State *L, Stream *s, Msg *m, size_t n) {
@@ -568,9 +655,10 @@ static int read_body_k(lua_State *L, int status, lua_KContext ctx) {
   Stream *s = lua_touserdata(L, 1);
   Msg *m = lua_touserdata(L, 2);
   size_t n = (size_t)lua_tointeger(L, 4);
-  int done;
+  double deadline = lua_tonumber(L, 5);
+  int done, timedout = 0;
   (void)ctx;
-  if (status == LUA_YIELD) stream_input_resumed(L, s, BODY_THROWN);
+  if (status == LUA_YIELD) timedout = stream_input_resumed(L, s, BODY_THROWN);
   stream_raise_failure(L, s);
   if (m->done) return body_end(L, m);
   switch (m->framing) {
@@ -578,13 +666,20 @@ static int read_body_k(lua_State *L, int status, lua_KContext ctx) {
     case B_CHUNKED: done = chunked_step(L, s, m, n); break;
     default: done = close_step(L, s, m, n); break;
   }
-  return done ? 1 : wait_more(L, 0, read_body_k, "read_body");
+  if (done) return 1;
+  if (timedout || (status == LUA_YIELD && deadline > 0 && lasync_now() >= deadline)) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  return wait_more(L, deadline, 0, read_body_k, "read_body");
 }
 
-/* read_body(stream, msg, max, n) → the body, or up to n bytes of it. */
+/* read_body(stream, msg, max, n, timeout) → the body, or up to n bytes
+** of it; false when timeout (nil: none) passes first. */
 static int l_read_body(lua_State *L) {
   Msg *m;
   lua_Integer n;
+  double timeout;
   stream_check(L, 1);
   m = checkmsg(L, 2);
   if (lua_isnoneornil(L, 3)) lua_pushinteger(L, LUA_MAXINTEGER);
@@ -592,9 +687,11 @@ static int l_read_body(lua_State *L) {
   lua_replace(L, 3);
   n = luaL_optinteger(L, 4, 0);
   luaL_argcheck(L, lua_isnoneornil(L, 4) || n > 0, 4, "size must be positive");
+  timeout = luaL_optnumber(L, 5, 0);
+  luaL_argcheck(L, lua_isnoneornil(L, 5) || timeout > 0, 5, "timeout must be positive");
+  lua_settop(L, 3);
   lua_pushinteger(L, n);
-  lua_replace(L, 4);
-  lua_settop(L, 4);
+  lua_pushnumber(L, timeout > 0 ? lasync_now() + timeout : 0);
   if (!m->done && m->framing == B_LENGTH && n == 0) check_size(L, m, m->left);
   return read_body_k(L, LUA_OK, 0);
 }
@@ -751,31 +848,82 @@ static int push_target(lua_State *L, Msg *m, int query) {
   return 1;
 }
 
-/* The fields read from the head; 0 when key is none of them. */
-static int push_known(lua_State *L, Msg *m, const char *k) {
+/* req.peer: the connection's, made on first use and kept there. */
+static int push_peer(lua_State *L) {
+  if (lua_getiuservalue(L, 1, MUV_CONN) != LUA_TTABLE) return 0;
+  if (lua_getfield(L, -1, "peer") != LUA_TNIL) return 1;
+  lua_pop(L, 1);
+  lua_getfield(L, -1, "stream");
+  stream_push_peer(L, stream_check(L, -1));
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -4, "peer");
+  return 1;
+}
+
+/* req.body: as Lua set it; "" for a request without one. */
+static int push_body(lua_State *L, Msg *m) {
+  if (lua_getiuservalue(L, 1, MUV_BODY) != LUA_TNIL) return 1;
+  lua_pop(L, 1);
+  if (m->h.response || m->framing != B_NONE) return 0;
+  lua_pushliteral(L, "");
+  return 1;
+}
+
+static int push_length(lua_State *L, const HttpHead *h) {
+  if (h->length >= 0) lua_pushinteger(L, (lua_Integer)h->length);
+  else lua_pushnil(L);
+  return 1;
+}
+
+#define is(k, name) (strcmp(k, name) == 0)
+
+/* The fields of a response's head; 0 when key is none of them. */
+static int push_response_field(lua_State *L, Msg *m, const char *k) {
   HttpHead *h = &m->h;
-  if (strcmp(k, "headers") == 0) push_headers(L, m, 1);
-  else if (strcmp(k, "version") == 0) lua_pushstring(L, versions[h->minor]);
-  else if (strcmp(k, "keep_alive") == 0) lua_pushboolean(L, h->keep_alive);
-  else if (strcmp(k, "chunked") == 0) lua_pushboolean(L, h->chunked);
-  else if (strcmp(k, "body_length") == 0) {
-    if (h->length >= 0) lua_pushinteger(L, (lua_Integer)h->length);
-    else lua_pushnil(L);
-  } else if (strcmp(k, "upgrade") == 0) push_upgrade(L, m);
-  else if (h->response) {
-    if (strcmp(k, "status") == 0) lua_pushinteger(L, h->status);
-    else if (strcmp(k, "reason") == 0)
-      lua_pushlstring(L, h->p + h->target, h->tlen);
-    else if (strcmp(k, "until_close") == 0)
-      lua_pushboolean(L, m->framing == B_CLOSE);
-    else return 0;
-  } else if (strcmp(k, "method") == 0)
-    lua_pushstring(L, http_method_str((enum http_method)h->method));
-  else if (strcmp(k, "path") == 0) push_target(L, m, 0);
-  else if (strcmp(k, "query") == 0) push_target(L, m, 1);
-  else if (strcmp(k, "expect_continue") == 0) lua_pushboolean(L, h->expect_continue);
+  if (is(k, "status")) lua_pushinteger(L, h->status);
+  else if (is(k, "reason")) lua_pushlstring(L, h->p + h->target, h->tlen);
+  else if (is(k, "until_close")) lua_pushboolean(L, m->framing == B_CLOSE);
   else return 0;
   return 1;
+}
+
+/* The fields of a request: its head's and the server's; 0 when key is
+** none of them. */
+static int push_request_field(lua_State *L, Msg *m, const char *k) {
+  HttpHead *h = &m->h;
+  switch (k[0]) {  /* the handler asks for some on every request */
+    case 'm': if (!is(k, "method")) return 0;
+      lua_pushstring(L, http_method_str((enum http_method)h->method));
+      return 1;
+    case 'p': return is(k, "path") ? push_target(L, m, 0)
+                                   : is(k, "peer") ? push_peer(L) : 0;
+    case 'q': return is(k, "query") ? push_target(L, m, 1) : 0;
+    case 'e': if (!is(k, "expect_continue")) return 0;
+      lua_pushboolean(L, h->expect_continue);
+      return 1;
+    case 'c': if (!is(k, "conn")) return 0;
+      lua_getiuservalue(L, 1, MUV_CONN);
+      return 1;
+    default: return 0;
+  }
+}
+
+/* The fields of a message; 0 when key is none of them. */
+static int push_known(lua_State *L, Msg *m, const char *k) {
+  HttpHead *h = &m->h;
+  switch (k[0]) {
+    case 'h': return is(k, "headers") ? (push_headers(L, m, 1), 1) : 0;
+    case 'v': return is(k, "version") ? (lua_pushstring(L, versions[h->minor]), 1) : 0;
+    case 'k': return is(k, "keep_alive") ? (lua_pushboolean(L, h->keep_alive), 1) : 0;
+    case 'b': return is(k, "body") ? push_body(L, m)
+                                   : is(k, "body_length") ? push_length(L, h) : 0;
+    case 'c': if (is(k, "chunked")) return lua_pushboolean(L, h->chunked), 1;
+      break;
+    case 'u': if (is(k, "upgrade")) return push_upgrade(L, m);
+      break;
+    default: break;
+  }
+  return h->response ? push_response_field(L, m, k) : push_request_field(L, m, k);
 }
 
 /* msg[k]: a field of the head, else one set from Lua, else a method. */
@@ -796,6 +944,11 @@ static int msg_index(lua_State *L) {
 
 static int msg_newindex(lua_State *L) {
   checkmsg(L, 1);
+  if (lua_type(L, 2) == LUA_TSTRING && is(lua_tostring(L, 2), "body")) {
+    lua_settop(L, 3);
+    lua_setiuservalue(L, 1, MUV_BODY);  /* a request's every time: no table */
+    return 0;
+  }
   if (lua_getiuservalue(L, 1, MUV_FIELDS) != LUA_TTABLE) {
     lua_pop(L, 1);
     lua_newtable(L);
@@ -948,7 +1101,18 @@ static int response_head(lua_State *L, Stream *s, int status, long long length,
   return keep;
 }
 
-/* write_response(stream, req, status, headers, body) → keep_alive. */
+/* Send what is buffered now, unless a pipelined request waits in the
+** input: then its response goes with this one, at the loop's next poll
+** (one send for a batch, as nginx does). */
+static void send_response(Stream *s) {
+  size_t len;
+  stream_input(s, &len);
+  if (len > 0) stream_flush_soon(s);
+  else stream_flush(s);
+}
+
+/* write_response(stream, req, status, headers, body) → keep_alive, the
+** bytes of body sent (none for HEAD, 1xx, 204, 304). */
 static int l_write_response(lua_State *L) {
   Stream *s = stream_check(L, 1);
   int status = checkstatus(L, 3), chunked, keep;
@@ -957,12 +1121,14 @@ static int l_write_response(lua_State *L) {
   Msg *req;
   keep = response_head(L, s, status, (long long)n, &chunked);
   req = lua_isnil(L, 2) ? NULL : lua_touserdata(L, 2);
-  if (!(req && req->h.method == HTTP_HEAD) && status >= 200 &&
-      status != 204 && status != 304)
-    stream_buffer(s, body, n);
-  stream_flush(s);
+  if ((req && req->h.method == HTTP_HEAD) || status < 200 || status == 204 ||
+      status == 304)
+    n = 0;
+  stream_buffer(s, body, n);
+  send_response(s);
   lua_pushboolean(L, keep);
-  return 1;
+  lua_pushinteger(L, (lua_Integer)n);
+  return 2;
 }
 
 /* write_head(stream, req, status, headers) → chunked, keep_alive. */
@@ -1035,7 +1201,8 @@ static int l_continue(lua_State *L) {
 /* ---------- registration ---------- */
 
 static const luaL_Reg http_funcs[] = {
-  {"read_request", l_read_request}, {"read_response", l_read_response},
+  {"read_request", l_read_request}, {"next_request", l_next_request},
+  {"read_response", l_read_response},
   {"read_body", l_read_body}, {"write_response", l_write_response},
   {"write_head", l_write_head}, {"write_chunk", l_write_chunk},
   {"write_request", l_write_request}, {"continue", l_continue},

@@ -454,26 +454,34 @@ void stream_close(lua_State *L, Stream *s, int sidx, int abort);
 ** (the chunked decoder compacts in it); stream_consume drops its first n
 ** bytes, stream_cut keeps only its first len bytes. stream_wait_input parks
 ** the running task as the reader until want bytes are buffered, the input
-** ends or the stream fails, then k runs with ctx; first thing there,
-** stream_input_resumed(thrown) (the index where the resume's values begin)
-** raises a cancellation. stream_ended: no more input will come (EOF, close,
-** failure); stream_raise_failure raises the connection's error, if any, as
-** reads do. Writing: stream_check_writable raises as write() does after
-** write_eof() or during a handshake; stream_buffer appends to the output
-** (dropped as write() drops it once closing or failed); stream_flush sends
-** what the socket takes. */
+** ends, the stream fails or the deadline (on loop time; 0: none) passes,
+** then k runs with ctx; first thing there, stream_input_resumed(thrown)
+** (the index where the resume's values begin) raises a cancellation, or
+** returns whether the deadline passed. stream_ended: no more input will
+** come (EOF, close, failure); stream_failed: the connection failed;
+** stream_raise_failure raises its error, if any, as reads do. Writing:
+** stream_check_writable raises as write() does after write_eof() or during
+** a handshake; stream_buffer appends to the output (dropped as write()
+** drops it once closing or failed); stream_flush sends what the socket
+** takes, stream_flush_soon leaves it to the write event (at the loop's
+** next poll, with what is buffered by then). stream_push_peer pushes
+** {host=, port=} of the peer (a Unix socket's: its path as host; {} once
+** closed). */
 Stream *stream_check(lua_State *L, int idx);
 char *stream_input(Stream *s, size_t *len);
 void stream_consume(Stream *s, size_t n);
 void stream_cut(Stream *s, size_t len);
-int stream_wait_input(lua_State *L, Stream *s, size_t want, lua_KContext ctx,
-                      lua_KFunction k, const char *what);
-void stream_input_resumed(lua_State *L, Stream *s, int thrown);
+int stream_wait_input(lua_State *L, Stream *s, size_t want, double deadline,
+                      lua_KContext ctx, lua_KFunction k, const char *what);
+int stream_input_resumed(lua_State *L, Stream *s, int thrown);
 int stream_ended(const Stream *s);
+int stream_failed(const Stream *s);
 void stream_raise_failure(lua_State *L, Stream *s);
 void stream_check_writable(lua_State *L, Stream *s);
 void stream_buffer(Stream *s, const char *p, size_t n);
 void stream_flush(Stream *s);
+void stream_flush_soon(Stream *s);
+void stream_push_peer(lua_State *L, Stream *s);
 
 /* server.c */
 void server_register(lua_State *L);

@@ -72,6 +72,8 @@ struct Stream {
   size_t limit;                  /* input buffered before reading pauses */
   size_t want;                   /* input the waiting reader needs */
   size_t received;               /* bytes received so far, for idle checks */
+  double deadline;               /* the waiting reader's, on loop time; 0:
+                                    none (stream_wait_input) */
   Buf in, out;
   Task *reader;                  /* the task parked in a read, or NULL */
   Task *writer;                  /* the task parked in drain(), the connect
@@ -89,6 +91,7 @@ struct Stream {
   unsigned hs_timedout : 1;      /* the handshake took too long */
   unsigned tls_rww : 1;          /* a TLS read waits for room to write */
   unsigned tls_wwr : 1;          /* a TLS write waits for input */
+  unsigned timedout : 1;         /* the reader's deadline passed */
   EvMem evmem[];                 /* the read event */
 };
 
@@ -207,16 +210,32 @@ static void wev_free(Stream *s) {
   s->wev = NULL;
 }
 
+static void to_timeval(double seconds, struct timeval *tv) {
+  if (seconds < 0) seconds = 0;
+  tv->tv_sec = (time_t)seconds;
+  tv->tv_usec = (suseconds_t)((seconds - (double)tv->tv_sec) * 1e6);
+}
+
+/* The read event's timeout: the time left to a waiting reader's deadline,
+** or none. */
+static const struct timeval *read_tv(Stream *s, struct timeval *tv) {
+  if (s->reader == NULL || s->deadline <= 0) return NULL;
+  to_timeval(s->deadline - loop_time(s->loop), tv);
+  return tv;
+}
+
 /* Add or delete an event; failing to add one is the stream's failure. A
 ** closed loop freed its base and its events with it. */
 static void ev_switch(Stream *s, int write, int on) {
   unsigned char *added = write ? &s->writing : &s->reading;
+  struct timeval tv;
   if (*added == on || s->loop->base == NULL) return;
   if (!on) {
     event_del(event_of(s, write));
     if (write) wev_free(s);
   } else if ((write && !wev_make(s)) ||
-             event_add(event_of(s, write), NULL) != 0) {
+             event_add(event_of(s, write), write ? NULL : read_tv(s, &tv))
+             != 0) {
     if (!s->err) s->err = errno ? errno : ENOMEM;
     if (write) wev_free(s);
     return;
@@ -366,6 +385,35 @@ static void flush(Stream *s) {
 static void handshake_step(Stream *s, int timedout);
 static void hs_end(Stream *s, int err);
 
+static void read_ready(Stream *s) {
+  if (s->tls_wwr) flush(s);
+  if (s->direct) {
+    task_unpark(NULL, s->reader, 0, 0);
+    if (!s->tls) return;
+  } else fill(s);
+  settle(s);
+}
+
+/* The read event's timeout: a waiting reader's deadline passed (it is
+** woken, and its read sees s->timedout), or not yet (libevent times from
+** its clock cached at the batch's start, and a persistent event's timeout
+** restarts when it fires for input: armed again for the time left), or
+** it is left from a read that has ended (taken off the event). */
+static void read_timeout(Stream *s) {
+  struct timeval tv;
+  if (s->reader && s->deadline > 0) {
+    if (loop_time(s->loop) < s->deadline)
+      event_add(event_of(s, 0), read_tv(s, &tv));
+    else if (!s->timedout) {
+      s->timedout = 1;
+      task_unpark(NULL, s->reader, 0, 0);
+    }
+  } else if (s->reading) {
+    ev_switch(s, 0, 0);
+    update_events(s);
+  }
+}
+
 static void on_read(evutil_socket_t fd, short what, void *arg) {
   Stream *s = arg;
   (void)fd;
@@ -373,12 +421,8 @@ static void on_read(evutil_socket_t fd, short what, void *arg) {
     handshake_step(s, what & EV_TIMEOUT);
     return;
   }
-  if (s->tls_wwr) flush(s);
-  if (s->direct) {
-    task_unpark(NULL, s->reader, 0, 0);
-    if (!s->tls) return;
-  } else fill(s);
-  settle(s);
+  if (what & EV_READ) read_ready(s);
+  if (what & EV_TIMEOUT) read_timeout(s);
 }
 
 static void on_write(evutil_socket_t fd, short what, void *arg) {
@@ -477,6 +521,8 @@ static void reader_cancelled(void *arg) {
   Stream *s = arg;
   s->reader = NULL;
   s->direct = 0;
+  s->deadline = 0;
+  s->timedout = 0;
   update_events(s);
 }
 
@@ -499,18 +545,24 @@ static int unparked(lua_State *L, Task **slot, int thrown) {
 }
 
 /* Wait (the stream at 1) until at least want bytes are buffered, the input
-** ends, or the connection fails; then k runs with ctx. A direct reader
-** is woken instead when the socket is readable, and receives itself. */
+** ends, the connection fails or the deadline (on loop time, 0: none)
+** passes; then k runs with ctx. A direct reader is woken instead when the
+** socket is readable, and receives itself. */
 static int wait_input(lua_State *L, Stream *s, size_t want, int direct,
-                      lua_KContext ctx, lua_KFunction k, const char *what) {
+                      double deadline, lua_KContext ctx, lua_KFunction k,
+                      const char *what) {
   Task *t = running_task(L, s, what);
+  struct timeval tv;
   if (s->reader)
     return luaL_error(L, "%s: another task is already waiting to read "
                       "this stream", what);
   s->reader = t;  /* pending, so anchored: valid until it resumes */
   s->want = want;
   s->direct = direct != 0;
+  s->deadline = deadline;
   update_events(s);  /* reads on past the limit for it */
+  /* an added event only gets its new timeout */
+  if (deadline > 0 && s->reading) event_add(event_of(s, 0), read_tv(s, &tv));
   return task_park(L, t, reader_cancelled, s, ctx, k);
 }
 
@@ -519,10 +571,13 @@ static int wait_input(lua_State *L, Stream *s, size_t want, int direct,
 ** reader takes its bytes or waits again (a del and an add per read
 ** otherwise); a reader that raises leaves the read event armed at most
 ** until it fires once more, finds no room and settles. */
-static void input_resumed(lua_State *L, Stream *s, int thrown) {
-  int st = unparked(L, &s->reader, thrown);
+static int input_resumed(lua_State *L, Stream *s, int thrown) {
+  int st = unparked(L, &s->reader, thrown), timedout = s->timedout;
   if (s->reader == NULL) s->direct = 0;
+  s->deadline = 0;
+  s->timedout = 0;
   if (st != P_WOKEN) lua_error(L);
+  return timedout;
 }
 
 static void push_error(lua_State *L, Stream *s) {
@@ -639,7 +694,7 @@ static int read_k(lua_State *L, int status, lua_KContext ctx) {
       return 1;
     }
   }
-  return wait_input(L, s, n < 0 ? SIZE_MAX : 1, n > 0, 0, read_k, "read");
+  return wait_input(L, s, n < 0 ? SIZE_MAX : 1, n > 0, 0, 0, read_k, "read");
 }
 
 static int l_read(lua_State *L) {
@@ -660,7 +715,7 @@ static int readexactly_k(lua_State *L, int status, lua_KContext ctx) {
   if (s->err) return raise_error(L, s);
   if (s->in.len >= n) return take(L, s, n, 0);
   if (s->eof) return raise_incomplete(L, s, 2);
-  return wait_input(L, s, n, 0, 0, readexactly_k, "readexactly");
+  return wait_input(L, s, n, 0, 0, 0, readexactly_k, "readexactly");
 }
 
 static int l_readexactly(lua_State *L) {
@@ -683,7 +738,7 @@ static int readuntil_k(lua_State *L, int status, lua_KContext ctx) {
   if (s->err) return raise_error(L, s);
   if ((n = until_step(L, s, sep, seplen, &off, 0)) >= 0)
     return take(L, s, (size_t)n, 0);
-  return wait_input(L, s, s->in.len + 1, 0, (lua_KContext)off, readuntil_k,
+  return wait_input(L, s, s->in.len + 1, 0, 0, (lua_KContext)off, readuntil_k,
                     "readuntil");
 }
 
@@ -708,7 +763,7 @@ static int readline_k(lua_State *L, int status, lua_KContext ctx) {
   if (s->err) return raise_error(L, s);
   if ((n = until_step(L, s, "\n", 1, &off, 1)) >= 0)
     return take(L, s, (size_t)n, 0);
-  return wait_input(L, s, s->in.len + 1, 0, (lua_KContext)off, readline_k,
+  return wait_input(L, s, s->in.len + 1, 0, 0, (lua_KContext)off, readline_k,
                     "readline");
 }
 
@@ -727,7 +782,7 @@ static int lines_k(lua_State *L, int status, lua_KContext ctx) {
   if (status == LUA_YIELD) input_resumed(L, s, 2);
   if (s->err) return raise_error(L, s);
   if ((n = until_step(L, s, "\n", 1, &off, 1)) < 0)
-    return wait_input(L, s, s->in.len + 1, 0, (lua_KContext)off, lines_k,
+    return wait_input(L, s, s->in.len + 1, 0, 0, (lua_KContext)off, lines_k,
                       "lines");
   if (n == 0) return 0;
   if (buf_data(&s->in)[n - 1] == '\n')
@@ -886,16 +941,18 @@ void stream_cut(Stream *s, size_t len) {
   update_events(s);
 }
 
-int stream_wait_input(lua_State *L, Stream *s, size_t want, lua_KContext ctx,
-                      lua_KFunction k, const char *what) {
-  return wait_input(L, s, want, 0, ctx, k, what);
+int stream_wait_input(lua_State *L, Stream *s, size_t want, double deadline,
+                      lua_KContext ctx, lua_KFunction k, const char *what) {
+  return wait_input(L, s, want, 0, deadline, ctx, k, what);
 }
 
-void stream_input_resumed(lua_State *L, Stream *s, int thrown) {
-  input_resumed(L, s, thrown);
+int stream_input_resumed(lua_State *L, Stream *s, int thrown) {
+  return input_resumed(L, s, thrown);
 }
 
 int stream_ended(const Stream *s) { return s->eof; }
+
+int stream_failed(const Stream *s) { return s->err != 0; }
 
 void stream_raise_failure(lua_State *L, Stream *s) {
   if (s->err) raise_error(L, s);
@@ -913,6 +970,22 @@ void stream_buffer(Stream *s, const char *p, size_t n) {
 void stream_flush(Stream *s) {
   if (s->fd >= 0 && !s->err) flush(s);
   settle(s);
+}
+
+void stream_flush_soon(Stream *s) { settle(s); }
+
+void stream_push_peer(lua_State *L, Stream *s) {
+  int top = lua_gettop(L);
+  lua_createtable(L, 0, 2);
+  if (s->fd >= 0 && addr_push_of(L, s->fd, 1) == 2) {
+    lua_setfield(L, top + 1, "port");
+    lua_setfield(L, top + 1, "host");
+    return;
+  }
+  lua_settop(L, top + 1);  /* a Unix socket's peer has no name: its path */
+  if (s->fd >= 0 && addr_push_of(L, s->fd, 0) == 1)
+    lua_setfield(L, top + 1, "host");
+  lua_settop(L, top + 1);
 }
 
 /* ---------- closing ---------- */
@@ -1083,8 +1156,7 @@ static void hs_wait(Stream *s) {
     hs_end(s, ETIMEDOUT);
     return;
   }
-  tv.tv_sec = (time_t)left;
-  tv.tv_usec = (suseconds_t)((left - (double)tv.tv_sec) * 1e6);
+  to_timeval(left, &tv);
   ev_switch(s, !write, 0);
   if ((write && !s->writing && !wev_make(s)) ||
       event_add(event_of(s, write), &tv) != 0) {

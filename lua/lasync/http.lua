@@ -10,8 +10,9 @@ local checks = require "lasync.checks"
 checks.internal()
 
 local H = core._http
-local HTTPError, OSError, CancelledError, TimeoutError =
-  core.HTTPError, core.OSError, core.CancelledError, core.TimeoutError
+local next_request = H.next_request
+local HTTPError, OSError, CancelledError =
+  core.HTTPError, core.OSError, core.CancelledError
 local pcall, xpcall, error, type, pairs, ipairs, setmetatable =
   pcall, xpcall, error, type, pairs, ipairs, setmetatable
 
@@ -36,19 +37,23 @@ local LINGER_TIME, LINGER_BYTES = 2, 1024 * 1024
 -- ---------------------------------------------------------------- service --
 
 -- A service holds what every connection of one or more listening servers
--- shares: the handler, the limits, the open connections (each
--- {stream=, task=, idle=}) and whether it is closing.
-
--- The connection's request: `req.conn` is its connection, the response's
--- state is in the connection (started, chunked, keep, finished, bytes).
+-- shares: the handler, the limits, the open connections and whether it
+-- is closing. A connection is {stream=, service=, task=, idle=, req=}:
+-- req, the request being answered (core._http's Message: its head, and
+-- req.conn, req.peer and req.body from the connection), and while a
+-- response streams its state (started, chunked, keep, finished, status,
+-- bytes). What an idle connection holds is kept small: 10,000 of them
+-- are a benchmark (bench/README.md).
 
 local Request = {}
 
--- The state of req's response, for a method of req named fname.
+-- The connection whose response req's method fname acts on: only the
+-- request being answered has one.
 local function response_of(req, fname)
   local conn = req.conn
   if type(conn) ~= "table" or conn.req ~= req then
-    checks.misuse(("bad self to '%s' (a request of lasync.http expected)"):format(fname))
+    checks.misuse(("bad self to '%s' (a request of lasync.http expected, "
+      .. "while its handler runs)"):format(fname))
   end
   return conn
 end
@@ -63,7 +68,7 @@ function Request:start_response(status, headers)
     "table of headers or nil")
   if conn.started then checks.misuse("start_response: the response has already started") end
   conn.chunked, conn.keep = H.write_head(conn.stream, self, status, conn.service:headers(headers))
-  conn.started, conn.status = true, status
+  conn.started, conn.status, conn.bytes = true, status, 0
 end
 
 --- req:write(data): sends a piece of the streamed body; suspends while
@@ -98,27 +103,18 @@ Service.__index = Service
 -- the connection of a request in flight ends after it. Never changes the
 -- handler's table.
 function Service:headers(headers)
-  if not self.closing then return headers or {} end
+  if not self.closing then return headers end
   local copy = {}
   for k, v in pairs(headers or {}) do copy[k] = v end
   copy.Connection = "close"
   return copy
 end
 
--- Runs fn(...) within the request timeout: its results, or nil and the
--- TimeoutError.
-function Service:timed(fn, ...)
-  local ok, res = pcall(lasync.timeout, self.timeout, fn, ...)
-  if ok then return res end
-  if TimeoutError:is(res) then return nil, res end
-  error(res, 0)
-end
-
 -- An error response that ends the connection: written, then the rest of
--- the input dropped for a bounded time (see LINGER_TIME). Returns false.
+-- the input dropped for a bounded time (see LINGER_TIME). Returns false
+-- and the status, as Service:answer's steps do.
 local function refuse(conn, status, req)
   local s = conn.stream
-  conn.status = status
   H.write_response(s, req, status, {Connection = "close"}, "")
   s:drain()
   if s:can_write_eof() then s:write_eof() end
@@ -129,34 +125,17 @@ local function refuse(conn, status, req)
       got = got + #data
     until data == "" or got > LINGER_BYTES
   end)
-  return false
+  return false, status
 end
 
--- The next request's head, or nil once the connection is to end: at EOF,
--- when idle past the timeout, or after an error response (408 for a head
--- begun but not finished in time, the HTTPError's status for a bad one).
-function Service:read_head(conn)
-  if self.closing then return nil end
-  local s = conn.stream
-  local before = core._stream_received(s)
-  conn.idle = true
-  local req, err = self:timed(H.read_request, s, self.max_headers_size)
-  conn.idle = false
-  if req or err == nil then return req end
-  if core._stream_received(s) ~= before then refuse(conn, 408) end
-  return nil
-end
-
--- Reads req.body (after a 100 Continue if asked for); false, once an
--- error response is sent (413, 408, 400), when the connection is to end.
+-- Reads req.body (after a 100 Continue if asked for), within the
+-- timeout: true; or false and the status of the error response sent
+-- (413, 408, 400), when the connection is to end.
 function Service:read_body(conn, req)
+  if req.body then return true end  -- none to read
   if (req.body_length or 0) > self.max_body_size then return refuse(conn, 413, req) end
-  if not req.chunked and (req.body_length or 0) == 0 then
-    req.body = ""  -- no body to wait for: no timer (a third of a GET's cost)
-    return true
-  end
   if req.expect_continue then H.continue(conn.stream) end
-  local ok, body = pcall(self.timed, self, H.read_body, conn.stream, req, self.max_body_size)
+  local ok, body = pcall(H.read_body, conn.stream, req, self.max_body_size, nil, self.timeout)
   if ok and body then
     req.body = body
     return true
@@ -174,26 +153,25 @@ end
 -- The handler failed with err (a {error, traceback} pair): a 500 when no
 -- response has started, else the connection is aborted; reported to the
 -- loop's exception handler unless the peer caused it (a reset). Returns
--- whether the connection goes on.
+-- as Service:respond.
 function Service:failed(conn, req, err)
   local e = err[1]
   if CancelledError:is(e) then error(e, 0) end
-  if OSError:is(e) and conn.started then return false end
+  if OSError:is(e) and conn.started then return false, conn.status, conn.bytes end
   lasync.get_running_loop():call_exception_handler {
     message = "Unhandled error in HTTP handler", exception = e,
     traceback = err[2], task = lasync.current_task()}
-  if conn.started then return false end
-  conn.status = 500
-  return H.write_response(conn.stream, req, 500, self:headers(), "")
+  if conn.started then return false, conn.status, conn.bytes end
+  return H.write_response(conn.stream, req, 500, self:headers(), ""), 500, 0
 end
 
 -- Runs the handler and writes the response it returned (finishes the
--- one it streamed): returns whether the connection stays open.
+-- one it streamed): as Service:respond.
 local function call(service, conn, req)
   local status, body, headers = service.app(req)
   if conn.started then
     req:finish()
-    return conn.keep
+    return conn.keep, conn.status, conn.bytes
   end
   if math.type(status) ~= "integer" or body ~= nil and type(body) ~= "string"
       or headers ~= nil and type(headers) ~= "table" then
@@ -201,59 +179,66 @@ local function call(service, conn, req)
       .. "and headers (table or nil) expected"):format(checks.typename(status),
       checks.typename(body), checks.typename(headers)), 0)
   end
-  body = body or ""
-  conn.status, conn.bytes = status, req.method == "HEAD" and 0 or #body
-  return H.write_response(conn.stream, req, status, service:headers(headers), body)
+  local keep, bytes = H.write_response(conn.stream, req, status, service:headers(headers), body)
+  return keep, status, bytes
 end
 
 -- Runs the handler and writes its response: whether the connection
--- stays open.
+-- stays open, the status and the bytes of body sent.
 function Service:respond(conn, req)
-  local ok, keep = xpcall(call, traced, self, conn, req)
-  if not ok then keep = self:failed(conn, req, keep) end
+  local ok, keep, status, bytes = xpcall(call, traced, self, conn, req)
+  if not ok then keep, status, bytes = self:failed(conn, req, keep) end
   conn.stream:drain()
-  return keep
+  return keep, status, bytes
 end
 
 -- Answers one request (logged, when there is a log, even when refused):
 -- returns whether the connection goes on.
 function Service:answer(conn, req)
-  local started = lasync.time()
-  conn.req, conn.started, conn.finished, conn.bytes, conn.status = req, false, false, 0, nil
-  req.conn, req.peer = conn, conn.peer
-  local keep = self:read_body(conn, req) and self:respond(conn, req)
-  if self.log then self.log(req, conn.status, conn.bytes, lasync.time() - started) end
+  local log, started = self.log, nil
+  if log then
+    started = lasync.time()
+    local _ = req.peer  -- made now, while connected, for the log after
+  end
+  conn.req = req
+  local keep, status, bytes = self:read_body(conn, req)
+  if keep then keep, status, bytes = self:respond(conn, req) end
+  conn.req = nil  -- its methods are done with it: no longer kept while idle
+  if conn.started then
+    conn.started, conn.finished, conn.chunked = nil, nil, nil
+    conn.keep, conn.status, conn.bytes = nil, nil, nil
+  end
+  if log then log(req, status, bytes or 0, lasync.time() - started) end
   return keep and not self.closing
 end
 
--- The peer of a stream: {host=, port=} (a Unix socket's: its path as host).
-local function peer_of(stream)
-  local host, port = stream:get_extra_info("peername")
-  if port then return {host = host, port = port} end
-  return {host = stream:get_extra_info("sockname")}
-end
+-- A connection leaves its service's list however its task ends.
+local ConnMT = {__close = function(conn) conn.service.conns[conn] = nil end}
 
--- Why a connection ended, when not by itself: an error the peer caused
--- (a reset, a broken pipe, a head cut short) ends it quietly; a bad
--- request gets its error response; anything else goes on up.
-local function ended(conn, err)
-  if OSError:is(err) then return end
-  if not (HTTPError:is(err) and err.status) then error(err, 0) end
-  if not err.incomplete then pcall(refuse, conn, err.status) end
-end
-
--- Serves the requests of one connection until it ends.
+-- Serves the requests of one connection until it ends: at EOF, idle past
+-- the timeout, after an error response (408 for a head begun but not
+-- whole in time, 400, 431, 501, 505 for a bad one), or when the peer
+-- fails it (a reset, a broken pipe: quietly). The idle wait is one Lua
+-- frame deep (core._http.next_request times it in C): its coroutine's
+-- stack is an idle connection's largest part.
 function Service:connection(stream)
-  local conn = {stream = stream, service = self, task = lasync.current_task(),
-                peer = peer_of(stream), idle = false}
+  local conn <close> = setmetatable({stream = stream, service = self,
+    task = lasync.current_task(), idle = false}, ConnMT)
+  local max, timeout, req, status = self.max_headers_size, self.timeout
   self.conns[conn] = true
-  local ok, err = pcall(function()
-    repeat
-      local req = self:read_head(conn)
-    until not (req and self:answer(conn, req))
-  end)
-  self.conns[conn] = nil
-  if not ok then ended(conn, err) end
+  repeat
+    if self.closing then return end
+    conn.idle = true
+    req, status = next_request(stream, max, timeout, conn)
+    conn.idle = false
+    if not req then break end
+    local ok, keep = pcall(self.answer, self, conn, req)
+    if not ok then
+      if OSError:is(keep) then return end
+      error(keep, 0)
+    end
+  until not keep
+  if status then pcall(refuse, conn, status) end
 end
 
 --- Stops serving: the idle keep-alive connections close at once, those

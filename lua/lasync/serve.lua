@@ -189,7 +189,7 @@ end
 -- The access log of --http: one line per request.
 local function access_log(req, status, bytes, seconds)
   local peer = req.peer
-  log("%s %s %s%s %s %d %.1fms", peer.port and show_addr(peer) or "unix:" .. peer.host,
+  log("%s %s %s%s %s %d %.1fms", peer.port and show_addr(peer) or "unix:" .. (peer.host or "?"),
     req.method, req.path, req.query ~= "" and "?" .. req.query or "", status or "-", bytes,
     seconds * 1000)
 end

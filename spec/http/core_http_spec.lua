@@ -133,7 +133,7 @@ describe("core._http.read_request", function()
     H.set_methods({hello = function(self) return "hi " .. self.method end})
     client:write(head("GET / HTTP/1.1", "Host: x"))
     local req = H.read_request(server, MAX)
-    assert.is_nil(req.body)
+    assert.equal("", req.body)  -- a request without a body has it from the start
     req.body = "b"
     req.peer = {host = "h"}
     assert.equal("b", req.body)
@@ -341,6 +341,75 @@ describe("core._http.read_body", function()
     local req = request(client, server, chunked .. "2\r\nok\r\n0\r\n"
       .. ("T: " .. ("t"):rep(4000) .. "\r\n"):rep(4) .. "\r\n")
     assert.equal("ok", H.read_body(server, req, 100))
+  end))
+end)
+
+describe("core._http.next_request", function()
+  local conn = {}
+
+  it("reads the next request, with req.conn, req.peer and req.body", paired(function(client, server)
+    client:write(head("GET /p HTTP/1.1", "Host: x"))
+    local req = H.next_request(server, MAX, 5, {stream = server})
+    assert.equal("/p", req.path)
+    assert.equal(server, req.conn.stream)
+    assert.equal("127.0.0.1", req.peer.host)
+    assert.equal(req.peer, req.conn.peer)  -- made once, kept by the connection
+    assert.equal("", req.body)
+  end))
+
+  it("gives a request with a body no req.body until it is read", paired(function(client, server)
+    client:write(head("POST / HTTP/1.1", "Host: x", "Content-Length: 2") .. "ab")
+    local req = H.next_request(server, MAX, 5, conn)
+    assert.is_nil(req.body)
+    assert.equal("ab", H.read_body(server, req, 10, nil, 5))
+  end))
+
+  it("ends quietly when nothing comes within the timeout", paired(function(_, server)
+    local started = lasync.time()
+    assert.is_nil(H.next_request(server, MAX, 0.05, conn))
+    assert.is_true(lasync.time() - started >= 0.04)
+  end))
+
+  it("returns false, 408 when a head begun is not whole in time", paired(function(client, server)
+    client:write("GET / HTTP/1.1\r\nHo")
+    local req, status = H.next_request(server, MAX, 0.05, conn)
+    assert.is_false(req)
+    assert.equal(408, status)
+  end))
+
+  it("keeps the deadline while input trickles in", paired(function(client, server)
+    local dripper = lasync.spawn(function()
+      for _ = 1, 20 do
+        client:write("X")
+        lasync.sleep(0.02)
+      end
+    end)
+    local started = lasync.time()
+    local req, status = H.next_request(server, MAX, 0.1, conn)
+    assert.is_false(req)
+    assert.equal(408, status)
+    assert.is_true(lasync.time() - started < 0.3)
+    dripper:cancel()
+  end))
+
+  it("returns false and the status for a bad head, nil at EOF or a reset", paired(function(client, server)
+    client:write("GET / HTTP/1.1\r\n\r\n")  -- no Host
+    assert.same({false, 400}, {H.next_request(server, MAX, 5, conn)})
+    client:close()
+    assert.is_nil(H.next_request(server, MAX, 5, conn))
+  end))
+
+  it("rejects bad arguments", paired(function(_, server)
+    assert.matches("timeout", helper.error_of(H.next_request, server, MAX, 0, conn))
+    assert.matches("table", helper.error_of(H.next_request, server, MAX, 1, nil))
+  end))
+end)
+
+describe("core._http.read_body with a timeout", function()
+  it("returns false when the body does not come in time", paired(function(client, server)
+    client:write(head("POST / HTTP/1.1", "Host: x", "Content-Length: 5") .. "ab")
+    local req = H.read_request(server, MAX)
+    assert.is_false(H.read_body(server, req, 10, nil, 0.05))
   end))
 end)
 
