@@ -492,15 +492,23 @@ static int refusal(lua_State *L, int status) {
   return 2;
 }
 
-/* next_request: stream, max, deadline, conn; the resume's values at 5. */
+/* The connection is to park (server.c) until the deadline. */
+static int park(lua_State *L, double deadline) {
+  lua_pushboolean(L, 1);
+  lua_pushnumber(L, deadline);
+  return 2;
+}
+
+/* next_request: stream, max, deadline, conn, linger; the resume's values
+** at 6. */
 static int next_request_k(lua_State *L, int status, lua_KContext ctx) {
   Stream *s = lua_touserdata(L, 1);
-  double deadline = lua_tonumber(L, 3);
+  double deadline = lua_tonumber(L, 3), linger = lua_tonumber(L, 5), now;
   int timedout = 0;
   size_t len;
   Bad b;
   long r;
-  if (status == LUA_YIELD) timedout = stream_input_resumed(L, s, 5);
+  if (status == LUA_YIELD) timedout = stream_input_resumed(L, s, 6);
   if (stream_failed(s)) return 0;
   if ((r = request_step(L, s, &ctx, &b)) == HEAD_BAD)
     return b.cut ? 0 : refusal(L, b.status);
@@ -509,27 +517,35 @@ static int next_request_k(lua_State *L, int status, lua_KContext ctx) {
     lua_setiuservalue(L, -2, MUV_CONN);
   }
   if (r >= 0) return (int)r;
+  stream_input(s, &len);
+  now = lasync_now();
   /* a persistent event's timeout restarts with each input it fires for */
-  if (timedout || (status == LUA_YIELD && lasync_now() >= deadline)) {
-    stream_input(s, &len);
-    return len > 0 ? refusal(L, 408) : 0;
+  if (timedout || (status == LUA_YIELD && now >= deadline)) {
+    if (len > 0) return refusal(L, 408);
+    return now < deadline ? park(L, deadline) : 0;  /* lingered: park */
   }
+  if (len == 0 && linger > 0 && now + linger < deadline)
+    return wait_more(L, now + linger, ctx, next_request_k, "next_request");
   return wait_more(L, deadline, ctx, next_request_k, "next_request");
 }
 
-/* next_request(stream, max_headers_size, timeout, conn) → the server's
-** next request, a Message whose req.conn is conn; nil once the
+/* next_request(stream, max_headers_size, timeout, conn, linger) → the
+** server's next request, a Message whose req.conn is conn; nil once the
 ** connection is to end quietly (EOF, a failure, idle past the timeout, a
-** head cut short); or false and the status of the error response due
-** (408 for a head not whole within the timeout, 400, 431, 501, 505). */
+** head cut short); false and the status of the error response due (408
+** for a head not whole within the timeout, 400, 431, 501, 505); or, when
+** nothing came for linger seconds (nil: no linger), true and the
+** deadline: the connection is to park until then. */
 static int l_next_request(lua_State *L) {
-  double timeout;
+  double timeout, linger;
   stream_check(L, 1);
   checkmax(L, 2);
   timeout = luaL_checknumber(L, 3);
   luaL_argcheck(L, timeout > 0, 3, "timeout must be positive");
   luaL_checktype(L, 4, LUA_TTABLE);
+  linger = luaL_optnumber(L, 5, 0);
   lua_settop(L, 4);
+  lua_pushnumber(L, linger);
   lua_pushnumber(L, lasync_now() + timeout);
   lua_replace(L, 3);
   return next_request_k(L, LUA_OK, 0);

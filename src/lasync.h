@@ -482,6 +482,12 @@ void stream_buffer(Stream *s, const char *p, size_t n);
 void stream_flush(Stream *s);
 void stream_flush_soon(Stream *s);
 void stream_push_peer(lua_State *L, Stream *s);
+/* A connection parked without a task (server.c): the handle h, anchored
+** by the caller, is queued once input comes, the input ends or fails, or
+** the deadline (loop time; 0: none) passes; stream_park_timedout then
+** tells which (and forgets it). */
+void stream_park(Stream *s, Handle *h, double deadline);
+int stream_park_timedout(Stream *s);
 
 /* server.c */
 void server_register(lua_State *L);

@@ -116,10 +116,64 @@ static void conn_report(lua_State *L, Server *sv, int status, int erridx) {
                     erridx, -1, "task", tb);
 }
 
-/* After the handler: server, stream, msgh, then the error if it failed. */
+/* A handler may return PARK, fn, arg, deadline (lasync.http's does for a
+** kept-alive connection with nothing to read): its task then ends, and the
+** connection waits with no task, so no coroutine (its stack is most of an
+** idle connection's memory), until input comes, the input ends or fails,
+** or the deadline passes; then a new task calls fn(arg, timedout) the same
+** way. The connection stays counted and listed meanwhile. */
+static const char park_key = 0;
+#define PARK ((void *)&park_key)
+
+static int conn_done(lua_State *L, int status, lua_KContext ctx);
+
+/* The body of a parked connection's new task: conn_resume(server, stream,
+** fn, arg, timedout). */
+static int conn_resume(lua_State *L) {
+  lua_settop(L, 5);
+  lua_pushcfunction(L, conn_msgh);
+  lua_insert(L, 3);
+  return conn_done(L, lua_pcallk(L, 2, 4, 3, 0, conn_done), 0);
+}
+
+/* The parked connection's handle: conn_wake(server, stream, fn, arg). */
+static int conn_wake(lua_State *L) {
+  Server *sv = lua_touserdata(L, 1);
+  Task *t;
+  lua_settop(L, 4);
+  lua_pushvalue(L, lua_upvalueindex(1));  /* the module's state */
+  lua_pushcclosure(L, conn_resume, 1);
+  lua_rotate(L, 1, 1);
+  lua_pushboolean(L, stream_park_timedout(lua_touserdata(L, 3)));
+  t = task_new(L, sv->loop, 1, 5, 1);
+  task_step(L, sv->loop, t);
+  return 0;
+}
+
+/* Park the connection (the handler returned PARK, fn, arg, deadline at
+** 4..7) on a handle that calls conn_wake(server, stream, fn, arg). */
+static void conn_park(lua_State *L, Server *sv) {
+  Handle *h;
+  lua_pushvalue(L, lua_upvalueindex(1));  /* the module's state */
+  lua_pushcclosure(L, conn_wake, 1);
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, 5);
+  lua_pushvalue(L, 6);
+  h = handle_new(L, sv->loop, K_HANDLE, 8, 4);
+  loop_anchor(L, sv->loop, -1);
+  stream_park(lua_touserdata(L, 2), h, lua_tonumber(L, 7));
+}
+
+/* After the handler: server, stream, msgh, then the error if it failed,
+** or what it returned (4 values). */
 static int conn_done(lua_State *L, int status, lua_KContext ctx) {
   Server *sv = lua_touserdata(L, 1);
   (void)ctx;
+  if ((status == LUA_OK || status == LUA_YIELD) && lua_touserdata(L, 4) == PARK) {
+    conn_park(L, sv);
+    return 0;
+  }
   stream_close(L, lua_touserdata(L, 2), 2, 0);
   conn_forget(L, sv, 1, 2);
   if (status != LUA_OK && status != LUA_YIELD) conn_report(L, sv, status, 4);
@@ -133,7 +187,7 @@ static int conn_main(lua_State *L) {
   lua_getiuservalue(L, 1, SVUV_HANDLER);
   lua_pushvalue(L, 2);
   lua_pushvalue(L, 2);
-  return conn_done(L, lua_pcallk(L, 2, 0, 3, 0, conn_done), 0);
+  return conn_done(L, lua_pcallk(L, 2, 4, 3, 0, conn_done), 0);
 }
 
 /* A task runs the handler for the new stream at sidx. It takes its first
@@ -653,4 +707,6 @@ void server_register(lua_State *L) {
   lasync_addfuncs(L, server_funcs);
   lua_pushinteger(L, LISTEN_MAX);  /* start_server's own check */
   lua_setfield(L, -2, "LISTEN_MAX");
+  lua_pushlightuserdata(L, PARK);
+  lua_setfield(L, -2, "_server_park");
 }

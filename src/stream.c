@@ -78,6 +78,8 @@ struct Stream {
   Task *reader;                  /* the task parked in a read, or NULL */
   Task *writer;                  /* the task parked in drain(), the connect
                                     or the handshake, or NULL */
+  Handle *waker;                 /* queued when input comes to a connection
+                                    parked without a task (stream_park) */
   Handle *closer;                /* anchored while close() flushes */
   Tls *tls;                      /* the TLS session, or NULL */
   struct event *wev;             /* the write event, while it is added */
@@ -219,7 +221,7 @@ static void to_timeval(double seconds, struct timeval *tv) {
 /* The read event's timeout: the time left to a waiting reader's deadline,
 ** or none. */
 static const struct timeval *read_tv(Stream *s, struct timeval *tv) {
-  if (s->reader == NULL || s->deadline <= 0) return NULL;
+  if ((s->reader == NULL && s->waker == NULL) || s->deadline <= 0) return NULL;
   to_timeval(s->deadline - loop_time(s->loop), tv);
   return tv;
 }
@@ -284,6 +286,8 @@ static void close_fd(Stream *s) {
   }
 }
 
+static void wake_parked(Stream *s);
+
 /* Bring the socket and the events in line with the stream's state, and
 ** wake a waiter whose wait is over. Runs after every change. */
 static void settle(Stream *s) {
@@ -302,6 +306,7 @@ static void settle(Stream *s) {
   update_events(s);
   if (s->reader && (s->in.len >= s->want || s->eof || s->err))
     task_unpark(NULL, s->reader, 0, 0);
+  if (s->waker && (s->in.len > 0 || s->eof || s->err)) wake_parked(s);
   if (s->writer && s->phase >= PH_OPEN &&
       (s->out.len <= LOW_WATER || s->err || s->fd < 0))
     task_unpark(NULL, s->writer, 0, 0);  /* a drain() */
@@ -401,12 +406,13 @@ static void read_ready(Stream *s) {
 ** it is left from a read that has ended (taken off the event). */
 static void read_timeout(Stream *s) {
   struct timeval tv;
-  if (s->reader && s->deadline > 0) {
+  if ((s->reader || s->waker) && s->deadline > 0) {
     if (loop_time(s->loop) < s->deadline)
       event_add(event_of(s, 0), read_tv(s, &tv));
     else if (!s->timedout) {
       s->timedout = 1;
-      task_unpark(NULL, s->reader, 0, 0);
+      if (s->reader) task_unpark(NULL, s->reader, 0, 0);
+      else wake_parked(s);
     }
   } else if (s->reading) {
     ev_switch(s, 0, 0);
@@ -974,6 +980,31 @@ void stream_flush(Stream *s) {
 
 void stream_flush_soon(Stream *s) { settle(s); }
 
+/* The parked connection's handle runs (it was anchored by whoever parked
+** it; running unanchors it). A closed loop runs nothing more. */
+static void wake_parked(Stream *s) {
+  Handle *h = s->waker;
+  s->waker = NULL;
+  s->deadline = 0;
+  if (s->loop->base) loop_ready_push(s->loop, h);
+}
+
+void stream_park(Stream *s, Handle *h, double deadline) {
+  struct timeval tv;
+  s->waker = h;
+  s->deadline = deadline;
+  s->timedout = 0;
+  settle(s);
+  if (s->waker && deadline > 0 && s->reading)
+    event_add(event_of(s, 0), read_tv(s, &tv));
+}
+
+int stream_park_timedout(Stream *s) {
+  int timedout = s->timedout;
+  s->timedout = 0;
+  return timedout;
+}
+
 void stream_push_peer(lua_State *L, Stream *s) {
   int top = lua_gettop(L);
   lua_createtable(L, 0, 2);
@@ -1045,6 +1076,7 @@ static int l_close(lua_State *L) {
 ** Called by hand on a stream in use, it aborts it: its waiters wake. */
 static int l_gc(lua_State *L) {
   Stream *s = checkstream(L);
+  s->waker = NULL;  /* collected with it, maybe first */
   stream_close(L, s, 1, 1);
   tls_free(s->tls);
   s->tls = NULL;

@@ -38,7 +38,8 @@ local LINGER_TIME, LINGER_BYTES = 2, 1024 * 1024
 
 -- A service holds what every connection of one or more listening servers
 -- shares: the handler, the limits, the open connections and whether it
--- is closing. A connection is {stream=, service=, task=, idle=, req=}:
+-- is closing. A connection is {stream=, service=, task=, idle=, parked=,
+-- req=}:
 -- req, the request being answered (core._http's Message: its head, and
 -- req.conn, req.peer and req.body from the connection), and while a
 -- response streams its state (started, chunked, keep, finished, status,
@@ -212,25 +213,40 @@ function Service:answer(conn, req)
   return keep and not self.closing
 end
 
--- A connection leaves its service's list however its task ends.
-local ConnMT = {__close = function(conn) conn.service.conns[conn] = nil end}
+-- How long a kept-alive connection waits for its next request in its
+-- task; then it parks without one (core._server_park: the server's C code keeps
+-- it, and a new task resumes it when input comes), so that an idle
+-- connection holds no coroutine.
+local LINGER = 0.1
+local PARK = core._server_park
 
--- Serves the requests of one connection until it ends: at EOF, idle past
--- the timeout, after an error response (408 for a head begun but not
--- whole in time, 400, 431, 501, 505 for a bad one), or when the peer
--- fails it (a reset, a broken pipe: quietly). The idle wait is one Lua
--- frame deep (core._http.next_request times it in C): its coroutine's
--- stack is an idle connection's largest part.
-function Service:connection(stream)
-  local conn <close> = setmetatable({stream = stream, service = self,
-    task = lasync.current_task(), idle = false}, ConnMT)
+-- A connection leaves its service's list however it ends, not when it
+-- parks.
+local ConnMT = {__close = function(conn)
+  if not conn.parked then conn.service.conns[conn] = nil end
+end}
+
+-- Serves the requests of connection conn until it ends: at EOF, idle
+-- past the timeout (timedout: while parked), after an error response (408
+-- for a head begun but not whole in time, 400, 431, 501, 505 for a bad
+-- one), or when the peer fails it (a reset, a broken pipe: quietly); or
+-- until it parks: returns PARK and how to resume it.
+local function resume(conn, timedout)
+  local _ <close> = conn
+  conn.parked = nil
+  if timedout then return end
+  local self, stream = conn.service, conn.stream
   local max, timeout, req, status = self.max_headers_size, self.timeout
-  self.conns[conn] = true
+  conn.task = lasync.current_task()
   repeat
     if self.closing then return end
     conn.idle = true
-    req, status = next_request(stream, max, timeout, conn)
+    req, status = next_request(stream, max, timeout, conn, LINGER)
     conn.idle = false
+    if req == true then
+      conn.parked, conn.task = true, nil
+      return PARK, resume, conn, status
+    end
     if not req then break end
     local ok, keep = pcall(self.answer, self, conn, req)
     if not ok then
@@ -241,12 +257,20 @@ function Service:connection(stream)
   if status then pcall(refuse, conn, status) end
 end
 
+-- The connection handler: a new connection's requests.
+function Service:connection(stream)
+  local conn = setmetatable({stream = stream, service = self, idle = false}, ConnMT)
+  self.conns[conn] = true
+  return resume(conn, false)
+end
+
 --- Stops serving: the idle keep-alive connections close at once, those
 -- with a request in flight once it is answered.
 function Service:close()
   self.closing = true
   for conn in pairs(self.conns) do
-    if conn.idle then conn.task:cancel() end
+    if conn.parked then conn.stream:close()
+    elseif conn.idle then conn.task:cancel() end
   end
 end
 

@@ -50,6 +50,53 @@ describe("lasync.http.serve timeout", function()
     util.stop(srv)
   end))
 
+  -- A kept-alive connection idle past the server's linger (0.1 s) parks
+  -- without a task (src/server.c); it must be served, timed out and
+  -- closed as any other.
+  describe("a parked connection", function()
+    local function first(timeout)
+      local n = 0
+      local srv, port = util.serve(function()
+        n = n + 1
+        return 200, "n" .. n
+      end, {timeout = timeout})
+      local r, w = lasync.open_connection("127.0.0.1", port)
+      w:write("GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+      assert.equal("n1", select(2, read_response(r)))
+      lasync.sleep(0.3)  -- parked by now
+      return srv, r, w
+    end
+
+    it("is served when its next request comes", async(function()
+      local srv, r, w = first(5)
+      w:write("GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+      assert.equal("n2", select(2, read_response(r)))
+      lasync.sleep(0.3)
+      w:write("GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+      assert.equal("n3", select(2, read_response(r)))
+      assert.equal("", r:read(-1))
+      w:close()
+      util.stop(srv)
+    end))
+
+    it("is closed without an answer after the timeout", async(function()
+      local started = lasync.time()
+      local srv, r, w = first(0.5)
+      assert.equal("", r:read(-1))
+      assert.is_true(lasync.time() - started >= 0.45)
+      w:close()
+      util.stop(srv)
+    end))
+
+    it("is closed at once by server:close(), and wait_closed() returns", async(function()
+      local srv, r, w = first(30)
+      srv:close()
+      assert.equal("", lasync.wait_for(function() return r:read(-1) end, 2))
+      lasync.wait_for(function() srv:wait_closed() end, 2)
+      w:close()
+    end))
+  end)
+
   it("serves a normal request while a slowloris holds connections", async(function()
     local srv, port = util.serve(function() return 200, "served" end,
       {timeout = 1, backlog = 512})
