@@ -492,6 +492,13 @@ static int refusal(lua_State *L, int status) {
   return 2;
 }
 
+/* Whether the deadline (0: none) of a read resumed with status passed:
+** its wait timed out, or (a persistent event's timeout restarts with each
+** input it fires for) the time has come meanwhile. */
+static int passed(int timedout, int status, double deadline, double now) {
+  return timedout || (status == LUA_YIELD && deadline > 0 && now >= deadline);
+}
+
 /* The connection is to park (server.c) until the deadline. */
 static int park(lua_State *L, double deadline) {
   lua_pushboolean(L, 1);
@@ -519,8 +526,7 @@ static int next_request_k(lua_State *L, int status, lua_KContext ctx) {
   if (r >= 0) return (int)r;
   stream_input(s, &len);
   now = lasync_now();
-  /* a persistent event's timeout restarts with each input it fires for */
-  if (timedout || (status == LUA_YIELD && now >= deadline)) {
+  if (passed(timedout, status, deadline, now)) {
     if (len > 0) return refusal(L, 408);
     return now < deadline ? park(L, deadline) : 0;  /* lingered: park */
   }
@@ -683,7 +689,7 @@ static int read_body_k(lua_State *L, int status, lua_KContext ctx) {
     default: done = close_step(L, s, m, n); break;
   }
   if (done) return 1;
-  if (timedout || (status == LUA_YIELD && deadline > 0 && lasync_now() >= deadline)) {
+  if (passed(timedout, status, deadline, lasync_now())) {
     lua_pushboolean(L, 0);
     return 1;
   }

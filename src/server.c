@@ -43,6 +43,7 @@ enum {
   SVUV_LOOP = 1,   /* the loop, kept alive: its base holds the events */
   SVUV_HANDLER,    /* handler(reader, writer) */
   SVUV_MAIN,       /* conn_main, the body of the connection tasks */
+  SVUV_WAKE,       /* conn_wake, the callback of parked connections */
   SVUV_CONNS,      /* stream -> true, while its handler runs */
   SVUV_PATH,       /* the Unix socket path, or nil */
   SVUV_CLOSED,     /* futures of wait_closed() callers */
@@ -127,26 +128,35 @@ static const char park_key = 0;
 
 static int conn_done(lua_State *L, int status, lua_KContext ctx);
 
-/* The body of a parked connection's new task: conn_resume(server, stream,
-** fn, arg, timedout). */
-static int conn_resume(lua_State *L) {
+/* The body of a connection task: conn_main(server, stream, fn, a, b)
+** calls fn(a, b): handler(stream, stream) for a new connection,
+** fn(arg, timedout) for a parked one. */
+static int conn_main(lua_State *L) {
   lua_settop(L, 5);
   lua_pushcfunction(L, conn_msgh);
   lua_insert(L, 3);
   return conn_done(L, lua_pcallk(L, 2, 4, 3, 0, conn_done), 0);
 }
 
+/* A task, which takes its first step at once, runs conn_main with the
+** server at svidx and the 4 values at the top (which it takes). Started,
+** it always reaches conn_done, which closes the connection and counts it
+** out (a task cancelled before its first step would never run). */
+static void conn_task(lua_State *L, Server *sv, int svidx) {
+  Task *t;
+  lua_getiuservalue(L, svidx, SVUV_MAIN);
+  lua_pushvalue(L, svidx);
+  lua_rotate(L, -6, 2);
+  t = task_new(L, sv->loop, lua_gettop(L) - 5, 5, 1);
+  lua_settop(L, lua_gettop(L) - 7);
+  task_step(L, sv->loop, t);
+}
+
 /* The parked connection's handle: conn_wake(server, stream, fn, arg). */
 static int conn_wake(lua_State *L) {
-  Server *sv = lua_touserdata(L, 1);
-  Task *t;
   lua_settop(L, 4);
-  lua_pushvalue(L, lua_upvalueindex(1));  /* the module's state */
-  lua_pushcclosure(L, conn_resume, 1);
-  lua_rotate(L, 1, 1);
-  lua_pushboolean(L, stream_park_timedout(lua_touserdata(L, 3)));
-  t = task_new(L, sv->loop, 1, 5, 1);
-  task_step(L, sv->loop, t);
+  lua_pushboolean(L, stream_park_timedout(lua_touserdata(L, 2)));
+  conn_task(L, lua_touserdata(L, 1), 1);
   return 0;
 }
 
@@ -154,8 +164,7 @@ static int conn_wake(lua_State *L) {
 ** 4..7) on a handle that calls conn_wake(server, stream, fn, arg). */
 static void conn_park(lua_State *L, Server *sv) {
   Handle *h;
-  lua_pushvalue(L, lua_upvalueindex(1));  /* the module's state */
-  lua_pushcclosure(L, conn_wake, 1);
+  lua_getiuservalue(L, 1, SVUV_WAKE);
   lua_pushvalue(L, 1);
   lua_pushvalue(L, 2);
   lua_pushvalue(L, 5);
@@ -180,34 +189,19 @@ static int conn_done(lua_State *L, int status, lua_KContext ctx) {
   return 0;
 }
 
-/* The body of a connection task: conn_main(server, stream). */
-static int conn_main(lua_State *L) {
-  lua_settop(L, 2);
-  lua_pushcfunction(L, conn_msgh);
-  lua_getiuservalue(L, 1, SVUV_HANDLER);
-  lua_pushvalue(L, 2);
-  lua_pushvalue(L, 2);
-  return conn_done(L, lua_pcallk(L, 2, 4, 3, 0, conn_done), 0);
-}
-
-/* A task runs the handler for the new stream at sidx. It takes its first
-** step at once: started, it always reaches conn_done, which closes the
-** connection and counts it out (a task cancelled before its first step
-** would never run). */
+/* A task runs handler(stream, stream) for the new stream at sidx. */
 static void conn_start(lua_State *L, Server *sv, int svidx, int sidx) {
-  int top = lua_gettop(L);
-  Task *t;
   lua_getiuservalue(L, svidx, SVUV_CONNS);
   lua_pushvalue(L, sidx);
   lua_pushboolean(L, 1);
   lua_rawset(L, -3);
-  lua_getiuservalue(L, svidx, SVUV_MAIN);
-  lua_pushvalue(L, svidx);
-  lua_pushvalue(L, sidx);
-  t = task_new(L, sv->loop, top + 2, 2, 1);
+  lua_pop(L, 1);
   sv->nconns++;
-  lua_settop(L, top);
-  task_step(L, sv->loop, t);
+  lua_pushvalue(L, sidx);
+  lua_getiuservalue(L, svidx, SVUV_HANDLER);
+  lua_pushvalue(L, sidx);
+  lua_pushvalue(L, sidx);
+  conn_task(L, sv, svidx);
 }
 
 /* ---------- accepting ---------- */
@@ -322,6 +316,9 @@ static Server *server_new(lua_State *L, Loop *lp, int hidx, size_t limit,
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_pushcclosure(L, conn_main, 1);
   lua_setiuservalue(L, -2, SVUV_MAIN);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushcclosure(L, conn_wake, 1);
+  lua_setiuservalue(L, -2, SVUV_WAKE);
   lua_newtable(L);
   lua_setiuservalue(L, -2, SVUV_CONNS);
   return sv;
