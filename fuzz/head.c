@@ -28,12 +28,14 @@ static int fuzz_head(const char *p, size_t size, int response) {
   return 0;
 }
 
-#ifndef FUZZ_RESPONSE
+#ifndef FUZZ_RESPONSE  /* response.c includes this file for responses */
+#define FUZZ_RESPONSE 0
+#endif
+
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
   char *p = malloc(size + 1);
   memcpy(p, data, size);
-  fuzz_head(p, size, 0);
+  fuzz_head(p, size, FUZZ_RESPONSE);
   free(p);
   return 0;
 }
-#endif
