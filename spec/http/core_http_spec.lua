@@ -410,6 +410,12 @@ describe("core._http.read_body with a timeout", function()
     local req = H.read_request(server, MAX)
     assert.is_false(H.read_body(server, req, 10, nil, 0.05))
   end))
+
+  it("rejects a timeout that is not positive", paired(function(client, server)
+    client:write(head("POST / HTTP/1.1", "Host: x", "Content-Length: 5") .. "ab")
+    local req = H.read_request(server, MAX)
+    assert.matches("timeout must be positive", helper.error_of(H.read_body, server, req, 10, nil, 0))
+  end))
 end)
 
 describe("core._http.write_response", function()
