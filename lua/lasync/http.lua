@@ -9,6 +9,8 @@ local core = require "lasync.core"
 local checks = require "lasync.checks"
 checks.internal()
 
+local websocket = require "lasync.websocket"
+
 local H = core._http
 local next_request = H.next_request
 local HTTPError, OSError, CancelledError =
@@ -153,12 +155,16 @@ end
 
 -- The handler failed with err (a {error, traceback} pair): a 500 when no
 -- response has started, else the connection is aborted; reported to the
--- loop's exception handler unless the peer caused it (a reset). Returns
--- as Service:respond.
+-- loop's exception handler unless the peer caused it (a reset). An
+-- HTTPError with a status (lasync.http.websocket's 400) is that response,
+-- with its headers, and no report. Returns as Service:respond.
 function Service:failed(conn, req, err)
   local e = err[1]
   if CancelledError:is(e) then error(e, 0) end
   if OSError:is(e) and conn.started then return false, conn.status, conn.bytes end
+  if HTTPError:is(e) and math.type(e.status) == "integer" and not conn.started then
+    return H.write_response(conn.stream, req, e.status, self:headers(e.headers), ""), e.status, 0
+  end
   lasync.get_running_loop():call_exception_handler {
     message = "Unhandled error in HTTP handler", exception = e,
     traceback = err[2], task = lasync.current_task()}
@@ -188,6 +194,11 @@ end
 -- stays open, the status and the bytes of body sent.
 function Service:respond(conn, req)
   local ok, keep, status, bytes = xpcall(call, traced, self, conn, req)
+  if conn.ws then
+    local ws = conn.ws
+    conn.ws = nil
+    websocket.done(ws, not ok)
+  end
   if not ok then keep, status, bytes = self:failed(conn, req, keep) end
   conn.stream:drain()
   return keep, status, bytes
@@ -265,12 +276,13 @@ function Service:connection(stream)
 end
 
 --- Stops serving: the idle keep-alive connections close at once, those
--- with a request in flight once it is answered.
+-- with a request in flight once it is answered, WebSockets get close 1001.
 function Service:close()
   self.closing = true
   for conn in pairs(self.conns) do
     if conn.parked then conn.stream:close()
-    elseif conn.idle then conn.task:cancel() end
+    elseif conn.idle then conn.task:cancel()
+    elseif conn.ws then websocket.going_away(conn.ws) end
   end
 end
 
@@ -329,8 +341,28 @@ function M.serve(handler, opts)
   return setmetatable({server = server, service = service}, ServerMT)
 end
 
--- The client: lasync.httpclient (request, get, post).
+-- --------------------------------------------------------------- websocket --
+
+--- lasync.http.websocket(req, opts) -> ws: answers req, a WebSocket
+-- handshake, with 101 and turns its connection into the ws (which closes
+-- when the handler returns). opts: max_message_size (1 MiB), protocols
+-- (the subprotocols served, the client's first choice among them wins).
+-- HTTPError with status 400 (426 for another version) otherwise.
+function M.websocket(req, opts)
+  local conn = response_of(req, "websocket")
+  opts = checks.options(opts, 2, "websocket", websocket.SERVER_OPTS)
+  if conn.started then checks.misuse("websocket: the response has already started") end
+  local headers, protocol = websocket.accept(req, opts)
+  H.write_head(conn.stream, req, 101, headers)
+  conn.started, conn.finished, conn.keep, conn.status, conn.bytes = true, true, false, 101, 0
+  conn.ws = websocket.new(conn.stream, true, opts.max_message_size, protocol)
+  if conn.service.closing then websocket.going_away(conn.ws) end
+  return conn.ws
+end
+
+-- The clients: lasync.httpclient (request, get, post), lasync.websocket.
 local client = require "lasync.httpclient"
 M.request, M.get, M.post = client.request, client.get, client.post
+M.websocket_connect = websocket.connect
 
 return M
