@@ -67,10 +67,14 @@ function M.curl(...)
   return M.run {"curl", "-sS", ...}
 end
 
+--- Debian's Python 3, where the python3-* packages of `make test`'s
+-- dependencies are (another python3 may come first in PATH).
+M.PYTHON = "/usr/bin/python3"
+
 --- Runs the Python 3 program src (its argv: the port then args); returns
 -- its stdout, failing with its stderr when it fails.
 function M.python(src, port, ...)
-  local out, err, code = M.run {"python3", "-c", src, tostring(port), ...}
+  local out, err, code = M.run {M.PYTHON, "-c", src, tostring(port), ...}
   assert(code == 0, err)
   return out
 end

@@ -346,7 +346,8 @@ end
 --- lasync.http.websocket(req, opts) -> ws: answers req, a WebSocket
 -- handshake, with 101 and turns its connection into the ws (which closes
 -- when the handler returns). opts: max_message_size (1 MiB), protocols
--- (the subprotocols served, the client's first choice among them wins).
+-- (the subprotocols served, the client's first choice among them wins),
+-- close_timeout (5 s: how long a closing handshake waits for the peer).
 -- HTTPError with status 400 (426 for another version) otherwise.
 function M.websocket(req, opts)
   local conn = response_of(req, "websocket")
@@ -355,7 +356,7 @@ function M.websocket(req, opts)
   local headers, protocol = websocket.accept(req, opts)
   H.write_head(conn.stream, req, 101, headers)
   conn.started, conn.finished, conn.keep, conn.status, conn.bytes = true, true, false, 101, 0
-  conn.ws = websocket.new(conn.stream, true, opts.max_message_size, protocol)
+  conn.ws = websocket.new(conn.stream, true, opts, protocol)
   if conn.service.closing then websocket.going_away(conn.ws) end
   return conn.ws
 end

@@ -23,7 +23,8 @@ local M = {}
 
 local DEFAULT_MAX = 1024 * 1024
 -- How long the closing handshake waits for the peer's close frame
--- (websockets' close_timeout); then the connection is closed anyway.
+-- (websockets' close_timeout) unless told; then the connection is closed
+-- anyway.
 local CLOSE_TIMEOUT = 5
 local MAX_HEAD = 64 * 1024
 
@@ -33,11 +34,13 @@ local PROTOCOLS = checks.option("table", "a list of strings", function(v)
   end
   return true
 end)
-M.SERVER_OPTS = {max_message_size = checks.count(), protocols = PROTOCOLS}
+local POSITIVE = checks.option("number", "a positive number", function(v) return v > 0 end)
+M.SERVER_OPTS = {max_message_size = checks.count(), protocols = PROTOCOLS,
+  close_timeout = POSITIVE}
 local CONNECT_OPTS = {max_message_size = checks.count(), protocols = PROTOCOLS,
+  close_timeout = POSITIVE,
   headers = checks.option("table", "a table of header names to strings or lists"),
-  timeout = checks.option("number", "a positive number", function(v) return v > 0 end),
-  ssl = checks.ANY}
+  timeout = POSITIVE, ssl = checks.ANY}
 
 -- --------------------------------------------------------------- the ws --
 
@@ -45,10 +48,11 @@ local WebSocket = {}
 local WSMT = {__index = WebSocket, __name = "lasync.WebSocket"}
 
 -- A ws over stream s: server (input comes masked, output goes plain) or
--- client; protocol, the subprotocol agreed on (or nil).
-function M.new(s, server, max, protocol)
-  return setmetatable({_s = s, _p = W.parser(server, max or DEFAULT_MAX),
-    _mask = not server, protocol = protocol}, WSMT)
+-- client; protocol, the subprotocol agreed on (or nil); opts as
+-- websocket's (max_message_size, close_timeout).
+function M.new(s, server, opts, protocol)
+  return setmetatable({_s = s, _p = W.parser(server, opts.max_message_size or DEFAULT_MAX),
+    _mask = not server, _close_timeout = opts.close_timeout, protocol = protocol}, WSMT)
 end
 
 local function check_ws(self, fname)
@@ -157,12 +161,14 @@ local function valid_code(code)
     (code >= 1007 and code <= 1014) or (code >= 3000 and code <= 4999)
 end
 
--- Reads until the peer's close frame (dropping messages) or the timeout.
+-- Reads until the peer's close frame (dropping messages) or the timeout;
+-- a cancellation closes the connection and goes on.
 local function await_close(self)
-  pcall(combinators.timeout, CLOSE_TIMEOUT, function()
+  local ok, err = pcall(combinators.timeout, self._close_timeout or CLOSE_TIMEOUT, function()
     while not self._closed do self:receive() end
   end)
   if not self._closed then finish(self, 1006, "no close frame from the peer in time") end
+  if not ok and not core.TimeoutError:is(err) then error(err, 0) end
 end
 
 -- Sends our close frame.
@@ -176,7 +182,7 @@ end
 -- reads it, or outside a task) the connection is closed after
 -- CLOSE_TIMEOUT at the latest.
 local function close_later(self)
-  self._timer = core.get_running_loop():call_later(CLOSE_TIMEOUT, function()
+  self._timer = core.get_running_loop():call_later(self._close_timeout or CLOSE_TIMEOUT, function()
     if not self._closed then finish(self, 1006, "no close frame from the peer in time") end
   end)
 end
@@ -187,7 +193,8 @@ local function closing(self)
 end
 
 --- ws:close(code, reason): the closing handshake (code 1000 by default):
--- waits for the peer's close frame (at most 5 s) when it can, see closing.
+-- waits for the peer's close frame (at most close_timeout) when it can,
+-- see closing.
 function WebSocket:close(code, reason)
   check_ws(self, "close")
   code = code == nil and 1000 or code
@@ -301,12 +308,13 @@ local function open(u, opts)
     s:close()
     error(protocol, 0)
   end
-  return M.new(s, false, opts.max_message_size, protocol)
+  return M.new(s, false, opts, protocol)
 end
 
 --- lasync.http.websocket_connect(url, opts) -> ws, for a ws:// or wss://
 -- URL. opts: protocols (list offered), max_message_size (1 MiB), headers,
--- timeout (of the connection and handshake), ssl (as open_connection's).
+-- timeout (of the connection and handshake), ssl (as open_connection's),
+-- close_timeout (5 s: how long a closing handshake waits).
 function M.connect(url, opts)
   checks.check(type(url) == "string", url, 1, "websocket_connect", "url (string)")
   local u, problem = client._parse_url(url, true)
