@@ -194,13 +194,13 @@ end
 -- stays open, the status and the bytes of body sent.
 function Service:respond(conn, req)
   local ok, keep, status, bytes = xpcall(call, traced, self, conn, req)
-  if conn.ws then
-    local ws = conn.ws
+  local ws = conn.ws
+  if ws then  -- its closing handshake closes the stream
     conn.ws = nil
     websocket.done(ws, not ok)
   end
   if not ok then keep, status, bytes = self:failed(conn, req, keep) end
-  conn.stream:drain()
+  if not ws then conn.stream:drain() end
   return keep, status, bytes
 end
 

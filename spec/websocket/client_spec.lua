@@ -80,8 +80,11 @@ describe("lasync.http.websocket_connect with Python's websockets as the server",
   end, {deadline = 20}))
 
   it("offers subprotocols and reports the one the server chose", helper.async(function()
-    local ws = http.websocket_connect(base .. "/echo", {protocols = {"a", "b"}})
+    local ws = http.websocket_connect(base .. "/echo", {protocols = {"x", "b"}})
     assert.are.equal("b", ws.protocol)
+    ws:close()
+    ws = http.websocket_connect(base .. "/echo", {protocols = {"a"}})
+    assert.are.equal("a", ws.protocol)
     ws:close()
     ws = http.websocket_connect(base .. "/echo")
     assert.is_nil(ws.protocol)
