@@ -44,7 +44,11 @@ static int handle(WsParser *w, unsigned char *p, size_t *len, int r,
   }
   if (r == WS_ERROR) {
     if (e->code != 1002 && e->code != 1007 && e->code != 1009) abort();
-    return 0;
+    if (!e->go_on) return 0;
+    if (e->used > *len || w->dec != 0) abort();
+    memmove(p, p + e->used, *len - e->used);  /* a refused message: on */
+    *len -= e->used;
+    return 1;
   }
   if (e->off + e->n > *len) abort();
   if ((r == WS_TEXT || r == WS_CLOSE) &&

@@ -563,17 +563,23 @@ void http_register(lua_State *L);
 ** p[e->off..+e->n), the first e->used bytes of p to drop after it; a
 ** control frame WS_PING / WS_PONG / WS_CLOSE (e->code, the reason at
 ** p[e->off..+e->n)) whose e->used bytes at p + w->dec are to be cut out;
-** or WS_ERROR, e->code the close code due (1002, 1007, 1009), e->why. A
-** data frame fragment is moved down in place (*len shrinks by its head). */
+** or WS_ERROR, e->code the close code due (1002, 1007, 1009), e->why; with
+** e->go_on the framing is intact and parsing may go on once the first
+** e->used bytes are dropped (a message refused: 1007, 1009, whose bytes
+** still to come the parser drops). A data frame fragment is moved down
+** in place (*len shrinks by its head). */
 typedef struct WsParser {
   uint64_t max;                  /* max_message_size */
   uint64_t dec;                  /* bytes of the message so far */
+  uint64_t skip;                 /* bytes still to come of a dropped one */
   unsigned char opcode;          /* of the message in progress, or 0 */
   unsigned char masked;          /* frames come masked (a server's input) */
+  unsigned char dropping;        /* its further fragments are dropped */
 } WsParser;
 enum { WS_MORE, WS_TEXT, WS_BINARY, WS_PING, WS_PONG, WS_CLOSE, WS_ERROR };
 typedef struct WsEvent {
   int kind, code;
+  int go_on;                     /* WS_ERROR: the input can still be read */
   size_t off, n, used, want;
   const char *why;
 } WsEvent;

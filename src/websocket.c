@@ -121,10 +121,13 @@ static int frame_check(const WsParser *w, const Frame *f, WsEvent *e) {
                                         : "masked frame from a server");
   switch (f->opcode) {
     case OP_CONT:
-      if (!w->opcode) return violation(e, 1002, "continuation with no message");
+      if (!w->opcode && !w->dropping)
+        return violation(e, 1002, "continuation with no message");
+      if (w->dropping) return 0;
       break;
     case OP_TEXT: case OP_BINARY:
-      if (w->opcode) return violation(e, 1002, "new message inside a fragmented one");
+      if (w->opcode || w->dropping)
+        return violation(e, 1002, "new message inside a fragmented one");
       break;
     case OP_CLOSE: case OP_PING: case OP_PONG:
       if (!f->fin) return violation(e, 1002, "fragmented control frame");
@@ -159,13 +162,40 @@ static int close_event(unsigned char *p, size_t n, WsEvent *e) {
   return WS_CLOSE;
 }
 
+/* A whole message; text that is not UTF-8 is refused, its bytes (e->used)
+** dropped by the caller, and parsing may go on. */
 static int message_event(WsParser *w, const unsigned char *p, WsEvent *e) {
   e->kind = w->opcode == OP_TEXT ? WS_TEXT : WS_BINARY;
-  if (e->kind == WS_TEXT && !ws_utf8_valid(p + e->off, e->n))
-    return violation(e, 1007, "text message is not UTF-8");
   w->opcode = 0;
   w->dec = 0;
+  if (e->kind == WS_TEXT && !ws_utf8_valid(p + e->off, e->n)) {
+    e->go_on = 1;
+    return violation(e, 1007, "text message is not UTF-8");
+  }
   return e->kind;
+}
+
+/* Drop the first k of p[0..*len) bytes, and as many of the next skip as
+** have come; the rest of them are dropped as they come (w->skip). */
+static void drop_front(WsParser *w, unsigned char *p, size_t *len, uint64_t k) {
+  size_t now = k < *len ? (size_t)k : *len;
+  memmove(p, p + now, *len - now);
+  *len -= now;
+  w->skip = k - now;
+}
+
+/* A message over max_message_size (1009): it is dropped, what came of it
+** and what is still to come (its further fragments too: w->dropping), so
+** that the peer's close frame can still be read after ours. */
+static int too_big(WsParser *w, unsigned char *p, size_t *len,
+                   const Frame *f, size_t hl, WsEvent *e) {
+  drop_front(w, p, len, w->dec + hl + f->len);
+  w->dec = 0;
+  w->opcode = 0;
+  w->dropping = !f->fin;
+  e->go_on = 1;
+  e->used = 0;  /* dropped already */
+  return WS_ERROR;
 }
 
 /* A whole frame of head hl at q = p + w->dec: a data frame is unmasked
@@ -197,12 +227,23 @@ static int frame_done(WsParser *w, unsigned char *p, size_t *len,
 }
 
 int ws_next(WsParser *w, unsigned char *p, size_t *len, WsEvent *e) {
+  e->used = 0;
+  e->go_on = 0;
   for (;;) {
-    size_t avail = *len - (size_t)w->dec;
+    size_t avail;
     Frame f;
-    int hl = frame_head(p + w->dec, avail, &f, e), r;
+    int hl, r;
+    if (w->skip > 0) drop_front(w, p, len, w->skip);
+    avail = *len - (size_t)w->dec;
+    hl = w->skip > 0 ? 0 : frame_head(p + w->dec, avail, &f, e);
     if (hl < 0) return WS_ERROR;
-    if (hl > 0 && frame_check(w, &f, e)) return WS_ERROR;
+    if (hl > 0 && frame_check(w, &f, e))
+      return e->code == 1009 ? too_big(w, p, len, &f, (size_t)hl, e) : WS_ERROR;
+    if (hl > 0 && w->dropping && f.opcode == OP_CONT) {  /* a dropped message's */
+      w->dropping = !f.fin;
+      drop_front(w, p, len, (uint64_t)hl + f.len);
+      continue;
+    }
     if (hl == 0 || avail - (size_t)hl < f.len) {
       e->kind = WS_MORE;
       e->want = hl == 0 ? *len + 1 : (size_t)w->dec + (size_t)hl + (size_t)f.len;
@@ -293,18 +334,19 @@ static int abnormal(lua_State *L, Stream *s) {
   lua_pushinteger(L, 1006);
   lua_pushstring(L, stream_failed(s) ? "connection lost"
                                      : "connection closed without a close frame");
-  lua_pushboolean(L, 0);
+  lua_pushliteral(L, "lost");
   return 4;
 }
 
-/* The result of a close frame (peer = true) or a violation: nil, code,
-** reason, peer. */
+/* The result of a close frame or a violation: nil, code, reason, how
+** ("close", "violation", or "refused": a message refused, the input
+** still readable). */
 static int closed(lua_State *L, const char *p, const WsEvent *e) {
   lua_pushnil(L);
   lua_pushinteger(L, e->code);
   if (e->kind == WS_CLOSE) lua_pushlstring(L, p + e->off, e->n);
   else lua_pushstring(L, e->why);
-  lua_pushboolean(L, e->kind == WS_CLOSE);
+  lua_pushstring(L, e->kind == WS_CLOSE ? "close" : e->go_on ? "refused" : "violation");
   return 4;
 }
 
@@ -327,7 +369,10 @@ static int receive_k(lua_State *L, int status, lua_KContext ctx) {
       case WS_MORE:
         if (stream_ended(s)) return abnormal(L, s);
         return stream_wait_input(L, s, e.want, 0, 0, receive_k, "receive");
-      case WS_ERROR: return closed(L, NULL, &e);
+      case WS_ERROR:
+        closed(L, NULL, &e);
+        stream_consume(s, e.used);
+        return 4;
       case WS_CLOSE:
         closed(L, (const char *)p, &e);
         drop_frame(s, w, &e);
@@ -350,8 +395,9 @@ static int receive_k(lua_State *L, int status, lua_KContext ctx) {
 }
 
 /* receive(stream, parser, mask) → data, kind ("text", "binary", "pong");
-** or nil, code, reason, peer: the peer's close frame (peer true), a
-** violation (the code to close with), or the connection's end (1006).
+** or nil, code, reason, how: the peer's close frame ("close"), a
+** violation, the code to close with ("violation", or "refused" when the
+** input can still be read), or the connection's end (1006, "lost").
 ** Pings are answered (mask: as a client does). */
 static int l_receive(lua_State *L) {
   stream_check(L, 1);

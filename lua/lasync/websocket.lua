@@ -80,13 +80,31 @@ local function close_payload(code, reason)
   return string.pack(">I2", code) .. reason
 end
 
--- receive ended with nil, code, reason, peer: the peer's close frame
--- (answered with its code, unless ours went first), a violation of ours
--- to close with, or the end of the connection (1006).
-local function ended(self, code, reason, peer)
-  if code ~= 1006 and not self._close_sent then
+-- Reads until the peer's close frame (dropping messages) or the timeout;
+-- a cancellation closes the connection and goes on.
+local function await_close(self)
+  local ok, err = pcall(combinators.timeout, self._close_timeout or CLOSE_TIMEOUT, function()
+    while not self._closed do self:receive() end
+  end)
+  if not self._closed then finish(self, 1006, "no close frame from the peer in time") end
+  if not ok and not core.TimeoutError:is(err) then error(err, 0) end
+end
+
+-- receive ended with nil, code, reason, how: the peer's close frame
+-- (answered with its code, unless ours went first), a violation of its
+-- to close with, or the end of the connection (1006, "lost"). After a
+-- message refused (1007, 1009: "refused") the input can still be read,
+-- and is, for the peer's close frame: closing at once with unread input
+-- would reset the connection, and the peer could lose our close frame.
+local function ended(self, code, reason, how)
+  if how ~= "lost" and not self._close_sent then
     self._close_sent = true
-    send(self._s, close_payload(code, peer and "" or reason), "close", self._mask)
+    send(self._s, close_payload(code, how == "close" and "" or reason), "close", self._mask)
+    if how == "refused" and core.current_task() then
+      await_close(self)
+      self._code, self._reason = code, reason
+      return nil, code, reason
+    end
   end
   return finish(self, code, reason)
 end
@@ -159,16 +177,6 @@ end
 local function valid_code(code)
   return code == 1000 or code == 1001 or (code >= 1002 and code <= 1003) or
     (code >= 1007 and code <= 1014) or (code >= 3000 and code <= 4999)
-end
-
--- Reads until the peer's close frame (dropping messages) or the timeout;
--- a cancellation closes the connection and goes on.
-local function await_close(self)
-  local ok, err = pcall(combinators.timeout, self._close_timeout or CLOSE_TIMEOUT, function()
-    while not self._closed do self:receive() end
-  end)
-  if not self._closed then finish(self, 1006, "no close frame from the peer in time") end
-  if not ok and not core.TimeoutError:is(err) then error(err, 0) end
 end
 
 -- Sends our close frame.

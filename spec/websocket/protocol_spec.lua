@@ -32,13 +32,16 @@ local function echo_server(opts)
   return srv, port, seen
 end
 
--- Sends raw bytes on a new connection to an echo server; returns the
--- frame it answers with and what its receive() returned.
-local function violation(bytes, opts)
+-- Sends raw bytes on a new connection to an echo server, then after its
+-- answer (a frame) the bytes of then, if any: the rest of a refused
+-- message and our close frame, which the server waits for. Returns the
+-- frame and what its receive() returned.
+local function violation(bytes, opts, after)
   local srv, port, seen = echo_server(opts)
   local r, w = wsutil.handshake(port, "/")
   w:write(bytes)
   local op, payload = read_frame(r)
+  if after then w:write(after) end
   assert.are.equal("", r:read(-1))  -- then it closes
   w:close()
   util.stop(srv)
@@ -57,16 +60,21 @@ describe("a WebSocket server reading frames", function()
     {"a close reason not UTF-8", frame(8, code(1000, "\xff"), true), 1007, "close reason is not UTF-8"},
     {"a message inside a fragmented one",
       frame(1, "a", true, false) .. frame(1, "b", true), 1002, "new message inside a fragmented one"},
-    {"text cut inside a character", frame(1, "\xe2\x82", true), 1007, "text message is not UTF-8"},
+    {"text cut inside a character", frame(1, "\xe2\x82", true), 1007, "text message is not UTF-8",
+      nil, frame(8, code(1007), true)},
     {"fragments over max_message_size together",
-      frame(2, ("x"):rep(6), true, false) .. frame(0, ("y"):rep(6), true), 1009,
-      "message over max_message_size", {max_message_size = 10}},
+      frame(2, ("x"):rep(6), true, false) .. frame(0, ("y"):rep(6), true, false), 1009,
+      "message over max_message_size", {max_message_size = 10},
+      frame(0, ("z"):rep(300), true) .. frame(8, code(1009), true)},
+    {"a frame over max_message_size still arriving",
+      frame(2, ("x"):rep(100), true):sub(1, 50), 1009, "message over max_message_size",
+      {max_message_size = 10}, frame(2, ("x"):rep(100), true):sub(51) .. frame(8, code(1009), true)},
     {"a 64-bit length with its top bit set", "\x82\xff\x80\0\0\0\0\0\0\0\1\2\3\4", 1002,
       "frame length over 2^63"},
   }
   for _, c in ipairs(cases) do
     it("closes with " .. c[3] .. " " .. c[1], helper.async(function()
-      local op, payload, seen = violation(c[2], c[5])
+      local op, payload, seen = violation(c[2], c[5], c[6])
       assert.are.same({8, code(c[3], c[4])}, {op, payload})
       assert.are.same({c[3], c[4]}, seen)
     end))
