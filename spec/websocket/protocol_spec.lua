@@ -262,6 +262,11 @@ describe("ws methods between lasync's client and server", function()
     local errs = {}
     local srv, port = util.serve(function(req)
       errs[#errs + 1] = helper.error_of(http.websocket, req, {protocols = "chat"})
+      if req.path == "/ws" then
+        http.websocket(req)
+        errs[#errs + 1] = helper.error_of(req.write, req, "x")
+        return
+      end
       req:start_response(200)
       errs[#errs + 1] = helper.error_of(http.websocket, req)
       req:finish()
@@ -271,6 +276,11 @@ describe("ws methods between lasync's client and server", function()
     assert.matches("opts.protocols must be a list of strings", errs[1])
     assert.matches("websocket: the response has already started", errs[2])
     assert.matches("^HTTP/1.1 200 OK\r\n", head)
+    w:close()
+    _, w, head = wsutil.handshake(port, "/ws")
+    util.poll(function() return #errs == 4 end)
+    assert.matches("write: the connection is a WebSocket now", errs[4])
+    assert.matches("^HTTP/1.1 101 ", head)
     w:close()
     util.stop(srv)
   end))
