@@ -248,6 +248,13 @@ bench-echo: deps all
 bench-http: deps all
 	@bench/http_peers.sh '$(SHARED_BENCH)'
 
+# lasync's WebSocket echo beside Python's websockets (uvloop) and Node's ws
+# (from the npm registry) in one run: messages/s over 1 and 100
+# connections, RSS per idle WebSocket. REPEAT, DUR, MEM_CONNS, ... go to
+# bench/ws_peers.sh.
+bench-ws: deps deps-bench all
+	@bench/ws_peers.sh
+
 # Installs python3-uvloop when root and it is missing; never fails the bench.
 .PHONY: deps-bench
 deps-bench:

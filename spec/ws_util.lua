@@ -9,8 +9,8 @@ local M = {}
 -- when mask is true.
 function M.frame(op, data, mask, fin)
   local b0 = (fin == false and 0 or 0x80) | op
-  local n, head = #data, nil
-  local m = mask and 0x80 or 0
+  local n, m = #data, mask and 0x80 or 0
+  local head
   if n < 126 then head = string.pack("BB", b0, n | m)
   elseif n < 65536 then head = string.pack(">BBI2", b0, 126 | m, n)
   else head = string.pack(">BBI8", b0, 127 | m, n) end

@@ -47,9 +47,8 @@ describe("examples/ws_chat.lua", function()
     assert.are.equal(N, #got_b)
     for i = 1, N do assert.are.equal(tostring(i), got_b[i]) end
     assert.are.equal(N, #got_a)
-    local messages, code, reason = 0, nil, nil
+    local messages, text, code, reason = 0
     repeat
-      local text
       text, code, reason = slow:receive()
       messages = messages + 1
     until text == nil

@@ -3,7 +3,6 @@
 -- server), over ws:// and wss://, started and stopped by its pid.
 local helper = require "helper"
 local util = require "http_util"
-local lasync = require "lasync"
 local http = require "lasync.http"
 local core = require "lasync.core"
 

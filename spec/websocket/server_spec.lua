@@ -4,7 +4,6 @@
 local helper = require "helper"
 local util = require "http_util"
 local wsutil = require "ws_util"
-local lasync = require "lasync"
 local http = require "lasync.http"
 local cjson = require "cjson"
 
