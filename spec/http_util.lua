@@ -79,6 +79,31 @@ function M.python(src, port, ...)
   return out
 end
 
+--- Starts a Python server that writes its port to the file named by its
+-- argument after words (a shell command, quoted) and before args (shell
+-- words): pyserver.py, the WebSocket peer. Returns {port=, pid=, stop=};
+-- stop() kills it by its pid.
+function M.start_python(scratch, name, words, args)
+  local portfile = scratch.tmp(name .. "-port")
+  os.remove(portfile)
+  local p = assert(io.popen(("%s %s %s >/dev/null 2>&1 & echo $!")
+    :format(words, M.quote(portfile), args or "")))
+  local pid = p:read("l")
+  p:close()
+  local port
+  for _ = 1, 500 do  -- 10 s at most
+    local f = io.open(portfile)
+    if f then
+      port = f:read("n")
+      f:close()
+      break
+    end
+    os.execute("sleep 0.02")
+  end
+  assert(port, name .. ": the Python server did not start")
+  return {port = port, pid = pid, stop = function() os.execute("kill " .. pid) end}
+end
+
 --- http://127.0.0.1:port/path
 function M.url(port, path)
   return ("http://127.0.0.1:%d%s"):format(port, path or "/")

@@ -2,6 +2,8 @@
 -- written and read by hand, to send what no well-behaved peer sends.
 --   local wsutil = require "ws_util"
 local lasync = require "lasync"
+local http = require "lasync.http"
+local util = require "http_util"
 
 local M = {}
 
@@ -39,6 +41,27 @@ function M.handshake(port, path, key)
     :format(path, key or "AAAAAAAAAAAAAAAAAAAAAA=="))
   local head = r:readuntil("\r\n\r\n")
   return r, w, head
+end
+
+--- An echo server on 127.0.0.1 (opts as websocket's; special, if given,
+-- a table of path -> function(ws, req) run instead of the echo): returns
+-- the server, its port and seen, where seen[path] gets what the echo's
+-- last receive() returned (code and reason), and seen[#seen + 1] too.
+function M.echo_server(opts, special)
+  local seen = {}
+  local srv, port = util.serve(function(req)
+    local ws = http.websocket(req, opts)
+    if special and special[req.path] then return special[req.path](ws, req, seen) end
+    while true do
+      local data, kind, reason = ws:receive()
+      if not data then
+        seen[req.path], seen[#seen + 1] = {kind, reason}, {kind, reason}
+        return
+      end
+      ws:send(data, kind)
+    end
+  end)
+  return srv, port, seen
 end
 
 return M

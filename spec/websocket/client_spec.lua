@@ -9,26 +9,10 @@ local core = require "lasync.core"
 local HERE = debug.getinfo(1, "S").source:match("^@(.-)[^/]*$")
 local TLS = HERE .. "../fixtures/tls/"
 
--- Starts peer.py's server (args: extra words); returns {port=, pid=, stop=}.
+-- Starts peer.py's server (args: extra words).
 local function start(scratch, name, args)
-  local portfile = scratch.tmp(name .. "-port")
-  os.remove(portfile)
-  local p = assert(io.popen(("%s %s server %s %s >/dev/null 2>&1 & echo $!")
-    :format(util.PYTHON, util.quote(HERE .. "peer.py"), util.quote(portfile), args or "")))
-  local pid = p:read("l")
-  p:close()
-  local port
-  for _ = 1, 500 do  -- 10 s at most
-    local f = io.open(portfile)
-    if f then
-      port = f:read("n")
-      f:close()
-      break
-    end
-    os.execute("sleep 0.02")
-  end
-  assert(port, "peer.py server did not start")
-  return {port = port, pid = pid, stop = function() os.execute("kill " .. pid) end}
+  return util.start_python(scratch, name, ("%s %s server"):format(util.PYTHON,
+    util.quote(HERE .. "peer.py")), args)
 end
 
 describe("lasync.http.websocket_connect with Python's websockets as the server", function()

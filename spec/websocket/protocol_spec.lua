@@ -14,23 +14,7 @@ local frame, read_frame = wsutil.frame, wsutil.read_frame
 
 local function code(n, reason) return string.pack(">I2", n) .. (reason or "") end
 
--- An echo server (opts as websocket's); seen[#seen + 1] gets what each
--- connection's last receive() returned.
-local function echo_server(opts)
-  local seen = {}
-  local srv, port = util.serve(function(req)
-    local ws = http.websocket(req, opts)
-    while true do
-      local data, kind, reason = ws:receive()
-      if not data then
-        seen[#seen + 1] = {kind, reason}
-        return
-      end
-      ws:send(data, kind)
-    end
-  end)
-  return srv, port, seen
-end
+local echo_server = wsutil.echo_server
 
 -- Sends raw bytes on a new connection to an echo server, then after its
 -- answer (a frame) the bytes of then, if any: the rest of a refused

@@ -4,7 +4,6 @@
 local helper = require "helper"
 local util = require "http_util"
 local wsutil = require "ws_util"
-local http = require "lasync.http"
 local cjson = require "cjson"
 
 local HERE = debug.getinfo(1, "S").source:match("^@(.-)[^/]*$")
@@ -19,24 +18,10 @@ end
 -- A server whose /echo echoes and /close closes with 4001; seen[path]
 -- gets what its receive() returned last.
 local function server(opts)
-  local seen = {}
-  local srv, port = util.serve(function(req)
-    local ws = http.websocket(req, opts or {protocols = {"chat", "echo"}})
-    if req.path == "/close" then
-      ws:close(4001, "bye from lasync")
-      seen[req.path] = {ws:receive()}
-      return
-    end
-    while true do
-      local data, kind, reason = ws:receive()
-      if not data then
-        seen[req.path] = {kind, reason}
-        return
-      end
-      ws:send(data, kind)
-    end
-  end)
-  return srv, port, seen
+  return wsutil.echo_server(opts or {protocols = {"chat", "echo"}}, {["/close"] = function(ws, req, seen)
+    ws:close(4001, "bye from lasync")
+    seen[req.path] = {ws:receive()}
+  end})
 end
 
 describe("lasync.http.websocket with Python's websockets as the client", function()
