@@ -10,7 +10,8 @@
 # $NODE_DIR (default build/bench-node) when missing.
 #
 #   bench/ws_peers.sh          (from the checkout, after make; or make bench-ws)
-#   REPEAT=3 DUR=5 WARM=1 MEM_CONNS=10000 MEM_HOLD=6  (the defaults)
+#   REPEAT=3 DUR=5 WARM=1 MEM_CONNS=10000 MEM_HOLD=6  (the defaults; MEM_CONNS=0: no memory part)
+#   CASES='1:64 1:16384 100:64 100:16384'            (connections:message bytes)
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 REPEAT=${REPEAT:-3} DUR=${DUR:-5} WARM=${WARM:-1}
@@ -73,7 +74,7 @@ for name in $NAMES; do
   [ "$name" = node-ws ] && [ ! -d "$NODE_DIR/node_modules/ws" ] && continue
   start_server "$name" && RUN="$RUN $name"
 done
-CASES="1:64 1:16384 100:64 100:16384"
+CASES=${CASES:-1:64 1:16384 100:64 100:16384}  # connections:bytes
 # the servers take turns within each round, so that the machine's noise
 # falls on all of them alike
 declare -A RUNS
@@ -89,7 +90,8 @@ for c in $CASES; do
   for name in $RUN; do RATE[$name:$c]=$(tr ' ' '\n' <<<"${RUNS[$name:$c]}" | grep . | median); done
 done
 # memory: RSS growth over MEM_CONNS idle WebSockets (after the load above)
-for name in $RUN; do
+[ "$MEM_CONNS" -gt 0 ] || RUN_MEM='' 
+for name in ${RUN_MEM-$RUN}; do
   pid=${PID[$name]} port=${PORTS[$name]}
   before=$(rss_kb "$pid")
   taskset -c "$LOAD_CPU" "$LOAD" --idle "$port" "$MEM_CONNS" "$MEM_HOLD" >"$ROOT/build/ws-idle.out" &
