@@ -5,7 +5,8 @@
 #   make test         install what is missing (deps), build, run the busted suite
 #   make test-asan    the same suite against an ASan/UBSan build in build-asan/
 #   make valgrind     the suite (VALGRIND_SPECS) under valgrind
-#   make run | bench | bench-echo | bench-http | lint | install | clean
+#   make test-browser the WebSocket chat example in headless Chromium
+#   make run | bench | bench-echo | bench-http | bench-ws | lint | install | clean
 #
 # Useful overrides: SPECS=spec/core  BUSTED_FLAGS='--filter=future'
 #                   TREE=/tmp/rocks  (for install)  CFLAGS='-O0 -g'
@@ -27,7 +28,7 @@ VALGRIND_SPECS ?= spec
 # Debian 12 packages that build, test and install lasync.
 DEB_PACKAGES := build-essential pkg-config git ca-certificates openssl \
                 libevent-dev libssl-dev lua5.4 liblua5.4-dev luarocks lua-busted lua-check libedit-dev \
-                libhttp-parser-dev lua-cjson curl python3 \
+                libhttp-parser-dev lua-cjson curl python3 python3-websockets \
                 valgrind
 
 # ---------------------------------------------------------------- flags ----
@@ -97,14 +98,14 @@ asan_env = LD_PRELOAD="$$($(CC) -print-file-name=libasan.so)" \
 
 # `make -j test` on a fresh machine must not compile before `deps` has
 # installed the compiler and the headers: objects wait for it then.
-ifneq ($(filter test test-asan valgrind run bench bench-echo bench-http,$(MAKECMDGOALS)),)
+ifneq ($(filter test test-asan test-browser valgrind run bench bench-echo bench-http bench-ws,$(MAKECMDGOALS)),)
 DEPS_FIRST := deps
 endif
 
 # --------------------------------------------------------------- targets ---
 
-.PHONY: all deps check-rockspec test test-asan valgrind run bench bench-echo bench-http lint \
-        install clean fuzz
+.PHONY: all deps check-rockspec test test-asan test-browser valgrind run bench bench-echo \
+        bench-http bench-ws lint install clean fuzz
 .DEFAULT_GOAL := all
 
 all: $(CORE) $(LINEEDIT)
@@ -180,6 +181,25 @@ test: deps check-rockspec all
 test-asan: deps $(ASAN_CORE) $(ASAN_LINEEDIT)
 	@$(asan_env) $(call lua_env,build-asan) $(busted) $(SPECS)
 
+# examples/ws_chat.lua in two headless Chromium processes (Debian's
+# chromium, installed when root and missing; not part of `test`), driven
+# over the DevTools protocol by spec/browser/chat.py; the screenshot of the
+# second goes to BROWSER_SHOT.
+BROWSER_SHOT ?= build/ws_chat.png
+test-browser: deps all deps-browser
+	@$(call lua_env,build) /usr/bin/python3 spec/browser/chat.py scripts/lasync '$(BROWSER_SHOT)'
+
+.PHONY: deps-browser
+deps-browser:
+	@dpkg-query -W -f='$${db:Status-Abbrev}' chromium 2>/dev/null | grep -q '^ii' && exit 0; \
+	if [ "$$(id -u)" != 0 ]; then \
+	  echo "lasync: make test-browser needs chromium: apt-get install chromium" >&2; exit 1; \
+	fi; \
+	echo "lasync: installing chromium"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	{ apt-get install -y --no-install-recommends chromium </dev/null \
+	  || { apt-get update && apt-get install -y --no-install-recommends chromium </dev/null; }; }
+
 # valgrind runs on lua5.4 itself; the module is linked with -z nodelete.
 # Its report goes to VALGRIND_LOG, shown after busted's line (leaks are only
 # known at exit); its last line is "ERROR SUMMARY: N errors ...". Through a
@@ -228,6 +248,13 @@ bench-echo: deps all
 bench-http: deps all
 	@bench/http_peers.sh '$(SHARED_BENCH)'
 
+# lasync's WebSocket echo beside Python's websockets (uvloop) and Node's ws
+# (from the npm registry) in one run: messages/s over 1 and 100
+# connections, RSS per idle WebSocket. REPEAT, DUR, MEM_CONNS, ... go to
+# bench/ws_peers.sh.
+bench-ws: deps deps-bench all
+	@bench/ws_peers.sh
+
 # Installs python3-uvloop when root and it is missing; never fails the bench.
 .PHONY: deps-bench
 deps-bench:
@@ -244,11 +271,11 @@ deps-bench:
 	       python3-uvloop </dev/null; }; } >/dev/null 2>&1 \
 	  || echo "lasync: could not install python3-uvloop (uvloop figures n/a)" >&2
 
-# libFuzzer harnesses of the HTTP parser (fuzz/*.c) under ASan/UBSan, built
+# libFuzzer harnesses of the HTTP and WebSocket parsers (fuzz/*.c) under ASan/UBSan, built
 # with Debian's clang (installed when root and missing) over the whole
 # core, linked with liblua here since no interpreter provides it. Each runs
 # FUZZ_RUNS inputs from and into its corpus, fuzz/corpus/<harness>/.
-FUZZ_HARNESSES := head chunked response
+FUZZ_HARNESSES := head chunked response websocket
 FUZZ_RUNS ?= 1000000
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all

@@ -63,6 +63,7 @@ build = {
             "src/waitlist.c",
             "src/queue.c",
             "src/http.c",
+            "src/websocket.c",
          },
          defines = { "_GNU_SOURCE" },
          incdirs = { "$(LIBEVENT_INCDIR)", "$(OPENSSL_INCDIR)",
@@ -90,6 +91,7 @@ build = {
       ["lasync.serve"] = "lua/lasync/serve.lua",
       ["lasync.http"] = "lua/lasync/http.lua",
       ["lasync.httpclient"] = "lua/lasync/httpclient.lua",
+      ["lasync.websocket"] = "lua/lasync/websocket.lua",
    },
    install = {
       bin = {

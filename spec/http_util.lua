@@ -67,12 +67,41 @@ function M.curl(...)
   return M.run {"curl", "-sS", ...}
 end
 
+--- Debian's Python 3, where the python3-* packages of `make test`'s
+-- dependencies are (another python3 may come first in PATH).
+M.PYTHON = "/usr/bin/python3"
+
 --- Runs the Python 3 program src (its argv: the port then args); returns
 -- its stdout, failing with its stderr when it fails.
 function M.python(src, port, ...)
-  local out, err, code = M.run {"python3", "-c", src, tostring(port), ...}
+  local out, err, code = M.run {M.PYTHON, "-c", src, tostring(port), ...}
   assert(code == 0, err)
   return out
+end
+
+--- Starts a Python server that writes its port to the file named by its
+-- argument after words (a shell command, quoted) and before args (shell
+-- words): pyserver.py, the WebSocket peer. Returns {port=, pid=, stop=};
+-- stop() kills it by its pid.
+function M.start_python(scratch, name, words, args)
+  local portfile = scratch.tmp(name .. "-port")
+  os.remove(portfile)
+  local p = assert(io.popen(("%s %s %s >/dev/null 2>&1 & echo $!")
+    :format(words, M.quote(portfile), args or "")))
+  local pid = p:read("l")
+  p:close()
+  local port
+  for _ = 1, 500 do  -- 10 s at most
+    local f = io.open(portfile)
+    if f then
+      port = f:read("n")
+      f:close()
+      break
+    end
+    os.execute("sleep 0.02")
+  end
+  assert(port, name .. ": the Python server did not start")
+  return {port = port, pid = pid, stop = function() os.execute("kill " .. pid) end}
 end
 
 --- http://127.0.0.1:port/path

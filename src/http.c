@@ -26,6 +26,7 @@
 #define HEADERS_MT "lasync.HttpHeaders"
 #define CHUNK_LINE_MAX 4096            /* longest chunk-size line */
 #define TRAILER_MAX 16384        /* largest trailer section */
+#define FIELDS_SMALL 64          /* fields parsed on the C stack */
 
 /* ---------- finding a head ---------- */
 
@@ -395,22 +396,35 @@ static int raise_bad(lua_State *L, const Bad *b, int response) {
 static Msg *push_message(lua_State *L, Stream *s, size_t n, int response,
                          int method, Bad *b) {
   uint32_t max = (uint32_t)(n / 2);
-  Msg *m = lua_newuserdatauv(L, sizeof(Msg) + max * sizeof(HttpField) + n,
-                             MSG_NUV);
-  char *head = (char *)(m->fields + max);
+  HttpField small[FIELDS_SMALL], *fields = small;
+  HttpHead h;
+  Msg *m;
   size_t len;
+  const char *p = stream_input(s, &len);
   int st;
-  memcpy(head, stream_input(s, &len), n);
-  stream_consume(s, n);
-  memset(m, 0, sizeof *m);
-  m->h.fields = m->fields;
-  m->h.maxfields = max;
-  luaL_setmetatable(L, MSG_MT);
-  if ((st = http_head_parse(&m->h, response, head, n, &b->why)) != 0) {
-    lua_pop(L, 1);
+  if (max > FIELDS_SMALL)  /* a big head: room on the Lua heap, collected */
+    fields = lua_newuserdatauv(L, max * sizeof(HttpField), 0);
+  h.fields = fields;
+  h.maxfields = max;
+  st = http_head_parse(&h, response, p, n, &b->why);
+  if (st != 0) {
+    if (max > FIELDS_SMALL) lua_pop(L, 1);
+    stream_consume(s, n);
     bad(b, st, b->why, 0);
     return NULL;
   }
+  /* kept with exactly its fields: a handler may hold req for long */
+  m = lua_newuserdatauv(L, sizeof(Msg) + h.nfields * sizeof(HttpField) + n, MSG_NUV);
+  memset(m, 0, sizeof *m);
+  m->h = h;
+  memcpy(m->fields, fields, h.nfields * sizeof(HttpField));
+  m->h.fields = m->fields;
+  m->h.maxfields = h.nfields;
+  m->h.p = (char *)(m->fields + h.nfields);
+  memcpy((char *)m->h.p, p, n);
+  if (max > FIELDS_SMALL) lua_remove(L, -2);
+  stream_consume(s, n);
+  luaL_setmetatable(L, MSG_MT);
   set_framing(m, method);
   return m;
 }

@@ -422,7 +422,7 @@ int waitlist_unpark_next(lua_State *L, int widx);
 /* queue.c */
 void queue_register(lua_State *L);
 
-/* ======== 5. I/O (addr.c, dns.c, stream.c, server.c, tls.c, process.c) === */
+/* ======== 5. I/O (addr, dns, stream, server, tls, http, websocket, process.c) */
 
 /* addr.c */
 typedef struct Addr {
@@ -458,11 +458,13 @@ void stream_close(lua_State *L, Stream *s, int sidx, int abort);
 ** then k runs with ctx; first thing there, stream_input_resumed(thrown)
 ** (the index where the resume's values begin) raises a cancellation, or
 ** returns whether the deadline passed. stream_ended: no more input will
-** come (EOF, close, failure); stream_failed: the connection failed;
+** come (EOF, close, failure); stream_has_reader: a task waits in a
+** read; stream_failed: the connection failed;
 ** stream_raise_failure raises its error, if any, as reads do. Writing:
 ** stream_check_writable raises as write() does after write_eof() or during
 ** a handshake; stream_buffer appends to the output (dropped as write()
-** drops it once closing or failed); stream_flush sends what the socket
+** drops it once closing or failed); stream_reserve appends n bytes for
+** the caller to fill (NULL when dropped so); stream_flush sends what the socket
 ** takes, stream_flush_soon leaves it to the write event (at the loop's
 ** next poll, with what is buffered by then). stream_push_peer pushes
 ** {host=, port=} of the peer (a Unix socket's: its path as host; {} once
@@ -475,10 +477,12 @@ int stream_wait_input(lua_State *L, Stream *s, size_t want, double deadline,
                       lua_KContext ctx, lua_KFunction k, const char *what);
 int stream_input_resumed(lua_State *L, Stream *s, int thrown);
 int stream_ended(const Stream *s);
+int stream_has_reader(const Stream *s);
 int stream_failed(const Stream *s);
 void stream_raise_failure(lua_State *L, Stream *s);
 void stream_check_writable(lua_State *L, Stream *s);
 void stream_buffer(Stream *s, const char *p, size_t n);
+char *stream_reserve(Stream *s, size_t n);
 void stream_flush(Stream *s);
 void stream_flush_soon(Stream *s);
 void stream_push_peer(lua_State *L, Stream *s);
@@ -551,6 +555,37 @@ int http_head_parse(HttpHead *h, int response, const char *p, size_t n,
 int http_chunked_decode(HttpChunked *c, char *p, size_t *len, size_t *dec,
                         const char **why);
 void http_register(lua_State *L);
+
+/* websocket.c: core._ws, RFC 6455 framing. ws_next parses the frames at
+** p[w->dec..*len) in place: the message in progress is p[0..w->dec),
+** unmasked. It returns the event it stops at (e->kind): WS_MORE (e->want:
+** the input length needed), a message WS_TEXT / WS_BINARY at
+** p[e->off..+e->n), the first e->used bytes of p to drop after it; a
+** control frame WS_PING / WS_PONG / WS_CLOSE (e->code, the reason at
+** p[e->off..+e->n)) whose e->used bytes at p + w->dec are to be cut out;
+** or WS_ERROR, e->code the close code due (1002, 1007, 1009), e->why; with
+** e->go_on the framing is intact and parsing may go on once the first
+** e->used bytes are dropped (a message refused: 1007, 1009, whose bytes
+** still to come the parser drops). A data frame fragment is moved down
+** in place (*len shrinks by its head). */
+typedef struct WsParser {
+  uint64_t max;                  /* max_message_size */
+  uint64_t dec;                  /* bytes of the message so far */
+  uint64_t skip;                 /* bytes still to come of a dropped one */
+  unsigned char opcode;          /* of the message in progress, or 0 */
+  unsigned char masked;          /* frames come masked (a server's input) */
+  unsigned char dropping;        /* its further fragments are dropped */
+} WsParser;
+enum { WS_MORE, WS_TEXT, WS_BINARY, WS_PING, WS_PONG, WS_CLOSE, WS_ERROR };
+typedef struct WsEvent {
+  int kind, code;
+  int go_on;                     /* WS_ERROR: the input can still be read */
+  size_t off, n, used, want;
+  const char *why;
+} WsEvent;
+int ws_next(WsParser *w, unsigned char *p, size_t *len, WsEvent *e);
+int ws_utf8_valid(const unsigned char *p, size_t n);
+void websocket_register(lua_State *L);
 
 /* process.c */
 void process_register(lua_State *L);

@@ -958,6 +958,8 @@ int stream_input_resumed(lua_State *L, Stream *s, int thrown) {
 
 int stream_ended(const Stream *s) { return s->eof; }
 
+int stream_has_reader(const Stream *s) { return s->reader != NULL; }
+
 int stream_failed(const Stream *s) { return s->err != 0; }
 
 void stream_raise_failure(lua_State *L, Stream *s) {
@@ -971,6 +973,18 @@ void stream_check_writable(lua_State *L, Stream *s) {
 void stream_buffer(Stream *s, const char *p, size_t n) {
   if (s->fd < 0 || is_closing(s) || s->err || n == 0) return;
   if (!buf_append(&s->out, p, n)) s->err = ENOMEM;
+}
+
+char *stream_reserve(Stream *s, size_t n) {
+  char *p;
+  if (s->fd < 0 || is_closing(s) || s->err || n == 0) return NULL;
+  if (!buf_reserve(&s->out, n)) {
+    s->err = ENOMEM;
+    return NULL;
+  }
+  p = buf_end(&s->out);
+  s->out.len += (uint32_t)n;
+  return p;
 }
 
 void stream_flush(Stream *s) {

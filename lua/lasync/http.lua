@@ -9,6 +9,8 @@ local core = require "lasync.core"
 local checks = require "lasync.checks"
 checks.internal()
 
+local websocket = require "lasync.websocket"
+
 local H = core._http
 local next_request = H.next_request
 local HTTPError, OSError, CancelledError =
@@ -43,8 +45,9 @@ local LINGER_TIME, LINGER_BYTES = 2, 1024 * 1024
 -- req, the request being answered (core._http's Message: its head, and
 -- req.conn, req.peer and req.body from the connection), and while a
 -- response streams its state (started, chunked, keep, finished, status,
--- bytes). What an idle connection holds is kept small: 10,000 of them
--- are a benchmark (bench/README.md).
+-- bytes); ws, the WebSocket it became (then only started and status).
+-- What an idle connection holds is kept small: 10,000 of them, and of
+-- WebSockets, are benchmarks (bench/README.md).
 
 local Request = {}
 
@@ -56,6 +59,7 @@ local function response_of(req, fname)
     checks.misuse(("bad self to '%s' (a request of lasync.http expected, "
       .. "while its handler runs)"):format(fname))
   end
+  if conn.ws then checks.misuse(fname .. ": the connection is a WebSocket now") end
   return conn
 end
 
@@ -113,7 +117,7 @@ end
 
 -- An error response that ends the connection: written, then the rest of
 -- the input dropped for a bounded time (see LINGER_TIME). Returns false
--- and the status, as Service:answer's steps do.
+-- and the status, as Service:read_body does.
 local function refuse(conn, status, req)
   local s = conn.stream
   H.write_response(s, req, status, {Connection = "close"}, "")
@@ -153,12 +157,16 @@ end
 
 -- The handler failed with err (a {error, traceback} pair): a 500 when no
 -- response has started, else the connection is aborted; reported to the
--- loop's exception handler unless the peer caused it (a reset). Returns
--- as Service:respond.
+-- loop's exception handler unless the peer caused it (a reset). An
+-- HTTPError with a status (lasync.http.websocket's 400) is that response,
+-- with its headers, and no report. Returns as Service:respond.
 function Service:failed(conn, req, err)
   local e = err[1]
   if CancelledError:is(e) then error(e, 0) end
   if OSError:is(e) and conn.started then return false, conn.status, conn.bytes end
+  if HTTPError:is(e) and math.type(e.status) == "integer" and not conn.started then
+    return H.write_response(conn.stream, req, e.status, self:headers(e.headers), ""), e.status, 0
+  end
   lasync.get_running_loop():call_exception_handler {
     message = "Unhandled error in HTTP handler", exception = e,
     traceback = err[2], task = lasync.current_task()}
@@ -166,10 +174,10 @@ function Service:failed(conn, req, err)
   return H.write_response(conn.stream, req, 500, self:headers(), ""), 500, 0
 end
 
--- Runs the handler and writes the response it returned (finishes the
--- one it streamed): as Service:respond.
-local function call(service, conn, req)
-  local status, body, headers = service.app(req)
+-- Writes the response the handler returned (finishes the one it
+-- streamed): whether the connection stays open, the status and the bytes
+-- of body sent.
+local function reply(service, conn, req, status, body, headers)
   if conn.started then
     req:finish()
     return conn.keep, conn.status, conn.bytes
@@ -184,33 +192,39 @@ local function call(service, conn, req)
   return keep, status, bytes
 end
 
--- Runs the handler and writes its response: whether the connection
--- stays open, the status and the bytes of body sent.
-function Service:respond(conn, req)
-  local ok, keep, status, bytes = xpcall(call, traced, self, conn, req)
-  if not ok then keep, status, bytes = self:failed(conn, req, keep) end
-  conn.stream:drain()
-  return keep, status, bytes
+-- After the handler: ok and its results as xpcall gave them. Closes its
+-- WebSocket, writes its response: as reply.
+function Service:respond(conn, req, ok, a, b, c)
+  local ws = conn.ws
+  if ws then  -- its closing handshake closes the stream
+    conn.ws = nil
+    websocket.done(ws, not ok)
+    if ok then return false, 101, 0 end
+  end
+  if ok then ok, a, b, c = xpcall(reply, traced, self, conn, req, a, b, c) end
+  if not ok then a, b, c = self:failed(conn, req, a) end
+  if not ws then conn.stream:drain() end
+  return a, b, c
 end
 
--- Answers one request (logged, when there is a log, even when refused):
--- returns whether the connection goes on.
-function Service:answer(conn, req)
-  local log, started = self.log, nil
-  if log then
-    started = lasync.time()
-    local _ = req.peer  -- made now, while connected, for the log after
-  end
-  conn.req = req
-  local keep, status, bytes = self:read_body(conn, req)
-  if keep then keep, status, bytes = self:respond(conn, req) end
+-- A request answered (or refused): logged, when there is a log, and its
+-- state dropped from the connection.
+function Service:answered(conn, req, status, bytes)
   conn.req = nil  -- its methods are done with it: no longer kept while idle
   if conn.started then
     conn.started, conn.finished, conn.chunked = nil, nil, nil
     conn.keep, conn.status, conn.bytes = nil, nil, nil
   end
-  if log then log(req, status, bytes or 0, lasync.time() - started) end
-  return keep and not self.closing
+  if self.log then self.log(req, status, bytes or 0, lasync.time() - conn.t0) end
+end
+
+-- fn(...)'s results, or nil when it raised an OSError: the peer failed
+-- the connection (a reset, a broken pipe), which then ends quietly.
+local function guard(fn, ...)
+  local ok, a, b, c = pcall(fn, ...)
+  if ok then return a, b, c end
+  if OSError:is(a) then return nil end
+  error(a, 0)
 end
 
 -- How long a kept-alive connection waits for its next request in its
@@ -242,35 +256,46 @@ local function resume(conn, timedout)
     if self.closing then return end
     conn.idle = true
     req, status = next_request(stream, max, timeout, conn, LINGER)
-    conn.idle = false
+    conn.idle = nil
     if req == true then
       conn.parked, conn.task = true, nil
       return PARK, resume, conn, status
     end
     if not req then break end
-    local ok, keep = pcall(self.answer, self, conn, req)
-    if not ok then
-      if OSError:is(keep) then return end
-      error(keep, 0)
+    conn.req = req
+    if self.log then
+      local _ = req.peer  -- made now, while connected, for the log after
+      conn.t0 = lasync.time()
     end
-  until not keep
+    local keep, code, bytes = guard(self.read_body, self, conn, req)
+    if keep == nil then return end
+    if keep then
+      -- called from this frame: a handler that waits for long (a
+      -- WebSocket's) keeps no more stack than it needs (bench/README.md)
+      local ok, a, b, c = xpcall(self.app, traced, req)
+      keep, code, bytes = guard(self.respond, self, conn, req, ok, a, b, c)
+      if keep == nil then return end
+    end
+    self:answered(conn, req, code, bytes)
+  until not keep or self.closing
   if status then pcall(refuse, conn, status) end
 end
 
 -- The connection handler: a new connection's requests.
 function Service:connection(stream)
-  local conn = setmetatable({stream = stream, service = self, idle = false}, ConnMT)
+  local conn = setmetatable({stream = stream, service = self}, ConnMT)
   self.conns[conn] = true
   return resume(conn, false)
 end
 
 --- Stops serving: the idle keep-alive connections close at once, those
--- with a request in flight once it is answered.
+-- with a request in flight once it is answered, WebSockets get close 1001.
 function Service:close()
   self.closing = true
   for conn in pairs(self.conns) do
     if conn.parked then conn.stream:close()
-    elseif conn.idle then conn.task:cancel() end
+    elseif conn.idle then conn.task:cancel()
+    elseif conn.ws then websocket.going_away(conn.ws) end
   end
 end
 
@@ -329,8 +354,30 @@ function M.serve(handler, opts)
   return setmetatable({server = server, service = service}, ServerMT)
 end
 
--- The client: lasync.httpclient (request, get, post).
+-- --------------------------------------------------------------- websocket --
+
+--- lasync.http.websocket(req, opts) -> ws: answers req, a WebSocket
+-- handshake, with 101 and turns its connection into the ws (which closes
+-- when the handler returns). opts: max_message_size (1 MiB), protocols
+-- (the subprotocols served, the client's first choice among them wins),
+-- close_timeout (5 s: how long a closing handshake waits for the peer).
+-- HTTPError with status 400 (426 for another version) otherwise.
+function M.websocket(req, opts)
+  local conn = response_of(req, "websocket")
+  opts = checks.options(opts, 2, "websocket", websocket.SERVER_OPTS)
+  if conn.started then checks.misuse("websocket: the response has already started") end
+  local headers, protocol = websocket.accept(req, opts)
+  H.write_head(conn.stream, req, 101, headers)
+  -- few fields: a WebSocket keeps its connection's table for long
+  conn.started, conn.status = true, 101
+  conn.ws = websocket.new(conn.stream, true, opts, protocol)
+  if conn.service.closing then websocket.going_away(conn.ws) end
+  return conn.ws
+end
+
+-- The clients: lasync.httpclient (request, get, post), lasync.websocket.
 local client = require "lasync.httpclient"
 M.request, M.get, M.post = client.request, client.get, client.post
+M.websocket_connect = websocket.connect
 
 return M

@@ -36,18 +36,23 @@ local OPTS = {
 -- ------------------------------------------------------------------ URLs --
 
 local DEFAULT_PORT = {http = 80, https = 443}
+local WS_PORT = {ws = 80, wss = 443}
 
--- The parts of an absolute http(s) URL: scheme, host, port, authority (for
--- Host), target (path and query). nil and the problem when it is not one.
-local function parse_url(url)
+-- The parts of an absolute http(s) URL (ws: a ws(s) one): scheme, host,
+-- port, authority (for Host), target (path and query). nil and the
+-- problem when it is not one.
+local function parse_url(url, ws)
   local scheme, rest = url:match("^(%a[%w+.-]*)://(.*)$")
+  local ports = ws and WS_PORT or DEFAULT_PORT
   scheme = scheme and scheme:lower()
-  if not DEFAULT_PORT[scheme] then return nil, "an http:// or https:// URL" end
+  if not ports[scheme] then
+    return nil, ws and "a ws:// or wss:// URL" or "an http:// or https:// URL"
+  end
   local authority, target = rest:match("^([^/?#]*)([^#]*)")
   authority = authority:gsub("^.*@", "")  -- credentials are not sent
   local host, port = authority:match("^%[([^%]]+)%]:?(%d*)$")
   if not host then host, port = authority:match("^([^:]+):?(%d*)$") end
-  port = port ~= "" and tonumber(port) or DEFAULT_PORT[scheme]
+  port = port ~= "" and tonumber(port) or ports[scheme]
   if not host or port > 65535 then return nil, "a URL with a host and a valid port" end
   if target:sub(1, 1) ~= "/" then target = "/" .. target end
   return {scheme = scheme, host = host, port = port, authority = authority,
@@ -291,5 +296,7 @@ function M.post(url, body, opts)
   o.body = body
   return start("post", "POST", url, 1, o)
 end
+
+M._parse_url, M._request_headers = parse_url, request_headers  -- lasync.websocket's
 
 return M

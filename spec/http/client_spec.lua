@@ -2,36 +2,18 @@
 -- server no one here wrote: Python's http.server (spec/http/pyserver.py),
 -- over http and https, started and stopped by its pid.
 local helper = require "helper"
+local util = require "http_util"
 local lasync = require "lasync"
 local http = require "lasync.http"
 
 local HERE = debug.getinfo(1, "S").source:match("^@(.-)[^/]*$")
 local TLS = HERE .. "../fixtures/tls/"
 
-local function quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
+local quote = util.quote
 
--- Starts pyserver.py (args: extra words); returns {port=, pid=, stop=}.
+-- Starts pyserver.py (args: extra words).
 local function start_python(scratch, name, args)
-  local portfile = scratch.tmp(name .. "-port")
-  os.remove(portfile)
-  local p = assert(io.popen(("python3 %s %s %s >/dev/null 2>&1 & echo $!")
-    :format(quote(HERE .. "pyserver.py"), quote(portfile), args or "")))
-  local pid = p:read("l")
-  p:close()
-  local port
-  for _ = 1, 500 do  -- 10 s at most
-    local f = io.open(portfile)
-    if f then
-      port = f:read("n")
-      f:close()
-      break
-    end
-    os.execute("sleep 0.02")
-  end
-  assert(port, "pyserver.py did not start")
-  return {port = port, pid = pid, stop = function() os.execute("kill " .. pid) end}
+  return util.start_python(scratch, name, "python3 " .. quote(HERE .. "pyserver.py"), args)
 end
 
 describe("lasync.http client against Python's http.server", function()

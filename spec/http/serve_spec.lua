@@ -146,4 +146,27 @@ describe("lasync serve --http", function()
     w:close()
     assert.equal(0, stop(srv))
   end, {deadline = 10}))
+
+  it("serves examples/ws_chat.lua: SIGTERM sends close 1001 to its WebSockets", helper.async(function()
+    local http = require "lasync.http"
+    local srv, port = start("examples/ws_chat.lua", "--http", "--listen", "127.0.0.1:0")
+    local ws = http.websocket_connect(("ws://127.0.0.1:%d/chat"):format(port))
+    assert.are.same({"guest1 joined", "text"}, {ws:receive()})
+    ws:send("hi")
+    assert.are.same({"guest1: hi", "text"}, {ws:receive()})
+    assert(os.execute("kill -TERM " .. srv.pid))
+    assert.are.same({nil, 1001, "server shutting down"}, {ws:receive()})
+    assert.equal(0, util.poll(function() return tonumber(helper.read_file(srv.status)) end))
+    running[srv] = nil
+    assert.matches(LINE .. "GET /chat 101 0 [%d.]+ms\n", srv.log())
+  end, {deadline = 10}))
+
+  it("refuses to serve examples/ws_chat.lua with --workers 2", helper.async(function()
+    count = count + 1
+    local log = scratch.tmp("log" .. count)
+    local ok = os.execute(("cd %s && lasync serve examples/ws_chat.lua --http --workers 2 "
+      .. "--listen 127.0.0.1:0 2>%s </dev/null"):format(util.quote(ROOT), log))
+    assert.is_not_true(ok)
+    assert.matches("separate chats", helper.read_file(log))
+  end, {deadline = 10}))
 end)
