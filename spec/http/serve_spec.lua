@@ -169,4 +169,36 @@ describe("lasync serve --http", function()
     assert.is_not_true(ok)
     assert.matches("separate chats", helper.read_file(log))
   end, {deadline = 10}))
+
+  it("--workers 2 and SIGHUP: the old workers' WebSockets get 1001, new ones the new script",
+    helper.async(function()
+      local http = require "lasync.http"
+      local src = [[
+local http = require "lasync.http"
+return function(req)
+  local ws = http.websocket(req)
+  while true do
+    local data = ws:receive()
+    if not data then return end
+    ws:send("%s " .. data)
+  end
+end
+]]
+      local script = scratch.write("wsv.lua", src:format("v1"))
+      local srv, port = start(script, "--http", "--workers", "2", "--listen", "127.0.0.1:0")
+      local url = ("ws://127.0.0.1:%d/"):format(port)
+      local old = http.websocket_connect(url)
+      old:send("a")
+      assert.are.same({"v1 a", "text"}, {old:receive()})
+      scratch.write("wsv.lua", src:format("v2"))
+      assert(os.execute("kill -HUP " .. srv.pid))
+      assert.are.same({nil, 1001, "server shutting down"}, {old:receive()})
+      local new = http.websocket_connect(url)
+      new:send("b")
+      assert.are.same({"v2 b", "text"}, {new:receive()})
+      assert(os.execute("kill -TERM " .. srv.pid))
+      assert.are.same({nil, 1001, "server shutting down"}, {new:receive()})
+      assert.equal(0, util.poll(function() return tonumber(helper.read_file(srv.status)) end))
+      running[srv] = nil
+    end, {deadline = 15}))
 end)
