@@ -90,6 +90,20 @@ local function await_close(self)
   if not ok and not core.TimeoutError:is(err) then error(err, 0) end
 end
 
+-- After the closing handshake a client lets the server close the TCP
+-- connection first (RFC 6455 §7.1.1: the server then holds its
+-- TIME_WAIT), waiting at most close_timeout for the end of its input.
+local function await_eof(self, code, reason)
+  local s = self._s
+  local ok, err = pcall(combinators.timeout, self._close_timeout or CLOSE_TIMEOUT, function()
+    repeat until s:read(65536) == ""
+  end)
+  if not ok and core.CancelledError:is(err) then
+    finish(self, code, reason)
+    error(err, 0)
+  end
+end
+
 -- receive ended with nil, code, reason, how: the peer's close frame
 -- (answered with its code, unless ours went first), a violation of its
 -- to close with, or the end of the connection (1006, "lost"). After a
@@ -106,6 +120,7 @@ local function ended(self, code, reason, how)
       return nil, code, reason
     end
   end
+  if how == "close" and self._mask and core.current_task() then await_eof(self, code, reason) end
   return finish(self, code, reason)
 end
 

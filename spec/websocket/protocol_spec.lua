@@ -202,6 +202,40 @@ describe("ws methods between lasync's client and server", function()
     util.stop(srv)
   end))
 
+  it("lets the server close the TCP connection first, waiting at most close_timeout",
+    helper.async(function()
+      -- a raw server: it answers the close frame, then keeps the connection
+      local hold = lasync.Event()
+      local srv = lasync.start_server(function(r, w)
+        local key = r:readuntil("\r\n\r\n"):match("Sec%-WebSocket%-Key: ([^\r]+)")
+        w:write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+          .. "Sec-WebSocket-Accept: " .. core._ws.accept_key(key) .. "\r\n\r\n")
+        local head = r:readexactly(2)  -- the client's close frame, masked
+        r:readexactly((head:byte(2) & 0x7F) + 4)
+        w:write(frame(8, code(1000)))
+        hold:wait()
+        w:close()
+      end, "127.0.0.1", 0)
+      local _, port = srv:sockname()
+      local loop = lasync.get_running_loop()
+      local ws = http.websocket_connect(("ws://127.0.0.1:%d/"):format(port), {close_timeout = 0.2})
+      local fired = false
+      loop:call_later(0.1, function() fired = true end)
+      ws:close()  -- the server's close frame came at once, its end of input not
+      assert.is_true(fired)
+      assert.are.same({nil, 1000, ""}, {ws:receive()})
+      hold:set()
+      util.stop(srv)
+      -- and with a server that closes at once, no wait
+      local ws2, srv2 = pair(function(sws) sws:receive() end, nil, {close_timeout = 5})
+      local late = false
+      local timer = loop:call_later(1, function() late = true end)
+      ws2:close()
+      assert.is_false(late)
+      timer:cancel()
+      util.stop(srv2)
+    end))
+
   it("resolves ping futures by their pong, in order", helper.async(function()
     local ws, srv = pair(function(sws) sws:receive() end)
     local p1, p2 = ws:ping("one"), ws:ping("two")
