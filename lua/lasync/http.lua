@@ -137,7 +137,6 @@ end
 -- timeout: true; or false and the status of the error response sent
 -- (413, 408, 400), when the connection is to end.
 function Service:read_body(conn, req)
-  if req.body then return true end  -- none to read
   if (req.body_length or 0) > self.max_body_size then return refuse(conn, 413, req) end
   if req.expect_continue then H.continue(conn.stream) end
   local ok, body = pcall(H.read_body, conn.stream, req, self.max_body_size, nil, self.timeout)
@@ -193,7 +192,7 @@ local function reply(service, conn, req, status, body, headers)
 end
 
 -- After the handler: ok and its results as xpcall gave them. Closes its
--- WebSocket, writes its response: as reply.
+-- WebSocket, writes its response (or the failure's, see failed): as reply.
 function Service:respond(conn, req, ok, a, b, c)
   local ws = conn.ws
   if ws then  -- its closing handshake closes the stream
@@ -201,8 +200,7 @@ function Service:respond(conn, req, ok, a, b, c)
     websocket.done(ws, not ok)
     if ok then return false, 101, 0 end
   end
-  if ok then ok, a, b, c = xpcall(reply, traced, self, conn, req, a, b, c) end
-  if not ok then a, b, c = self:failed(conn, req, a) end
+  if ok then a, b, c = reply(self, conn, req, a, b, c) else a, b, c = self:failed(conn, req, a) end
   if not ws then conn.stream:drain() end
   return a, b, c
 end
@@ -225,6 +223,16 @@ local function guard(fn, ...)
   if ok then return a, b, c end
   if OSError:is(a) then return nil end
   error(a, 0)
+end
+
+-- Service:respond raised err (a {error, traceback} pair) after the
+-- handler, ok its xpcall's status: as guard. A response the handler gave
+-- that cannot be written (a bad status, body or header) is then the
+-- handler's failure, answered as any other.
+function Service:respond_failed(conn, req, ok, err)
+  if OSError:is(err[1]) then return nil end
+  if not ok or CancelledError:is(err[1]) then error(err[1], 0) end
+  return guard(self.respond, self, conn, req, false, err)
 end
 
 -- How long a kept-alive connection waits for its next request in its
@@ -256,7 +264,7 @@ local function resume(conn, timedout)
     if self.closing then return end
     conn.idle = true
     req, status = next_request(stream, max, timeout, conn, LINGER)
-    conn.idle = nil
+    conn.idle = false
     if req == true then
       conn.parked, conn.task = true, nil
       return PARK, resume, conn, status
@@ -267,13 +275,18 @@ local function resume(conn, timedout)
       local _ = req.peer  -- made now, while connected, for the log after
       conn.t0 = lasync.time()
     end
-    local keep, code, bytes = guard(self.read_body, self, conn, req)
-    if keep == nil then return end
+    local keep, code, bytes = true, nil, nil
+    if not req.body then  -- a body to read (none: req.body is "")
+      keep, code, bytes = guard(self.read_body, self, conn, req)
+      if keep == nil then return end
+    end
     if keep then
       -- called from this frame: a handler that waits for long (a
       -- WebSocket's) keeps no more stack than it needs (bench/README.md)
       local ok, a, b, c = xpcall(self.app, traced, req)
-      keep, code, bytes = guard(self.respond, self, conn, req, ok, a, b, c)
+      local done
+      done, keep, code, bytes = xpcall(self.respond, traced, self, conn, req, ok, a, b, c)
+      if not done then keep, code, bytes = self:respond_failed(conn, req, ok, keep) end
       if keep == nil then return end
     end
     self:answered(conn, req, code, bytes)
@@ -283,7 +296,7 @@ end
 
 -- The connection handler: a new connection's requests.
 function Service:connection(stream)
-  local conn = setmetatable({stream = stream, service = self}, ConnMT)
+  local conn = setmetatable({stream = stream, service = self, idle = false}, ConnMT)
   self.conns[conn] = true
   return resume(conn, false)
 end
