@@ -64,6 +64,8 @@ enum {
   PH_CLOSED        /* the socket is closed (fd -1) */
 };
 #define is_closing(s) ((s)->phase >= PH_CLOSING)
+/* Output written now is dropped, as asyncio drops it (drain() raises). */
+#define drops_output(s) ((s)->fd < 0 || is_closing(s) || (s)->err)
 
 struct Stream {
   OBJ_HEAD;                      /* K_STREAM */
@@ -821,7 +823,7 @@ static int l_at_eof(lua_State *L) {
 /* Send at once what the socket takes, buffer the rest. Output after
 ** close() or a failure is dropped, as asyncio does (drain() raises). */
 static void stream_send(Stream *s, const char *p, size_t n) {
-  if (s->fd < 0 || is_closing(s) || s->err || n == 0) return;
+  if (drops_output(s) || n == 0) return;
   while (s->out.len == 0 && n > 0) {  /* TLS takes a record at a time */
     ssize_t sent = sock_send(s, p, n);
     if (sent <= 0) {
@@ -970,14 +972,9 @@ void stream_check_writable(lua_State *L, Stream *s) {
   check_open_for_write(L, s);
 }
 
-void stream_buffer(Stream *s, const char *p, size_t n) {
-  if (s->fd < 0 || is_closing(s) || s->err || n == 0) return;
-  if (!buf_append(&s->out, p, n)) s->err = ENOMEM;
-}
-
 char *stream_reserve(Stream *s, size_t n) {
   char *p;
-  if (s->fd < 0 || is_closing(s) || s->err || n == 0) return NULL;
+  if (drops_output(s) || n == 0) return NULL;
   if (!buf_reserve(&s->out, n)) {
     s->err = ENOMEM;
     return NULL;
@@ -985,6 +982,11 @@ char *stream_reserve(Stream *s, size_t n) {
   p = buf_end(&s->out);
   s->out.len += (uint32_t)n;
   return p;
+}
+
+void stream_buffer(Stream *s, const char *p, size_t n) {
+  char *dst = stream_reserve(s, n);
+  if (dst) memcpy(dst, p, n);
 }
 
 void stream_flush(Stream *s) {
