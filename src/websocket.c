@@ -350,14 +350,14 @@ static int closed(lua_State *L, const char *p, const WsEvent *e) {
   return 4;
 }
 
-/* receive's stack: stream, parser, mask (a client's); the resume's
-** values at 4. */
+/* receive's stack: stream, parser; the resume's values at 3. A client's
+** output is masked: its parser takes unmasked input. */
 static int receive_k(lua_State *L, int status, lua_KContext ctx) {
   Stream *s = lua_touserdata(L, 1);
   WsParser *w = lua_touserdata(L, 2);
   WsEvent e;
   (void)ctx;
-  if (status == LUA_YIELD) stream_input_resumed(L, s, 4);
+  if (status == LUA_YIELD) stream_input_resumed(L, s, 3);
   for (;;) {
     size_t len, before;
     unsigned char *p = (unsigned char *)stream_input(s, &len);
@@ -378,7 +378,7 @@ static int receive_k(lua_State *L, int status, lua_KContext ctx) {
         drop_frame(s, w, &e);
         return 4;
       case WS_PING:
-        put_frame(s, OP_PONG, (const char *)p + e.off, e.n, lua_toboolean(L, 3));
+        put_frame(s, OP_PONG, (const char *)p + e.off, e.n, !w->masked);
         drop_frame(s, w, &e);
         continue;
       case WS_PONG:
@@ -394,15 +394,15 @@ static int receive_k(lua_State *L, int status, lua_KContext ctx) {
   }
 }
 
-/* receive(stream, parser, mask) → data, kind ("text", "binary", "pong");
+/* receive(stream, parser) → data, kind ("text", "binary", "pong");
 ** or nil, code, reason, how: the peer's close frame ("close"), a
 ** violation, the code to close with ("violation", or "refused" when the
 ** input can still be read), or the connection's end (1006, "lost").
-** Pings are answered (mask: as a client does). */
+** Pings are answered. */
 static int l_receive(lua_State *L) {
   stream_check(L, 1);
   checkparser(L, 2);
-  lua_settop(L, 3);
+  lua_settop(L, 2);
   return receive_k(L, LUA_OK, 0);
 }
 
@@ -410,14 +410,16 @@ static const char *const opnames[] = {"text", "binary", "close", "ping",
                                       "pong", NULL};
 static const int opcodes[] = {OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG};
 
-/* send(stream, data, kind, mask): one frame of that kind. */
+/* send(stream, data, kind, parser): one frame of that kind, masked when
+** the parser is a client's. */
 static int l_send(lua_State *L) {
   Stream *s = stream_check(L, 1);
   size_t n;
   const char *p = luaL_checklstring(L, 2, &n);
   int op = opcodes[luaL_checkoption(L, 3, NULL, opnames)];
+  WsParser *w = checkparser(L, 4);
   stream_check_writable(L, s);
-  put_frame(s, op, p, n, lua_toboolean(L, 4));
+  put_frame(s, op, p, n, !w->masked);
   return 0;
 }
 

@@ -52,7 +52,7 @@ local WSMT = {__index = WebSocket, __name = "lasync.WebSocket"}
 -- websocket's (max_message_size, close_timeout).
 function M.new(s, server, opts, protocol)
   return setmetatable({_s = s, _p = W.parser(server, opts.max_message_size or DEFAULT_MAX),
-    _mask = not server, _close_timeout = opts.close_timeout, protocol = protocol}, WSMT)
+    _client = not server or nil, _close_timeout = opts.close_timeout, protocol = protocol}, WSMT)
 end
 
 local function check_ws(self, fname)
@@ -113,14 +113,14 @@ end
 local function ended(self, code, reason, how)
   if how ~= "lost" and not self._close_sent then
     self._close_sent = true
-    send(self._s, close_payload(code, how == "close" and "" or reason), "close", self._mask)
+    send(self._s, close_payload(code, how == "close" and "" or reason), "close", self._p)
     if how == "refused" and core.current_task() then
       await_close(self)
       self._code, self._reason = code, reason
       return nil, code, reason
     end
   end
-  if how == "close" and self._mask and core.current_task() then await_eof(self, code, reason) end
+  if how == "close" and self._client and core.current_task() then await_eof(self, code, reason) end
   return finish(self, code, reason)
 end
 
@@ -141,10 +141,10 @@ end
 function WebSocket:receive()
   check_ws(self, "receive")
   if self._closed then return nil, self._code, self._reason end
-  local s, p, mask = self._s, self._p, self._mask
+  local s, p = self._s, self._p
   while true do
-    local data, kind, reason, peer = receive(s, p, mask)
-    if data == nil then return ended(self, kind, reason, peer) end
+    local data, kind, reason, how = receive(s, p)
+    if data == nil then return ended(self, kind, reason, how) end
     if kind ~= "pong" then return data, kind end
     ponged(self, data)
   end
@@ -170,7 +170,7 @@ function WebSocket:send(data, kind)
     checks.argerror(1, "send", "UTF-8 text expected (send bytes as \"binary\")")
   end
   check_open(self, "send")
-  send(self._s, data, kind, self._mask)
+  send(self._s, data, kind, self._p)
   self._s:drain()
 end
 
@@ -185,7 +185,7 @@ function WebSocket:ping(data)
   local f = core.Future()
   self._pings = self._pings or {}
   self._pings[#self._pings + 1] = {data, f}
-  send(self._s, data, "ping", self._mask)
+  send(self._s, data, "ping", self._p)
   return f
 end
 
@@ -197,7 +197,7 @@ end
 -- Sends our close frame.
 local function start_close(self, code, reason)
   self._close_sent = true
-  send(self._s, close_payload(code, reason), "close", self._mask)
+  send(self._s, close_payload(code, reason), "close", self._p)
 end
 
 -- After our close frame: in a task that can read, reads until the peer's
