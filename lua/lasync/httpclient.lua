@@ -144,8 +144,10 @@ local function send(s, u, method, opts)
   return H.read_response(s, MAX_HEAD, method)
 end
 
+local SECURE = {https = true, wss = true}
+
 local function connect(u, opts)
-  local ssl = u.scheme == "https" and (opts.ssl or true) or nil
+  local ssl = SECURE[u.scheme] and (opts.ssl or true) or nil
   return (streams.open_connection(u.host, u.port, {ssl = ssl}))
 end
 
@@ -297,6 +299,7 @@ function M.post(url, body, opts)
   return start("post", "POST", url, 1, o)
 end
 
-M._parse_url, M._request_headers = parse_url, request_headers  -- lasync.websocket's
+-- lasync.websocket's
+M._parse_url, M._connect, M._send, M._closing = parse_url, connect, send, closing
 
 return M

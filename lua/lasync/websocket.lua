@@ -8,12 +8,11 @@
 -- ws:receive(), so an idle WebSocket costs its stream and this table.
 local core = require "lasync.core"
 local combinators = require "lasync.combinators"
-local streams = require "lasync.streams"
 local client = require "lasync.httpclient"
 local checks = require "lasync.checks"
 checks.internal()
 
-local W, H = core._ws, core._http
+local W = core._ws
 local receive, send, receiving = W.receive, W.send, W.receiving
 local HTTPError, ConnectionError = core.HTTPError, core.ConnectionError
 local type, error, pcall, pairs, ipairs, setmetatable, getmetatable =
@@ -26,7 +25,6 @@ local DEFAULT_MAX = 1024 * 1024
 -- (websockets' close_timeout) unless told; then the connection is closed
 -- anyway.
 local CLOSE_TIMEOUT = 5
-local MAX_HEAD = 64 * 1024
 
 local PROTOCOLS = checks.option("table", "a list of strings", function(v)
   for i = 1, #v do
@@ -305,9 +303,7 @@ local function handshake(s, u, opts)
     headers["Sec-WebSocket-Protocol"] = table.concat(opts.protocols, ", ")
   end
   for k, v in pairs(opts.headers or {}) do headers[k] = v end
-  H.write_request(s, "GET", u.target, client._request_headers(u, headers), nil)
-  s:drain()
-  local res = H.read_response(s, MAX_HEAD, "GET")
+  local res = client._send(s, u, "GET", {headers = headers})
   if not res then refused(nil, "connection closed before the handshake's response") end
   if res.status ~= 101 then
     refused(res.status, ("WebSocket handshake refused: %d %s"):format(res.status, res.reason))
@@ -324,14 +320,8 @@ local function handshake(s, u, opts)
 end
 
 local function open(u, opts)
-  local ssl = u.scheme == "wss" and (opts.ssl or true) or nil
-  local s = streams.open_connection(u.host, u.port, {ssl = ssl})
-  local ok, protocol = pcall(handshake, s, u, opts)
-  if not ok then
-    s:close()
-    error(protocol, 0)
-  end
-  return M.new(s, false, opts, protocol)
+  local s = client._connect(u, opts)
+  return M.new(s, false, opts, client._closing(s, pcall(handshake, s, u, opts)))
 end
 
 --- lasync.http.websocket_connect(url, opts) -> ws, for a ws:// or wss://
