@@ -457,6 +457,13 @@ static int l_new_key(lua_State *L) {
   return 1;
 }
 
+/* valid_close_code(code) → whether a close frame may carry it (for ours). */
+static int l_valid_close_code(lua_State *L) {
+  lua_Integer code = luaL_checkinteger(L, 1);
+  lua_pushboolean(L, code > 0 && code < 65536 && valid_close_code((unsigned)code));
+  return 1;
+}
+
 /* utf8_valid(s) → whether s is UTF-8 (for close reasons sent). */
 static int l_utf8_valid(lua_State *L) {
   size_t n;
@@ -475,7 +482,8 @@ static const luaL_Reg ws_funcs[] = {
   {"parser", l_parser}, {"receive", l_receive}, {"send", l_send},
   {"receiving", l_receiving},
   {"accept_key", l_accept_key}, {"new_key", l_new_key},
-  {"utf8_valid", l_utf8_valid}, {NULL, NULL}
+  {"utf8_valid", l_utf8_valid}, {"valid_close_code", l_valid_close_code},
+  {NULL, NULL}
 };
 
 /* core._ws; stack: Mod, core table. */

@@ -78,14 +78,24 @@ local function close_payload(code, reason)
   return string.pack(">I2", code) .. reason
 end
 
--- Reads until the peer's close frame (dropping messages) or the timeout;
--- a cancellation closes the connection and goes on.
+-- fn() for at most close_timeout. The timeout, or the connection failing
+-- meanwhile, just ends it; another error (a cancellation) closes the
+-- connection with code and reason, and goes on.
+local function within_close_timeout(self, fn, code, reason)
+  local ok, err = pcall(combinators.timeout, self._close_timeout or CLOSE_TIMEOUT, fn)
+  if ok or core.TimeoutError:is(err) or core.OSError:is(err) then return end
+  if not self._closed then finish(self, code, reason) end
+  error(err, 0)
+end
+
+local LATE = "no close frame from the peer in time"
+
+-- Reads until the peer's close frame (dropping messages) or the timeout.
 local function await_close(self)
-  local ok, err = pcall(combinators.timeout, self._close_timeout or CLOSE_TIMEOUT, function()
+  within_close_timeout(self, function()
     while not self._closed do self:receive() end
-  end)
-  if not self._closed then finish(self, 1006, "no close frame from the peer in time") end
-  if not ok and not core.TimeoutError:is(err) then error(err, 0) end
+  end, 1006, LATE)
+  if not self._closed then finish(self, 1006, LATE) end
 end
 
 -- After the closing handshake a client lets the server close the TCP
@@ -93,13 +103,15 @@ end
 -- TIME_WAIT), waiting at most close_timeout for the end of its input.
 local function await_eof(self, code, reason)
   local s = self._s
-  local ok, err = pcall(combinators.timeout, self._close_timeout or CLOSE_TIMEOUT, function()
+  within_close_timeout(self, function()
     repeat until s:read(65536) == ""
-  end)
-  if not ok and core.CancelledError:is(err) then
-    finish(self, code, reason)
-    error(err, 0)
-  end
+  end, code, reason)
+end
+
+-- Sends our close frame.
+local function start_close(self, code, reason)
+  self._close_sent = true
+  send(self._s, close_payload(code, reason), "close", self._p)
 end
 
 -- receive ended with nil, code, reason, how: the peer's close frame
@@ -110,8 +122,7 @@ end
 -- would reset the connection, and the peer could lose our close frame.
 local function ended(self, code, reason, how)
   if how ~= "lost" and not self._close_sent then
-    self._close_sent = true
-    send(self._s, close_payload(code, how == "close" and "" or reason), "close", self._p)
+    start_close(self, code, how == "close" and "" or reason)
     if how == "refused" and core.current_task() then
       await_close(self)
       self._code, self._reason = code, reason
@@ -187,24 +198,13 @@ function WebSocket:ping(data)
   return f
 end
 
-local function valid_code(code)
-  return code == 1000 or code == 1001 or (code >= 1002 and code <= 1003) or
-    (code >= 1007 and code <= 1014) or (code >= 3000 and code <= 4999)
-end
-
--- Sends our close frame.
-local function start_close(self, code, reason)
-  self._close_sent = true
-  send(self._s, close_payload(code, reason), "close", self._p)
-end
-
 -- After our close frame: in a task that can read, reads until the peer's
 -- (at most CLOSE_TIMEOUT); else (another task is in receive(), which then
 -- reads it, or outside a task) the connection is closed after
 -- CLOSE_TIMEOUT at the latest.
 local function close_later(self)
   self._timer = core.get_running_loop():call_later(self._close_timeout or CLOSE_TIMEOUT, function()
-    if not self._closed then finish(self, 1006, "no close frame from the peer in time") end
+    if not self._closed then finish(self, 1006, LATE) end
   end)
 end
 
@@ -220,7 +220,7 @@ function WebSocket:close(code, reason)
   check_ws(self, "close")
   code = code == nil and 1000 or code
   reason = reason or ""
-  if math.type(code) ~= "integer" or not valid_code(code) then
+  if math.type(code) ~= "integer" or not W.valid_close_code(code) then
     checks.argerror(1, "close", "close code (1000-1003, 1007-1014 or 3000-4999) expected")
   end
   checks.check(type(reason) == "string" and #reason <= 123 and W.utf8_valid(reason),
