@@ -236,6 +236,72 @@ describe("ws methods between lasync's client and server", function()
       util.stop(srv2)
     end))
 
+  it("closes the connection when a close waiting for the peer is cancelled", helper.async(function()
+    local srv, port = util.serve(function(req)
+      http.websocket(req)
+      lasync.sleep(0.2)  -- reads nothing, so never answers
+    end)
+    local ws = http.websocket_connect(("ws://127.0.0.1:%d/"):format(port), {close_timeout = 5})
+    local closer = lasync.spawn(function() ws:close() end)
+    lasync.sleep(0.01)
+    closer:cancel()
+    assert.is_true(core.CancelledError:is(helper.error_of(closer.await, closer)))
+    assert.are.same({nil, 1006, "no close frame from the peer in time"}, {ws:receive()})
+    assert.is_true(ws._s:is_closing())
+    util.stop(srv)
+  end))
+
+  it("closes the connection when a client waiting for the server's end is cancelled",
+    helper.async(function()
+      local hold = lasync.Event()
+      local srv = lasync.start_server(function(r, w)
+        local key = r:readuntil("\r\n\r\n"):match("Sec%-WebSocket%-Key: ([^\r]+)")
+        w:write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+          .. "Sec-WebSocket-Accept: " .. core._ws.accept_key(key) .. "\r\n\r\n"
+          .. frame(8, code(4000, "bye")))  -- closes, then keeps the connection
+        hold:wait()
+        w:close()
+      end, "127.0.0.1", 0)
+      local _, port = srv:sockname()
+      local ws = http.websocket_connect(("ws://127.0.0.1:%d/"):format(port), {close_timeout = 5})
+      local reader = lasync.spawn(function() return ws:receive() end)
+      lasync.sleep(0.05)
+      reader:cancel()
+      assert.is_true(core.CancelledError:is(helper.error_of(reader.await, reader)))
+      assert.are.same({nil, 4000, "bye"}, {ws:receive()})
+      assert.is_true(ws._s:is_closing())
+      hold:set()
+      util.stop(srv)
+    end))
+
+  it("refuses a handshake response that is not one, with HTTPError", helper.async(function()
+    local function accept_of(head) return core._ws.accept_key(head:match("Sec%-WebSocket%-Key: ([^\r]+)")) end
+    local answers = {
+      ["connection closed before the handshake's response"] = function() return nil end,
+      ["bad WebSocket handshake response"] = function()
+        return "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+          .. "Sec-WebSocket-Accept: bm90IHRoZSByaWdodCBvbmU=\r\n\r\n"
+      end,
+      ["the server chose a subprotocol not offered: other"] = function(head)
+        return "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+          .. "Sec-WebSocket-Accept: " .. accept_of(head) .. "\r\nSec-WebSocket-Protocol: other\r\n\r\n"
+      end,
+    }
+    for why, answer in pairs(answers) do
+      local srv = lasync.start_server(function(r, w)
+        local data = answer(r:readuntil("\r\n\r\n"))
+        if data then w:write(data) end
+        w:close()
+      end, "127.0.0.1", 0)
+      local _, port = srv:sockname()
+      local err = helper.error_of(http.websocket_connect, ("ws://127.0.0.1:%d/"):format(port),
+        {protocols = {"chat"}})
+      assert.is_true(core.HTTPError:is(err), tostring(err))
+      assert.are.equal(why, err.message)
+      util.stop(srv)
+    end
+  end))
+
   it("resolves ping futures by their pong, in order", helper.async(function()
     local ws, srv = pair(function(sws) sws:receive() end)
     local p1, p2 = ws:ping("one"), ws:ping("two")
