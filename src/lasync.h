@@ -422,7 +422,8 @@ int waitlist_unpark_next(lua_State *L, int widx);
 /* queue.c */
 void queue_register(lua_State *L);
 
-/* ======== 5. I/O (addr, dns, stream, server, tls, http, websocket, process.c) */
+/* ======== 5. I/O (addr, dns, stream, server, tls, http, websocket, process,
+   subprocess.c) */
 
 /* addr.c */
 typedef struct Addr {
@@ -589,5 +590,8 @@ void websocket_register(lua_State *L);
 
 /* process.c */
 void process_register(lua_State *L);
+
+/* subprocess.c: core._spawn and its Child (pidfd, reap, send_signal) */
+void subprocess_register(lua_State *L);
 
 #endif

@@ -231,6 +231,7 @@ int luaopen_lasync_core(lua_State *L) {
   server_register(L);
   tls_register(L);
   process_register(L);
+  subprocess_register(L);
   http_register(L);
   websocket_register(L);
   split_gc(L, K_FUTURE, K_FFUTURE);
