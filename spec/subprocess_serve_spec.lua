@@ -60,7 +60,8 @@ describe("subprocesses in lasync serve", function()
 local lasync = require "lasync"
 return function(reader, writer)
   local line = reader:readline()
-  local p = lasync.create_subprocess_exec({"tr", "a-z", "A-Z"}, {stdin = "pipe", stdout = "pipe"})
+  local p = lasync.create_subprocess_exec({"sh", "-c", 'read line; echo "got $line"'},
+                                         {stdin = "pipe", stdout = "pipe"})
   local out = p:communicate(line)
   writer:write(("%s exit %d pid %d\n"):format(out:gsub("\n", ""), p:wait(), p.pid))
 end
@@ -70,7 +71,7 @@ end
       local fns = {}
       for i = 1, 20 do fns[i] = function() return ask(port, "hello " .. i .. "\n") end end
       local answers = {lasync.gather(table.unpack(fns))}
-      for i = 1, 20 do assert.matches("^HELLO " .. i .. " exit 0 pid %d+\n$", answers[i]) end
+      for i = 1, 20 do assert.matches("^got hello " .. i .. " exit 0 pid %d+\n$", answers[i]) end
     end)
     local log = stop(p, reader)
     assert(ok, err)

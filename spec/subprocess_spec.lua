@@ -289,7 +289,8 @@ for i in range(16):
     p = exec({"sh", "-c", "ls -l /proc/self/fd/0 /proc/self/fd/1 /proc/self/fd/2 >&3"},
              {stdin = "null", stdout = "null", stderr = "null"})
     assert.equal(2, p:wait())  -- fd 3 is closed in the child: nothing leaks in
-    p = exec({"sh", "-c", "readlink /proc/self/fd/0 /proc/self/fd/2"}, {stdin = "null", stdout = "pipe", stderr = "null"})
+    p = exec({"sh", "-c", "readlink /proc/self/fd/0 /proc/self/fd/2"},
+             {stdin = "null", stdout = "pipe", stderr = "null"})
     assert.equal("/dev/null\n/dev/null\n", (p:communicate()))
   end))
 
@@ -432,4 +433,24 @@ describe("a running child when the loop closes", function()
     local got, how, sig = core.sys.waitpid(pid)
     assert.same({pid, "signal", 9}, {got, how, sig})
   end)
+end)
+
+describe("examples/run_command.lua", function()
+  local ROOT = debug.getinfo(1, "S").source:match("^@(.-)spec/[^/]*$")
+  if ROOT == "" then ROOT = "./" end
+
+  it("streams each command's output line by line with its prefix", helper.async(function()
+    local p = exec({ROOT .. "scripts/lasync", "run", "examples/run_command.lua",
+                    "echo a; echo b >&2", "printf 'x\\ny'", "exit 3"}, {stdout = "pipe", cwd = ROOT})
+    local out = p:communicate()
+    assert.equal(0, p.returncode)
+    local by = {}
+    for name, text in out:gmatch("%[(%w+)%] ([^\n]*)\n") do
+      by[name] = by[name] or {}
+      table.insert(by[name], text)
+    end
+    assert.same({"a", "b", "exited with 0"}, by.echo)
+    assert.same({"x", "y", "exited with 0"}, by.printf)
+    assert.same({"exited with 3"}, by.exit)
+  end, 10))
 end)
