@@ -34,7 +34,7 @@ local function serve(script)
     reader:await()
     error(err, 0)
   end
-  return p, port, reader
+  return p, port, reader, log
 end
 
 local function stop(p, reader)
@@ -77,7 +77,7 @@ end
     assert(ok, err)
     assert.matches("stopped\n$", log)
     assert.not_matches("error", log)
-  end, 30))
+  end, 40))
 
   it("the master reaps its workers only: a child of its own code keeps its status", helper.async(function()
     -- the script's top level runs in the master (it checks the script
@@ -91,15 +91,20 @@ lasync.spawn(function()
 end)
 return function(reader, writer) writer:write("ok\n") end
 ]])
-    local p, port, reader = serve(script)
+    local p, port, reader, lines = serve(script)
     local ok, err = pcall(function()
       assert.equal("ok\n", ask(port, ""))
-      lasync.sleep(0.5)
+      local function reported()
+        local _, n = table.concat(lines, "\n"):gsub("child of %d+: %-?%d+", "")
+        return n
+      end
+      local deadline = lasync.time() + 20  -- a hang guard
+      while reported() < 3 and lasync.time() < deadline do lasync.sleep(0.05) end
     end)
     local log = stop(p, reader)
     assert(ok, err)
     assert.matches("child of " .. p.pid .. ": 7\n", log, 1, true)
     local _, n = log:gsub("child of %d+: 7\n", "")
     assert.equal(3, n)  -- the master and the two workers
-  end, 30))
+  end, 40))
 end)

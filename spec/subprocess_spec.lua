@@ -31,17 +31,9 @@ end
 
 -- This process's open descriptors, as a sorted list.
 local function own_fds()
-  local list, misses, n = {}, 0, 0
-  while misses < 64 do
-    local f = io.open("/proc/self/fdinfo/" .. n)
-    if f then
-      f:close()
-      list[#list + 1], misses = n, 0
-    else
-      misses = misses + 1
-    end
-    n = n + 1
-  end
+  local list = {}
+  for fd in pairs(helper.open_fds()) do list[#list + 1] = fd end
+  table.sort(list)
   return list
 end
 
