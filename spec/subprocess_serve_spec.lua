@@ -80,14 +80,27 @@ end
   end, 40))
 
   it("the master reaps its workers only: a child of its own code keeps its status", helper.async(function()
-    -- the script's top level runs in the master (it checks the script
-    -- loads) and in each worker: each runs a child, which exits 7
+    -- The script's top level runs in the master (it checks that the script
+    -- loads) and in each worker. There it makes the master's SIGCHLD
+    -- handler run while a child C has ended but is not reaped yet: the
+    -- loop is held (os.execute) while D ends, so that in the next pass the
+    -- task T woken by D's EOF runs first and holds the loop again while C
+    -- ends, before the SIGCHLD handler (D's) runs; a waitpid(-1) there
+    -- would take C, whose status would then be lost (255).
     local script = scratch.write("master_child.lua", [[
 local lasync = require "lasync"
 local core = require "lasync.core"
 lasync.spawn(function()
-  local p = lasync.create_subprocess_exec({"sh", "-c", "sleep 0.2; exit 7"})
-  io.stderr:write(("child of %d: %d\n"):format(core.sys.getpid(), p:wait()))
+  local c = lasync.create_subprocess_exec({"sh", "-c", "sleep 0.6; exit 7"})
+  local d = lasync.create_subprocess_exec({"sleep", "0.1"}, {stdout = "pipe"})
+  lasync.spawn(function()
+    d.stdout:read()
+    os.execute("sleep 1")
+  end)
+  lasync.sleep(0)
+  os.execute("sleep 0.3")
+  d:wait()
+  io.stderr:write(("child of %d: %d\n"):format(core.sys.getpid(), c:wait()))
 end)
 return function(reader, writer) writer:write("ok\n") end
 ]])

@@ -8,6 +8,14 @@
 ** pidfd too (pidfd_send_signal), which cannot reach a process that took
 ** a reaped child's pid.
 **
+** Where pidfd_open is missing (ENOSYS: Linux before 5.3, valgrind 3.19, a
+** seccomp filter), a Child watches SIGCHLD instead, with a libevent
+** signal event of its own (libevent runs every event of a signal, so it
+** shares SIGCHLD with `lasync serve`'s handler): it reaps its pid alone
+** with waitpid(WNOHANG), then writes to an exit pipe whose read end is
+** what the loop watches, as it would the pidfd. The signals then go by
+** pid: kill(2), while the child is not reaped.
+**
 ** glibc's posix_spawn runs the child with CLONE_VFORK until it execs: a
 ** failure to exec (ENOENT, EACCES, ...) is its return value, raised here.
 ** The child gets an empty signal mask and every signal at its default
@@ -31,14 +39,25 @@
 
 extern char **environ;
 
-/* A child started by core._spawn: its pidfd until it is reaped (or the
-** Child is closed or collected: the child then goes on unwatched). */
+/* A child started by core._spawn: what the loop watches until it is
+** reaped (or the Child is closed or collected: the child then goes on
+** unwatched). */
 typedef struct Child {
-  int pidfd;                     /* -1 once closed */
+  int fd;                        /* the pidfd, or the exit pipe's read end
+                                    (SIGCHLD watching); -1 once closed */
+  int notify;                    /* the exit pipe's write end, or -1 */
   pid_t pid;
   int reaped;                    /* status collected: returncode is set */
   int returncode;                /* exit status, or -signal */
+  int watching;                  /* the SIGCHLD event is added */
+  Loop *loop;                    /* for the SIGCHLD event; a user value
+                                    keeps it */
+  EvMem evmem[];                 /* the SIGCHLD event */
 } Child;
+
+/* Use pidfds when the kernel has them; core._subprocess_use_pidfd(false)
+** makes the specs try the SIGCHLD way. */
+static int use_pidfd = 1;
 
 /* What _spawn builds: the spawn's settings and the pipes' ends. */
 typedef struct Spawn {
@@ -174,15 +193,6 @@ static void spawn_end(Spawn *sp, int err) {
   }
 }
 
-/* The child started but cannot be watched: it goes, and err is raised. */
-static int unwatchable(lua_State *L, pid_t pid, int err) {
-  int status;
-  kill(pid, SIGKILL);
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-  errors_push_oserror(L, err, "pidfd_open");
-  return lua_error(L);
-}
-
 static int raise_spawn(lua_State *L, int err, const char *prog) {
   const char *cwd = lua_tostring(L, 6);
   if (cwd) lua_pushfstring(L, "cannot run '%s' in '%s'", prog, cwd);
@@ -196,6 +206,82 @@ static void push_fd(lua_State *L, int fd) {
   else lua_pushnil(L);
 }
 
+/* ---------- watching the child ---------- */
+
+static void set_status(Child *c, int returncode) {
+  c->reaped = 1;
+  c->returncode = returncode;
+}
+
+static void sigchld_stop(Child *c) {
+  if (c->watching && c->loop->base) event_del((struct event *)c->evmem);
+  c->watching = 0;
+}
+
+/* SIGCHLD watching: reap the child if it ended, and tell the loop through
+** the exit pipe. */
+static void sigchld_reap(Child *c) {
+  int status;
+  pid_t r;
+  if (c->reaped) return;
+  do r = waitpid(c->pid, &status, WNOHANG);
+  while (r < 0 && errno == EINTR);
+  if (r == 0) return;
+  set_status(c, r < 0 ? 255 : WIFSIGNALED(status) ? -WTERMSIG(status)
+                : WEXITSTATUS(status));
+  sigchld_stop(c);
+  if (write(c->notify, "x", 1) < 0) {}  /* an empty pipe takes a byte */
+}
+
+static void on_sigchld(evutil_socket_t sig, short what, void *arg) {
+  (void)sig; (void)what;
+  sigchld_reap(arg);
+}
+
+/* Watch the child c (on the running loop) by SIGCHLD; 0 or an errno. It
+** may have ended already: reaped at once then. */
+static int sigchld_watch(lua_State *L, Child *c, int cidx) {
+  int p[2];
+  Loop *lp = lasync_running(L, lasync_mod(L));
+  if (pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0) return errno;
+  c->fd = p[0];
+  c->notify = p[1];
+  c->loop = lp;
+  loop_push(L, lp);
+  lua_setiuservalue(L, cidx, 1);
+  evsignal_assign((struct event *)c->evmem, lp->base, SIGCHLD, on_sigchld, c);
+  if (event_add((struct event *)c->evmem, NULL) != 0) return ENOMEM;
+  c->watching = 1;
+  sigchld_reap(c);
+  return 0;
+}
+
+/* Watch the child c by its pidfd, or by SIGCHLD where there are none;
+** 0 or an errno. */
+static int child_watch(lua_State *L, Child *c, int cidx) {
+  if (use_pidfd && (c->fd = pidfd_open(c->pid, 0)) >= 0) return 0;
+  if (use_pidfd && errno != ENOSYS) return errno;
+  return sigchld_watch(L, c, cidx);
+}
+
+/* The child started but cannot be watched: it goes, and err is raised. */
+static int unwatchable(lua_State *L, Child *c, int err) {
+  int status;
+  kill(c->pid, SIGKILL);
+  while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR) {}
+  c->reaped = 1;
+  errors_push_oserror(L, err, "cannot watch the child");
+  return lua_error(L);
+}
+
+static Child *push_child(lua_State *L) {
+  Child *c = lua_newuserdatauv(L, sizeof *c + lasync_evsize(), 1);
+  memset(c, 0, sizeof *c);
+  c->fd = c->notify = -1;
+  luaL_setmetatable(L, CHILD_MT);
+  return c;
+}
+
 /* core._spawn(argv, stdin, stdout, stderr, env, cwd) -> child, in_fd,
 ** out_fd, err_fd: argv a non-empty list of strings (its first searched
 ** in PATH unless it has a "/"); the modes "inherit", "pipe", "null" or
@@ -207,7 +293,6 @@ static int l_spawn(lua_State *L) {
   char **argv, **envp = environ;
   Spawn sp = {.parent = {-1, -1, -1}, .child = {-1, -1, -1}};
   Child *c;
-  pid_t pid;
   int err, fd, modes[3];
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_argcheck(L, luaL_len(L, 1) > 0, 1, "non-empty list of strings");
@@ -220,24 +305,19 @@ static int l_spawn(lua_State *L) {
     push_envlist(L, 5);  /* 8 */
     envp = push_strv(L, 8);
   }
-  c = lua_newuserdatauv(L, sizeof *c, 0);  /* before the resources */
-  memset(c, 0, sizeof *c);
-  c->pidfd = -1;
-  luaL_setmetatable(L, CHILD_MT);
+  c = push_child(L);  /* before the resources */
   if (posix_spawn_file_actions_init(&sp.fa) != 0) return luaL_error(L, "out of memory");
   if (posix_spawnattr_init(&sp.attr) != 0) {
     posix_spawn_file_actions_destroy(&sp.fa);
     return luaL_error(L, "out of memory");
   }
   if ((err = spawn_prepare(&sp, modes, lua_tostring(L, 6))) == 0)
-    err = posix_spawnp(&pid, argv[0], &sp.fa, &sp.attr, argv, envp);
+    err = posix_spawnp(&c->pid, argv[0], &sp.fa, &sp.attr, argv, envp);
   spawn_end(&sp, err);
   if (err) return raise_spawn(L, err, argv[0]);
-  c->pid = pid;
-  if ((c->pidfd = pidfd_open(pid, 0)) < 0) {
-    err = errno;
+  if ((err = child_watch(L, c, lua_gettop(L))) != 0) {
     for (fd = 0; fd < 3; fd++) close_fd(&sp.parent[fd]);
-    return unwatchable(L, pid, err);
+    return unwatchable(L, c, err);
   }
   for (fd = 0; fd < 3; fd++) push_fd(L, sp.parent[fd]);
   return 4;
@@ -252,28 +332,33 @@ static int l_reap(lua_State *L) {
   Child *c = checkchild(L);
   siginfo_t info;
   int r;
-  if (!c->reaped && c->pidfd >= 0) {
+  if (c->notify >= 0) sigchld_reap(c);
+  else if (!c->reaped && c->fd >= 0) {
     memset(&info, 0, sizeof info);
-    do r = waitid((idtype_t)P_PIDFD, (id_t)c->pidfd, &info, WEXITED | WNOHANG);
+    do r = waitid((idtype_t)P_PIDFD, (id_t)c->fd, &info, WEXITED | WNOHANG);
     while (r < 0 && errno == EINTR);
-    if (r < 0 || info.si_pid != 0) {
-      c->reaped = 1;
-      c->returncode = r < 0 ? 255 : info.si_code == CLD_EXITED
-                      ? info.si_status : -info.si_status;
-    }
+    if (r < 0 || info.si_pid != 0)
+      set_status(c, r < 0 ? 255 : info.si_code == CLD_EXITED
+                 ? info.si_status : -info.si_status);
   }
   if (!c->reaped) return 0;
   lua_pushinteger(L, c->returncode);
   return 1;
 }
 
+/* Signal the child: through its pidfd, or by pid while SIGCHLD watching
+** has not reaped it (its pid cannot have been reused). */
+static int child_signal(Child *c, int sig) {
+  if (c->notify >= 0) return kill(c->pid, sig);
+  return (int)syscall(SYS_pidfd_send_signal, c->fd, sig, NULL, 0);
+}
+
 /* send_signal(sig) -> true, or false when the child has ended. */
 static int l_send_signal(lua_State *L) {
   Child *c = checkchild(L);
   int sig = watch_checksig(L, 2);
-  if (c->reaped || c->pidfd < 0) lua_pushboolean(L, 0);
-  else if (syscall(SYS_pidfd_send_signal, c->pidfd, sig, NULL, 0) == 0)
-    lua_pushboolean(L, 1);
+  if (c->reaped || c->fd < 0) lua_pushboolean(L, 0);
+  else if (child_signal(c, sig) == 0) lua_pushboolean(L, 1);
   else if (errno == ESRCH) lua_pushboolean(L, 0);
   else {
     errors_push_oserror(L, errno, "send_signal");
@@ -284,7 +369,7 @@ static int l_send_signal(lua_State *L) {
 
 static int l_fileno(lua_State *L) {
   Child *c = checkchild(L);
-  push_fd(L, c->pidfd);
+  push_fd(L, c->fd);
   return 1;
 }
 
@@ -293,9 +378,19 @@ static int l_pid(lua_State *L) {
   return 1;
 }
 
-/* close(): the pidfd goes (the child, if it runs, is no longer watched). */
+/* close(): the pidfd (or the SIGCHLD event and the exit pipe) goes; the
+** child, if it runs, is no longer watched. */
 static int l_close(lua_State *L) {
-  close_fd(&checkchild(L)->pidfd);
+  Child *c = checkchild(L);
+  sigchld_stop(c);
+  close_fd(&c->fd);
+  close_fd(&c->notify);
+  return 0;
+}
+
+/* core._subprocess_use_pidfd(on): pidfds (the default) or SIGCHLD. */
+static int l_use_pidfd(lua_State *L) {
+  use_pidfd = lua_toboolean(L, 1);
   return 0;
 }
 
@@ -316,6 +411,7 @@ static const luaL_Reg child_meta[] = {
 
 static const luaL_Reg subprocess_funcs[] = {
   {"_spawn", l_spawn},
+  {"_subprocess_use_pidfd", l_use_pidfd},
   {NULL, NULL}
 };
 

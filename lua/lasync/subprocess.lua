@@ -1,9 +1,10 @@
 --- lasync.subprocess: create_subprocess_exec and create_subprocess_shell
 -- (docs/reference.md §9). src/subprocess.c starts the child (posix_spawn)
 -- and gives its pidfd; the pipes are lasync streams (src/stream.c, over a
--- pipe's end). The loop watches the pidfd: when the child ends it is
--- reaped at once (waitid on the pidfd, never a blocking wait, never
--- another process's child), and its wait() callers go on.
+-- pipe's end). The loop watches the pidfd (or, without pidfds, the exit
+-- pipe src/subprocess.c writes once SIGCHLD reaped the child): when the
+-- child ends it is reaped at once (never a blocking wait, never another
+-- process's child), and its wait() callers go on.
 -- Lifetime, as asyncio: the loop holds a running child's Process, so one
 -- dropped is reaped when it ends; a child is never killed for its Process
 -- or loop going away. Once the loop closes it is no longer watched: its
