@@ -238,11 +238,10 @@ static void on_sigchld(evutil_socket_t sig, short what, void *arg) {
   sigchld_reap(arg);
 }
 
-/* Watch the child c (on the running loop) by SIGCHLD; 0 or an errno. It
-** may have ended already: reaped at once then. */
-static int sigchld_watch(lua_State *L, Child *c, int cidx) {
+/* Watch the child c by SIGCHLD on lp; 0 or an errno. It may have ended
+** already: reaped at once then. */
+static int sigchld_watch(lua_State *L, Loop *lp, Child *c, int cidx) {
   int p[2];
-  Loop *lp = lasync_running(L, lasync_mod(L));
   if (pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0) return errno;
   c->fd = p[0];
   c->notify = p[1];
@@ -258,10 +257,10 @@ static int sigchld_watch(lua_State *L, Child *c, int cidx) {
 
 /* Watch the child c by its pidfd, or by SIGCHLD where there are none;
 ** 0 or an errno. */
-static int child_watch(lua_State *L, Child *c, int cidx) {
+static int child_watch(lua_State *L, Loop *lp, Child *c, int cidx) {
   if (use_pidfd && (c->fd = pidfd_open(c->pid, 0)) >= 0) return 0;
   if (use_pidfd && errno != ENOSYS) return errno;
-  return sigchld_watch(L, c, cidx);
+  return sigchld_watch(L, lp, c, cidx);
 }
 
 /* The child started but cannot be watched: it goes, and err is raised. */
@@ -288,8 +287,10 @@ static Child *push_child(lua_State *L) {
 ** (stderr) "stdout"; env nil (this process's) or a table name -> value,
 ** the child's whole environment; cwd nil or a directory. The fds are
 ** the parent's ends of the pipes (nil for the others). Raises OSError
-** when the program cannot be started. */
+** when the program cannot be started. Runs on the running loop, which
+** watches the child. */
 static int l_spawn(lua_State *L) {
+  Loop *lp = lasync_running(L, lasync_mod(L));  /* before the child */
   char **argv, **envp = environ;
   Spawn sp = {.parent = {-1, -1, -1}, .child = {-1, -1, -1}};
   Child *c;
@@ -315,7 +316,7 @@ static int l_spawn(lua_State *L) {
     err = posix_spawnp(&c->pid, argv[0], &sp.fa, &sp.attr, argv, envp);
   spawn_end(&sp, err);
   if (err) return raise_spawn(L, err, argv[0]);
-  if ((err = child_watch(L, c, lua_gettop(L))) != 0) {
+  if ((err = child_watch(L, lp, c, lua_gettop(L))) != 0) {
     for (fd = 0; fd < 3; fd++) close_fd(&sp.parent[fd]);
     return unwatchable(L, c, err);
   }
