@@ -373,7 +373,8 @@ for i in range(16):
     assert.is_false(drained:done())  -- the child reads nothing before the flag
     helper.read_file(scratch.write("go", ""))
     drained:await()
-    p.stdin:write_eof()  -- a pipe's EOF is its close
+    p.stdin:write_eof()  -- a pipe's EOF is its close, once flushed
+    p.stdin:wait_closed()
     assert.is_true(p.stdin:is_closing())
     assert.equal(tostring(MB), p.stdout:read():match("%d+"))
     assert.equal(0, p:wait())
