@@ -10,7 +10,8 @@ const char lasync_suspend = 0, lasync_cancel = 0;
 static const char *const kind_names[K_NKINDS] = {
   "lasync.Loop", "lasync.Handle", "lasync.TimerHandle", "lasync.WatchHandle",
   "lasync.Future", "lasync.Task", "lasync.Stream", "lasync.Server",
-  "lasync.SSLContext", "lasync.WaitList", "lasync.Event", "lasync.Queue"
+  "lasync.SSLContext", "lasync.WaitList", "lasync.Event", "lasync.Queue",
+  "lasync.DatagramEndpoint"
 };
 
 double lasync_now(void) {
@@ -231,6 +232,7 @@ int luaopen_lasync_core(lua_State *L) {
   server_register(L);
   tls_register(L);
   process_register(L);
+  datagram_register(L);
   http_register(L);
   websocket_register(L);
   split_gc(L, K_FUTURE, K_FFUTURE);
