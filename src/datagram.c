@@ -83,7 +83,8 @@ typedef struct Dgram {
   Task *reader;                /* the task parked in recvfrom, or NULL */
   Out *out, **out_tail;        /* datagrams waiting for room, in order */
   unsigned streak;             /* recvfroms in a row that did not wait */
-  unsigned char connected, writing;
+  unsigned char connected, reading, writing;  /* events added */
+  unsigned char held;          /* core._datagram_hold: sends wait */
   EvMem evmem[];               /* the read event, then the write event */
 } Dgram;
 /* User value 1: the loop, kept alive (its base holds the events). */
@@ -177,6 +178,7 @@ static int batch_of(Dgram *d, int returned) {
 }
 
 static void ev_write(Dgram *d, int on) {
+  if (on && d->held) return;
   if (d->writing == on || d->loop->base == NULL) return;
   if (on) event_add(wev(d), NULL);
   else event_del(wev(d));
@@ -425,7 +427,7 @@ static int send_now(lua_State *L, Dgram *d, const char *p, size_t len,
   ssize_t r;
   int err;
   check_usable(L, d, what);
-  if (d->out) return send_later(L, d, p, len, to, what);
+  if (d->out || d->held) return send_later(L, d, p, len, to, what);
   do r = to ? sendto(d->fd, p, len, 0, (const struct sockaddr *)&to->ss,
                      to->len)
             : send(d->fd, p, len, 0);
@@ -476,7 +478,7 @@ static int l_sendto(lua_State *L) {
 ** wake and raise that it is closed; the senders' datagrams are dropped. */
 static void dgram_close(Dgram *d) {
   if (d->fd < 0) return;
-  if (d->loop->base) event_del(rev(d));
+  if (d->reading && d->loop->base) event_del(rev(d));
   ev_write(d, 0);
   close(d->fd);
   d->fd = -1;
@@ -587,6 +589,7 @@ static int dgram_socket(lua_State *L, Dgram *d, const Addr *la,
                on_write, d);
   if (event_add(rev(d), NULL) != 0)
     return open_failed(L, d, errno ? errno : ENOMEM, "events for", 1);
+  d->reading = 1;
   return 1;
 }
 
@@ -627,6 +630,16 @@ static int l_batch(lua_State *L) {
   return 1;
 }
 
+/* core._datagram_hold(ep, on): with on, every send waits in the output
+** list as if the socket had no room (loopback never runs out of it), until
+** called again without on: the specs' way to the slow path. */
+static int l_hold(lua_State *L) {
+  Dgram *d = checkdgram(L);
+  d->held = (unsigned char)lua_toboolean(L, 2);
+  if (d->out && live(d)) ev_write(d, 1);
+  return 0;
+}
+
 static const luaL_Reg dgram_methods[] = {
   {"send", l_send},
   {"sendto", l_sendto},
@@ -647,6 +660,7 @@ static const luaL_Reg dgram_meta[] = {
 static const luaL_Reg dgram_funcs[] = {
   {"datagram_open", l_datagram_open},
   {"_datagram_batch", l_batch},
+  {"_datagram_hold", l_hold},
   {NULL, NULL}
 };
 
