@@ -1,7 +1,9 @@
 """A UDP peer for spec/datagram_*_spec.lua, on Python's socket module.
 
-    peer.py echo PORTFILE HOST   answers each datagram with b"echo:" + it,
-                                 from HOST port 0; writes its port to PORTFILE
+    peer.py echo PORTFILE HOST   answers each datagram with b"echo:" + it
+                                 (one of 60000 bytes or more: with itself,
+                                 which may be as large as UDP allows), from
+                                 HOST port 0; writes its port to PORTFILE
     peer.py flood PORT N         sends b"1" .. b"N" to 127.0.0.1:PORT as fast
                                  as it can, then b"end" a few times, and exits
 """
@@ -20,7 +22,7 @@ def echo(portfile, host):
     os.rename(portfile + ".tmp", portfile)
     while True:
         data, addr = s.recvfrom(65535)
-        s.sendto(b"echo:" + data, addr)
+        s.sendto(data if len(data) >= 60000 else b"echo:" + data, addr)
 
 
 def flood(port, n):
