@@ -146,6 +146,30 @@ describe("lasync.open_datagram under load", function()
       end, 15))
     end
 
+    it("runs examples/udp_echo.lua, which answers", helper.async(function()
+      local scratch = helper.scratch()
+      local out = scratch.tmp("out")
+      local cmd = ("LASYNC_BUILD=%s scripts/lasync run examples/udp_echo.lua 127.0.0.1 0 >%s 2>&1 & echo $!")
+        :format(os.getenv("LASYNC_BUILD") or "build", out)
+      local p = assert(io.popen(cmd))
+      pids[#pids + 1] = p:read("l")
+      p:close()
+      local port
+      for _ = 1, 500 do
+        port = tonumber(helper.read_file(out):match("udp echo on 127%.0%.0%.1 port (%d+)"))
+        if port then break end
+        lasync.sleep(0.02)
+      end
+      scratch.cleanup()
+      assert(port, "examples/udp_echo.lua did not start")
+      local ep = lasync.open_datagram {remote_host = "127.0.0.1", remote_port = port}
+      for _, d in ipairs {"hello", "", ("x"):rep(65507)} do
+        ep:send(d)
+        assert.are.equal(d, (ep:recvfrom()))
+      end
+      ep:close()
+    end, 15))
+
     it("refuses once the peer has stopped (ICMP port unreachable)", helper.async(function()
       local port = echo_peer("127.0.0.1")
       local ep = lasync.open_datagram {remote_host = "127.0.0.1", remote_port = port}
