@@ -322,6 +322,57 @@ describe("lasync.open_datagram", function()
     end))
   end)
 
+  describe("replies sent while received datagrams wait (one sendmmsg)", function()
+    -- rx with n datagrams from tx queued: nothing below has to wait for them
+    local function queued(n)
+      local rx, tx = bound(), bound()
+      local h, p = rx:sockname()
+      for i = 1, n do tx:sendto("q" .. i, h, p) end
+      lasync.sleep(0.01)
+      return rx, tx
+    end
+
+    it("go, in order", helper.async(function()
+      local rx, tx = queued(10)
+      for _ = 1, 10 do
+        local data, h, p = rx:recvfrom()
+        rx:sendto("re:" .. data, h, p)
+      end
+      for i = 1, 10 do assert.are.equal("re:q" .. i, (tx:recvfrom())) end
+      rx:close()
+      tx:close()
+    end))
+
+    it("go at the loop's next poll with no further recvfrom", helper.async(function()
+      local rx, tx = queued(2)
+      local data, h, p = rx:recvfrom()
+      rx:sendto("re:" .. data, h, p)  -- one still queued: this one waits
+      assert.are.equal("re:q1", (tx:recvfrom()))
+      rx:close()
+      tx:close()
+    end))
+
+    it("go before close() closes the socket", helper.async(function()
+      local rx, tx = queued(2)
+      local data, h, p = rx:recvfrom()
+      rx:sendto("re:" .. data, h, p)
+      rx:close()
+      assert.are.equal("re:q1", (tx:recvfrom()))
+      tx:close()
+    end))
+
+    it("keep a refusal for the next call, and the queue intact", helper.async(function()
+      local rx, tx = queued(2)
+      local _, _, p = rx:recvfrom()
+      rx:sendto("bad", "255.255.255.255", p)  -- returns: it waits to go
+      lasync.sleep(0.01)
+      assert_oserror(catch(rx.recvfrom, rx), "EACCES")
+      assert.are.equal("q2", (rx:recvfrom()))
+      rx:close()
+      tx:close()
+    end))
+  end)
+
   describe("misuse raises at once, naming the argument", function()
     local function msg(fn, ...)
       return tostring(catch(fn, ...))

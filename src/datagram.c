@@ -81,7 +81,8 @@ typedef struct Dgram {
   uint32_t qcap, qsize, qhead, qlen;
   lua_Integer dropped;
   Task *reader;                /* the task parked in recvfrom, or NULL */
-  Out *out, **out_tail;        /* datagrams waiting for room, in order */
+  Out *out, **out_tail;        /* datagrams waiting to go, in order */
+  int nout;                    /* how many */
   unsigned streak;             /* recvfroms in a row that did not wait */
   unsigned char connected, reading, writing;  /* events added */
   unsigned char held;          /* core._datagram_hold: sends wait */
@@ -190,6 +191,7 @@ static void ev_write(Dgram *d, int on) {
 ** error waits for the next call. */
 static void out_finish(Dgram *d, int err) {
   Out *o = d->out;
+  d->nout--;
   if ((d->out = o->next) == NULL) d->out_tail = &d->out;
   if (o->t) {
     o->err = err;
@@ -226,9 +228,13 @@ static int send_batch(Dgram *d) {
 /* Send the output list in order while the socket takes it; a datagram
 ** refused fails alone and the next ones go on. */
 static void flush(Dgram *d) {
+  if (d->held) return;
   while (d->out) {
     int n = send_batch(d);
-    if (n < 0 && would_block(errno)) return;
+    if (n < 0 && would_block(errno)) {
+      ev_write(d, 1);
+      return;
+    }
     if (n < 0) out_finish(d, errno);
     while (n-- > 0) out_finish(d, 0);
   }
@@ -326,6 +332,7 @@ static int recv_step(lua_State *L, Dgram *d) {
   int i, n, err;
   check_usable(L, d, "recvfrom");
   if (d->qlen) return pop_slot(L, d);
+  if (d->out && !d->writing) flush(d);  /* the replies to the last batch */
   n = recv_batch(d, batch_of(d, 1));
   if (n > 0) {
     for (i = 1; i < n; i++) queue_push(d, i);
@@ -398,12 +405,12 @@ static int send_k(lua_State *L, int status, lua_KContext ctx) {
   return 0;
 }
 
-/* Copy the datagram to the output list and park until it went. */
-static int send_later(lua_State *L, Dgram *d, const char *p, size_t len,
-                      const Addr *to, const char *what) {
-  Task *t = running_task(L, d, what);
+/* Append a copy of the datagram to the output list, for sender t (NULL:
+** none waits for it). */
+static Out *out_append(lua_State *L, Dgram *d, const char *p, size_t len,
+                       const Addr *to, Task *t, const char *what) {
   Out *o = malloc(sizeof *o + len);
-  if (o == NULL) return raise_errno(L, ENOMEM, what);
+  if (o == NULL) raise_errno(L, ENOMEM, what);
   memset(o, 0, sizeof *o);
   memcpy(o->p, p, len);
   o->len = len;
@@ -414,20 +421,45 @@ static int send_later(lua_State *L, Dgram *d, const char *p, size_t len,
   }
   *d->out_tail = o;
   d->out_tail = &o->next;
+  d->nout++;
+  return o;
+}
+
+/* A reply while received datagrams are still queued: it waits for the
+** others sent before the queue is empty, and they leave in one sendmmsg
+** (at the next recvfrom that finds the queue empty, at the loop's next
+** poll, or once a batch is full). Its error, if any, is kept for the next
+** call, as an ICMP error is. */
+static int send_corked(lua_State *L, Dgram *d, const char *p, size_t len,
+                       const Addr *to, const char *what) {
+  out_append(L, d, p, len, to, NULL, what);
+  if (d->nout >= d->sc->batch) flush(d);
+  else if (d->nout == 1) event_active(wev(d), EV_WRITE, 1);
+  return 0;
+}
+
+/* Copy the datagram to the output list and park until it went. */
+static int send_later(lua_State *L, Dgram *d, const char *p, size_t len,
+                      const Addr *to, const char *what) {
+  Task *t = running_task(L, d, what);
+  Out *o = out_append(L, d, p, len, to, t, what);
   ev_write(d, 1);
   lua_settop(L, 1);
   return task_park(L, t, out_cancelled, o, (lua_KContext)(intptr_t)o,
                    send_k);
 }
 
-/* Send at once if nothing waits before it; park only when it would
-** block. to: NULL for the connected peer. */
+/* Send at once if nothing waits before it (corked replies go first);
+** park only when it would block. to: NULL for the connected peer. */
 static int send_now(lua_State *L, Dgram *d, const char *p, size_t len,
                     const Addr *to, const char *what) {
   ssize_t r;
   int err;
   check_usable(L, d, what);
-  if (d->out || d->held) return send_later(L, d, p, len, to, what);
+  if (d->held || d->writing) return send_later(L, d, p, len, to, what);
+  if (d->qlen > 0) return send_corked(L, d, p, len, to, what);
+  if (d->out) flush(d);
+  if (d->out) return send_later(L, d, p, len, to, what);
   do r = to ? sendto(d->fd, p, len, 0, (const struct sockaddr *)&to->ss,
                      to->len)
             : send(d->fd, p, len, 0);
@@ -478,8 +510,12 @@ static int l_sendto(lua_State *L) {
 ** wake and raise that it is closed; the senders' datagrams are dropped. */
 static void dgram_close(Dgram *d) {
   if (d->fd < 0) return;
-  if (d->reading && d->loop->base) event_del(rev(d));
-  ev_write(d, 0);
+  flush(d);  /* what the socket takes now: corked replies are not lost */
+  if (d->reading && d->loop->base) {
+    event_del(rev(d));
+    event_del(wev(d));  /* added, or made active by send_corked */
+  }
+  d->writing = 0;
   close(d->fd);
   d->fd = -1;
   queue_free(d);
