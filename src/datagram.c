@@ -13,12 +13,17 @@
 ** the oldest datagram goes and is counted in dropped(). A receiver that
 ** never has to wait gives way every QUOTA datagrams.
 **
-** Sending. send() and sendto() send at once; only when the socket has no
-** room (EAGAIN) is the datagram copied to the output list, which the write
-** event flushes in order (sendmmsg), and the sender parks until its own
-** datagram went. While the list is not empty every sender joins it, so
-** datagrams leave in the order they were sent. A cancelled sender's
-** datagram still goes (it was accepted); the sender is only taken off it.
+** Sending. send() and sendto() send at once, but for two cases where the
+** datagram is copied to the output list, which goes out in order with
+** sendmmsg. When the socket has no room (EAGAIN), the write event flushes
+** the list and the sender parks until its own datagram went; a cancelled
+** sender's datagram still goes (it was accepted), the sender is only
+** taken off it. And a reply sent while received datagrams are still
+** queued (an echo working through a batch) waits for the next recvfrom
+** that finds the queue empty, the loop's next poll or a full batch, so
+** that the replies to one batch cost one system call; its error, if any,
+** is kept for the next call. While the list is not empty every sender
+** joins it, so datagrams leave in the order they were sent.
 **
 ** Errors. An ICMP error on a connected endpoint (port unreachable) comes
 ** back from the next recv or send system call; one the read event meets
@@ -26,7 +31,7 @@
 **
 ** Memory: the receive batch lands in a scratch area per Lua state (one
 ** loop runs at a time); only queued datagrams are copied (malloc'd), and
-** only the datagrams that must wait for room in the output list.
+** only the datagrams that wait in the output list.
 */
 #include <errno.h>
 #include <stdint.h>
