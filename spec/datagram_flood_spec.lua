@@ -113,21 +113,11 @@ describe("lasync.open_datagram under load", function()
 
     local function echo_peer(host)
       local scratch = helper.scratch()
-      local portfile = scratch.tmp("port")
-      pids[#pids + 1] = start_peer(("echo %s %s"):format(portfile, host))
-      local port
-      for _ = 1, 500 do  -- up to 10 s
-        local f = io.open(portfile)
-        if f then
-          port = f:read("n")
-          f:close()
-          break
-        end
-        lasync.sleep(0.02)
-      end
+      local peer = http_util.start_python(scratch, "udp-echo",
+                                          http_util.PYTHON .. " " .. PEER .. " echo", host)
       scratch.cleanup()
-      assert(port, "peer.py echo did not start")
-      return port
+      pids[#pids + 1] = peer.pid
+      return peer.port
     end
 
     for _, host in ipairs {"127.0.0.1", "::1"} do
@@ -155,8 +145,10 @@ describe("lasync.open_datagram under load", function()
       pids[#pids + 1] = p:read("l")
       p:close()
       local port
-      for _ = 1, 500 do
-        port = tonumber(helper.read_file(out):match("udp echo on 127%.0%.0%.1 port (%d+)"))
+      for _ = 1, 500 do  -- up to 10 s; the shell makes the file first
+        local f = io.open(out)
+        port = f and tonumber(f:read("a"):match("udp echo on 127%.0%.0%.1 port (%d+)"))
+        if f then f:close() end
         if port then break end
         lasync.sleep(0.02)
       end

@@ -564,16 +564,9 @@ static const char scratch_key = 0;
 ** registry: a few MiB of address space, touched only as far as datagrams
 ** fill it. */
 static Scratch *scratch(lua_State *L) {
-  Scratch *sc;
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &scratch_key) == LUA_TUSERDATA) {
-    sc = lua_touserdata(L, -1);
-    lua_pop(L, 1);
-    return sc;
-  }
-  lua_pop(L, 1);
-  sc = lua_newuserdatauv(L, sizeof *sc, 0);
-  sc->batch = BATCH_MAX;
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &scratch_key);
+  int made;
+  Scratch *sc = lasync_state_buffer(L, &scratch_key, sizeof *sc, &made);
+  if (made) sc->batch = BATCH_MAX;
   return sc;
 }
 

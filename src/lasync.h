@@ -107,6 +107,8 @@ extern const char lasync_suspend, lasync_cancel;
 ** userdata, which max_align_t may exceed. */
 typedef union EvMem { void *p; double d; long long l; } EvMem;
 size_t lasync_evsize(void);
+void *lasync_state_buffer(lua_State *L, const void *key, size_t size,
+                          int *made);
 
 /* module.c */
 void *lasync_toobj(lua_State *L, int idx, int kind);

@@ -43,6 +43,24 @@ void *lasync_checkobj(lua_State *L, int idx, int kind, const char *what) {
   return p;
 }
 
+/* A buffer of size bytes that lives as long as the Lua state, kept in
+** the registry under key and made on first use (then *made is 1, else
+** 0): the receive areas of stream.c and datagram.c. */
+void *lasync_state_buffer(lua_State *L, const void *key, size_t size,
+                          int *made) {
+  void *p;
+  *made = lua_rawgetp(L, LUA_REGISTRYINDEX, key) != LUA_TUSERDATA;
+  if (!*made) {
+    p = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return p;
+  }
+  lua_pop(L, 1);
+  p = lua_newuserdatauv(L, size, 0);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, key);
+  return p;
+}
+
 /* The bytes one event takes in an array of EvMem. */
 size_t lasync_evsize(void) {
   size_t a = sizeof(EvMem);
