@@ -1,7 +1,9 @@
 -- lasync.open_datagram (docs/reference.md §9): UDP endpoints, bound and
 -- connected, IPv4 and IPv6; every method and its errors; ICMP errors on a
 -- connected endpoint; cancellation; close. The behaviours of CPython's
--- test_asyncio/test_events.py create_datagram_endpoint tests come first.
+-- test_asyncio/test_events.py create_datagram_endpoint tests come first;
+-- those of test_base_events.py that fit (cant_bind, no_matching_family,
+-- noaddr_nofamily, no_addrinfo, reuse_port) are below, with the errors.
 -- Floods, the queue's bound and a real peer: datagram_flood_spec.lua.
 local lasync = require "lasync"
 local core = require "lasync.core"
@@ -310,6 +312,22 @@ describe("lasync.open_datagram", function()
       b:close()
     end))
 
+    it("a sender cancelled before its datagram went resumes without it", helper.async(function()
+      local a, b = bound(), bound()
+      local h, p = b:sockname()
+      core._datagram_hold(a, true)
+      local t = lasync.spawn(a.sendto, a, "gone", h, p)
+      helper.settle()
+      t:cancel()
+      core._datagram_hold(a, false)  -- sent, and freed, before t resumes
+      assert.is_true(helper.is_cancelled(catch(t.await, t)))
+      assert.are.equal("gone", (b:recvfrom()))
+      a:sendto("after", h, p)
+      assert.are.equal("after", (b:recvfrom()))
+      a:close()
+      b:close()
+    end))
+
     it("close wakes the waiting senders with the closed error", helper.async(function()
       local a, b = bound(), bound()
       local h, p = b:sockname()
@@ -366,7 +384,7 @@ describe("lasync.open_datagram", function()
       local _, _, p = rx:recvfrom()
       rx:sendto("bad", "255.255.255.255", p)  -- returns: it waits to go
       lasync.sleep(0.01)
-      assert_oserror(catch(rx.recvfrom, rx), "EACCES")
+      assert_oserror(catch(rx.recvfrom, rx), "EACCES", "sendto (an earlier datagram): ")
       assert.are.equal("q2", (rx:recvfrom()))
       rx:close()
       tx:close()

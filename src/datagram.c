@@ -80,6 +80,7 @@ typedef struct Dgram {
   OBJ_HEAD;                    /* K_DATAGRAM */
   int fd;                      /* -1 once closed */
   int err;                     /* errno to raise from the next call, or 0 */
+  const char *err_what;        /* what failed, or NULL: that next call */
   int family;
   Scratch *sc;
   Slot *q;                     /* ring of qsize slots, qlen used from qhead */
@@ -191,6 +192,16 @@ static void ev_write(Dgram *d, int on) {
   d->writing = (unsigned char)on;
 }
 
+/* Keep err (an errno) for the next call to raise; what: what failed. */
+static void keep_error(Dgram *d, int err, const char *what) {
+  d->err = err;
+  d->err_what = what;
+}
+
+/* What failed, for a datagram no sender waits for any more. */
+#define earlier(o) ((o)->has_to ? "sendto (an earlier datagram)" \
+                                : "send (an earlier datagram)")
+
 /* The head of the output list is done with err (0: sent): its sender is
 ** woken (it frees the entry) or, if it left, the entry goes here and an
 ** error waits for the next call. */
@@ -203,7 +214,7 @@ static void out_finish(Dgram *d, int err) {
     task_unpark(NULL, o->t, 0, 0);
     return;
   }
-  if (err > 0) d->err = err;
+  if (err > 0) keep_error(d, err, earlier(o));
   free(o);
 }
 
@@ -261,7 +272,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg) {
     return;
   }
   n = recv_batch(d, batch_of(d, 0));
-  if (n < 0 && !would_block(errno)) d->err = errno;
+  if (n < 0 && !would_block(errno)) keep_error(d, errno, NULL);
   for (i = 0; i < n; i++) queue_push(d, i);
 }
 
@@ -289,7 +300,7 @@ static void check_usable(lua_State *L, Dgram *d, const char *what) {
     luaL_error(L, "%s: the endpoint's loop is closed", what);
   if (err) {
     d->err = 0;
-    raise_errno(L, err, what);
+    raise_errno(L, err, d->err_what ? d->err_what : what);
   }
 }
 
@@ -303,7 +314,7 @@ static Task *running_task(lua_State *L, Dgram *d, const char *what) {
 
 /* ---------- recvfrom ---------- */
 
-enum { R_FIRST, R_PARKED, R_GAVE_WAY };
+enum { R_PARKED = 1, R_GAVE_WAY };  /* how a recvfrom suspended */
 
 static int recvfrom_k(lua_State *L, int status, lua_KContext ctx);
 
@@ -393,18 +404,19 @@ static void out_cancelled(void *arg) {
 ** Out entry, which the sender frees once handed back to it (woken). */
 static int send_k(lua_State *L, int status, lua_KContext ctx) {
   Dgram *d = lua_touserdata(L, 1);
-  Out *o = (Out *)(intptr_t)ctx;
+  Out *o = (Out *)(intptr_t)ctx;  /* not ours if cancelled before woken */
   int woken, err;
-  const char *what = o->has_to ? "sendto" : "send";
+  const char *what;
   (void)status;
   if (task_unparked(L, task_current(L), 0, 2, &woken) != P_WOKEN) {
     if (woken) {  /* sent or failed before the cancellation came */
-      if (o->err > 0) d->err = o->err;
+      if (o->err > 0) keep_error(d, o->err, earlier(o));
       free(o);
     }
     return lua_error(L);
   }
   err = o->err;
+  what = o->has_to ? "sendto" : "send";
   free(o);
   if (err) return raise_errno(L, err, what);
   return 0;
@@ -666,11 +678,12 @@ static int l_batch(lua_State *L) {
 
 /* core._datagram_hold(ep, on): with on, every send waits in the output
 ** list as if the socket had no room (loopback never runs out of it), until
-** called again without on: the specs' way to the slow path. */
+** called again without on, which sends the list at once: the specs' way
+** to the slow path. */
 static int l_hold(lua_State *L) {
   Dgram *d = checkdgram(L);
   d->held = (unsigned char)lua_toboolean(L, 2);
-  if (d->out && live(d)) ev_write(d, 1);
+  if (live(d)) flush(d);
   return 0;
 }
 
