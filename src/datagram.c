@@ -96,7 +96,7 @@ typedef struct Dgram {
 } Dgram;
 /* User value 1: the loop, kept alive (its base holds the events). */
 
-#define checkdgram(L) ((Dgram *)lasync_checkobj(L, 1, K_DATAGRAM, \
+#define checkdatagram(L) ((Dgram *)lasync_checkobj(L, 1, K_DATAGRAM, \
                                                 "DatagramEndpoint"))
 #define rev(d) ((struct event *)(d)->evmem)
 #define wev(d) ((struct event *)((char *)(d)->evmem + lasync_evsize()))
@@ -383,7 +383,7 @@ static int recvfrom_k(lua_State *L, int status, lua_KContext ctx) {
 
 /* ep:recvfrom() -> data, host, port. */
 static int l_recvfrom(lua_State *L) {
-  Dgram *d = checkdgram(L);
+  Dgram *d = checkdatagram(L);
   lua_settop(L, 1);
   if (++d->streak > QUOTA && live(d)) {  /* let the others run once */
     running_task(L, d, "recvfrom");
@@ -497,7 +497,7 @@ static const char *check_data(lua_State *L, int idx, size_t *len) {
 
 /* ep:send(data): to the connected peer. */
 static int l_send(lua_State *L) {
-  Dgram *d = checkdgram(L);
+  Dgram *d = checkdatagram(L);
   size_t len;
   const char *p = check_data(L, 2, &len);
   if (!d->connected && d->fd >= 0)
@@ -509,7 +509,7 @@ static int l_send(lua_State *L) {
 /* ep:sendto(data, host, port): host is a numeric address of the
 ** endpoint's family. */
 static int l_sendto(lua_State *L) {
-  Dgram *d = checkdgram(L);
+  Dgram *d = checkdatagram(L);
   size_t len;
   const char *p = check_data(L, 2, &len);
   Addr a;
@@ -525,7 +525,7 @@ static int l_sendto(lua_State *L) {
 
 /* Close the socket, once: the events go, the queue is dropped, waiters
 ** wake and raise that it is closed; the senders' datagrams are dropped. */
-static void dgram_close(Dgram *d) {
+static void datagram_close(Dgram *d) {
   if (d->fd < 0) return;
   flush(d);  /* what the socket takes now: corked replies are not lost */
   if (d->reading && d->loop->base) {
@@ -541,24 +541,24 @@ static void dgram_close(Dgram *d) {
 }
 
 static int l_close(lua_State *L) {
-  dgram_close(checkdgram(L));
+  datagram_close(checkdatagram(L));
   return 0;
 }
 
 /* ep:sockname() -> host, port. */
 static int l_sockname(lua_State *L) {
-  Dgram *d = checkdgram(L);
+  Dgram *d = checkdatagram(L);
   if (d->fd < 0) raise_errno(L, ERR_CLOSED, "sockname");
   return addr_push_of(L, d->fd, 0);
 }
 
 static int l_dropped(lua_State *L) {
-  lua_pushinteger(L, checkdgram(L)->dropped);
+  lua_pushinteger(L, checkdatagram(L)->dropped);
   return 1;
 }
 
 static int l_tostring(lua_State *L) {
-  Dgram *d = checkdgram(L);
+  Dgram *d = checkdatagram(L);
   if (d->fd < 0 || addr_push_of(L, d->fd, 0) != 2)
     lua_pushliteral(L, "<DatagramEndpoint closed>");
   else lua_pushfstring(L, strchr(lua_tostring(L, -2), ':')
@@ -583,7 +583,7 @@ static Scratch *scratch(lua_State *L) {
 }
 
 /* Push a new endpoint on lp, without a socket yet. */
-static Dgram *dgram_new(lua_State *L, Loop *lp, uint32_t qcap) {
+static Dgram *datagram_new(lua_State *L, Loop *lp, uint32_t qcap) {
   Scratch *sc = scratch(L);
   Dgram *d = lua_newuserdatauv(L, sizeof(Dgram) + 2 * lasync_evsize(), 1);
   memset(d, 0, sizeof *d);
@@ -604,7 +604,7 @@ static Dgram *dgram_new(lua_State *L, Loop *lp, uint32_t qcap) {
 ** endpoint at the top is closed first. */
 static int open_failed(lua_State *L, Dgram *d, int err, const char *what,
                        int hidx) {
-  dgram_close(d);
+  datagram_close(d);
   lua_pushfstring(L, strchr(lua_tostring(L, hidx), ':') ? "%s [%s]:%d"
                   : "%s %s:%d", what, lua_tostring(L, hidx),
                   (int)lua_tointeger(L, hidx + 1));
@@ -617,7 +617,7 @@ static int setopt(int fd, int level, int name) {
 }
 
 /* The socket of the family, bound (la) and connected (ra) if asked. */
-static int dgram_socket(lua_State *L, Dgram *d, const Addr *la,
+static int datagram_socket(lua_State *L, Dgram *d, const Addr *la,
                         const Addr *ra, int reuse_port) {
   d->fd = socket(d->family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (d->fd < 0) return open_failed(L, d, errno, "socket for", la ? 1 : 3);
@@ -656,9 +656,9 @@ static int l_datagram_open(lua_State *L) {
   if (local && remote && la.ss.ss_family != ra.ss.ss_family)
     luaL_argerror(L, 3, "the local and remote hosts' families differ");
   lua_settop(L, 6);
-  d = dgram_new(L, t->f.loop, (uint32_t)qcap);
+  d = datagram_new(L, t->f.loop, (uint32_t)qcap);
   d->family = local ? la.ss.ss_family : ra.ss.ss_family;
-  return dgram_socket(L, d, local ? &la : NULL, remote ? &ra : NULL,
+  return datagram_socket(L, d, local ? &la : NULL, remote ? &ra : NULL,
                       lua_toboolean(L, 5));
 }
 
@@ -681,13 +681,13 @@ static int l_batch(lua_State *L) {
 ** called again without on, which sends the list at once: the specs' way
 ** to the slow path. */
 static int l_hold(lua_State *L) {
-  Dgram *d = checkdgram(L);
+  Dgram *d = checkdatagram(L);
   d->held = (unsigned char)lua_toboolean(L, 2);
   if (live(d)) flush(d);
   return 0;
 }
 
-static const luaL_Reg dgram_methods[] = {
+static const luaL_Reg datagram_methods[] = {
   {"send", l_send},
   {"sendto", l_sendto},
   {"recvfrom", l_recvfrom},
@@ -697,14 +697,14 @@ static const luaL_Reg dgram_methods[] = {
   {NULL, NULL}
 };
 
-static const luaL_Reg dgram_meta[] = {
+static const luaL_Reg datagram_meta[] = {
   {"__gc", l_close},
   {"__close", l_close},
   {"__tostring", l_tostring},
   {NULL, NULL}
 };
 
-static const luaL_Reg dgram_funcs[] = {
+static const luaL_Reg datagram_funcs[] = {
   {"datagram_open", l_datagram_open},
   {"_datagram_batch", l_batch},
   {"_datagram_hold", l_hold},
@@ -712,6 +712,6 @@ static const luaL_Reg dgram_funcs[] = {
 };
 
 void datagram_register(lua_State *L) {
-  lasync_newmeta(L, K_DATAGRAM, dgram_methods, dgram_meta);
-  lasync_addfuncs(L, dgram_funcs);
+  lasync_newmeta(L, K_DATAGRAM, datagram_methods, datagram_meta);
+  lasync_addfuncs(L, datagram_funcs);
 }
