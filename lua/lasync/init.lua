@@ -101,5 +101,6 @@ for k, v in pairs(require "lasync.combinators") do M[k] = v end
 for k, v in pairs(require "lasync.sync") do M[k] = v end
 for k, v in pairs(require "lasync.queues") do M[k] = v end
 for k, v in pairs(require "lasync.streams") do M[k] = v end
+M.open_datagram = require("lasync.datagram").open_datagram
 
 return M
