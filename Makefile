@@ -6,7 +6,8 @@
 #   make test-asan    the same suite against an ASan/UBSan build in build-asan/
 #   make valgrind     the suite (VALGRIND_SPECS) under valgrind
 #   make test-browser the WebSocket chat example in headless Chromium
-#   make run | bench | bench-echo | bench-http | bench-ws | bench-spawn | lint | install | clean
+#   make run | bench | bench-echo | bench-http | bench-ws | bench-udp | bench-spawn | lint | install
+#   | clean
 #
 # Useful overrides: SPECS=spec/core  BUSTED_FLAGS='--filter=future'
 #                   TREE=/tmp/rocks  (for install)  CFLAGS='-O0 -g'
@@ -98,14 +99,14 @@ asan_env = LD_PRELOAD="$$($(CC) -print-file-name=libasan.so)" \
 
 # `make -j test` on a fresh machine must not compile before `deps` has
 # installed the compiler and the headers: objects wait for it then.
-ifneq ($(filter test test-asan test-browser valgrind run bench bench-echo bench-http bench-ws bench-spawn,$(MAKECMDGOALS)),)
+ifneq ($(filter test test-asan test-browser valgrind run bench bench-echo bench-http bench-ws bench-udp bench-spawn,$(MAKECMDGOALS)),)
 DEPS_FIRST := deps
 endif
 
 # --------------------------------------------------------------- targets ---
 
 .PHONY: all deps check-rockspec test test-asan test-browser valgrind run bench bench-echo \
-        bench-http bench-ws bench-spawn lint install clean fuzz
+        bench-http bench-ws bench-udp bench-spawn lint install clean fuzz
 .DEFAULT_GOAL := all
 
 all: $(CORE) $(LINEEDIT)
@@ -254,6 +255,13 @@ bench-http: deps all
 # bench/ws_peers.sh.
 bench-ws: deps deps-bench all
 	@bench/ws_peers.sh
+
+# lasync's UDP echo (with and without recvmmsg/sendmmsg batches) beside a
+# C libevent echo and asyncio's create_datagram_endpoint on uvloop, in one
+# run: datagrams/s, 10 clients, 64 B. REPEAT, DUR, CLIENTS, SIZE, ... go
+# to bench/udp_peers.sh.
+bench-udp: deps deps-bench all
+	@bench/udp_peers.sh
 
 # Subprocess spawn+wait of /bin/true per second, lasync beside asyncio and
 # uvloop in one run. COUNT, CONCS, REPEAT go to bench/subprocess_peers.sh.

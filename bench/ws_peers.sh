@@ -20,8 +20,9 @@ SRV_CPU=${SRV_CPU:-0} LOAD_CPU=${LOAD_CPU:-1}
 PY=${PY:-/usr/bin/python3} LUA=${LUA:-lua5.4} NODE=${NODE:-node}
 NODE_DIR=${NODE_DIR:-$ROOT/build/bench-node}
 LOAD=$ROOT/build/wsload
+# shellcheck source=bench/peers_lib.sh
+. "$ROOT/bench/peers_lib.sh"
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-say() { echo "[$(date +%T)] $*" >&2; }
 
 mkdir -p "$ROOT/build"
 cc -O2 -Wall -o "$LOAD" "$ROOT/bench/ws/wsload.c" || exit 1
@@ -43,31 +44,9 @@ cmd_of() {
   esac
 }
 
-declare -A PID PORTS RATE MEM
-stop_pid() {  # pid: TERM, up to 5 s, then KILL
-  [ -n "$1" ] || return 0
-  kill "$1" 2>/dev/null
-  for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-  kill -9 "$1" 2>/dev/null; wait "$1" 2>/dev/null
-}
-stop_all() { for n in "${!PID[@]}"; do stop_pid "${PID[$n]}"; done; }
-trap stop_all EXIT
-trap 'exit 130' INT TERM
-NEXT_PORT=20600
-start_server() {  # name: every server runs at once, each on $SRV_CPU
-  while ss -Htan "( sport = :$NEXT_PORT )" | grep -q .; do NEXT_PORT=$((NEXT_PORT + 1)); done
-  PORT=$NEXT_PORT; NEXT_PORT=$((NEXT_PORT + 1))
-  # shellcheck disable=SC2046
-  taskset -c "$SRV_CPU" $(cmd_of "$1") >/dev/null 2>"$ROOT/build/ws-$1.log" &
-  PID[$1]=$! PORTS[$1]=$PORT
-  for _ in $(seq 100); do
-    ss -Hltn "( sport = :$PORT )" | grep -q . && return 0
-    kill -0 "${PID[$1]}" 2>/dev/null || break; sleep 0.1
-  done
-  say "$1 did not listen, see build/ws-$1.log"; stop_pid "${PID[$1]}"; unset "PID[$1]"; return 1
-}
+declare -A RATE MEM
+LOG=ws SS=t NEXT_PORT=20600
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null; }
-median() { sort -n | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 RUN=''
 for name in $NAMES; do

@@ -21,10 +21,31 @@ int addr_checkport(lua_State *L, int idx) {
   return (int)port;
 }
 
+/* The common forms, dotted IPv4 and IPv6 without a scope, through
+** inet_pton: a datagram's sendto parses one per call, and getaddrinfo
+** costs some ten times more. 0, or -1 for any other form. */
+static int parse_plain(const char *host, int port, Addr *a) {
+  struct sockaddr_in *in = (struct sockaddr_in *)&a->ss;
+  struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&a->ss;
+  memset(&a->ss, 0, sizeof *in6);
+  if (inet_pton(AF_INET, host, &in->sin_addr) == 1) {
+    in->sin_family = AF_INET;
+    in->sin_port = htons((uint16_t)port);
+    a->len = sizeof *in;
+    return 0;
+  }
+  if (inet_pton(AF_INET6, host, &in6->sin6_addr) != 1) return -1;
+  in6->sin6_family = AF_INET6;
+  in6->sin6_port = htons((uint16_t)port);
+  a->len = sizeof *in6;
+  return 0;
+}
+
 /* Fill a from a numeric host and a port; 0, or -1 if host is not one. */
 int addr_parse(const char *host, int port, Addr *a) {
   struct addrinfo hints, *res;
   char serv[8];
+  if (parse_plain(host, port, a) == 0) return 0;
   memset(&hints, 0, sizeof hints);
   hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
   hints.ai_socktype = SOCK_STREAM;
@@ -78,10 +99,29 @@ void addr_from_path(lua_State *L, int idx, Addr *a) {
   a->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
 }
 
+/* Push host and port of an IPv4 address or an IPv6 one without a scope
+** (inet_ntop: a datagram's recvfrom pushes one per call); 0 (nothing
+** pushed) for any other. */
+static int push_plain(lua_State *L, const Addr *a) {
+  char host[INET6_ADDRSTRLEN];
+  const struct sockaddr_in *in = (const struct sockaddr_in *)&a->ss;
+  const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&a->ss;
+  if (a->ss.ss_family == AF_INET)
+    inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+  else if (a->ss.ss_family == AF_INET6 && in6->sin6_scope_id == 0)
+    inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+  else return 0;
+  lua_pushstring(L, host);
+  lua_pushinteger(L, ntohs(a->ss.ss_family == AF_INET ? in->sin_port
+                                                     : in6->sin6_port));
+  return 1;
+}
+
 /* Push host and port (2 values), or the path of a Unix socket (1 value, ""
 ** for an unnamed one). Returns the number of values pushed. */
 int addr_push(lua_State *L, const Addr *a) {
   char host[NI_MAXHOST], serv[NI_MAXSERV];
+  if (push_plain(L, a)) return 2;
   if (a->ss.ss_family == AF_UNIX) {
     const struct sockaddr_un *un = (const struct sockaddr_un *)&a->ss;
     size_t n = a->len > offsetof(struct sockaddr_un, sun_path)

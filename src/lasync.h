@@ -44,7 +44,8 @@ typedef struct Task Task;
 /* Kinds of C objects; stored first in each struct so that the ready queue
 ** can hold plain pointers and tell what it runs. */
 enum { K_LOOP, K_HANDLE, K_TIMER, K_WATCH, K_FUTURE, K_TASK, K_STREAM,
-       K_SERVER, K_TLSCTX, K_WAITLIST, K_EVENT, K_QUEUE, K_NKINDS };
+       K_SERVER, K_TLSCTX, K_WAITLIST, K_EVENT, K_QUEUE, K_DATAGRAM,
+       K_NKINDS };
 /* A failed future or task switches to a metatable with __gc (to report an
 ** error never retrieved); the others have no finalizer, which would make
 ** every one of them cost a finalizer call and an extra GC cycle. */
@@ -106,6 +107,8 @@ extern const char lasync_suspend, lasync_cancel;
 ** userdata, which max_align_t may exceed. */
 typedef union EvMem { void *p; double d; long long l; } EvMem;
 size_t lasync_evsize(void);
+void *lasync_state_buffer(lua_State *L, const void *key, size_t size,
+                          int *made);
 
 /* module.c */
 void *lasync_toobj(lua_State *L, int idx, int kind);
@@ -423,7 +426,7 @@ int waitlist_unpark_next(lua_State *L, int widx);
 void queue_register(lua_State *L);
 
 /* ======== 5. I/O (addr, dns, stream, server, tls, http, websocket, process,
-   subprocess.c) */
+   datagram, subprocess.c) */
 
 /* addr.c */
 typedef struct Addr {
@@ -591,6 +594,8 @@ void websocket_register(lua_State *L);
 /* process.c */
 void process_register(lua_State *L);
 
+/* datagram.c: UDP endpoints (core.datagram_open) */
+void datagram_register(lua_State *L);
 /* subprocess.c: core._spawn and its Child (pidfd, reap, send_signal) */
 void subprocess_register(lua_State *L);
 

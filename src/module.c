@@ -10,7 +10,8 @@ const char lasync_suspend = 0, lasync_cancel = 0;
 static const char *const kind_names[K_NKINDS] = {
   "lasync.Loop", "lasync.Handle", "lasync.TimerHandle", "lasync.WatchHandle",
   "lasync.Future", "lasync.Task", "lasync.Stream", "lasync.Server",
-  "lasync.SSLContext", "lasync.WaitList", "lasync.Event", "lasync.Queue"
+  "lasync.SSLContext", "lasync.WaitList", "lasync.Event", "lasync.Queue",
+  "lasync.DatagramEndpoint"
 };
 
 double lasync_now(void) {
@@ -39,6 +40,24 @@ void *lasync_toobj(lua_State *L, int idx, int kind) {
 void *lasync_checkobj(lua_State *L, int idx, int kind, const char *what) {
   void *p = lasync_toobj(L, idx, kind);
   if (p == NULL) luaL_typeerror(L, idx, what);
+  return p;
+}
+
+/* A buffer of size bytes that lives as long as the Lua state, kept in
+** the registry under key and made on first use (then *made is 1, else
+** 0): the receive areas of stream.c and datagram.c. */
+void *lasync_state_buffer(lua_State *L, const void *key, size_t size,
+                          int *made) {
+  void *p;
+  *made = lua_rawgetp(L, LUA_REGISTRYINDEX, key) != LUA_TUSERDATA;
+  if (!*made) {
+    p = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return p;
+  }
+  lua_pop(L, 1);
+  p = lua_newuserdatauv(L, size, 0);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, key);
   return p;
 }
 
@@ -231,6 +250,7 @@ int luaopen_lasync_core(lua_State *L) {
   server_register(L);
   tls_register(L);
   process_register(L);
+  datagram_register(L);
   subprocess_register(L);
   http_register(L);
   websocket_register(L);

@@ -497,16 +497,8 @@ static const char scratch_key = 0;
 ** One per state, as a state runs one loop at a time; each loop of the
 ** state points to it (its LX_STREAM slot), not each stream. */
 static char *scratch(lua_State *L) {
-  char *p;
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &scratch_key) == LUA_TUSERDATA) {
-    p = lua_touserdata(L, -1);
-    lua_pop(L, 1);
-    return p;
-  }
-  lua_pop(L, 1);
-  p = lua_newuserdatauv(L, CHUNK, 0);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &scratch_key);
-  return p;
+  int made;
+  return lasync_state_buffer(L, &scratch_key, CHUNK, &made);
 }
 
 /* Push a new stream on lp, without a socket yet. */
