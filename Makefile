@@ -6,7 +6,8 @@
 #   make test-asan    the same suite against an ASan/UBSan build in build-asan/
 #   make valgrind     the suite (VALGRIND_SPECS) under valgrind
 #   make test-browser the WebSocket chat example in headless Chromium
-#   make run | bench | bench-echo | bench-http | bench-ws | bench-udp | lint | install | clean
+#   make run | bench | bench-echo | bench-http | bench-ws | bench-udp | bench-spawn | lint | install
+#   | clean
 #
 # Useful overrides: SPECS=spec/core  BUSTED_FLAGS='--filter=future'
 #                   TREE=/tmp/rocks  (for install)  CFLAGS='-O0 -g'
@@ -98,14 +99,14 @@ asan_env = LD_PRELOAD="$$($(CC) -print-file-name=libasan.so)" \
 
 # `make -j test` on a fresh machine must not compile before `deps` has
 # installed the compiler and the headers: objects wait for it then.
-ifneq ($(filter test test-asan test-browser valgrind run bench bench-echo bench-http bench-ws bench-udp,$(MAKECMDGOALS)),)
+ifneq ($(filter test test-asan test-browser valgrind run bench bench-echo bench-http bench-ws bench-udp bench-spawn,$(MAKECMDGOALS)),)
 DEPS_FIRST := deps
 endif
 
 # --------------------------------------------------------------- targets ---
 
 .PHONY: all deps check-rockspec test test-asan test-browser valgrind run bench bench-echo \
-        bench-http bench-ws bench-udp lint install clean fuzz
+        bench-http bench-ws bench-udp bench-spawn lint install clean fuzz
 .DEFAULT_GOAL := all
 
 all: $(CORE) $(LINEEDIT)
@@ -261,6 +262,11 @@ bench-ws: deps deps-bench all
 # to bench/udp_peers.sh.
 bench-udp: deps deps-bench all
 	@bench/udp_peers.sh
+
+# Subprocess spawn+wait of /bin/true per second, lasync beside asyncio and
+# uvloop in one run. COUNT, CONCS, REPEAT go to bench/subprocess_peers.sh.
+bench-spawn: deps deps-bench all
+	@PYTHON='$(BENCH_PYTHON)' bench/subprocess_peers.sh
 
 # Installs python3-uvloop when root and it is missing; never fails the bench.
 .PHONY: deps-bench

@@ -59,6 +59,7 @@ build = {
             "src/stream.c",
             "src/server.c",
             "src/process.c",
+            "src/subprocess.c",
             "src/tls.c",
             "src/waitlist.c",
             "src/queue.c",

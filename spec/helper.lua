@@ -75,6 +75,9 @@ local function open_fds()
   return set
 end
 
+--- The set of this process's open file descriptors (fd -> true).
+M.open_fds = open_fds
+
 local function fds_left(before)
   local left = {}
   for fd in pairs(open_fds()) do

@@ -426,7 +426,7 @@ int waitlist_unpark_next(lua_State *L, int widx);
 void queue_register(lua_State *L);
 
 /* ======== 5. I/O (addr, dns, stream, server, tls, http, websocket, process,
-   datagram.c) */
+   datagram, subprocess.c) */
 
 /* addr.c */
 typedef struct Addr {
@@ -596,5 +596,7 @@ void process_register(lua_State *L);
 
 /* datagram.c: UDP endpoints (core.datagram_open) */
 void datagram_register(lua_State *L);
+/* subprocess.c: core._spawn and its Child (pidfd, reap, send_signal) */
+void subprocess_register(lua_State *L);
 
 #endif

@@ -25,12 +25,18 @@
 ** way round (tls_rww, tls_wwr), and may hold input that the socket will not
 ** signal again: the read event is then made active by hand.
 **
+** Pipes (a subprocess's stdio, src/subprocess.c): a stream over one end
+** of a pipe reads and writes with read() and write(), SIGPIPE held back;
+** the read end cannot be written, the write end reads as at EOF, and its
+** write_eof() is its close (the child's EOF).
+**
 ** Lifetime: whoever uses a stream holds it (a task waiting in one of its
 ** methods has it on its stack); one dropped is collected and its socket
 ** closed. close() with output still buffered anchors a handle that keeps
 ** the stream until the flush ends, then runs closer_done.
 */
 #include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +70,7 @@ enum {
   PH_CLOSED        /* the socket is closed (fd -1) */
 };
 #define is_closing(s) ((s)->phase >= PH_CLOSING)
+enum { PIPE_NONE, PIPE_R, PIPE_W };
 /* Output written now is dropped, as asyncio drops it (drain() raises). */
 #define drops_output(s) ((s)->fd < 0 || is_closing(s) || (s)->err)
 
@@ -96,6 +103,7 @@ struct Stream {
   unsigned tls_rww : 1;          /* a TLS read waits for room to write */
   unsigned tls_wwr : 1;          /* a TLS write waits for input */
   unsigned timedout : 1;         /* the reader's deadline passed */
+  unsigned pipe : 2;             /* PIPE_R, PIPE_W: a pipe's end; 0: a socket */
   EvMem evmem[];                 /* the read event */
 };
 
@@ -299,6 +307,8 @@ static void settle(Stream *s) {
     if (s->phase >= PH_OPEN && !is_closing(s)) s->phase = PH_CLOSING;
   }
   if (s->fd >= 0 && s->out.len == 0) {
+    if (s->phase == PH_OPEN && s->wrote_eof && s->pipe)
+      s->phase = PH_CLOSING;  /* a pipe's EOF is its close */
     if (s->phase == PH_OPEN && s->wrote_eof) {
       shutdown(s->fd, SHUT_WR);  /* fails only on a broken connection */
       s->phase = PH_WRITE_SHUT;
@@ -314,6 +324,29 @@ static void settle(Stream *s) {
     task_unpark(NULL, s->writer, 0, 0);  /* a drain() */
 }
 
+/* write() to a pipe whose reader is gone raises SIGPIPE, which send()'s
+** MSG_NOSIGNAL spares a socket: it is blocked around the call and the one
+** the call raised is taken back, so that EPIPE is the stream's error. (One
+** already pending and blocked by this thread would be taken instead.) */
+static ssize_t pipe_write(int fd, const void *p, size_t n) {
+  sigset_t pipe, old, pending;
+  struct timespec zero = {0, 0};
+  ssize_t r;
+  int err;
+  sigemptyset(&pipe);
+  sigaddset(&pipe, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe, &old);
+  do r = write(fd, p, n);
+  while (r < 0 && errno == EINTR);
+  err = errno;
+  if (r < 0 && err == EPIPE && sigpending(&pending) == 0 &&
+      sigismember(&pending, SIGPIPE))
+    sigtimedwait(&pipe, NULL, &zero);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  errno = err;
+  return r;
+}
+
 /* recv() and send(), or their TLS counterparts (with EPROTO when TLS
 ** failed); a TLS call that waits notes which way the socket must go. */
 static ssize_t sock_recv(Stream *s, void *buf, size_t n) {
@@ -323,7 +356,7 @@ static ssize_t sock_recv(Stream *s, void *buf, size_t n) {
     s->tls_rww = r < 0 && errno == EAGAIN && tls_wants_write(s->tls);
     return r;
   }
-  do r = recv(s->fd, buf, n, 0);
+  do r = s->pipe ? read(s->fd, buf, n) : recv(s->fd, buf, n, 0);
   while (r < 0 && errno == EINTR);
   return r;
 }
@@ -335,6 +368,7 @@ static ssize_t sock_send(Stream *s, const void *p, size_t n) {
     s->tls_wwr = r < 0 && errno == EAGAIN && !tls_wants_write(s->tls);
     return r;
   }
+  if (s->pipe) return pipe_write(s->fd, p, n);
   do r = send(s->fd, p, n, MSG_NOSIGNAL);
   while (r < 0 && errno == EINTR);
   return r;
@@ -494,7 +528,7 @@ void stream_attach(Stream *s, int fd, int accepted) {
   s->accepted = accepted != 0;
   event_assign(event_of(s, 0), base, fd, EV_READ | EV_PERSIST, on_read, s);
   /* as asyncio: small writes go out at once (fails on Unix sockets) */
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (!s->pipe) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   settle(s);
 }
 
@@ -831,6 +865,7 @@ static void stream_send(Stream *s, const char *p, size_t n) {
 }
 
 static void check_open_for_write(lua_State *L, Stream *s) {
+  if (s->pipe == PIPE_R) luaL_error(L, "cannot write to a pipe's read end");
   if (s->wrote_eof) luaL_error(L, "cannot write after write_eof()");
   if (s->phase == PH_HANDSHAKING) luaL_error(L, "cannot write during the TLS handshake");
 }
@@ -914,7 +949,8 @@ static int l_write_eof(lua_State *L) {
 }
 
 static int l_can_write_eof(lua_State *L) {
-  lua_pushboolean(L, checkstream(L)->tls == NULL);
+  Stream *s = checkstream(L);
+  lua_pushboolean(L, s->tls == NULL && s->pipe != PIPE_R);
   return 1;
 }
 
@@ -1409,8 +1445,26 @@ static int l_received(lua_State *L) {
   return 1;
 }
 
+/* core._pipe_stream(fd, "r" | "w", limit) -> stream over that end of a
+** non-blocking pipe, which it owns from then on. */
+static int l_pipe_stream(lua_State *L) {
+  static const char *const modes[] = {"r", "w", NULL};
+  int fd = watch_checkfd(L, 1), w = luaL_checkoption(L, 2, NULL, modes);
+  size_t limit = stream_checklimit(L, 3);
+  Stream *s = stream_new(L, lasync_running(L, lasync_mod(L)), limit);
+  s->pipe = w ? PIPE_W : PIPE_R;
+  if (w) s->eof = 1;  /* nothing to read */
+  else {
+    s->wrote_eof = 1;  /* nothing to write */
+    s->phase = PH_WRITE_SHUT;
+  }
+  stream_attach(s, fd, 0);
+  return 1;
+}
+
 static const luaL_Reg stream_funcs[] = {
   {"_stream_received", l_received},
+  {"_pipe_stream", l_pipe_stream},
   {"tcp_connect", l_tcp_connect},
   {"unix_connect", l_unix_connect},
   {NULL, NULL}

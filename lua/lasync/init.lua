@@ -102,5 +102,7 @@ for k, v in pairs(require "lasync.sync") do M[k] = v end
 for k, v in pairs(require "lasync.queues") do M[k] = v end
 for k, v in pairs(require "lasync.streams") do M[k] = v end
 M.open_datagram = require("lasync.datagram").open_datagram
+M.create_subprocess_exec = require("lasync.subprocess").create_subprocess_exec
+M.create_subprocess_shell = require("lasync.subprocess").create_subprocess_shell
 
 return M

@@ -483,18 +483,20 @@ local function worker_gone(st, w)
 end
 
 -- SIGCHLD: reap every finished worker, once the ready pipe says which
--- listened.
+-- listened. Only the workers, by pid: a child the master's own code
+-- started (create_subprocess_exec in an on_start) is its Process's to reap.
 local function reap(st)
   read_ready(st)
-  while true do
-    local p, how, code = core.sys.waitpid(-1, true)
-    if not p then break end
-    local w = st.workers[p]
-    if w then
-      st.workers[p], st.count = nil, st.count - 1
-      log("worker %d (pid %d) %s", w.slot, p, died(how, code))
-      worker_gone(st, w)
-    end
+  local gone = {}
+  for p in pairs(st.workers) do
+    local _, how, code = core.sys.waitpid(p, true)
+    if how then gone[#gone + 1] = {p, how, code} end
+  end
+  for _, g in ipairs(gone) do
+    local p, w = g[1], st.workers[g[1]]
+    st.workers[p], st.count = nil, st.count - 1
+    log("worker %d (pid %d) %s", w.slot, p, died(g[2], g[3]))
+    worker_gone(st, w)
   end
   wake(st)
 end
