@@ -379,10 +379,24 @@ static int l_pid(lua_State *L) {
   return 1;
 }
 
-/* close(): the pidfd (or the SIGCHLD event and the exit pipe) goes; the
-** child, if it runs, is no longer watched. */
+/* A child still running when its Child goes (collected once the loop
+** that watched it closed): killed and reaped, as asyncio's transport does,
+** so that no zombie is left. SIGKILL makes the wait short. */
+static void child_kill(Child *c) {
+  siginfo_t info;
+  int status;
+  if (c->reaped || c->fd < 0) return;
+  (void)child_signal(c, SIGKILL);  /* ESRCH: it has ended, not been reaped */
+  if (c->notify >= 0) while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR) {}
+  else while (waitid((idtype_t)P_PIDFD, (id_t)c->fd, &info, WEXITED) < 0 && errno == EINTR) {}
+  set_status(c, -SIGKILL);
+}
+
+/* close(): a running child is killed and reaped; the pidfd (or the
+** SIGCHLD event and the exit pipe) goes. */
 static int l_close(lua_State *L) {
   Child *c = checkchild(L);
+  child_kill(c);
   sigchld_stop(c);
   close_fd(&c->fd);
   close_fd(&c->notify);

@@ -6,9 +6,9 @@
 -- child ends it is reaped at once (never a blocking wait, never another
 -- process's child), and its wait() callers go on.
 -- Lifetime, as asyncio: the loop holds a running child's Process, so one
--- dropped is reaped when it ends; a child is never killed for its Process
--- or loop going away. Once the loop closes it is no longer watched: its
--- pidfd and pipes close when the Process is collected.
+-- dropped is reaped when it ends. Once the loop closes it is no longer
+-- watched: when the Process is collected, the child is killed and reaped
+-- and its pidfd and pipes close.
 local core = require "lasync.core"
 local checks = require "lasync.checks"
 local combinators = require "lasync.combinators"
