@@ -112,7 +112,7 @@ all: $(CORE) $(LINEEDIT)
 
 $(CORE): $(OBJS)
 	@mkdir -p $(@D)
-	$(CC) $(SO_LDFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(EVENT_LIBS) -lhttp_parser -lm
+	$(CC) $(SO_LDFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(EVENT_LIBS) -lhttp_parser -lm -pthread
 
 build/obj/%.o: src/%.c src/lasync.h | $(DEPS_FIRST)
 	@mkdir -p $(@D)
@@ -122,7 +122,7 @@ build/obj/%.o: src/%.c src/lasync.h | $(DEPS_FIRST)
 # with the normal ones.
 $(ASAN_CORE): $(ASAN_OBJS)
 	@mkdir -p $(@D)
-	$(CC) $(ASAN_CFLAGS) $(SO_LDFLAGS) $(LDFLAGS) -o $@ $(ASAN_OBJS) $(EVENT_LIBS) -lhttp_parser -lm
+	$(CC) $(ASAN_CFLAGS) $(SO_LDFLAGS) $(LDFLAGS) -o $@ $(ASAN_OBJS) $(EVENT_LIBS) -lhttp_parser -lm -pthread
 
 build-asan/obj/%.o: src/%.c src/lasync.h | $(DEPS_FIRST)
 	@mkdir -p $(@D)

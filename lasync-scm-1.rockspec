@@ -64,6 +64,7 @@ build = {
             "src/queue.c",
             "src/http.c",
             "src/websocket.c",
+            "src/thread.c",
          },
          defines = { "_GNU_SOURCE" },
          incdirs = { "$(LIBEVENT_INCDIR)", "$(OPENSSL_INCDIR)",
@@ -71,7 +72,7 @@ build = {
          libdirs = { "$(LIBEVENT_LIBDIR)", "$(OPENSSL_LIBDIR)",
                      "$(HTTP_PARSER_LIBDIR)" },
          libraries = { "event_core", "event_extra", "ssl", "crypto",
-                       "http_parser", "m" },
+                       "http_parser", "m", "pthread" },
       },
       -- A module of its own, so that core never needs libedit.
       ["lasync.lineedit"] = {
