@@ -513,16 +513,15 @@ static void wake_loop(Pool *p) {
 ** stops or shrank). */
 static Job *worker_next(Pool *p) {
   int spin;
+  p->nidle++;  /* giving way counts as idle: no new worker for the job */
   for (spin = 0; spin < SPINS && p->queue == NULL && !p->stopping; spin++) {
     pthread_mutex_unlock(&p->mu);
     sched_yield();
     pthread_mutex_lock(&p->mu);
   }
-  while (p->queue == NULL && !p->stopping && p->nthreads <= p->size) {
-    p->nidle++;
+  while (p->queue == NULL && !p->stopping && p->nthreads <= p->size)
     pthread_cond_wait(&p->work, &p->mu);
-    p->nidle--;
-  }
+  p->nidle--;
   if (p->queue == NULL || p->nthreads > p->size) return NULL;
   return queue_pop(p);
 }
@@ -675,23 +674,23 @@ static Pool *pool_get(lua_State *L, Loop *lp) {
 ** package.path and package.cpath, so that it can require what the caller
 ** can. NULL when there is no memory. */
 static lua_State *worker_state(lua_State *L) {
-  lua_State *W = luaL_newstate();
   static const char *const fields[] = {"path", "cpath"};
-  int i;
+  lua_State *W = luaL_newstate();
+  int i, top = lua_gettop(L);
   if (W == NULL) return NULL;
   luaL_openlibs(W);
   lua_getglobal(W, "package");
   lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
-  lua_getfield(L, -1, "package");
-  for (i = 0; i < 2; i++) {
-    if (lua_type(L, -1) == LUA_TTABLE &&
-        lua_getfield(L, -1, fields[i]) == LUA_TSTRING) {
-      lua_pushstring(W, lua_tostring(L, -1));
-      lua_setfield(W, -2, fields[i]);
+  if (lua_getfield(L, -1, "package") == LUA_TTABLE) {
+    for (i = 0; i < 2; i++) {
+      if (lua_getfield(L, top + 2, fields[i]) == LUA_TSTRING) {
+        lua_pushstring(W, lua_tostring(L, -1));
+        lua_setfield(W, -2, fields[i]);
+      }
+      lua_pop(L, 1);
     }
-    if (lua_type(L, -1) != LUA_TTABLE) lua_pop(L, 1);
   }
-  lua_pop(L, 2);
+  lua_settop(L, top);
   lua_pop(W, 1);
   return W;
 }
