@@ -403,6 +403,23 @@ describe("lasync serve", function()
     stop(srv)
   end))
 
+  it("runs to_thread in its workers, whose pools start after the fork (--workers 2)",
+     helper.async(function()
+    local script = write("upper.lua", [[
+local lasync = require "lasync"
+return function(reader, writer)
+  for line in reader:lines() do
+    writer:write(lasync.to_thread(function(s) return s:upper() end, line) .. "\n")
+  end
+end
+]])
+    local srv = start(quote(script) .. " --workers 2 --listen 127.0.0.1:0")
+    poll("two workers", 3, function() return select(2, listening_ports(srv)) == 2 end)
+    local port = next((listening_ports(srv)))
+    for i = 1, 4 do assert.equal("ABC" .. i .. "\n", echo_line(port, "abc" .. i .. "\n")) end
+    stop(srv)
+  end))
+
   it("--workers 2 exits 1 at start when the address is in use", helper.async(function()
     local busy = lasync.start_server(function() end, "127.0.0.1", 0)
     local _, port = busy:sockname()
