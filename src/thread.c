@@ -92,32 +92,37 @@ typedef struct Enc {
   int depth;
   int keys[MAX_DEPTH];
   const char *what;              /* what could not be copied, or NULL */
+  int why;                       /* and why: F_* */
   int what_depth;                /* the length of the path to it */
-  int iskey;                     /* it was a key */
 } Enc;
 
-static int enc_fail(Enc *e, const char *what, int iskey) {
+/* Why a value could not be copied: its type (what is its name), as a
+** value or as a key, or a limit (what says which). */
+enum { F_VALUE, F_KEY, F_LIMIT };
+
+static int enc_fail(Enc *e, const char *what, int why) {
   e->what = what;
+  e->why = why;
   e->what_depth = e->depth;
-  e->iskey = iskey;
   return 0;
 }
 
+#define enc_nomem(e) enc_fail(e, "not enough memory", F_LIMIT)
+
 static int enc_tag(Enc *e, int tag) {
   char c = (char)tag;
-  return buf_put(e->b, &c, 1) || enc_fail(e, "not enough memory", 0);
+  return buf_put(e->b, &c, 1) || enc_nomem(e);
 }
 
 static int enc_data(Enc *e, int tag, const void *p, size_t n) {
-  return (enc_tag(e, tag) && buf_put(e->b, p, n)) ||
-         enc_fail(e, "not enough memory", 0);
+  return enc_tag(e, tag) && (buf_put(e->b, p, n) || enc_nomem(e));
 }
 
 static int enc_string(Enc *e, int idx) {
   size_t len;
   const char *s = lua_tolstring(e->L, idx, &len);
   return enc_data(e, V_STR, &len, sizeof len) &&
-         (buf_put(e->b, s, len) || enc_fail(e, "not enough memory", 0));
+         (buf_put(e->b, s, len) || enc_nomem(e));
 }
 
 static int enc_number(Enc *e, int idx) {
@@ -130,7 +135,7 @@ static int enc_number(Enc *e, int idx) {
   }
 }
 
-static int enc_value(Enc *e, int idx, int iskey);
+static int enc_value(Enc *e, int idx, int as);
 
 /* Mark the table at idx as on the path (0 when it already is: a cycle). */
 static int enc_enter(Enc *e, int idx) {
@@ -155,16 +160,16 @@ static int enc_enter(Enc *e, int idx) {
 static int enc_table(Enc *e, int idx) {
   lua_State *L = e->L;
   if (e->depth >= MAX_DEPTH)
-    return enc_fail(e, "table nested too deep", 0);
-  if (!lua_checkstack(L, 4)) return enc_fail(e, "not enough memory", 0);
-  if (!enc_enter(e, idx)) return enc_fail(e, "table with a cycle", 0);
+    return enc_fail(e, "table nested too deep", F_LIMIT);
+  if (!lua_checkstack(L, 4)) return enc_nomem(e);
+  if (!enc_enter(e, idx)) return enc_fail(e, "table with a cycle", F_LIMIT);
   if (!enc_tag(e, V_TABLE)) return 0;
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     int top = lua_gettop(L);
-    if (!enc_value(e, top - 1, 1)) return 0;
+    if (!enc_value(e, top - 1, F_KEY)) return 0;
     e->keys[e->depth++] = top - 1;
-    if (!enc_value(e, top, 0)) return 0;
+    if (!enc_value(e, top, F_VALUE)) return 0;
     e->depth--;
     lua_pop(L, 1);
   }
@@ -173,9 +178,10 @@ static int enc_table(Enc *e, int idx) {
   return enc_tag(e, V_END);
 }
 
-/* Append the value at idx (absolute); 0 with e->what set if it cannot be
-** copied. The stack is then left as it is, for the message. */
-static int enc_value(Enc *e, int idx, int iskey) {
+/* Append the value at idx (absolute; as: F_VALUE or F_KEY); 0 with
+** e->what set if it cannot be copied. The stack is then left as it is,
+** for the message. */
+static int enc_value(Enc *e, int idx, int as) {
   switch (lua_type(e->L, idx)) {
     case LUA_TNIL: return enc_tag(e, V_NIL);
     case LUA_TBOOLEAN:
@@ -184,7 +190,7 @@ static int enc_value(Enc *e, int idx, int iskey) {
     case LUA_TSTRING: return enc_string(e, idx);
     case LUA_TTABLE: return enc_table(e, idx);
   }
-  return enc_fail(e, luaL_typename(e->L, idx), iskey);
+  return enc_fail(e, luaL_typename(e->L, idx), as);
 }
 
 /* Push the path of the failed value: 'a.b[3]'. */
@@ -208,26 +214,25 @@ static void push_path(lua_State *L, Enc *e) {
 }
 
 /* Push what the failed encoding could not copy, as a message:
-** "function at key 'a.b' cannot be copied to a thread". */
+** "function at key 'a.b' cannot be copied to a thread", "table with a
+** cycle at key 'a.b'". */
 static void push_why(lua_State *L, Enc *e) {
-  int cycle = strcmp(e->what, "table with a cycle") == 0;
-  int limit = cycle || strncmp(e->what, "not ", 4) == 0 ||
-              strstr(e->what, "deep") != NULL;
-  lua_pushfstring(L, "%s%s", e->what, e->iskey ? " key" : "");
+  lua_pushfstring(L, "%s%s", e->what, e->why == F_KEY ? " key" : "");
   if (e->what_depth > 0) {
     lua_pushliteral(L, " at key '");
     push_path(L, e);
     lua_pushliteral(L, "'");
     lua_concat(L, 4);
   }
-  if (!limit) {
+  if (e->why != F_LIMIT) {
     lua_pushliteral(L, " cannot be copied to a thread");
     lua_concat(L, 2);
   }
 }
 
-/* Encode the n values from first; 0 (the message of what failed pushed
-** after a message prefix taking the value's number, via fmt) else 1. */
+/* Encode the count n and the n values from first: 1, or 0 with *bad
+** the number of the value that failed (from 1) and a message saying what
+** and where pushed. */
 static int enc_values(lua_State *L, Buf *b, int first, int n, int *bad) {
   Enc e;
   int i;
@@ -240,7 +245,7 @@ static int enc_values(lua_State *L, Buf *b, int first, int n, int *bad) {
     return 0;
   }
   for (i = 0; i < n; i++) {
-    if (!enc_value(&e, first + i, 0)) {
+    if (!enc_value(&e, first + i, F_VALUE)) {
       *bad = i + 1;
       push_why(L, &e);
       return 0;
@@ -892,7 +897,7 @@ static Job *job_new(lua_State *L, int n) {
   e.L = L;
   e.b = &j->in;
   push_bytecode(L);
-  if (!enc_value(&e, lua_gettop(L), 0) ||
+  if (!enc_value(&e, lua_gettop(L), F_VALUE) ||
       !enc_values(L, &j->in, 2, n - 1, &bad)) {
     job_free(j);
     if (e.what) luaL_error(L, "not enough memory");
