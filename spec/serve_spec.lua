@@ -403,20 +403,23 @@ describe("lasync serve", function()
     stop(srv)
   end))
 
-  it("runs to_thread in its workers, whose pools start after the fork (--workers 2)",
+  -- The master loads the script too, before it forks: the threads its
+  -- top level started there do not exist in the workers.
+  it("runs to_thread in its workers, and at the top level of the script (--workers 2)",
      helper.async(function()
     local script = write("upper.lua", [[
 local lasync = require "lasync"
+local prefix = lasync.to_thread(function() return "up: " end)
 return function(reader, writer)
   for line in reader:lines() do
-    writer:write(lasync.to_thread(function(s) return s:upper() end, line) .. "\n")
+    writer:write(prefix .. lasync.to_thread(function(s) return s:upper() end, line) .. "\n")
   end
 end
 ]])
     local srv = start(quote(script) .. " --workers 2 --listen 127.0.0.1:0")
     poll("two workers", 3, function() return select(2, listening_ports(srv)) == 2 end)
     local port = next((listening_ports(srv)))
-    for i = 1, 4 do assert.equal("ABC" .. i .. "\n", echo_line(port, "abc" .. i .. "\n")) end
+    for i = 1, 4 do assert.equal("up: ABC" .. i .. "\n", echo_line(port, "abc" .. i .. "\n")) end
     stop(srv)
   end))
 

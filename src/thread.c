@@ -337,6 +337,7 @@ typedef struct Pool {
   int efd;                       /* written when done becomes non-empty */
   struct event *ev;
   Loop *loop;
+  pid_t pid;                     /* the process whose threads these are */
 } Pool;
 
 #define thread_pool(lp) ((Pool *)(lp)->ext[LX_THREAD])
@@ -602,6 +603,32 @@ static void pool_ready(evutil_socket_t fd, short what, void *arg) {
   }
 }
 
+/* Free the pool's own memory and descriptor; its workers are gone. */
+static void pool_free(Loop *lp, Pool *p) {
+  free_chain(p->queue);
+  free_chain(p->done);
+  free_chain(p->delivered);
+  event_free(p->ev);
+  close(p->efd);
+  pthread_cond_destroy(&p->work);
+  pthread_mutex_destroy(&p->mu);
+  free(p);
+  lp->ext[LX_THREAD] = NULL;
+}
+
+/* In a child forked after the pool started threads (a `lasync serve`
+** script that used to_thread at its top level, in the master): they do
+** not exist here, nor can their Lua states be closed (a fork copies
+** them in whatever state they were); leave those, free the rest. */
+static void pool_forsake(Loop *lp, Pool *p) {
+  while (p->workers) {
+    Worker *w = p->workers;
+    p->workers = w->next;
+    free(w);
+  }
+  pool_free(lp, p);
+}
+
 /* The loop's close hook (LX_THREAD): drop the jobs not started, let the
 ** running ones finish, end and join the workers, free the rest. */
 static void thread_close(lua_State *L, Loop *lp, int loopidx) {
@@ -609,6 +636,10 @@ static void thread_close(lua_State *L, Loop *lp, int loopidx) {
   Job *queued;
   (void)L, (void)loopidx;
   if (p == NULL) return;
+  if (p->pid != getpid()) {
+    pool_forsake(lp, p);
+    return;
+  }
   pthread_mutex_lock(&p->mu);
   p->stopping = 1;
   queued = p->queue;
@@ -618,14 +649,7 @@ static void thread_close(lua_State *L, Loop *lp, int loopidx) {
   pthread_mutex_unlock(&p->mu);
   free_chain(queued);
   workers_reap(p, 1);
-  free_chain(p->done);
-  free_chain(p->delivered);
-  event_free(p->ev);
-  close(p->efd);
-  pthread_cond_destroy(&p->work);
-  pthread_mutex_destroy(&p->mu);
-  free(p);
-  lp->ext[LX_THREAD] = NULL;
+  pool_free(lp, p);
 }
 
 /* The number of cores, at least 4. */
@@ -647,13 +671,15 @@ static void pool_init(Pool *p, Loop *lp) {
   p->dtail = &p->done;
   p->loop = lp;
   p->size = pool_size(lp->mod);
+  p->pid = getpid();
 }
 
-/* The loop's pool, made on first use. */
+/* The loop's pool, made on first use (and again in a forked child). */
 static Pool *pool_get(lua_State *L, Loop *lp) {
   Pool *p = thread_pool(lp);
   int efd, err;
-  if (p) return p;
+  if (p && p->pid == getpid()) return p;
+  if (p) pool_forsake(lp, p);
   if ((p = malloc(sizeof *p)) == NULL) luaL_error(L, "not enough memory");
   efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   err = errno;
@@ -963,6 +989,7 @@ static int l_to_thread(lua_State *L) {
 static int l_set_thread_pool_size(lua_State *L) {
   Mod *m = lasync_mod(L);
   Pool *p = m->running ? thread_pool(m->running) : NULL;
+  if (p && p->pid != getpid()) p = NULL;  /* forked: to_thread makes anew */
   lua_Integer n;
   luaL_argexpected(L, lua_isinteger(L, 1), 1, "integer");
   n = lua_tointeger(L, 1);
