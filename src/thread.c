@@ -603,23 +603,24 @@ static void pool_ready(evutil_socket_t fd, short what, void *arg) {
   }
 }
 
-/* Free the pool's own memory and descriptor; its workers are gone. */
+/* Free the pool's jobs, event, descriptor and memory; its workers are
+** gone. */
 static void pool_free(Loop *lp, Pool *p) {
   free_chain(p->queue);
   free_chain(p->done);
   free_chain(p->delivered);
   event_free(p->ev);
   close(p->efd);
-  pthread_cond_destroy(&p->work);
-  pthread_mutex_destroy(&p->mu);
   free(p);
   lp->ext[LX_THREAD] = NULL;
 }
 
 /* In a child forked after the pool started threads (a `lasync serve`
 ** script that used to_thread at its top level, in the master): they do
-** not exist here, nor can their Lua states be closed (a fork copies
-** them in whatever state they were); leave those, free the rest. */
+** not exist here, so neither join them, nor close their Lua states (a
+** fork copies them in whatever state they were), nor touch the mutex
+** and condition variable (a worker may have held the one, and waited on
+** the other, whose destruction would then wait forever); free the rest. */
 static void pool_forsake(Loop *lp, Pool *p) {
   while (p->workers) {
     Worker *w = p->workers;
@@ -649,6 +650,8 @@ static void thread_close(lua_State *L, Loop *lp, int loopidx) {
   pthread_mutex_unlock(&p->mu);
   free_chain(queued);
   workers_reap(p, 1);
+  pthread_cond_destroy(&p->work);
+  pthread_mutex_destroy(&p->mu);
   pool_free(lp, p);
 }
 
