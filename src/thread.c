@@ -823,36 +823,11 @@ static void pool_submit(lua_State *L, Pool *p, Job *j) {
 
 /* ---------- lasync.to_thread ---------- */
 
-/* The handle's callback: future, ticket. A future no longer pending was
-** cancelled: the job's output is dropped. */
-static int thread_done(lua_State *L) {
-  Future *f = lua_touserdata(L, 1);
-  Ticket *tk = lua_touserdata(L, 2);
-  Job *j = tk->job;
-  Dec d;
-  int n;
-  tk->job = NULL;
-  list_remove(j);
-  if (f->state != F_PENDING) {
-    job_free(j);
-    return 0;
-  }
-  if (j->out.n == 0) {
-    job_free(j);
-    lua_pushliteral(L, "not enough memory in a worker thread");
-    future_set_error(L, f, 1, -1, 0);
-    return 0;
-  }
-  d.p = j->out.p + 1;
-  lua_settop(L, 2);
-  n = dec_values(L, &d);
-  switch (j->out.p[0]) {
-    case RES_OK: job_free(j); future_set_results(L, f, 1, 3, n); return 0;
-    case RES_ERROR: break;
-    default: job_free(j); future_set_error(L, f, 1, 3, 0); return 0;
-  }
-  job_free(j);
-  if (lua_type(L, 3) == LUA_TSTRING) {  /* message, then the traceback */
+/* The worker's error at 3 and its traceback at 4: a string gets the
+** traceback after it, a table in its field traceback (unless it has
+** one); other values stay as they are. */
+static void with_traceback(lua_State *L) {
+  if (lua_type(L, 3) == LUA_TSTRING) {
     lua_pushvalue(L, 3);
     lua_pushliteral(L, "\n");
     lua_pushvalue(L, 4);
@@ -863,7 +838,39 @@ static int thread_done(lua_State *L) {
     lua_pushvalue(L, 4);
     lua_setfield(L, 3, "traceback");
   }
-  future_set_error(L, f, 1, 3, 4);
+  lua_settop(L, 4);
+}
+
+/* The handle's callback: future, ticket. A future no longer pending was
+** cancelled: the job's output is dropped. */
+static int thread_done(lua_State *L) {
+  Future *f = lua_touserdata(L, 1);
+  Ticket *tk = lua_touserdata(L, 2);
+  Job *j = tk->job;
+  Dec d;
+  int n, res;
+  tk->job = NULL;
+  list_remove(j);
+  if (f->state != F_PENDING || j->out.n == 0) {
+    int nomem = f->state == F_PENDING;
+    job_free(j);
+    if (nomem) {
+      lua_pushliteral(L, "not enough memory in a worker thread");
+      future_set_error(L, f, 1, -1, 0);
+    }
+    return 0;
+  }
+  res = j->out.p[0];
+  d.p = j->out.p + 1;
+  lua_settop(L, 2);
+  n = dec_values(L, &d);
+  job_free(j);
+  if (res == RES_OK) future_set_results(L, f, 1, 3, n);
+  else if (res == RES_BAD) future_set_error(L, f, 1, 3, 0);
+  else {
+    with_traceback(L);
+    future_set_error(L, f, 1, 3, 4);
+  }
   return 0;
 }
 
