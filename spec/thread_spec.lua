@@ -347,6 +347,32 @@ describe("to_thread workers", function()
     assert.equal(3, lasync.to_thread(bump))
   end))
 
+  it("start when work needs them, one per job waiting, and end with the loop",
+     function()
+    local function threads()  -- this process's, from Linux's /proc
+      return tonumber(helper.read_file("/proc/self/status"):match("Threads:%s*(%d+)"))
+    end
+    local before = threads()
+    with_pool(4, function(s, log)
+      assert.equal(before, threads())  -- none before the first call
+      local function bump()
+        _G.counter = (_G.counter or 0) + 1
+        return _G.counter
+      end
+      for i = 1, 10 do assert.equal(i, lasync.to_thread(bump)) end
+      assert.equal(before + 1, threads())  -- one after another: one worker
+      local gates, tasks = {}, {}
+      for i = 1, 3 do
+        gates[i] = fifo(s, "g" .. i)
+        tasks[i] = spawn_job(log, "J" .. i, gates[i])
+      end
+      for i = 1, 3 do wait_line(log, "start J" .. i) end
+      assert.equal(before + 3, threads())
+      for i = 1, 3 do release(gates[i]); tasks[i]:await() end
+    end)()
+    assert.equal(before, threads())  -- joined when the loop closed
+  end)
+
   it("run jobs concurrently (CPython's test_to_thread_concurrent)",
      with_pool(4, function(s, log)
     local gates, tasks = {}, {}

@@ -537,6 +537,7 @@ static void *worker_main(void *arg) {
   Pool *p = w->pool;
   Job *j;
   pthread_mutex_lock(&p->mu);
+  p->nidle--;  /* counted idle since pool_grow; worker_next counts it now */
   while ((j = worker_next(p)) != NULL) {
     int wake;
     j->state = J_RUNNING;
@@ -779,17 +780,20 @@ static int pool_unqueue(Pool *p, Job *j) {
   return queued;
 }
 
-/* Start workers while the queue needs them (counted at once: each takes
-** a job); errno of the first that could not start, or 0. */
+/* Start workers while the queue needs them; errno of the first that
+** could not start, or 0. A new worker counts as running and idle at once,
+** before its thread runs: the next job waits for it rather than starting
+** another. */
 static int pool_grow(lua_State *L, Pool *p) {
   int err = 0;
   pthread_mutex_lock(&p->mu);
   while (err == 0 && needs_worker(p)) {
     p->nthreads++;
+    p->nidle++;
     pthread_mutex_unlock(&p->mu);
     err = worker_start(L, p);
     pthread_mutex_lock(&p->mu);
-    if (err) p->nthreads--;
+    if (err) p->nthreads--, p->nidle--;
   }
   pthread_cond_broadcast(&p->work);
   pthread_mutex_unlock(&p->mu);
