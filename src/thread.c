@@ -28,7 +28,9 @@
 **
 ** Closing the loop (thread_close) drops the jobs not started, waits for
 ** the running ones (as asyncio waits for its default executor at
-** shutdown), ends and joins every worker, and frees what is left.
+** shutdown), ends and joins every worker, and frees what is left. A child
+** forked while the pool had threads (a `lasync serve` master that ran
+** to_thread) has none of them: it forsakes the pool and makes its own.
 */
 #include <errno.h>
 #include <pthread.h>
@@ -48,8 +50,9 @@
 /* A worker that finishes a job gives way this many times (sched_yield)
 ** before it sleeps on the condition variable: a caller that awaits one
 ** job and submits the next finds it still awake, which spares a futex
-** wake-up and a thread switch per call (a third of a round trip's time).
-** Yielding gives the core away when anything else wants it. */
+** wake-up and a thread switch per call (calls made one after another
+** went about twice as fast here). Yielding gives the core away when
+** anything else wants it. */
 #define SPINS 100
 
 /* ---------- byte buffers ---------- */
