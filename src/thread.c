@@ -1024,6 +1024,21 @@ static int l_set_thread_pool_size(lua_State *L) {
   return 1;
 }
 
+/* core._thread_workers(): the workers the running loop's pool has
+** started and not yet ended (0 without a pool), for the specs. */
+static int l_thread_workers(lua_State *L) {
+  Mod *m = lasync_mod(L);
+  Pool *p = m->running ? thread_pool(m->running) : NULL;
+  int n = 0;
+  if (p) {
+    pthread_mutex_lock(&p->mu);
+    n = p->nthreads;
+    pthread_mutex_unlock(&p->mu);
+  }
+  lua_pushinteger(L, n);
+  return 1;
+}
+
 /* Stack: Mod, core table (with core.await, from task_register). */
 void thread_register(lua_State *L) {
   loop_register_ext(L, LX_THREAD, thread_close);
@@ -1041,4 +1056,7 @@ void thread_register(lua_State *L) {
   lua_pushvalue(L, -2);
   lua_pushcclosure(L, l_set_thread_pool_size, 1);
   lua_setfield(L, -2, "set_thread_pool_size");
+  lua_pushvalue(L, -2);
+  lua_pushcclosure(L, l_thread_workers, 1);
+  lua_setfield(L, -2, "_thread_workers");
 }
