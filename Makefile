@@ -5,9 +5,10 @@
 #   make test         install what is missing (deps), build, run the busted suite
 #   make test-asan    the same suite against an ASan/UBSan build in build-asan/
 #   make valgrind     the suite (VALGRIND_SPECS) under valgrind
+#   make helgrind     the thread pool's specs (HELGRIND_SPECS) under helgrind
 #   make test-browser the WebSocket chat example in headless Chromium
-#   make run | bench | bench-echo | bench-http | bench-ws | bench-udp | bench-spawn | lint | install
-#   | clean
+#   make run | bench | bench-echo | bench-http | bench-ws | bench-udp | bench-spawn |
+#        bench-thread | lint | install | clean
 #
 # Useful overrides: SPECS=spec/core  BUSTED_FLAGS='--filter=future'
 #                   TREE=/tmp/rocks  (for install)  CFLAGS='-O0 -g'
@@ -99,21 +100,21 @@ asan_env = LD_PRELOAD="$$($(CC) -print-file-name=libasan.so)" \
 
 # `make -j test` on a fresh machine must not compile before `deps` has
 # installed the compiler and the headers: objects wait for it then.
-ifneq ($(filter test test-asan test-browser valgrind run bench bench-echo bench-http bench-ws bench-udp bench-spawn,$(MAKECMDGOALS)),)
+ifneq ($(filter test test-asan test-browser valgrind run bench bench-echo bench-http bench-ws bench-udp bench-spawn bench-thread helgrind,$(MAKECMDGOALS)),)
 DEPS_FIRST := deps
 endif
 
 # --------------------------------------------------------------- targets ---
 
-.PHONY: all deps check-rockspec test test-asan test-browser valgrind run bench bench-echo \
-        bench-http bench-ws bench-udp bench-spawn lint install clean fuzz
+.PHONY: all deps check-rockspec test test-asan test-browser valgrind helgrind run bench \
+        bench-echo bench-http bench-ws bench-udp bench-spawn bench-thread lint install clean fuzz
 .DEFAULT_GOAL := all
 
 all: $(CORE) $(LINEEDIT)
 
 $(CORE): $(OBJS)
 	@mkdir -p $(@D)
-	$(CC) $(SO_LDFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(EVENT_LIBS) -lhttp_parser -lm
+	$(CC) $(SO_LDFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(EVENT_LIBS) -lhttp_parser -lm -pthread
 
 build/obj/%.o: src/%.c src/lasync.h | $(DEPS_FIRST)
 	@mkdir -p $(@D)
@@ -123,7 +124,7 @@ build/obj/%.o: src/%.c src/lasync.h | $(DEPS_FIRST)
 # with the normal ones.
 $(ASAN_CORE): $(ASAN_OBJS)
 	@mkdir -p $(@D)
-	$(CC) $(ASAN_CFLAGS) $(SO_LDFLAGS) $(LDFLAGS) -o $@ $(ASAN_OBJS) $(EVENT_LIBS) -lhttp_parser -lm
+	$(CC) $(ASAN_CFLAGS) $(SO_LDFLAGS) $(LDFLAGS) -o $@ $(ASAN_OBJS) $(EVENT_LIBS) -lhttp_parser -lm -pthread
 
 build-asan/obj/%.o: src/%.c src/lasync.h | $(DEPS_FIRST)
 	@mkdir -p $(@D)
@@ -207,13 +208,27 @@ deps-browser:
 # descriptor of the shell's (9), not --log-file, which valgrind opens at the
 # lowest free number and leaves open in the children specs start; children
 # forked by specs report nothing there (they would repeat the parent's).
+# --fair-sched: valgrind runs one thread at a time, and without it a busy
+# worker thread (spec/thread_spec.lua) starves the loop's.
 VALGRIND_LOG ?= build/valgrind.log
 valgrind: deps all
 	@rc=0; $(call lua_env,build) $(VALGRIND) --log-fd=9 --keep-debuginfo=yes \
-	  --child-silent-after-fork=yes --leak-check=full \
+	  --child-silent-after-fork=yes --fair-sched=yes --leak-check=full \
 	  --errors-for-leak-kinds=definite --error-exitcode=3 \
 	  $(busted) $(VALGRIND_SPECS) 9>'$(VALGRIND_LOG)' || rc=$$?; \
 	cat '$(VALGRIND_LOG)' >&2; exit $$rc
+
+# The thread pool's specs under helgrind (valgrind's thread checker): data
+# races on the pool's shared state, lock misuse. Report to HELGRIND_LOG
+# through descriptor 9 as for valgrind; its last line is "ERROR SUMMARY: N
+# errors". --fair-sched as for valgrind.
+HELGRIND_SPECS ?= spec/thread_spec.lua
+HELGRIND_LOG ?= build/helgrind.log
+helgrind: deps all
+	@rc=0; $(call lua_env,build) $(VALGRIND) --tool=helgrind --log-fd=9 \
+	  --keep-debuginfo=yes --child-silent-after-fork=yes --fair-sched=yes \
+	  --error-exitcode=3 $(busted) $(HELGRIND_SPECS) 9>'$(HELGRIND_LOG)' || rc=$$?; \
+	cat '$(HELGRIND_LOG)' >&2; exit $$rc
 
 # The chat example; Ctrl-C stops it.
 run: deps all
@@ -267,6 +282,12 @@ bench-udp: deps deps-bench all
 # uvloop in one run. COUNT, CONCS, REPEAT go to bench/subprocess_peers.sh.
 bench-spawn: deps deps-bench all
 	@PYTHON='$(BENCH_PYTHON)' bench/subprocess_peers.sh
+
+# to_thread round trips of a trivial function beside Python's
+# asyncio.to_thread on asyncio and uvloop, in one run (bench/thread.lua).
+# N (calls per figure) and REPEAT go to it.
+bench-thread: deps deps-bench all
+	@$(call lua_env,build) PYTHON='$(BENCH_PYTHON)' $(LUA) bench/thread.lua
 
 # Installs python3-uvloop when root and it is missing; never fails the bench.
 .PHONY: deps-bench

@@ -66,6 +66,7 @@ build = {
             "src/http.c",
             "src/websocket.c",
             "src/datagram.c",
+            "src/thread.c",
          },
          defines = { "_GNU_SOURCE" },
          incdirs = { "$(LIBEVENT_INCDIR)", "$(OPENSSL_INCDIR)",
@@ -73,7 +74,7 @@ build = {
          libdirs = { "$(LIBEVENT_LIBDIR)", "$(OPENSSL_LIBDIR)",
                      "$(HTTP_PARSER_LIBDIR)" },
          libraries = { "event_core", "event_extra", "ssl", "crypto",
-                       "http_parser", "m" },
+                       "http_parser", "m", "pthread" },
       },
       -- A module of its own, so that core never needs libedit.
       ["lasync.lineedit"] = {

@@ -27,12 +27,7 @@ describe("lasync command", function()
   local function write(name, text) return scratch.write(name, text) end
 
   -- Runs a shell script; returns its stdout and its exit status.
-  local function shell(script)
-    local p = assert(io.popen(script))
-    local out = p:read("a")
-    local _, _, code = p:close()
-    return out, code
-  end
+  local shell = require("helper").shell
 
   -- Runs a shell script of other tools than lasync (mktemp, cp, rm,
   -- luarocks), not under the sanitizers that test-asan preloads for lasync:

@@ -149,6 +149,14 @@ function M.read_file(path)
   return s
 end
 
+--- Runs a shell command; returns its standard output and exit status.
+function M.shell(cmd)
+  local p = assert(io.popen(cmd))
+  local out = p:read("a")
+  local _, _, code = p:close()
+  return out, code
+end
+
 --- Temporary files under one fresh prefix (s.base): s.tmp(name) names
 -- one, s.write(name, text) writes one, s.cleanup() removes them all.
 function M.scratch()

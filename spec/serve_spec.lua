@@ -403,6 +403,26 @@ describe("lasync serve", function()
     stop(srv)
   end))
 
+  -- The master loads the script too, before it forks: the threads its
+  -- top level started there do not exist in the workers.
+  it("runs to_thread in its workers, and at the top level of the script (--workers 2)",
+     helper.async(function()
+    local script = write("upper.lua", [[
+local lasync = require "lasync"
+local prefix = lasync.to_thread(function() return "up: " end)
+return function(reader, writer)
+  for line in reader:lines() do
+    writer:write(prefix .. lasync.to_thread(function(s) return s:upper() end, line) .. "\n")
+  end
+end
+]])
+    local srv = start(quote(script) .. " --workers 2 --listen 127.0.0.1:0")
+    poll("two workers", 3, function() return select(2, listening_ports(srv)) == 2 end)
+    local port = next((listening_ports(srv)))
+    for i = 1, 4 do assert.equal("up: ABC" .. i .. "\n", echo_line(port, "abc" .. i .. "\n")) end
+    stop(srv)
+  end))
+
   it("--workers 2 exits 1 at start when the address is in use", helper.async(function()
     local busy = lasync.start_server(function() end, "127.0.0.1", 0)
     local _, port = busy:sockname()

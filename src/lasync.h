@@ -70,6 +70,7 @@ enum {
   LX_WATCH,        /* watch.c: no state (its watches are in LUV_WATCH) */
   LX_DNS,          /* dns.c: the resolver and its lookups in flight */
   LX_STREAM,       /* stream.c: the receive buffer; no close hook */
+  LX_THREAD,       /* thread.c: the pool of worker threads */
   LX_N
 };
 typedef void (*LoopCloseHook)(lua_State *L, Loop *lp, int loopidx);
@@ -85,6 +86,7 @@ typedef struct Mod {
   int ctx_used;                  /* a ContextVar was ever set */
   LoopCloseHook loop_close[LX_N]; /* per-loop extensions' close hooks */
   lua_Integer futures_made;      /* future_new calls, for core._futures_made */
+  int thread_pool_size;          /* set_thread_pool_size's, or 0: default */
 } Mod;
 
 /* Module user values (the Mod userdata). */
@@ -598,5 +600,7 @@ void process_register(lua_State *L);
 void datagram_register(lua_State *L);
 /* subprocess.c: core._spawn and its Child (pidfd, reap, send_signal) */
 void subprocess_register(lua_State *L);
+/* thread.c: lasync.to_thread and its pool of worker threads (per loop) */
+void thread_register(lua_State *L);
 
 #endif

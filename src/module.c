@@ -246,6 +246,7 @@ int luaopen_lasync_core(lua_State *L) {
   waitlist_register(L);
   queue_register(L);
   dns_register(L);  /* after task_register: it keeps core.await */
+  thread_register(L);  /* likewise */
   stream_register(L);
   server_register(L);
   tls_register(L);

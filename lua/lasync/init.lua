@@ -22,6 +22,8 @@ M.time = core.time
 M.is_future = core.is_future
 M.is_task = core.is_task
 M.getaddrinfo = core.getaddrinfo
+M.to_thread = core.to_thread
+M.set_thread_pool_size = core.set_thread_pool_size
 
 --- The running loop; raises if there is none.
 function M.get_running_loop()
