@@ -1,8 +1,10 @@
 #!/bin/bash
 # UDP echo (bench/udp/) of lasync beside a C libevent echo and Python's
 # asyncio create_datagram_endpoint on uvloop, in one run (issue 13):
-# datagrams per second of echo, CLIENTS clients (default 10) with one SIZE-byte
-# datagram (default 64) in flight each (bench/udp/udpload.c, a C client).
+# datagrams per second of echo, CLIENTS clients (default 10) with WINDOW
+# SIZE-byte datagrams (default 8 of 64 B) in flight each (bench/udp/udpload.c,
+# a C client that batches its own system calls, so that the servers are
+# what is measured: with one in flight each, it was the bottleneck).
 # lasync runs twice: as it is (recvmmsg batches of 32) and with batches of
 # 1 (core._datagram_batch), to show what the batching is worth.
 # Every server is pinned to CPU $SRV_CPU, the load client to $LOAD_CPU,
@@ -10,11 +12,11 @@
 # stopped by its PID.
 #
 #   bench/udp_peers.sh          (from the checkout, after make; or make bench-udp)
-#   REPEAT=3 DUR=5 WARM=1 CLIENTS=10 SIZE=64   (the defaults)
+#   REPEAT=3 DUR=5 WARM=1 CLIENTS=10 SIZE=64 WINDOW=8   (the defaults)
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 REPEAT=${REPEAT:-3} DUR=${DUR:-5} WARM=${WARM:-1}
-CLIENTS=${CLIENTS:-10} SIZE=${SIZE:-64}
+CLIENTS=${CLIENTS:-10} SIZE=${SIZE:-64} WINDOW=${WINDOW:-8}
 SRV_CPU=${SRV_CPU:-0} LOAD_CPU=${LOAD_CPU:-1}
 PY=${PY:-/usr/bin/python3} LUA=${LUA:-lua5.4}
 LOAD=$ROOT/build/udpload C_ECHO=$ROOT/build/udp_echo_libevent
@@ -49,7 +51,7 @@ for name in $NAMES; do start_server "$name" && RUN="$RUN $name"; done
 declare -A RUNS
 for _ in $(seq "$REPEAT"); do
   for name in $RUN; do
-    out=$(taskset -c "$LOAD_CPU" "$LOAD" "${PORTS[$name]}" "$CLIENTS" "$SIZE" "$DUR" "$WARM")
+    out=$(taskset -c "$LOAD_CPU" "$LOAD" "${PORTS[$name]}" "$CLIENTS" "$SIZE" "$DUR" "$WARM" "$WINDOW")
     say "$name: $out"
     RUNS[$name]="${RUNS[$name]:-} $(grep -o 'rate=[0-9]*' <<<"$out" | cut -d= -f2)"
   done
@@ -62,7 +64,7 @@ ratio() {  # a b: a / b, or n/a
   else echo n/a; fi
 }
 echo
-echo "UDP echo, datagrams/s (median of $REPEAT runs of ${DUR} s; $CLIENTS clients, ${SIZE} B, one in flight each)"
+echo "UDP echo, datagrams/s (median of $REPEAT runs of ${DUR} s; $CLIENTS clients, ${SIZE} B, $WINDOW in flight each)"
 for name in $NAMES; do printf '%-22s %12s\n' "$name" "${RATE[$name]:-n/a}"; done
 printf '%-22s %12s\n' "lasync / c-libevent" "$(ratio "${RATE[lasync]:-}" "${RATE[c-libevent]:-}")"
 printf '%-22s %12s\n' "lasync / asyncio-uvloop" "$(ratio "${RATE[lasync]:-}" "${RATE[asyncio-uvloop]:-}")"
