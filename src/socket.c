@@ -7,6 +7,7 @@
 */
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 #include "lasync.h"
 
 enum { PAT_LINE, PAT_ALL, PAT_COUNT, PAT_SOME };
@@ -168,7 +169,16 @@ static int l_wait(lua_State *L) {
   return wait_k(L, LUA_OK, 0);
 }
 
+/* core._sock_gettime() -> seconds since the epoch (LuaSocket's gettime). */
+static int l_gettime(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+  return 1;
+}
+
 static const luaL_Reg socket_funcs[] = {
+  {"_sock_gettime", l_gettime},
   {"_sock_receive", l_receive},
   {"_sock_strerror", l_strerror},
   {"_sock_ready", l_ready},

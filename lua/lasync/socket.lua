@@ -50,7 +50,7 @@ end
 -- ---------------------------------------------------------------- timing --
 
 --- Seconds since the epoch, with fractions.
-function M.gettime() return core.time() end
+M.gettime = core._sock_gettime
 
 --- Suspends the running task for s seconds (nil or negative: not at all).
 function M.sleep(s)
@@ -94,7 +94,7 @@ end
 local function new_tcp(family, state, stream)
   return setmetatable({family = family, state = state, stream = stream,
                        block = -1, total = -1, sent = 0, received0 = 0,
-                       birth = core.time()}, tcp)
+                       birth = M.gettime()}, tcp)
 end
 
 --- tcp(): a new master TCP object (tcp4, tcp6: of that family only).
@@ -249,10 +249,9 @@ function tcp:receive(pattern, prefix)
   return with_prefix(prefix, receive_long(s, pat, block, total))
 end
 
-local function write_drain(s, data)
-  s:write(data)
-  s:drain()
-end
+-- The output waits in the stream's buffer: draining it is what may wait,
+-- under the timeout (0: it never waits).
+local function drain(s) s:drain() end
 
 -- LuaSocket's string.sub-like bounds of send(data, i, j).
 local function bounds(len, i, j)
@@ -271,8 +270,12 @@ function tcp:send(data, i, j)
   local s = stream_of(self, "send")
   if not s then return nil, "closed", i - 1 end
   if j < i then return i - 1 end
-  local ok, err = timed(self, write_drain, s, data:sub(i, j))
-  if ok == nil and err then return nil, err, i - 1 end
+  local ok, err = pcall(s.write, s, data:sub(i, j))
+  if not ok then return nil, errstring(err), i - 1 end
+  if self.block ~= 0 and self.total ~= 0 then
+    ok, err = timed(self, drain, s)
+    if ok == nil and err then return nil, err, i - 1 end
+  end
   self.sent = self.sent + (j - i + 1)
   return j
 end
@@ -333,7 +336,7 @@ end
 function tcp:getstats()
   check_tcp(self, "getstats")
   local got = self.stream and core._stream_received(self.stream) - self.received0 or 0
-  return got, self.sent, core.time() - self.birth
+  return got, self.sent, M.gettime() - self.birth
 end
 
 --- setstats(received, sent, age) -> 1.
@@ -343,7 +346,7 @@ function tcp:setstats(received, sent, age)
   check_number(sent, 3, "setstats")
   check_number(age, 4, "setstats")
   self.received0 = self.stream and core._stream_received(self.stream) - received or -received
-  self.sent, self.birth = sent, core.time() - age
+  self.sent, self.birth = sent, M.gettime() - age
   return 1
 end
 
@@ -685,33 +688,37 @@ end
 
 -- ------------------------------------------------------- asyncio's sock_* --
 
+-- Calls s:method(...) with no timeout, as asyncio's sock_* wait whatever
+-- the socket's mode: err raised as OSError.
+local function untimed(s, method, ...)
+  local block, total = s.block, s.total
+  s.block, s.total = -1, -1
+  local a, b = s[method](s, ...)
+  s.block, s.total = block, total
+  if not a then error(OSError(b), 3) end
+  return a
+end
+
 --- Adds sock_accept, sock_recv, sock_sendall and sock_connect to loops.
 local function add_loop_methods()
   local lp = core.new_loop()
   local methods = getmetatable(lp).__methods
   lp:close()
   function methods.sock_accept(_, s)
-    local c, err = s:accept()
-    if not c then error(OSError(err), 2) end
+    local c = untimed(s, "accept")
     return c, {c:getpeername()}
   end
   function methods.sock_recv(_, s, n)
     checks.integer(n, 2, "sock_recv", 1, nil, "positive integer")
     local st = stream_of(s, "receive")
     if not st then error(OSError("closed"), 2) end
-    local data, err, partial = receive(st, "s", math.min(n, CHUNK), deadlines(s))
+    local data, err, partial = receive(st, "s", math.min(n, CHUNK), -1, 0)
     if data then return data end
     if err == "closed" then return partial end
     error(OSError(err), 2)
   end
-  function methods.sock_sendall(_, s, data)
-    local ok, err = s:send(data)
-    if not ok then error(OSError(err), 2) end
-  end
-  function methods.sock_connect(_, s, host, port)
-    local ok, err = s:connect(host, port)
-    if not ok then error(OSError(err), 2) end
-  end
+  function methods.sock_sendall(_, s, data) untimed(s, "send", data) end
+  function methods.sock_connect(_, s, host, port) untimed(s, "connect", host, port) end
 end
 add_loop_methods()
 
