@@ -69,7 +69,7 @@ static int complete(lua_State *L, Stream *s, int pat, size_t n) {
     take(L, s, n < len ? n : len, 0, 0);
     return 1;
   }
-  if (pat == PAT_LINE && (nl = memchr(p, '\n', len)) != NULL) {
+  if (pat == PAT_LINE && len > 0 && (nl = memchr(p, '\n', len)) != NULL) {
     take(L, s, (size_t)(nl - p), 1, 1);
     return 1;
   }

@@ -625,7 +625,7 @@ M.try = M.newtry()
 M.sinkt, M.sourcet = {}, {}
 
 M.sinkt["close-when-done"] = function(sock)
-  return setmetatable({}, {__call = function(_, chunk, err)
+  return setmetatable({}, {__call = function(_, chunk)
     if not chunk then
       sock:close()
       return 1
@@ -635,7 +635,7 @@ M.sinkt["close-when-done"] = function(sock)
 end
 
 M.sinkt["keep-open"] = function(sock)
-  return setmetatable({}, {__call = function(_, chunk, err)
+  return setmetatable({}, {__call = function(_, chunk)
     if chunk then return sock:send(chunk) end
     return 1
   end})
