@@ -91,6 +91,14 @@ local function check_tcp(self, fname)
   return self
 end
 
+-- The classes settimeout and gettimeout serve (udp's joins below).
+local TIMED = {[tcp] = true}
+
+local function check_timed(self, fname)
+  if not TIMED[getmetatable(self)] then checks.bad_self(self, tcp, fname) end
+  return self
+end
+
 local function new_tcp(family, state, stream)
   return setmetatable({family = family, state = state, stream = stream,
                        block = -1, total = -1, sent = 0, received0 = 0,
@@ -111,7 +119,7 @@ local MODES = {b = "block", t = "total", r = "total"}
 --- settimeout(t, mode): mode "b" (each wait, the default) or "t" (the
 -- whole call); nil or negative: no limit.
 function tcp:settimeout(t, mode)
-  check_tcp(self, "settimeout")
+  check_timed(self, "settimeout")
   if t ~= nil then check_number(t, 2, "settimeout") end
   local field = MODES[mode or "b"] or argerror(3, "settimeout", "invalid timeout mode")
   self[field] = (t == nil or t < 0) and -1 or t
@@ -119,7 +127,7 @@ function tcp:settimeout(t, mode)
 end
 
 function tcp:gettimeout()
-  check_tcp(self, "gettimeout")
+  check_timed(self, "gettimeout")
   return self.block, self.total
 end
 
@@ -160,6 +168,8 @@ local function connect_any(list)
   error(first, 0)
 end
 
+local apply_options  -- the options set before connect (below)
+
 local function family_of(a) return a.family == 10 and "inet6" or "inet" end
 
 --- connect(host, port) -> 1, or nil, err.
@@ -175,6 +185,7 @@ function tcp:connect(host, port)
   if not s then return nil, a end
   self.stream, self.state, self.family = s, "client", family_of(a)
   self.received0 = core._stream_received(s)
+  apply_options(self)
   return 1
 end
 
@@ -376,6 +387,72 @@ function tcp:class()
   return "tcp{" .. (self.closed_state or self.state) .. "}"
 end
 
+-- --------------------------------------------------------------- options --
+
+-- Checks setoption's value for name (argument 3): LuaSocket's messages.
+local function check_option(name, v, fname)
+  check_string(name, 2, fname)
+  local kind = core._sock_option_kind(name)
+    or argerror(2, fname, "unsupported option '" .. name .. "'")
+  if fname == "getoption" then return end
+  if kind == "linger" then
+    checks.check(type(v) == "table", v, 3, fname, "table")
+    if type(v.on) ~= "boolean" then argerror(3, fname, "boolean 'on' field expected") end
+    if math.type(v.timeout) ~= "integer" then argerror(3, fname, "integer 'timeout' field expected") end
+  elseif kind == "number" then
+    checks.integer(v, 3, fname, 0, nil, "integer")
+  else
+    checks.check(type(v) == "boolean", v, 3, fname, "boolean")
+  end
+end
+
+-- The descriptor options apply to; a master socket has none yet: they
+-- are kept for connect (false), a server's is the server's own (nil).
+local function option_fd(self)
+  if self.state == "master" and not self.server then return false end
+  if self.state == "client" and self.stream then return self.stream:get_extra_info("fd") end
+  return nil
+end
+
+--- setoption(name, value) -> 1, or nil, err. The names of LuaSocket's
+-- options.c: keepalive, reuseaddr, reuseport, tcp-nodelay, tcp-keepidle,
+-- tcp-keepcnt, tcp-keepintvl, linger ({on=, timeout=}), ipv6-v6only,
+-- recv-buffer-size, send-buffer-size, broadcast, dontroute, ...
+function tcp:setoption(name, value)
+  check_tcp(self, "setoption")
+  check_option(name, value, "setoption")
+  local fd = option_fd(self)
+  if fd == false then
+    self.options = self.options or {}
+    self.options[#self.options + 1] = {name, value}
+    return 1
+  end
+  if not fd then return nil, "closed" end
+  return core._sock_setoption(fd, name, value)
+end
+
+--- getoption(name) -> its value, or nil, err.
+function tcp:getoption(name)
+  check_tcp(self, "getoption")
+  check_option(name, nil, "getoption")
+  local fd = option_fd(self)
+  if fd == false then
+    for i = #(self.options or {}), 1, -1 do
+      if self.options[i][1] == name then return self.options[i][2] end
+    end
+    return nil, "not connected"
+  end
+  if not fd then return nil, "closed" end
+  return core._sock_getoption(fd, name)
+end
+
+-- The options set on a master socket, once it is connected.
+function apply_options(self)
+  local fd = self.stream:get_extra_info("fd")
+  for _, o in ipairs(self.options or {}) do core._sock_setoption(fd, o[1], o[2]) end
+  self.options = nil
+end
+
 -- ---------------------------------------------------------------- server --
 
 --- bind(host, port) -> 1, or nil, err: the socket listens from then on.
@@ -458,6 +535,208 @@ function M.connect(host, port, locaddr, locport, family)
 end
 function M.connect4(host, port) return M.connect(host, port, nil, nil, "inet") end
 function M.connect6(host, port) return M.connect(host, port, nil, nil, "inet6") end
+
+-- ------------------------------------------------------------------- udp --
+-- Over lasync.open_datagram's endpoints (§9): setsockname binds one,
+-- setpeername opens it again connected (from the same local address).
+
+local open_datagram = require("lasync.datagram").open_datagram
+
+local udp = {}
+udp.__index = udp
+udp.__name = "udp{unconnected}"
+
+local function check_udp(self, fname)
+  if getmetatable(self) ~= udp then checks.bad_self(self, udp, fname) end
+  return self
+end
+
+local function new_udp(family)
+  return setmetatable({family = family, block = -1, total = -1}, udp)
+end
+
+--- udp() (udp4, udp6): a new unconnected UDP object.
+function M.udp() return new_udp(nil) end
+function M.udp4() return new_udp("inet") end
+function M.udp6() return new_udp("inet6") end
+
+function udp:__tostring()
+  return ("udp{%s}: %p"):format(self.peer and "connected" or "unconnected", self)
+end
+
+function udp:class()
+  check_udp(self, "class")
+  return self.peer and "udp{connected}" or "udp{unconnected}"
+end
+
+udp.settimeout, udp.gettimeout, TIMED[udp] = tcp.settimeout, tcp.gettimeout, true
+
+local function any_host(family) return family == "inet6" and "::" or "0.0.0.0" end
+
+-- (Re)opens the endpoint: opts for open_datagram; 1, or nil, err (and
+-- then no endpoint).
+local function reopen(self, opts)
+  if self.ep then self.ep:close() end  -- its address is taken again
+  self.ep = nil
+  local ok, ep = pcall(open_datagram, opts)
+  if not ok then return nil, errstring(ep) end
+  self.ep = ep
+  local host = ep:sockname()
+  self.family = host:find(":") and "inet6" or "inet"
+  return 1
+end
+
+--- setsockname(host, port) -> 1, or nil, err ("*": every interface).
+function udp:setsockname(host, port)
+  check_udp(self, "setsockname")
+  host, port = check_hostport(host, port, "setsockname")
+  in_task("udp:setsockname")
+  if self.ep then return nil, "already bound" end
+  if host == "*" then host = any_host(self.family) end
+  return reopen(self, {local_host = host, local_port = port})
+end
+
+--- setpeername(host, port) -> 1, or nil, err; setpeername("*")
+-- disconnects.
+function udp:setpeername(host, port)
+  check_udp(self, "setpeername")
+  check_string(host, 1, "setpeername")
+  in_task("udp:setpeername")
+  local lhost, lport
+  if self.ep then lhost, lport = self.ep:sockname() end
+  if host == "*" then
+    self.peer = nil
+    return reopen(self, {local_host = lhost or any_host(self.family), local_port = lport or 0})
+  end
+  host, port = check_hostport(host, port, "setpeername")
+  local ok, err = reopen(self, {local_host = lhost, local_port = lport,
+                               remote_host = host, remote_port = port})
+  if ok then self.peer = {host, port} end
+  return ok, err
+end
+
+-- The endpoint of an open socket; sendto binds one first if need be.
+local function endpoint(self, fname, family)
+  in_task("udp:" .. fname)
+  if self.closed then return nil, "closed" end
+  if not self.ep and family then
+    local ok, err = reopen(self, {local_host = any_host(family), local_port = 0})
+    if not ok then return nil, err end
+  end
+  return self.ep or nil, "closed"
+end
+
+local function sent(data, ok, err)
+  if ok then return #data end
+  return nil, errstring(err)
+end
+
+--- send(data) -> bytes sent, or nil, err (a connected socket).
+function udp:send(data)
+  check_udp(self, "send")
+  check_string(data, 2, "send")
+  local ep, err = endpoint(self, "send")
+  if not ep then return nil, err end
+  if not self.peer then return nil, "not connected" end
+  return sent(data, pcall(ep.send, ep, data))
+end
+
+--- sendto(data, ip, port) -> bytes sent, or nil, err (an unconnected one).
+function udp:sendto(data, ip, port)
+  check_udp(self, "sendto")
+  check_string(data, 2, "sendto")
+  check_string(ip, 3, "sendto")
+  port = math.tointeger(port)
+  if not port or port < 0 or port > 65535 then argerror(4, "sendto", "port (integer from 0 to 65535) expected") end
+  if self.peer then return nil, "already connected" end
+  local ep, err = endpoint(self, "sendto", ip:find(":") and "inet6" or "inet")
+  if not ep then return nil, err end
+  return sent(data, pcall(ep.sendto, ep, data, ip, port))
+end
+
+-- A datagram (data, host, port) under the timeout, or nil, err.
+local function datagram(self, fname, size)
+  if size ~= nil then checks.integer(size, 2, fname, 0, nil, "integer") end
+  local ep, err = endpoint(self, fname)
+  if not ep then return nil, err end
+  local t = self.block
+  if self.total >= 0 and (t < 0 or self.total < t) then t = self.total end
+  local ok, data, host, port
+  if t == 0 then ok, data, host, port = pcall(core._datagram_poll, ep)
+  elseif t < 0 then ok, data, host, port = pcall(ep.recvfrom, ep)
+  else ok, data, host, port = pcall(combinators.wait_for, function() return ep:recvfrom() end, t) end
+  if not ok then return nil, errstring(data) end
+  if data == nil then return nil, "timeout" end
+  size = size or M._DATAGRAMSIZE
+  return #data > size and data:sub(1, size) or data, host, port
+end
+
+--- receive(size) -> a datagram (cut to size), or nil, err.
+function udp:receive(size)
+  check_udp(self, "receive")
+  local data, err = datagram(self, "receive", size)
+  if data then return data end
+  return nil, err
+end
+
+--- receivefrom(size) -> a datagram, the sender's ip and port, or nil, err.
+function udp:receivefrom(size)
+  check_udp(self, "receivefrom")
+  return datagram(self, "receivefrom", size)
+end
+
+--- getsockname() -> ip, port, family, or nil, err.
+function udp:getsockname()
+  check_udp(self, "getsockname")
+  if not self.ep or self.closed then return nil, "not bound" end
+  local host, port = self.ep:sockname()
+  return host, port, self.family
+end
+
+--- getpeername() -> ip, port, family, or nil, err.
+function udp:getpeername()
+  check_udp(self, "getpeername")
+  if not self.peer or self.closed then return nil, "not connected" end
+  return self.peer[1], self.peer[2], self.family
+end
+
+function udp:getfamily()
+  check_udp(self, "getfamily")
+  return self.family or "inet"
+end
+
+--- close() -> 1.
+function udp:close()
+  check_udp(self, "close")
+  if self.ep then self.ep:close() end
+  self.closed = true
+  return 1
+end
+
+function udp:getfd()
+  check_udp(self, "getfd")
+  return self.ep and not self.closed and core._datagram_fd(self.ep) or -1
+end
+
+function udp:dirty()
+  check_udp(self, "dirty")
+  return false
+end
+
+--- setoption(name, value), getoption(name): as tcp's, once bound.
+function udp:setoption(name, value)
+  check_udp(self, "setoption")
+  check_option(name, value, "setoption")
+  if not self.ep or self.closed then return nil, "closed" end
+  return core._sock_setoption(core._datagram_fd(self.ep), name, value)
+end
+
+function udp:getoption(name)
+  check_udp(self, "getoption")
+  check_option(name, nil, "getoption")
+  if not self.ep or self.closed then return nil, "closed" end
+  return core._sock_getoption(core._datagram_fd(self.ep), name)
+end
 
 -- ---------------------------------------------------------------- select --
 
