@@ -1003,8 +1003,13 @@ add_loop_methods()
 
 -- --------------------------------------------------------------- install --
 
+-- socket.ssl: LuaSec's wrap (lua/lasync/socket/ssl.lua), loaded on use.
+setmetatable(M, {__index = function(_, k)
+  if k == "ssl" then return require "lasync.socket.ssl" end
+end})
+
 local saved
-local NAMES = {"socket", "socket.core"}
+local NAMES = {"socket", "socket.core", "ssl"}
 
 --- install(): require "socket" and "socket.core" give this module (and
 -- "ssl" lasync.socket.ssl), so that LuaSocket's pure-Lua modules
@@ -1014,7 +1019,7 @@ function M.install()
   saved = {}
   for _, name in ipairs(NAMES) do
     saved[name] = {package.loaded[name], package.preload[name]}
-    package.loaded[name] = M
+    package.loaded[name] = name == "ssl" and M.ssl or M
   end
   for _, name in ipairs {"socket.http", "socket.smtp", "socket.ftp", "socket.tp"} do
     saved[name] = {package.loaded[name], package.preload[name]}
