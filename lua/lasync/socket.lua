@@ -110,6 +110,13 @@ function M.tcp() return new_tcp(nil, "master") end
 function M.tcp4() return new_tcp("inet", "master") end
 function M.tcp6() return new_tcp("inet6", "master") end
 
+-- An accepted socket dropped without close() lets its connection's
+-- handler return, which closes it (LuaSocket closes on collection too).
+function tcp:__gc()
+  local parked = self.parked
+  if parked and not parked:done() then pcall(parked.set_result, parked, true) end
+end
+
 function tcp:__tostring()
   return ("tcp{%s}: %p"):format(self.closed_state or self.state, self)
 end
@@ -157,10 +164,10 @@ local function check_hostport(host, port, fname)
   return host, math.tointeger(port)
 end
 
-local function connect_any(list)
+local function connect_any(list, lhost, lport)
   local first
   for _, a in ipairs(list) do
-    local ok, s = pcall(core.tcp_connect, a.host, a.port, CHUNK)
+    local ok, s = pcall(core.tcp_connect, a.host, a.port, CHUNK, lhost, lport)
     if ok then return s, a end
     if not OSError:is(s) or core.CancelledError:is(s) then error(s, 0) end
     first = first or s
@@ -181,7 +188,7 @@ function tcp:connect(host, port)
   if self.state == "closed" then return nil, "closed" end
   local list, err = addresses(self, host, port)
   if not list then return nil, err end
-  local s, a = timed(self, connect_any, list)
+  local s, a = timed(self, connect_any, list, self.lhost, self.lport)
   if not s then return nil, a end
   self.stream, self.state, self.family = s, "client", family_of(a)
   self.received0 = core._stream_received(s)
@@ -296,7 +303,12 @@ function tcp:close()
   check_tcp(self, "close")
   if self.state == "closed" then return 1 end
   if self.stream then self.stream:close() end
-  if self.server then self.server:close() end
+  if self.server then
+    self.server:close()
+    while not self.accepted:empty() do  -- their handlers return: closed
+      self.accepted:get_nowait()[2]:set_result(true)
+    end
+  end
   if self.parked then self.parked:set_result(true) end
   self.closed_state, self.state = self.state, "closed"
   return 1
@@ -525,10 +537,12 @@ function M.bind(host, port, backlog)
 end
 
 --- connect(host, port, locaddr, locport, family) -> a connected
--- client socket, or nil, err.
+-- client socket (bound first to locaddr:locport if given), or nil, err.
 function M.connect(host, port, locaddr, locport, family)
-  if locaddr ~= nil or locport ~= nil then argerror(3, "connect", "local addresses are not supported") end
+  if locaddr ~= nil then check_string(locaddr, 3, "connect") end
+  if locport ~= nil then locport = select(2, check_hostport("", locport, "connect")) end
   local s = family == "inet6" and M.tcp6() or family == "inet" and M.tcp4() or M.tcp()
+  s.lhost, s.lport = locaddr, locaddr and (locport or 0)
   local ok, err = s:connect(host, port)
   if not ok then return nil, err end
   return s
