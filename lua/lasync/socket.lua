@@ -82,14 +82,18 @@ end
 
 -- ------------------------------------------------------------------- tcp --
 
-local tcp = {}
-tcp.__index = tcp
-tcp.__name = "tcp{master}"
-
-local function check_tcp(self, fname)
-  if getmetatable(self) ~= tcp then checks.bad_self(self, tcp, fname) end
-  return self
+--- A class named name (its __name) and the check of its methods' self.
+-- (lasync.socket.ssl's classes are made so too.)
+function M._class(name)
+  local cls = {__name = name}
+  cls.__index = cls
+  return cls, function(self, fname)
+    if getmetatable(self) ~= cls then checks.bad_self(self, cls, fname) end
+    return self
+  end
 end
+
+local tcp, check_tcp = M._class("tcp{master}")
 
 -- The classes settimeout and gettimeout serve (udp's joins below).
 local TIMED = {[tcp] = true}
@@ -556,14 +560,7 @@ function M.connect6(host, port) return M.connect(host, port, nil, nil, "inet6") 
 
 local open_datagram = require("lasync.datagram").open_datagram
 
-local udp = {}
-udp.__index = udp
-udp.__name = "udp{unconnected}"
-
-local function check_udp(self, fname)
-  if getmetatable(self) ~= udp then checks.bad_self(self, udp, fname) end
-  return self
-end
+local udp, check_udp = M._class("udp{unconnected}")
 
 local function new_udp(family)
   return setmetatable({family = family, block = -1, total = -1}, udp)

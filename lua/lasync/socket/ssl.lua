@@ -33,8 +33,7 @@ local function settings_of(params)
   return s, mode == "server"
 end
 
-local Context = {__name = "SSL:Context"}
-Context.__index = Context
+local Context = socket._class("SSL:Context")
 
 --- newcontext(params) -> a context for wrap (params as wrap's).
 function M.newcontext(params)
@@ -44,14 +43,7 @@ function M.newcontext(params)
   return setmetatable({ctx = ctx, server = server}, Context)
 end
 
-local conn = {}
-conn.__index = conn
-conn.__name = "SSL:Connection"
-
-local function check_conn(self, fname)
-  if getmetatable(self) ~= conn then checks.bad_self(self, conn, fname) end
-  return self
-end
+local conn, check_conn = socket._class("SSL:Connection")
 
 --- wrap(sock, params) -> a TLS connection over sock (a connected
 -- lasync.socket tcp object), or nil, err. params: LuaSec's, or a context.
@@ -113,8 +105,7 @@ for _, name in ipairs {"receive", "send", "close", "settimeout", "gettimeout",
   end
 end
 
-local Cert = {__name = "X509:Certificate"}
-Cert.__index = Cert
+local Cert = socket._class("X509:Certificate")
 function Cert:pem() return self.info.pem end
 function Cert:subject() return self.info.subject end
 function Cert:issuer() return self.info.issuer end
