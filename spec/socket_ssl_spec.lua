@@ -90,3 +90,30 @@ describe("lasync.socket.ssl", function()
     assert.truthy(helper.error_of(socket.ssl.newcontext, {mode = "x"}):find("params.mode", 1, true))
   end)
 end)
+
+describe("lasync.socket.ssl with openssl(1) as the peer", function()
+  it("talks to openssl s_server (-www) through LuaSec's calls", helper.async(function()
+    local probe = assert(socket.bind("127.0.0.1", 0))
+    local _, port = probe:getsockname()
+    probe:close()  -- a free port
+    local log = helper.scratch().tmp("s_server.out")
+    os.execute(("timeout 10 openssl s_server -accept 127.0.0.1:%d -cert %s -key %s -www "
+      .. "> %s 2>&1 & echo $! > %s.pid"):format(port, SERVER.certfile, SERVER.keyfile, log, log))
+    local c
+    for _ = 1, 500 do  -- until it listens (5 s at most)
+      c = socket.connect("127.0.0.1", port)
+      if c then break end
+      socket.sleep(0.01)
+    end
+    assert.truthy(c, helper.read_file(log))
+    local conn = socket.ssl.wrap(c, {mode = "client", verify = "peer", cafile = DIR .. "ca.pem"})
+    conn:sni("localhost")
+    assert.is_true(conn:dohandshake())
+    conn:send("GET / HTTP/1.0\r\n\r\n")
+    assert.are.equal("HTTP/1.0 200 ok", conn:receive("*l"))
+    local rest = conn:receive("*a")
+    assert.truthy(rest:find("s_server", 1, true))
+    conn:close()
+    os.execute(("kill $(cat %s.pid) 2>/dev/null"):format(log))
+  end))
+end)
