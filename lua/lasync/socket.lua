@@ -52,7 +52,7 @@ end
 --- Seconds since the epoch, with fractions.
 M.gettime = core._sock_gettime
 
---- Suspends the running task for s seconds (nil or negative: not at all).
+--- Suspends the running task for s seconds (0 or negative: not at all).
 function M.sleep(s)
   check_number(s, 1, "sleep")
   in_task("sleep")
