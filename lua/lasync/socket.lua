@@ -673,7 +673,10 @@ local function datagram(self, fname, size)
   local t = self.block
   if self.total >= 0 and (t < 0 or self.total < t) then t = self.total end
   local ok, data, host, port
-  if t == 0 then ok, data, host, port = pcall(core._datagram_poll, ep)
+  local held = self.held  -- what select took to see it was readable
+  self.held = nil
+  if held then ok, data, host, port = table.unpack(held, 1, 4)
+  elseif t == 0 then ok, data, host, port = pcall(core._datagram_poll, ep)
   elseif t < 0 then ok, data, host, port = pcall(ep.recvfrom, ep)
   else ok, data, host, port = pcall(combinators.wait_for, function() return ep:recvfrom() end, t) end
   if not ok then return nil, errstring(data) end
@@ -751,8 +754,21 @@ end
 
 -- ---------------------------------------------------------------- select --
 
--- Whether socket s would answer a receive (or accept) at once.
+-- Whether socket s would answer a receive (or accept) at once. A udp
+-- socket's datagram is taken to know: it is held for the next receive.
+-- A udp socket's datagram (or error), held for its next receive.
+local function hold(s, ok, ...)
+  if ok and ... == nil then return false end
+  if not ok and core.CancelledError:is(...) then error((...), 0) end
+  s.held = table.pack(ok, ...)
+  return true
+end
+
 local function readable(s)
+  if getmetatable(s) == udp then
+    if s.held or s.closed or not s.ep then return s.held ~= nil or s.closed == true end
+    return hold(s, pcall(core._datagram_poll, s.ep))
+  end
   if getmetatable(s) ~= tcp then return false end
   if s.state == "closed" then return true end
   if s.state == "server" then return not s.accepted:empty() end
@@ -784,6 +800,11 @@ local function wait_readable(recvt, timeout)
     elseif getmetatable(s) == tcp and s.stream then
       tasks[#tasks + 1] = core.spawn(function()
         core._sock_wait(s.stream)
+        if not f:done() then f:set_result(true) end
+      end)
+    elseif getmetatable(s) == udp and s.ep and not s.closed then
+      tasks[#tasks + 1] = core.spawn(function()
+        hold(s, pcall(s.ep.recvfrom, s.ep))
         if not f:done() then f:set_result(true) end
       end)
     end
