@@ -142,8 +142,6 @@ function tcp:gettimeout()
   return self.block, self.total
 end
 
-local FAMILIES = {inet = 2, inet6 = 10}
-
 -- The addresses of host:port, of the socket's family if it has one.
 local function addresses(self, host, port)
   local ok, list = pcall(core.getaddrinfo, host, port)
@@ -151,7 +149,7 @@ local function addresses(self, host, port)
   if self.family then
     local kept = {}
     for _, a in ipairs(list) do
-      if a.family == FAMILIES[self.family] then kept[#kept + 1] = a end
+      if a.family == self.family then kept[#kept + 1] = a end
     end
     list = kept
   end
@@ -181,7 +179,7 @@ end
 
 local apply_options  -- the options set before connect (below)
 
-local function family_of(a) return a.family == 10 and "inet6" or "inet" end
+local function family_of(a) return a.family == "inet6" and "inet6" or "inet" end
 
 --- connect(host, port) -> 1, or nil, err.
 function tcp:connect(host, port)
@@ -850,7 +848,7 @@ local function lookup(name, fname)
   local ips, seen = {}, {}
   for pass = 1, 2 do
     for _, a in ipairs(list) do
-      if (a.family == 2) == (pass == 1) and not seen[a.host] then
+      if (a.family == "inet") == (pass == 1) and not seen[a.host] then
         ips[#ips + 1], seen[a.host] = a.host, true
       end
     end
