@@ -290,7 +290,7 @@ function tcp:send(data, i, j)
   local s = stream_of(self, "send")
   if not s then return nil, "closed", i - 1 end
   if j < i then return i - 1 end
-  local ok, err = pcall(s.write, s, data:sub(i, j))
+  local ok, err = pcall(s.write, s, (i == 1 and j == #data) and data or data:sub(i, j))
   if not ok then return nil, errstring(err), i - 1 end
   if self.block ~= 0 and self.total ~= 0 then
     ok, err = timed(self, drain, s)
