@@ -518,11 +518,11 @@ static void wake_loop(Pool *p) {
   while (r < 0 && errno == EINTR);  /* EAGAIN: it is awake already */
 }
 
-/* Under mu: wait for a job; NULL when this worker must end (the pool
-** stops or shrank). */
+/* Under mu, the worker counted idle: wait for a job (giving way counts
+** as idle: no new worker for the job); NULL when this worker must end
+** (the pool stops or shrank). */
 static Job *worker_next(Pool *p) {
   int spin;
-  p->nidle++;  /* giving way counts as idle: no new worker for the job */
   for (spin = 0; spin < SPINS && p->queue == NULL && !p->stopping; spin++) {
     pthread_mutex_unlock(&p->mu);
     sched_yield();
@@ -539,8 +539,7 @@ static void *worker_main(void *arg) {
   Worker *w = arg;
   Pool *p = w->pool;
   Job *j;
-  pthread_mutex_lock(&p->mu);
-  p->nidle--;  /* counted idle since pool_grow; worker_next counts it now */
+  pthread_mutex_lock(&p->mu);  /* counted idle since pool_grow */
   while ((j = worker_next(p)) != NULL) {
     int wake;
     j->state = J_RUNNING;
@@ -548,6 +547,9 @@ static void *worker_main(void *arg) {
     job_run(w->L, j);
     pthread_mutex_lock(&p->mu);
     wake = done_push(p, j);
+    /* idle before the loop can see the result: the call it makes next
+    ** finds this worker, not a reason to start another */
+    p->nidle++;
     if (wake) {
       pthread_mutex_unlock(&p->mu);
       wake_loop(p);
