@@ -1,0 +1,100 @@
+--- Shared by spec/socket_compat_spec.lua and spec/socket_libs_spec.lua:
+-- Debian's LuaSocket itself, loaded past whatever `require "socket"`
+-- gives (lasync.socket.install() may have replaced it), and a Python peer.
+local http_util = require "http_util"
+local helper = require "helper"
+
+local M = {}
+
+--- Where Debian's lua-redis is: it ships for Lua 5.1 to 5.3 only, and
+-- runs unchanged on 5.4.
+M.REDIS_PATH = "/usr/share/lua/5.3/?.lua"
+
+--- Debian's LuaSocket C core (socket.core), opened from its shared object
+-- directly: the real one, whatever package.loaded holds.
+function M.luasocket()
+  local path = assert(package.searchpath("socket.core", package.cpath),
+                      "LuaSocket (Debian's lua-socket) is not installed")
+  return assert(package.loadlib(path, "luaopen_socket_core"))()
+end
+
+local function copy(t)
+  local c = {}
+  for k, v in pairs(t) do c[k] = v end
+  return c
+end
+
+-- Makes t hold exactly what `saved` held, but for lasync's own modules
+-- loaded meanwhile (lasync.socket keeps its state in them).
+local function reset(t, saved)
+  for k in pairs(t) do
+    if saved[k] == nil and not k:match("^lasync") then t[k] = nil end
+  end
+  for k, v in pairs(saved) do t[k] = v end
+end
+
+--- Runs fn() with lasync.socket.install() done and Debian's lua-redis on
+-- package.path; then puts package.loaded, preload, searchers and path back
+-- as they were (even when fn raises), so that later specs see no change.
+function M.installed(fn, ...)
+  local loaded, preload = copy(package.loaded), copy(package.preload)
+  local searchers, path = copy(package.searchers), package.path
+  package.path = path .. ";" .. M.REDIS_PATH
+  require("lasync.socket").install()
+  local res = table.pack(pcall(fn, ...))
+  reset(package.loaded, loaded)
+  reset(package.preload, preload)
+  for i = 1, math.max(#package.searchers, #searchers) do package.searchers[i] = searchers[i] end
+  package.path = path
+  if not res[1] then error(res[2], 0) end
+  return table.unpack(res, 2, res.n)
+end
+
+local HERE = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+
+--- Starts the scripted peer (compat_peer.py); returns {tcp=, udp=,
+-- closed=, stop=}: its ports and a function that kills it by PID.
+function M.start_peer()
+  local scratch = helper.scratch()
+  local p = http_util.start_python(scratch, "compat",
+    "env -u LD_PRELOAD " .. http_util.PYTHON .. " " .. http_util.quote(HERE .. "compat_peer.py"))
+  local f = assert(io.open(scratch.tmp("compat-port")))
+  local tcp, udp, closed = f:read("n", "n", "n")
+  f:close()
+  scratch.cleanup()
+  return {tcp = tcp, udp = udp, closed = closed, stop = p.stop}
+end
+
+--- A free TCP port on 127.0.0.1 (bound by LuaSocket, then released).
+function M.free_port()
+  local s = M.luasocket().tcp()
+  assert(s:bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return tonumber(port)
+end
+
+--- Starts redis-server on 127.0.0.1 and a free port, without persistence;
+-- returns {port=, pid=, stop=} once it answers PING (stop kills it by PID).
+function M.start_redis()
+  local port = M.free_port()
+  local p = assert(io.popen(("env -u LD_PRELOAD redis-server --port %d --bind 127.0.0.1 "
+    .. "--save '' --appendonly no >/dev/null 2>&1 & echo $!"):format(port)))
+  local pid = p:read("l")
+  p:close()
+  local stop = function() os.execute("kill " .. pid) end
+  for _ = 1, 500 do  -- 10 s at most
+    local c = M.luasocket().tcp()
+    c:settimeout(1)
+    if c:connect("127.0.0.1", port) and c:send("PING\r\n") and c:receive() == "+PONG" then
+      c:close()
+      return {port = port, pid = pid, stop = stop}
+    end
+    c:close()
+    os.execute("sleep 0.02")
+  end
+  stop()
+  error("redis-server did not start on port " .. port)
+end
+
+return M
