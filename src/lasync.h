@@ -465,7 +465,7 @@ void stream_close(lua_State *L, Stream *s, int sidx, int abort);
 ** (the index where the resume's values begin) raises a cancellation, or
 ** returns whether the deadline passed. stream_ended: no more input will
 ** come (EOF, close, failure); stream_has_reader: a task waits in a
-** read; stream_failed: the connection failed;
+** read; stream_failed: the errno the connection failed with (0: none);
 ** stream_raise_failure raises its error, if any, as reads do. Writing:
 ** stream_check_writable raises as write() does after write_eof() or during
 ** a handshake; stream_buffer appends to the output (dropped as write()
@@ -598,6 +598,10 @@ void process_register(lua_State *L);
 
 /* datagram.c: UDP endpoints (core.datagram_open) */
 void datagram_register(lua_State *L);
+
+/* socket.c: LuaSocket's receive over streams (lasync.socket). */
+void socket_register(lua_State *L);
+const char *sock_strerror(int err);
 /* subprocess.c: core._spawn and its Child (pidfd, reap, send_signal) */
 void subprocess_register(lua_State *L);
 /* thread.c: lasync.to_thread and its pool of worker threads (per loop) */

@@ -252,6 +252,7 @@ int luaopen_lasync_core(lua_State *L) {
   tls_register(L);
   process_register(L);
   datagram_register(L);
+  socket_register(L);
   subprocess_register(L);
   http_register(L);
   websocket_register(L);

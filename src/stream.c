@@ -990,7 +990,7 @@ int stream_ended(const Stream *s) { return s->eof; }
 
 int stream_has_reader(const Stream *s) { return s->reader != NULL; }
 
-int stream_failed(const Stream *s) { return s->err != 0; }
+int stream_failed(const Stream *s) { return s->err; }
 
 void stream_raise_failure(lua_State *L, Stream *s) {
   if (s->err) raise_error(L, s);
