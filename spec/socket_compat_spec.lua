@@ -10,7 +10,14 @@ local compat = require "socklibs.compat"
 
 local LUASOCKET = compat.luasocket()
 
-local pack = table.pack
+-- The results of a call, trailing nils left out: LuaSocket pushes
+-- `data, nil, nil` where a Lua function returns `data`; only select("#")
+-- tells them apart.
+local function pack(...)
+  local r = table.pack(...)
+  while r.n > 0 and r[r.n] == nil do r.n = r.n - 1 end
+  return r
+end
 
 -- tostring of a LuaSocket object without its address: "tcp{client}".
 local function shape(o)
@@ -141,9 +148,11 @@ end)
 
 case("large lines and bodies across many reads", function(S, P)
   local c = open(S, P, "big")
-  local line, all = c:receive("*l"), c:receive("*a")
+  local line, all = pack(c:receive("*l")), pack(c:receive("*a"))
   c:close()
-  return {line == ("x"):rep(100000), all == ("y"):rep(70000), #line, #all}
+  -- Lengths and errors, not 170 kB of data, when they differ.
+  return {line[1] == ("x"):rep(100000), all[1] == ("y"):rep(70000), #(line[1] or line[3]),
+          #(all[1] or all[3]), line[2], all[2]}
 end)
 
 case("getsockname and getpeername: ip, port (a number), family", function(S, P)

@@ -16,11 +16,13 @@ local function async_installed(fn, opts)
   return helper.async(function() return compat.installed(fn) end, opts or 20)
 end
 
--- Spawns n tasks running fn(i); awaits them all, in order.
+-- Runs fn(1) .. fn(n) in n tasks of a task group: the first error cancels
+-- the others and is raised.
 local function run_tasks(n, fn)
-  local tasks = {}
-  for i = 1, n do tasks[i] = lasync.spawn(fn, i) end
-  for _, t in ipairs(tasks) do t:await() end
+  local ok, err = pcall(lasync.task_group, function(tg)
+    for i = 1, n do tg:spawn(fn, i) end
+  end)
+  if not ok then error(type(err) == "table" and err.errors and err.errors[1] or err, 0) end
 end
 
 -- A task sleeping 10 ms at a time until stop() is called; stop() returns

@@ -35,13 +35,18 @@ end
 
 --- Runs fn() with lasync.socket.install() done and Debian's lua-redis on
 -- package.path; then puts package.loaded, preload, searchers and path back
--- as they were (even when fn raises), so that later specs see no change.
+-- as they were (even when fn raises), so that later specs see no change:
+-- uninstall() (lasync.socket's own undo), then what it might have missed.
 function M.installed(fn, ...)
   local loaded, preload = copy(package.loaded), copy(package.preload)
   local searchers, path = copy(package.searchers), package.path
   package.path = path .. ";" .. M.REDIS_PATH
-  require("lasync.socket").install()
+  local lsocket = require "lasync.socket"
+  lsocket.install()
+  assert(require "socket" == lsocket and require "socket.core" == lsocket,
+         "install(): require \"socket\" does not give lasync.socket")
   local res = table.pack(pcall(fn, ...))
+  lsocket.uninstall()
   reset(package.loaded, loaded)
   reset(package.preload, preload)
   for i = 1, math.max(#package.searchers, #searchers) do package.searchers[i] = searchers[i] end
