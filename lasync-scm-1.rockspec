@@ -94,6 +94,7 @@ build = {
       ["lasync.streams"] = "lua/lasync/streams.lua",
       ["lasync.datagram"] = "lua/lasync/datagram.lua",
       ["lasync.socket"] = "lua/lasync/socket.lua",
+      ["lasync.socket.ssl"] = "lua/lasync/socket/ssl.lua",
       ["lasync.serve"] = "lua/lasync/serve.lua",
       ["lasync.http"] = "lua/lasync/http.lua",
       ["lasync.httpclient"] = "lua/lasync/httpclient.lua",

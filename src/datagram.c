@@ -344,7 +344,8 @@ static void reader_cancelled(void *arg) {
 }
 
 /* A queued datagram, or one received now, or park as the reader. */
-static int recv_step(lua_State *L, Dgram *d) {
+/* A datagram without waiting: the values pushed, or -1 if none came. */
+static int recv_now(lua_State *L, Dgram *d) {
   int i, n, err;
   check_usable(L, d, "recvfrom");
   if (d->qlen) return pop_slot(L, d);
@@ -355,6 +356,12 @@ static int recv_step(lua_State *L, Dgram *d) {
     return push_received(L, d, 0);
   }
   if (!would_block(err = errno)) return raise_errno(L, err, "recvfrom");
+  return -1;
+}
+
+static int recv_step(lua_State *L, Dgram *d) {
+  int n = recv_now(L, d);
+  if (n >= 0) return n;
   if (d->reader)
     return luaL_error(L, "recvfrom: another task is already waiting to "
                       "receive on this endpoint");
@@ -552,6 +559,23 @@ static int l_sockname(lua_State *L) {
   return addr_push_of(L, d->fd, 0);
 }
 
+/* core._datagram_fd(ep) -> its descriptor (-1 once closed), for
+** lasync.socket's options. */
+static int l_fd(lua_State *L) {
+  lua_pushinteger(L, checkdatagram(L)->fd);
+  return 1;
+}
+
+/* core._datagram_poll(ep) -> data, host, port, or nothing if no datagram
+** is there: recvfrom that never suspends (lasync.socket's timeout 0). */
+static int l_poll(lua_State *L) {
+  Dgram *d = checkdatagram(L);
+  int n;
+  lua_settop(L, 1);
+  n = recv_now(L, d);
+  return n < 0 ? 0 : n;
+}
+
 static int l_dropped(lua_State *L) {
   lua_pushinteger(L, checkdatagram(L)->dropped);
   return 1;
@@ -708,6 +732,8 @@ static const luaL_Reg datagram_funcs[] = {
   {"datagram_open", l_datagram_open},
   {"_datagram_batch", l_batch},
   {"_datagram_hold", l_hold},
+  {"_datagram_poll", l_poll},
+  {"_datagram_fd", l_fd},
   {NULL, NULL}
 };
 

@@ -7,6 +7,10 @@
 */
 #include <errno.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <time.h>
 #include "lasync.h"
 
 enum { PAT_LINE, PAT_ALL, PAT_COUNT, PAT_SOME };
@@ -68,7 +72,7 @@ static int complete(lua_State *L, Stream *s, int pat, size_t n) {
     take(L, s, n < len ? n : len, 0, 0);
     return 1;
   }
-  if (pat == PAT_LINE && (nl = memchr(p, '\n', len)) != NULL) {
+  if (pat == PAT_LINE && len > 0 && (nl = memchr(p, '\n', len)) != NULL) {
     take(L, s, (size_t)(nl - p), 1, 1);
     return 1;
   }
@@ -168,7 +172,118 @@ static int l_wait(lua_State *L) {
   return wait_k(L, LUA_OK, 0);
 }
 
+/* core._sock_gettime() -> seconds since the epoch (LuaSocket's gettime). */
+static int l_gettime(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+  return 1;
+}
+
+/* ---------- options (LuaSocket's options.c names) ---------- */
+
+enum { OPT_BOOL, OPT_INT, OPT_LINGER };
+
+static const struct Opt {
+  const char *name;
+  int level, opt, kind;
+} opts[] = {
+  {"keepalive", SOL_SOCKET, SO_KEEPALIVE, OPT_BOOL},
+  {"reuseaddr", SOL_SOCKET, SO_REUSEADDR, OPT_BOOL},
+  {"reuseport", SOL_SOCKET, SO_REUSEPORT, OPT_BOOL},
+  {"broadcast", SOL_SOCKET, SO_BROADCAST, OPT_BOOL},
+  {"dontroute", SOL_SOCKET, SO_DONTROUTE, OPT_BOOL},
+  {"linger", SOL_SOCKET, SO_LINGER, OPT_LINGER},
+  {"recv-buffer-size", SOL_SOCKET, SO_RCVBUF, OPT_INT},
+  {"send-buffer-size", SOL_SOCKET, SO_SNDBUF, OPT_INT},
+  {"tcp-nodelay", IPPROTO_TCP, TCP_NODELAY, OPT_BOOL},
+  {"tcp-keepidle", IPPROTO_TCP, TCP_KEEPIDLE, OPT_INT},
+  {"tcp-keepcnt", IPPROTO_TCP, TCP_KEEPCNT, OPT_INT},
+  {"tcp-keepintvl", IPPROTO_TCP, TCP_KEEPINTVL, OPT_INT},
+  {"ipv6-v6only", IPPROTO_IPV6, IPV6_V6ONLY, OPT_BOOL},
+  {"ip-multicast-ttl", IPPROTO_IP, IP_MULTICAST_TTL, OPT_INT},
+  {"ip-multicast-loop", IPPROTO_IP, IP_MULTICAST_LOOP, OPT_BOOL},
+  {NULL, 0, 0, 0}
+};
+
+static const char *const kinds[] = {"boolean", "number", "linger"};
+
+static const struct Opt *find_opt(const char *name) {
+  const struct Opt *o;
+  for (o = opts; o->name; o++)
+    if (strcmp(o->name, name) == 0) return o;
+  return NULL;
+}
+
+static const struct Opt *checkopt(lua_State *L, int idx) {
+  const struct Opt *o = find_opt(luaL_checkstring(L, idx));
+  if (o == NULL) luaL_argerror(L, idx, "unsupported option");
+  return o;
+}
+
+/* core._sock_option_kind(name) -> "boolean", "number", "linger" or nil:
+** what the option takes, nil if unsupported. */
+static int l_option_kind(lua_State *L) {
+  const struct Opt *o = find_opt(luaL_checkstring(L, 1));
+  if (o == NULL) return 0;
+  lua_pushstring(L, kinds[o->kind]);
+  return 1;
+}
+
+static int opt_result(lua_State *L, int r) {
+  if (r == 0) {
+    lua_pushinteger(L, 1);
+    return 1;
+  }
+  r = errno;
+  luaL_pushfail(L);
+  lua_pushstring(L, sock_strerror(r));
+  return 2;
+}
+
+/* core._sock_setoption(fd, name, value) -> 1, or nil, err. value as
+** _sock_option_kind says, checked by the caller (linger: {on=, timeout=}). */
+static int l_setoption(lua_State *L) {
+  int fd = (int)luaL_checkinteger(L, 1), v;
+  const struct Opt *o = checkopt(L, 2);
+  struct linger li;
+  if (o->kind == OPT_LINGER) {
+    lua_getfield(L, 3, "on");
+    lua_getfield(L, 3, "timeout");
+    li.l_onoff = lua_toboolean(L, -2);
+    li.l_linger = (int)lua_tointeger(L, -1);
+    return opt_result(L, setsockopt(fd, o->level, o->opt, &li, sizeof li));
+  }
+  v = o->kind == OPT_BOOL ? lua_toboolean(L, 3) : (int)lua_tointeger(L, 3);
+  return opt_result(L, setsockopt(fd, o->level, o->opt, &v, sizeof v));
+}
+
+/* core._sock_getoption(fd, name) -> value, or nil, err. */
+static int l_getoption(lua_State *L) {
+  int fd = (int)luaL_checkinteger(L, 1), v = 0;
+  const struct Opt *o = checkopt(L, 2);
+  struct linger li;
+  socklen_t len = o->kind == OPT_LINGER ? sizeof li : sizeof v;
+  if (getsockopt(fd, o->level, o->opt, o->kind == OPT_LINGER
+                 ? (void *)&li : (void *)&v, &len) != 0)
+    return opt_result(L, -1);
+  if (o->kind == OPT_BOOL) lua_pushboolean(L, v != 0);
+  else if (o->kind == OPT_INT) lua_pushinteger(L, v);
+  else {
+    lua_createtable(L, 0, 2);
+    lua_pushboolean(L, li.l_onoff != 0);
+    lua_setfield(L, -2, "on");
+    lua_pushinteger(L, li.l_linger);
+    lua_setfield(L, -2, "timeout");
+  }
+  return 1;
+}
+
 static const luaL_Reg socket_funcs[] = {
+  {"_sock_option_kind", l_option_kind},
+  {"_sock_setoption", l_setoption},
+  {"_sock_getoption", l_getoption},
+  {"_sock_gettime", l_gettime},
   {"_sock_receive", l_receive},
   {"_sock_strerror", l_strerror},
   {"_sock_ready", l_ready},

@@ -50,9 +50,9 @@ end
 -- ---------------------------------------------------------------- timing --
 
 --- Seconds since the epoch, with fractions.
-function M.gettime() return core.time() end
+M.gettime = core._sock_gettime
 
---- Suspends the running task for s seconds (nil or negative: not at all).
+--- Suspends the running task for s seconds (0 or negative: not at all).
 function M.sleep(s)
   check_number(s, 1, "sleep")
   in_task("sleep")
@@ -82,25 +82,44 @@ end
 
 -- ------------------------------------------------------------------- tcp --
 
-local tcp = {}
-tcp.__index = tcp
-tcp.__name = "tcp{master}"
+--- A class named name (its __name) and the check of its methods' self.
+-- (lasync.socket.ssl's classes are made so too.)
+function M._class(name)
+  local cls = {__name = name}
+  cls.__index = cls
+  return cls, function(self, fname)
+    if getmetatable(self) ~= cls then checks.bad_self(self, cls, fname) end
+    return self
+  end
+end
 
-local function check_tcp(self, fname)
-  if getmetatable(self) ~= tcp then checks.bad_self(self, tcp, fname) end
+local tcp, check_tcp = M._class("tcp{master}")
+
+-- The classes settimeout and gettimeout serve (udp's joins below).
+local TIMED = {[tcp] = true}
+
+local function check_timed(self, fname)
+  if not TIMED[getmetatable(self)] then checks.bad_self(self, tcp, fname) end
   return self
 end
 
 local function new_tcp(family, state, stream)
   return setmetatable({family = family, state = state, stream = stream,
                        block = -1, total = -1, sent = 0, received0 = 0,
-                       birth = core.time()}, tcp)
+                       birth = M.gettime()}, tcp)
 end
 
 --- tcp(): a new master TCP object (tcp4, tcp6: of that family only).
 function M.tcp() return new_tcp(nil, "master") end
 function M.tcp4() return new_tcp("inet", "master") end
 function M.tcp6() return new_tcp("inet6", "master") end
+
+-- An accepted socket dropped without close() lets its connection's
+-- handler return, which closes it (LuaSocket closes on collection too).
+function tcp:__gc()
+  local parked = self.parked
+  if parked and not parked:done() then pcall(parked.set_result, parked, true) end
+end
 
 function tcp:__tostring()
   return ("tcp{%s}: %p"):format(self.closed_state or self.state, self)
@@ -111,7 +130,7 @@ local MODES = {b = "block", t = "total", r = "total"}
 --- settimeout(t, mode): mode "b" (each wait, the default) or "t" (the
 -- whole call); nil or negative: no limit.
 function tcp:settimeout(t, mode)
-  check_tcp(self, "settimeout")
+  check_timed(self, "settimeout")
   if t ~= nil then check_number(t, 2, "settimeout") end
   local field = MODES[mode or "b"] or argerror(3, "settimeout", "invalid timeout mode")
   self[field] = (t == nil or t < 0) and -1 or t
@@ -119,11 +138,9 @@ function tcp:settimeout(t, mode)
 end
 
 function tcp:gettimeout()
-  check_tcp(self, "gettimeout")
+  check_timed(self, "gettimeout")
   return self.block, self.total
 end
-
-local FAMILIES = {inet = 2, inet6 = 10}
 
 -- The addresses of host:port, of the socket's family if it has one.
 local function addresses(self, host, port)
@@ -132,7 +149,7 @@ local function addresses(self, host, port)
   if self.family then
     local kept = {}
     for _, a in ipairs(list) do
-      if a.family == FAMILIES[self.family] then kept[#kept + 1] = a end
+      if a.family == self.family then kept[#kept + 1] = a end
     end
     list = kept
   end
@@ -149,10 +166,10 @@ local function check_hostport(host, port, fname)
   return host, math.tointeger(port)
 end
 
-local function connect_any(list)
+local function connect_any(list, lhost, lport)
   local first
   for _, a in ipairs(list) do
-    local ok, s = pcall(core.tcp_connect, a.host, a.port, CHUNK)
+    local ok, s = pcall(core.tcp_connect, a.host, a.port, CHUNK, lhost, lport)
     if ok then return s, a end
     if not OSError:is(s) or core.CancelledError:is(s) then error(s, 0) end
     first = first or s
@@ -160,7 +177,9 @@ local function connect_any(list)
   error(first, 0)
 end
 
-local function family_of(a) return a.family == 10 and "inet6" or "inet" end
+local apply_options  -- the options set before connect (below)
+
+local function family_of(a) return a.family == "inet6" and "inet6" or "inet" end
 
 --- connect(host, port) -> 1, or nil, err.
 function tcp:connect(host, port)
@@ -171,10 +190,11 @@ function tcp:connect(host, port)
   if self.state == "closed" then return nil, "closed" end
   local list, err = addresses(self, host, port)
   if not list then return nil, err end
-  local s, a = timed(self, connect_any, list)
+  local s, a = timed(self, connect_any, list, self.lhost, self.lport)
   if not s then return nil, a end
   self.stream, self.state, self.family = s, "client", family_of(a)
   self.received0 = core._stream_received(s)
+  apply_options(self)
   return 1
 end
 
@@ -249,10 +269,9 @@ function tcp:receive(pattern, prefix)
   return with_prefix(prefix, receive_long(s, pat, block, total))
 end
 
-local function write_drain(s, data)
-  s:write(data)
-  s:drain()
-end
+-- The output waits in the stream's buffer: draining it is what may wait,
+-- under the timeout (0: it never waits).
+local function drain(s) s:drain() end
 
 -- LuaSocket's string.sub-like bounds of send(data, i, j).
 local function bounds(len, i, j)
@@ -271,8 +290,12 @@ function tcp:send(data, i, j)
   local s = stream_of(self, "send")
   if not s then return nil, "closed", i - 1 end
   if j < i then return i - 1 end
-  local ok, err = timed(self, write_drain, s, data:sub(i, j))
-  if ok == nil and err then return nil, err, i - 1 end
+  local ok, err = pcall(s.write, s, (i == 1 and j == #data) and data or data:sub(i, j))
+  if not ok then return nil, errstring(err), i - 1 end
+  if self.block ~= 0 and self.total ~= 0 then
+    ok, err = timed(self, drain, s)
+    if ok == nil and err then return nil, err, i - 1 end
+  end
   self.sent = self.sent + (j - i + 1)
   return j
 end
@@ -282,7 +305,12 @@ function tcp:close()
   check_tcp(self, "close")
   if self.state == "closed" then return 1 end
   if self.stream then self.stream:close() end
-  if self.server then self.server:close() end
+  if self.server then
+    self.server:close()
+    while not self.accepted:empty() do  -- their handlers return: closed
+      self.accepted:get_nowait()[2]:set_result(true)
+    end
+  end
   if self.parked then self.parked:set_result(true) end
   self.closed_state, self.state = self.state, "closed"
   return 1
@@ -333,7 +361,7 @@ end
 function tcp:getstats()
   check_tcp(self, "getstats")
   local got = self.stream and core._stream_received(self.stream) - self.received0 or 0
-  return got, self.sent, core.time() - self.birth
+  return got, self.sent, M.gettime() - self.birth
 end
 
 --- setstats(received, sent, age) -> 1.
@@ -343,7 +371,7 @@ function tcp:setstats(received, sent, age)
   check_number(sent, 3, "setstats")
   check_number(age, 4, "setstats")
   self.received0 = self.stream and core._stream_received(self.stream) - received or -received
-  self.sent, self.birth = sent, core.time() - age
+  self.sent, self.birth = sent, M.gettime() - age
   return 1
 end
 
@@ -371,6 +399,72 @@ end
 function tcp:class()
   check_tcp(self, "class")
   return "tcp{" .. (self.closed_state or self.state) .. "}"
+end
+
+-- --------------------------------------------------------------- options --
+
+-- Checks setoption's value for name (argument 3): LuaSocket's messages.
+local function check_option(name, v, fname)
+  check_string(name, 2, fname)
+  local kind = core._sock_option_kind(name)
+    or argerror(2, fname, "unsupported option '" .. name .. "'")
+  if fname == "getoption" then return end
+  if kind == "linger" then
+    checks.check(type(v) == "table", v, 3, fname, "table")
+    if type(v.on) ~= "boolean" then argerror(3, fname, "boolean 'on' field expected") end
+    if math.type(v.timeout) ~= "integer" then argerror(3, fname, "integer 'timeout' field expected") end
+  elseif kind == "number" then
+    checks.integer(v, 3, fname, 0, nil, "integer")
+  else
+    checks.check(type(v) == "boolean", v, 3, fname, "boolean")
+  end
+end
+
+-- The descriptor options apply to; a master socket has none yet: they
+-- are kept for connect (false), a server's is the server's own (nil).
+local function option_fd(self)
+  if self.state == "master" and not self.server then return false end
+  if self.state == "client" and self.stream then return self.stream:get_extra_info("fd") end
+  return nil
+end
+
+--- setoption(name, value) -> 1, or nil, err. The names of LuaSocket's
+-- options.c: keepalive, reuseaddr, reuseport, tcp-nodelay, tcp-keepidle,
+-- tcp-keepcnt, tcp-keepintvl, linger ({on=, timeout=}), ipv6-v6only,
+-- recv-buffer-size, send-buffer-size, broadcast, dontroute, ...
+function tcp:setoption(name, value)
+  check_tcp(self, "setoption")
+  check_option(name, value, "setoption")
+  local fd = option_fd(self)
+  if fd == false then
+    self.options = self.options or {}
+    self.options[#self.options + 1] = {name, value}
+    return 1
+  end
+  if not fd then return nil, "closed" end
+  return core._sock_setoption(fd, name, value)
+end
+
+--- getoption(name) -> its value, or nil, err.
+function tcp:getoption(name)
+  check_tcp(self, "getoption")
+  check_option(name, nil, "getoption")
+  local fd = option_fd(self)
+  if fd == false then
+    for i = #(self.options or {}), 1, -1 do
+      if self.options[i][1] == name then return self.options[i][2] end
+    end
+    return nil, "not connected"
+  end
+  if not fd then return nil, "closed" end
+  return core._sock_getoption(fd, name)
+end
+
+-- The options set on a master socket, once it is connected.
+function apply_options(self)
+  local fd = self.stream:get_extra_info("fd")
+  for _, o in ipairs(self.options or {}) do core._sock_setoption(fd, o[1], o[2]) end
+  self.options = nil
 end
 
 -- ---------------------------------------------------------------- server --
@@ -445,10 +539,12 @@ function M.bind(host, port, backlog)
 end
 
 --- connect(host, port, locaddr, locport, family) -> a connected
--- client socket, or nil, err.
+-- client socket (bound first to locaddr:locport if given), or nil, err.
 function M.connect(host, port, locaddr, locport, family)
-  if locaddr ~= nil or locport ~= nil then argerror(3, "connect", "local addresses are not supported") end
+  if locaddr ~= nil then check_string(locaddr, 3, "connect") end
+  if locport ~= nil then locport = select(2, check_hostport("", locport, "connect")) end
   local s = family == "inet6" and M.tcp6() or family == "inet" and M.tcp4() or M.tcp()
+  s.lhost, s.lport = locaddr, locaddr and (locport or 0)
   local ok, err = s:connect(host, port)
   if not ok then return nil, err end
   return s
@@ -456,10 +552,221 @@ end
 function M.connect4(host, port) return M.connect(host, port, nil, nil, "inet") end
 function M.connect6(host, port) return M.connect(host, port, nil, nil, "inet6") end
 
+-- ------------------------------------------------------------------- udp --
+-- Over lasync.open_datagram's endpoints (§9): setsockname binds one,
+-- setpeername opens it again connected (from the same local address).
+
+local open_datagram = require("lasync.datagram").open_datagram
+
+local udp, check_udp = M._class("udp{unconnected}")
+
+local function new_udp(family)
+  return setmetatable({family = family, block = -1, total = -1}, udp)
+end
+
+--- udp() (udp4, udp6): a new unconnected UDP object.
+function M.udp() return new_udp(nil) end
+function M.udp4() return new_udp("inet") end
+function M.udp6() return new_udp("inet6") end
+
+function udp:__tostring()
+  return ("udp{%s}: %p"):format(self.peer and "connected" or "unconnected", self)
+end
+
+function udp:class()
+  check_udp(self, "class")
+  return self.peer and "udp{connected}" or "udp{unconnected}"
+end
+
+udp.settimeout, udp.gettimeout, TIMED[udp] = tcp.settimeout, tcp.gettimeout, true
+
+local function any_host(family) return family == "inet6" and "::" or "0.0.0.0" end
+
+-- (Re)opens the endpoint: opts for open_datagram; 1, or nil, err (and
+-- then no endpoint).
+local function reopen(self, opts)
+  if self.ep then self.ep:close() end  -- its address is taken again
+  self.ep = nil
+  local ok, ep = pcall(open_datagram, opts)
+  if not ok then return nil, errstring(ep) end
+  self.ep = ep
+  local host = ep:sockname()
+  self.family = host:find(":") and "inet6" or "inet"
+  return 1
+end
+
+--- setsockname(host, port) -> 1, or nil, err ("*": every interface).
+function udp:setsockname(host, port)
+  check_udp(self, "setsockname")
+  host, port = check_hostport(host, port, "setsockname")
+  in_task("udp:setsockname")
+  if self.ep then return nil, "already bound" end
+  if host == "*" then host = any_host(self.family) end
+  return reopen(self, {local_host = host, local_port = port})
+end
+
+--- setpeername(host, port) -> 1, or nil, err; setpeername("*")
+-- disconnects.
+function udp:setpeername(host, port)
+  check_udp(self, "setpeername")
+  check_string(host, 1, "setpeername")
+  in_task("udp:setpeername")
+  local lhost, lport
+  if self.ep then lhost, lport = self.ep:sockname() end
+  if host == "*" then
+    self.peer = nil
+    return reopen(self, {local_host = lhost or any_host(self.family), local_port = lport or 0})
+  end
+  host, port = check_hostport(host, port, "setpeername")
+  local ok, err = reopen(self, {local_host = lhost, local_port = lport,
+                               remote_host = host, remote_port = port})
+  if ok then self.peer = {host, port} end
+  return ok, err
+end
+
+-- The endpoint of an open socket; sendto binds one first if need be.
+local function endpoint(self, fname, family)
+  in_task("udp:" .. fname)
+  if self.closed then return nil, "closed" end
+  if not self.ep and family then
+    local ok, err = reopen(self, {local_host = any_host(family), local_port = 0})
+    if not ok then return nil, err end
+  end
+  return self.ep or nil, "closed"
+end
+
+local function sent(data, ok, err)
+  if ok then return #data end
+  return nil, errstring(err)
+end
+
+--- send(data) -> bytes sent, or nil, err (a connected socket).
+function udp:send(data)
+  check_udp(self, "send")
+  check_string(data, 2, "send")
+  local ep, err = endpoint(self, "send")
+  if not ep then return nil, err end
+  if not self.peer then return nil, "not connected" end
+  return sent(data, pcall(ep.send, ep, data))
+end
+
+--- sendto(data, ip, port) -> bytes sent, or nil, err (an unconnected one).
+function udp:sendto(data, ip, port)
+  check_udp(self, "sendto")
+  check_string(data, 2, "sendto")
+  check_string(ip, 3, "sendto")
+  port = math.tointeger(port)
+  if not port or port < 0 or port > 65535 then argerror(4, "sendto", "port (integer from 0 to 65535) expected") end
+  if self.peer then return nil, "already connected" end
+  local ep, err = endpoint(self, "sendto", ip:find(":") and "inet6" or "inet")
+  if not ep then return nil, err end
+  return sent(data, pcall(ep.sendto, ep, data, ip, port))
+end
+
+-- A datagram (data, host, port) under the timeout, or nil, err.
+local function datagram(self, fname, size)
+  if size ~= nil then checks.integer(size, 2, fname, 0, nil, "integer") end
+  local ep, err = endpoint(self, fname)
+  if not ep then return nil, err end
+  local t = self.block
+  if self.total >= 0 and (t < 0 or self.total < t) then t = self.total end
+  local ok, data, host, port
+  local held = self.held  -- what select took to see it was readable
+  self.held = nil
+  if held then ok, data, host, port = table.unpack(held, 1, 4)
+  elseif t == 0 then ok, data, host, port = pcall(core._datagram_poll, ep)
+  elseif t < 0 then ok, data, host, port = pcall(ep.recvfrom, ep)
+  else ok, data, host, port = pcall(combinators.wait_for, function() return ep:recvfrom() end, t) end
+  if not ok then return nil, errstring(data) end
+  if data == nil then return nil, "timeout" end
+  size = size or M._DATAGRAMSIZE
+  return #data > size and data:sub(1, size) or data, host, port
+end
+
+--- receive(size) -> a datagram (cut to size), or nil, err.
+function udp:receive(size)
+  check_udp(self, "receive")
+  local data, err = datagram(self, "receive", size)
+  if data then return data end
+  return nil, err
+end
+
+--- receivefrom(size) -> a datagram, the sender's ip and port, or nil, err.
+function udp:receivefrom(size)
+  check_udp(self, "receivefrom")
+  return datagram(self, "receivefrom", size)
+end
+
+--- getsockname() -> ip, port, family, or nil, err.
+function udp:getsockname()
+  check_udp(self, "getsockname")
+  if not self.ep or self.closed then return nil, "not bound" end
+  local host, port = self.ep:sockname()
+  return host, port, self.family
+end
+
+--- getpeername() -> ip, port, family, or nil, err.
+function udp:getpeername()
+  check_udp(self, "getpeername")
+  if not self.peer or self.closed then return nil, "not connected" end
+  return self.peer[1], self.peer[2], self.family
+end
+
+function udp:getfamily()
+  check_udp(self, "getfamily")
+  return self.family or "inet"
+end
+
+--- close() -> 1.
+function udp:close()
+  check_udp(self, "close")
+  if self.ep then self.ep:close() end
+  self.closed = true
+  return 1
+end
+
+function udp:getfd()
+  check_udp(self, "getfd")
+  return self.ep and not self.closed and core._datagram_fd(self.ep) or -1
+end
+
+function udp:dirty()
+  check_udp(self, "dirty")
+  return false
+end
+
+--- setoption(name, value), getoption(name): as tcp's, once bound.
+function udp:setoption(name, value)
+  check_udp(self, "setoption")
+  check_option(name, value, "setoption")
+  if not self.ep or self.closed then return nil, "closed" end
+  return core._sock_setoption(core._datagram_fd(self.ep), name, value)
+end
+
+function udp:getoption(name)
+  check_udp(self, "getoption")
+  check_option(name, nil, "getoption")
+  if not self.ep or self.closed then return nil, "closed" end
+  return core._sock_getoption(core._datagram_fd(self.ep), name)
+end
+
 -- ---------------------------------------------------------------- select --
 
--- Whether socket s would answer a receive (or accept) at once.
+-- Whether socket s would answer a receive (or accept) at once. A udp
+-- socket's datagram is taken to know: it is held for the next receive.
+-- A udp socket's datagram (or error), held for its next receive.
+local function hold(s, ok, ...)
+  if ok and ... == nil then return false end
+  if not ok and core.CancelledError:is(...) then error((...), 0) end
+  s.held = table.pack(ok, ...)
+  return true
+end
+
 local function readable(s)
+  if getmetatable(s) == udp then
+    if s.held or s.closed or not s.ep then return s.held ~= nil or s.closed == true end
+    return hold(s, pcall(core._datagram_poll, s.ep))
+  end
   if getmetatable(s) ~= tcp then return false end
   if s.state == "closed" then return true end
   if s.state == "server" then return not s.accepted:empty() end
@@ -491,6 +798,11 @@ local function wait_readable(recvt, timeout)
     elseif getmetatable(s) == tcp and s.stream then
       tasks[#tasks + 1] = core.spawn(function()
         core._sock_wait(s.stream)
+        if not f:done() then f:set_result(true) end
+      end)
+    elseif getmetatable(s) == udp and s.ep and not s.closed then
+      tasks[#tasks + 1] = core.spawn(function()
+        hold(s, pcall(s.ep.recvfrom, s.ep))
         if not f:done() then f:set_result(true) end
       end)
     end
@@ -536,7 +848,7 @@ local function lookup(name, fname)
   local ips, seen = {}, {}
   for pass = 1, 2 do
     for _, a in ipairs(list) do
-      if (a.family == 2) == (pass == 1) and not seen[a.host] then
+      if (a.family == "inet") == (pass == 1) and not seen[a.host] then
         ips[#ips + 1], seen[a.host] = a.host, true
       end
     end
@@ -622,7 +934,7 @@ M.try = M.newtry()
 M.sinkt, M.sourcet = {}, {}
 
 M.sinkt["close-when-done"] = function(sock)
-  return setmetatable({}, {__call = function(_, chunk, err)
+  return setmetatable({}, {__call = function(_, chunk)
     if not chunk then
       sock:close()
       return 1
@@ -632,7 +944,7 @@ M.sinkt["close-when-done"] = function(sock)
 end
 
 M.sinkt["keep-open"] = function(sock)
-  return setmetatable({}, {__call = function(_, chunk, err)
+  return setmetatable({}, {__call = function(_, chunk)
     if chunk then return sock:send(chunk) end
     return 1
   end})
@@ -685,40 +997,49 @@ end
 
 -- ------------------------------------------------------- asyncio's sock_* --
 
+-- Calls s:method(...) with no timeout, as asyncio's sock_* wait whatever
+-- the socket's mode: err raised as OSError.
+local function untimed(s, method, ...)
+  local block, total = s.block, s.total
+  s.block, s.total = -1, -1
+  local a, b = s[method](s, ...)
+  s.block, s.total = block, total
+  if not a then error(OSError(b), 3) end
+  return a
+end
+
 --- Adds sock_accept, sock_recv, sock_sendall and sock_connect to loops.
 local function add_loop_methods()
   local lp = core.new_loop()
   local methods = getmetatable(lp).__methods
   lp:close()
   function methods.sock_accept(_, s)
-    local c, err = s:accept()
-    if not c then error(OSError(err), 2) end
+    local c = untimed(s, "accept")
     return c, {c:getpeername()}
   end
   function methods.sock_recv(_, s, n)
     checks.integer(n, 2, "sock_recv", 1, nil, "positive integer")
     local st = stream_of(s, "receive")
     if not st then error(OSError("closed"), 2) end
-    local data, err, partial = receive(st, "s", math.min(n, CHUNK), deadlines(s))
+    local data, err, partial = receive(st, "s", math.min(n, CHUNK), -1, 0)
     if data then return data end
     if err == "closed" then return partial end
     error(OSError(err), 2)
   end
-  function methods.sock_sendall(_, s, data)
-    local ok, err = s:send(data)
-    if not ok then error(OSError(err), 2) end
-  end
-  function methods.sock_connect(_, s, host, port)
-    local ok, err = s:connect(host, port)
-    if not ok then error(OSError(err), 2) end
-  end
+  function methods.sock_sendall(_, s, data) untimed(s, "send", data) end
+  function methods.sock_connect(_, s, host, port) untimed(s, "connect", host, port) end
 end
 add_loop_methods()
 
 -- --------------------------------------------------------------- install --
 
+-- socket.ssl: LuaSec's wrap (lua/lasync/socket/ssl.lua), loaded on use.
+setmetatable(M, {__index = function(_, k)
+  if k == "ssl" then return require "lasync.socket.ssl" end
+end})
+
 local saved
-local NAMES = {"socket", "socket.core"}
+local NAMES = {"socket", "socket.core", "ssl"}
 
 --- install(): require "socket" and "socket.core" give this module (and
 -- "ssl" lasync.socket.ssl), so that LuaSocket's pure-Lua modules
@@ -728,7 +1049,7 @@ function M.install()
   saved = {}
   for _, name in ipairs(NAMES) do
     saved[name] = {package.loaded[name], package.preload[name]}
-    package.loaded[name] = M
+    package.loaded[name] = name == "ssl" and M.ssl or M
   end
   for _, name in ipairs {"socket.http", "socket.smtp", "socket.ftp", "socket.tp"} do
     saved[name] = {package.loaded[name], package.preload[name]}
