@@ -107,6 +107,12 @@ describe("lua-redis over lasync.socket", function()
       assert.is_true(gap < 1, ("a gap of %.3f s between ticks"):format(gap))
     end))
 
+  it("README shows examples/redis_tasks.lua as it is", function()
+    local readme = helper.read_file("README.md")
+    local section = assert(readme:match("\n## Using LuaSocket libraries\n(.-)\n## "))
+    assert.equal(helper.read_file("examples/redis_tasks.lua"), section:match("```lua\n(.-)```"))
+  end)
+
   it("examples/redis_tasks.lua runs as the README shows", function()
     local out, code = helper.shell(("REDIS_PORT=%d scripts/lasync run examples/redis_tasks.lua 2>&1")
       :format(server.port))
