@@ -213,7 +213,8 @@ case("server: bind, listen, accept with and without a client", function(S)
   return r
 end)
 
--- Runs fn on lasync.socket inside a task, with a fresh `require` of it.
+-- Runs fn on lasync.socket inside a task, under the helper's checks (no task,
+-- handle or descriptor left).
 local function on_lasync(fn, P)
   return helper.run(function() return fn(require "lasync.socket", P) end, 10)
 end
