@@ -1,21 +1,27 @@
 --- Shared by spec/socket_compat_spec.lua and spec/socket_libs_spec.lua:
--- Debian's LuaSocket itself, loaded past whatever `require "socket"`
--- gives (lasync.socket.install() may have replaced it), and a Python peer.
+-- Debian's LuaSocket in a process of its own, the Python peers, redis-server,
+-- and install() undone after each spec.
 local http_util = require "http_util"
 local helper = require "helper"
 
 local M = {}
 
+local HERE = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+
 --- Where Debian's lua-redis is: it ships for Lua 5.1 to 5.3 only, and
 -- runs unchanged on 5.4.
 M.REDIS_PATH = "/usr/share/lua/5.3/?.lua"
 
---- Debian's LuaSocket C core (socket.core), opened from its shared object
--- directly: the real one, whatever package.loaded holds.
-function M.luasocket()
-  local path = assert(package.searchpath("socket.core", package.cpath),
-                      "LuaSocket (Debian's lua-socket) is not installed")
-  return assert(package.loadlib(path, "luaopen_socket_core"))()
+
+--- The results of case i of socklibs.compat_cases on Debian's LuaSocket,
+-- run by luasocket_case.lua in a process of its own, blocking (no loop):
+-- loading LuaSocket ignores SIGPIPE in the whole process.
+function M.on_luasocket(i, P)
+  local out, code = helper.shell(("env -u LD_PRELOAD %s %s %d %d %d %d 2>&1"):format(
+    os.getenv("LASYNC_LUA") or "lua5.4", http_util.quote(HERE .. "luasocket_case.lua"),
+    i, P.tcp, P.udp, P.closed))
+  assert(code == 0, out)
+  return assert(load("return " .. out, "=luasocket_case"))()
 end
 
 local function copy(t)
@@ -55,8 +61,6 @@ function M.installed(fn, ...)
   return table.unpack(res, 2, res.n)
 end
 
-local HERE = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
-
 --- Starts the scripted peer (compat_peer.py); returns {tcp=, udp=,
 -- closed=, stop=}: its ports and a function that kills it by PID.
 function M.start_peer()
@@ -70,13 +74,11 @@ function M.start_peer()
   return {tcp = tcp, udp = udp, closed = closed, stop = p.stop}
 end
 
---- A free TCP port on 127.0.0.1 (bound by LuaSocket, then released).
+--- A free TCP port on 127.0.0.1 (bound by Python, then released).
 function M.free_port()
-  local s = M.luasocket().tcp()
-  assert(s:bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
+  local out = helper.shell(http_util.PYTHON .. " -c 'import socket; s = socket.socket(); "
+    .. "s.bind((\"127.0.0.1\", 0)); print(s.getsockname()[1])'")
+  return assert(tonumber(out), "no free port")
 end
 
 --- Starts redis-server on 127.0.0.1 and a free port, without persistence;
@@ -88,16 +90,9 @@ function M.start_redis()
   local pid = p:read("l")
   p:close()
   local stop = function() os.execute("kill " .. pid) end
-  for _ = 1, 500 do  -- 10 s at most
-    local c = M.luasocket().tcp()
-    c:settimeout(1)
-    if c:connect("127.0.0.1", port) and c:send("PING\r\n") and c:receive() == "+PONG" then
-      c:close()
-      return {port = port, pid = pid, stop = stop}
-    end
-    c:close()
-    os.execute("sleep 0.02")
-  end
+  local _, up = helper.shell(("for i in $(seq 500); do redis-cli -p %d ping 2>/dev/null "
+    .. "| grep -q PONG && exit 0; sleep 0.02; done; exit 1"):format(port))  -- 10 s at most
+  if up == 0 then return {port = port, pid = pid, stop = stop} end
   stop()
   error("redis-server did not start on port " .. port)
 end
