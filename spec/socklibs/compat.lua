@@ -76,7 +76,7 @@ end
 
 --- A free TCP port on 127.0.0.1 (bound by Python, then released).
 function M.free_port()
-  local out = helper.shell(http_util.PYTHON .. " -c 'import socket; s = socket.socket(); "
+  local out = helper.shell("env -u LD_PRELOAD " .. http_util.PYTHON .. " -c 'import socket; s = socket.socket(); "
     .. "s.bind((\"127.0.0.1\", 0)); print(s.getsockname()[1])'")
   return assert(tonumber(out), "no free port")
 end
@@ -90,7 +90,7 @@ function M.start_redis()
   local pid = p:read("l")
   p:close()
   local stop = function() os.execute("kill " .. pid) end
-  local _, up = helper.shell(("for i in $(seq 500); do redis-cli -p %d ping 2>/dev/null "
+  local _, up = helper.shell(("unset LD_PRELOAD; for i in $(seq 500); do redis-cli -p %d ping 2>/dev/null "
     .. "| grep -q PONG && exit 0; sleep 0.02; done; exit 1"):format(port))  -- 10 s at most
   if up == 0 then return {port = port, pid = pid, stop = stop} end
   stop()
