@@ -10,10 +10,10 @@ local compat = require "socklibs.compat"
 
 local HERE = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 
--- Runs fn inside a task with install() done; package.loaded is put back
--- afterwards.
-local function async_installed(fn, opts)
-  return helper.async(function() return compat.installed(fn) end, opts or 20)
+-- Runs fn inside a task (deadline: 20 s) with install() done;
+-- package.loaded is put back afterwards.
+local function async_installed(fn)
+  return helper.async(function() return compat.installed(fn) end, 20)
 end
 
 -- Runs fn(1) .. fn(n) in n tasks of a task group: the first error cancels
@@ -72,7 +72,7 @@ describe("lua-redis over lasync.socket", function()
   it("50 tasks: SET/GET/INCR and pipelines, while a 10 ms ticker keeps its beat",
     async_installed(function()
       local redis = require "redis"
-      local N, ROUNDS = 50, 40
+      local N, ROUNDS = 50, 60
       local stop = ticker()
       local start = lasync.time()
       run_tasks(N, function(i)
@@ -101,10 +101,11 @@ describe("lua-redis over lasync.socket", function()
       assert.equal(N * ROUNDS * (ROUNDS + 1) // 2, tonumber(c:get("lasync:piped")))
       assert.equal("v7-3-" .. ("x"):rep(70), c:get("k:7:3"))
       c:quit()
-      -- Blocking sockets would have frozen the ticker for the whole run.
-      assert.is_true(ticks >= 1 and ticks >= elapsed / 0.01 / 4,
-        ("%d ticks in %.3f s of work"):format(ticks, elapsed))
-      assert.is_true(gap < 1, ("a gap of %.3f s between ticks"):format(gap))
+      -- Blocking sockets would freeze the ticker for the whole work: one gap
+      -- as long as the work. Bounds loose enough for valgrind's slowness.
+      local beat = ("%d ticks, longest gap %.3f s, in %.3f s of work"):format(ticks, gap, elapsed)
+      assert.is_true(ticks >= 1 and ticks >= elapsed / 0.01 / 20, beat)
+      assert.is_true(gap < math.max(elapsed / 2, 0.15), beat)
     end))
 
   it("README shows examples/redis_tasks.lua as it is", function()
