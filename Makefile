@@ -8,7 +8,7 @@
 #   make helgrind     the thread pool's specs (HELGRIND_SPECS) under helgrind
 #   make test-browser the WebSocket chat example in headless Chromium
 #   make run | bench | bench-echo | bench-http | bench-ws | bench-udp | bench-spawn |
-#        bench-thread | lint | install | clean
+#        bench-thread | bench-redis | lint | install | clean
 #
 # Useful overrides: SPECS=spec/core  BUSTED_FLAGS='--filter=future'
 #                   TREE=/tmp/rocks  (for install)  CFLAGS='-O0 -g'
@@ -31,7 +31,7 @@ VALGRIND_SPECS ?= spec
 DEB_PACKAGES := build-essential pkg-config git ca-certificates openssl \
                 libevent-dev libssl-dev lua5.4 liblua5.4-dev luarocks lua-busted lua-check libedit-dev \
                 libhttp-parser-dev lua-cjson curl python3 python3-websockets \
-                valgrind
+                valgrind lua-socket lua-redis redis-server python3-aiosmtpd
 
 # ---------------------------------------------------------------- flags ----
 
@@ -100,14 +100,15 @@ asan_env = LD_PRELOAD="$$($(CC) -print-file-name=libasan.so)" \
 
 # `make -j test` on a fresh machine must not compile before `deps` has
 # installed the compiler and the headers: objects wait for it then.
-ifneq ($(filter test test-asan test-browser valgrind run bench bench-echo bench-http bench-ws bench-udp bench-spawn bench-thread helgrind,$(MAKECMDGOALS)),)
+ifneq ($(filter test test-asan test-browser valgrind run bench bench-echo bench-http bench-ws bench-udp bench-spawn bench-thread bench-redis helgrind,$(MAKECMDGOALS)),)
 DEPS_FIRST := deps
 endif
 
 # --------------------------------------------------------------- targets ---
 
 .PHONY: all deps check-rockspec test test-asan test-browser valgrind helgrind run bench \
-        bench-echo bench-http bench-ws bench-udp bench-spawn bench-thread lint install clean fuzz
+        bench-echo bench-http bench-ws bench-udp bench-spawn bench-thread bench-redis lint install \
+        clean fuzz
 .DEFAULT_GOAL := all
 
 all: $(CORE) $(LINEEDIT)
@@ -278,6 +279,13 @@ bench-ws: deps deps-bench all
 bench-udp: deps deps-bench all
 	@bench/udp_peers.sh
 
+# lua-redis GET/SET round trips per second from 50 tasks over lasync.socket,
+# beside the same library on copas (50 coroutines) and on blocking
+# LuaSocket (one connection), against one redis-server, in one run. DUR
+# (seconds per figure), TASKS, REPEAT go to bench/redis_peers.sh.
+bench-redis: deps deps-bench all
+	@bench/redis_peers.sh
+
 # Subprocess spawn+wait of /bin/true per second, lasync beside asyncio and
 # uvloop in one run. COUNT, CONCS, REPEAT go to bench/subprocess_peers.sh.
 bench-spawn: deps deps-bench all
@@ -289,21 +297,25 @@ bench-spawn: deps deps-bench all
 bench-thread: deps deps-bench all
 	@$(call lua_env,build) PYTHON='$(BENCH_PYTHON)' $(LUA) bench/thread.lua
 
-# Installs python3-uvloop when root and it is missing; never fails the bench.
+# Installs the benches' peers (uvloop; copas for bench-redis) when root and
+# missing; never fails the bench: a missing peer's figures are n/a.
+BENCH_PACKAGES := python3-uvloop lua-copas
 .PHONY: deps-bench
 deps-bench:
-	@dpkg-query -W -f='$${db:Status-Abbrev}' python3-uvloop 2>/dev/null \
-	  | grep -q '^ii' && exit 0; \
-	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
-	  echo "lasync: python3-uvloop missing (uvloop figures n/a)" >&2; \
-	  exit 0; \
-	fi; \
-	echo "lasync: installing python3-uvloop"; \
-	export DEBIAN_FRONTEND=noninteractive; \
-	{ apt-get install -y --no-install-recommends python3-uvloop </dev/null \
-	  || { apt-get update && apt-get install -y --no-install-recommends \
-	       python3-uvloop </dev/null; }; } >/dev/null 2>&1 \
-	  || echo "lasync: could not install python3-uvloop (uvloop figures n/a)" >&2
+	@for p in $(BENCH_PACKAGES); do \
+	  dpkg-query -W -f='$${db:Status-Abbrev}' $$p 2>/dev/null \
+	    | grep -q '^ii' && continue; \
+	  if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
+	    echo "lasync: $$p missing (its figures n/a)" >&2; \
+	    continue; \
+	  fi; \
+	  echo "lasync: installing $$p"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  { apt-get install -y --no-install-recommends $$p </dev/null \
+	    || { apt-get update && apt-get install -y --no-install-recommends \
+	         $$p </dev/null; }; } >/dev/null 2>&1 \
+	    || echo "lasync: could not install $$p (its figures n/a)" >&2; \
+	done
 
 # libFuzzer harnesses of the HTTP and WebSocket parsers (fuzz/*.c) under ASan/UBSan, built
 # with Debian's clang (installed when root and missing) over the whole
