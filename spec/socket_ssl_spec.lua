@@ -55,7 +55,7 @@ describe("lasync.socket.ssl", function()
     local srv = assert(socket.bind("127.0.0.1", 0))
     local _, port = srv:getsockname()
     local client = lasync.spawn(function()
-      local r, w = lasync.open_connection("127.0.0.1", port,
+      local r, w = lasync.open_connection("127.0.0.1", tonumber(port),
         {ssl = {cafile = DIR .. "ca.pem"}, server_hostname = "localhost"})
       w:write("ping\n")
       local line = r:readline()

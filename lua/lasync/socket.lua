@@ -229,7 +229,8 @@ local function receive_long(s, pat, block, total)
     data, err, partial = receive(s, pat, 0, block, total)
     parts[#parts + 1] = data or partial
   until err ~= "more"
-  if data then return table.concat(parts) end
+  -- "*a" ends at the peer's close: the pieces before it are the data
+  if data or pat == "a" and err == "closed" then return table.concat(parts) end
   return nil, err, table.concat(parts)
 end
 
@@ -351,10 +352,12 @@ function tcp:getpeername()
   return name_of(self, "peername")
 end
 
---- getsockname() -> host, port, family.
+--- getsockname() -> host, port (a string, as LuaSocket's), family.
 function tcp:getsockname()
   check_tcp(self, "getsockname")
-  return name_of(self, "sockname")
+  local host, port, family = name_of(self, "sockname")
+  if host == nil then return host, port end
+  return host, tostring(port), family
 end
 
 --- getstats() -> bytes received, bytes sent, age in seconds.
@@ -702,7 +705,7 @@ function udp:getsockname()
   check_udp(self, "getsockname")
   if not self.ep or self.closed then return nil, "not bound" end
   local host, port = self.ep:sockname()
-  return host, port, self.family
+  return host, tostring(port), self.family  -- a string, as LuaSocket's
 end
 
 --- getpeername() -> ip, port, family, or nil, err.
