@@ -32,6 +32,13 @@ describe("lasync.test", function()
     assert.matches("unexpected reports to the exception handler: Exception in callback: lost", e)
   end)
 
+  it("run raises on a failed future nobody awaited", function()
+    local e = err_of(function()
+      lasync.get_running_loop():create_future():set_exception("unread")
+    end)
+    assert.matches("unexpected reports to the exception handler: .*unread", e)
+  end)
+
   it("expect_report returns the reports and fn's results", function()
     local list, v = ltest.run(function()
       return ltest.expect_report(function()

@@ -31,8 +31,8 @@ local function describe_reports(list)
 end
 
 -- The main task of M.run: fn under the deadline, then the checks.
-local function main(fn, opts)
-  local loop, timed_out, reports = lasync.get_running_loop(), false, {}
+local function main(fn, opts, reports)
+  local loop, timed_out = lasync.get_running_loop(), false
   loop:set_exception_handler(function(_, ctx) reports[#reports + 1] = ctx end)
   local t = lasync.spawn(fn)
   local timeout = opts.timeout or M.TIMEOUT
@@ -50,9 +50,6 @@ local function main(fn, opts)
   if not res[1] then error(res[2], 0) end
   local left = leftovers(lasync.current_task())
   if #left > 0 then error("tasks left pending: " .. table.concat(left, ", "), 0) end
-  if #reports > 0 then
-    error("unexpected reports to the exception handler: " .. describe_reports(reports), 0)
-  end
   return table.unpack(res, 2, res.n)
 end
 
@@ -64,7 +61,12 @@ end
 -- whenever every task waits and no I/O is ready.
 function M.run(fn, opts)
   checks.callable(fn, 1, "run")
-  return lasync.run(main, fn, checks.options(opts, 2, "run", RUN_OPTS))
+  local reports = {}  -- checked after the loop's close, which reports too
+  local res = table.pack(lasync.run(main, fn, checks.options(opts, 2, "run", RUN_OPTS), reports))
+  if #reports > 0 then
+    error("unexpected reports to the exception handler: " .. describe_reports(reports), 0)
+  end
+  return table.unpack(res, 1, res.n)
 end
 
 --- A function for busted's `it` that runs fn with M.run(fn, opts).
