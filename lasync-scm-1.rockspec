@@ -99,6 +99,7 @@ build = {
       ["lasync.http"] = "lua/lasync/http.lua",
       ["lasync.httpclient"] = "lua/lasync/httpclient.lua",
       ["lasync.websocket"] = "lua/lasync/websocket.lua",
+      ["lasync.test"] = "lua/lasync/test.lua",
    },
    install = {
       bin = {

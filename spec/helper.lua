@@ -1,6 +1,6 @@
---- Spec helper: runs a spec body as the main task of a fresh loop under a
--- deadline and fails when the body leaves anything behind: tasks pending,
--- handles scheduled (callbacks, timers, fd and signal watchers, servers
+--- Spec helper: runs a spec body with lasync.test.run (a fresh loop, a
+-- deadline; fails on tasks pending or unexpected reports) and also fails
+-- when the body leaves handles scheduled (callbacks, timers, fd and signal watchers, servers
 -- serving, streams closing) or file descriptors open. A full collection
 -- runs first, so what is only garbage is finalized, not reported.
 --   local helper = require "helper"
@@ -9,18 +9,11 @@
 --   local reports = helper.reports()   -- inside a task: collects handler calls
 local lasync = require "lasync"
 local core = require "lasync.core"
+local ltest = require "lasync.test"
 
 local M = {}
 
 M.DEADLINE = 5
-
-local function leftovers(me)
-  local left = {}
-  for _, t in ipairs(lasync.all_tasks()) do
-    if t ~= me then left[#left + 1] = tostring(t) end
-  end
-  return left
-end
 
 local function collect()
   collectgarbage("collect")
@@ -91,39 +84,32 @@ local function fail_if(list, what)
   if #list > 0 then error(what .. " left open: " .. table.concat(list, ", "), 0) end
 end
 
--- The main task of M.run: fn under the deadline, then the checks.
-local function main(fn, deadline, opts)
-  local loop, timed_out, before = lasync.get_running_loop(), false, anchored()
-  local t = lasync.spawn(fn)
-  local h = loop:call_later(deadline, function()
-    timed_out = true
-    t:cancel("spec deadline")
-  end)
-  local res = table.pack(pcall(t.await, t))
-  h:cancel()
-  if timed_out then
-    error(("spec did not finish within %g s"):format(deadline), 0)
+-- fn wrapped with the handle check: what it leaves scheduled once it
+-- returned, after a collection and a close under way (a stream's, run by
+-- a finalizer) ended. lasync.test checks failures, deadline, tasks left
+-- and unexpected reports.
+local function checked(fn, opts)
+  return function()
+    local before = anchored()
+    local res = table.pack(fn())
+    collect()
+    M.settle()
+    if not opts.handles then fail_if(handles_left(before), "handles") end
+    return table.unpack(res, 1, res.n)
   end
-  if not res[1] then error(res[2], 0) end
-  local left = leftovers(lasync.current_task())
-  if #left > 0 then
-    error("tasks left pending: " .. table.concat(left, ", "), 0)
-  end
-  collect()
-  M.settle()  -- a close under way (a stream's, run by a finalizer) ends
-  if not opts.handles then fail_if(handles_left(before), "handles") end
-  return table.unpack(res, 2, res.n)
 end
 
---- Runs fn() in lasync.run with a deadline; returns its results or raises
--- its error, or an error naming what it left behind. opts (or a number,
--- the deadline): deadline (seconds, default M.DEADLINE); handles, fds: a
--- reason why this spec may leave handles or descriptors open (not checked).
+--- Runs fn() with lasync.test.run; returns its results or raises its
+-- error, or an error naming what it left behind. opts (or a number, the
+-- deadline): deadline (seconds, default M.DEADLINE); virtual_time;
+-- handles, fds: a reason why this spec may leave handles or descriptors
+-- open (not checked).
 function M.run(fn, opts)
   if type(opts) ~= "table" then opts = {deadline = opts} end
   collect()
   local fds = open_fds()
-  local res = table.pack(lasync.run(main, fn, opts.deadline or M.DEADLINE, opts))
+  local res = table.pack(ltest.run(checked(fn, opts), {
+    timeout = opts.deadline or M.DEADLINE, virtual_time = opts.virtual_time}))
   collect()
   if not opts.fds then fail_if(fds_left(fds), "file descriptors") end
   return table.unpack(res, 1, res.n)

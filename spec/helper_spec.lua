@@ -56,7 +56,7 @@ describe("helper.run", function()
       lasync.get_running_loop():call_later(10, noop)
       error("boom", 0)
     end))
-    assert.matches("spec did not finish within 0.01 s", failure(function() lasync.sleep(1) end, {deadline = 0.01}))
+    assert.matches("test did not finish within 0.01 s", failure(function() lasync.sleep(1) end, {deadline = 0.01}))
   end)
 
   it("lets a body leave what it names a reason for", function()

@@ -155,6 +155,29 @@ void timers_due(lua_State *L, Loop *lp, double now) {
   }
 }
 
+/* The earliest deadline but skip's, or -1: the root or, when the root is
+** skip, the earlier of its children (heap order). */
+double timers_next(Loop *lp, const Handle *skip) {
+  TimerHeap *th = &lp->timers;
+  int c;
+  if (th->n == 0) return -1;
+  if (th->h[0] != skip) return th->h[0]->when;
+  if (th->n == 1) return -1;
+  c = th->n > 2 && earlier(th->h[2], th->h[1]) ? 2 : 1;
+  return th->h[c]->when;
+}
+
+/* Move the pending timer h later by delta (virtual time keeps the spec
+** deadline on real time); a linear search, only on a clock jump. */
+void timer_shift(Loop *lp, Handle *h, double delta) {
+  TimerHeap *th = &lp->timers;
+  int i;
+  for (i = 0; i < th->n && th->h[i] != h; i++) {}
+  if (i == th->n) return;
+  h->when += delta;
+  sift_down(th, i);
+}
+
 void timers_clear(lua_State *L, Loop *lp) {
   TimerHeap *th = &lp->timers;
   while (th->n > 0) loop_unanchor(L, lp, th->h[--th->n]);

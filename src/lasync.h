@@ -175,6 +175,9 @@ struct Loop {
   int *freeslots, nfree, capfree; /* slots to reuse */
   size_t ran;                    /* items run since the last I/O poll */
   unsigned char running, stopping, closed, debug;
+  unsigned char vtime;           /* virtual time: the clock jumps to timers */
+  double voffset;                /* virtual time: loop time - real time */
+  Handle *vdeadline;             /* virtual time: a timer kept on real time */
   void *ext[LX_N];               /* per-loop extensions, LX_* */
 };
 
@@ -185,7 +188,8 @@ enum {
   LUV_FAILED,      /* weak-keyed: futures with an unretrieved error */
   LUV_CTX,         /* context of the callback being run */
   LUV_ANCHORS,     /* slot -> pending task or scheduled handle */
-  LUV_NUV = LUV_ANCHORS
+  LUV_VDEADLINE,   /* virtual time: the TimerHandle kept on real time */
+  LUV_NUV = LUV_VDEADLINE
 };
 
 /* loop.c */
@@ -213,6 +217,8 @@ void handle_call_soon(lua_State *L, Loop *lp, int fnidx, int nargs);
 void timer_push(lua_State *L, Loop *lp, Handle *h, int hidx);
 void timers_due(lua_State *L, Loop *lp, double now);
 void timers_clear(lua_State *L, Loop *lp);
+double timers_next(Loop *lp, const Handle *skip);
+void timer_shift(Loop *lp, Handle *h, double delta);
 void handle_cancel(lua_State *L, Handle *h, int hidx);
 
 /* watch.c */

@@ -143,9 +143,9 @@ void loop_push(lua_State *L, Loop *lp) {
   lua_remove(L, -2);
 }
 
+/* voffset is 0 unless virtual time jumped the clock. */
 double loop_time(Loop *lp) {
-  (void)lp;
-  return lasync_now();
+  return lasync_now() + lp->voffset;
 }
 
 /* ---------- protected calls and error reports ---------- */
@@ -251,6 +251,23 @@ void loop_report(lua_State *L, Loop *lp, int ctxidx) {
 ** poll, so task switches do not each pay a system call. */
 static void arm_tick(Loop *lp);
 
+/* Virtual time: poll I/O without blocking; when nothing is ready, jump the
+** clock to the next timer (the spec deadline aside, which stays on real
+** time). Returns 0 when there is no timer to jump to: block as usual. */
+static int vtime_jump(Loop *lp) {
+  double next, now;
+  event_base_loop(lp->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+  if (lp->rcount || lp->stopping) return 1;
+  next = timers_next(lp, lp->vdeadline);
+  if (next < 0) return 0;
+  now = loop_time(lp);
+  if (next > now) {
+    lp->voffset += next - now;
+    if (lp->vdeadline) timer_shift(lp, lp->vdeadline, next - now);
+  }
+  return 1;
+}
+
 static void poll_io(Loop *lp) {
   if (lp->rcount || lp->stopping) {
     if (lp->ran >= 128) {
@@ -260,6 +277,7 @@ static void poll_io(Loop *lp) {
     return;
   }
   lp->ran = 0;
+  if (lp->vtime && vtime_jump(lp)) return;
   arm_tick(lp);
   event_base_loop(lp->base, EVLOOP_ONCE);
 }
@@ -272,7 +290,7 @@ static void arm_tick(Loop *lp) {
   double at = lp->timers.n ? lp->timers.h[0]->when : -1, wait;
   if (at == lp->tick_at && event_pending(lp->tick, EV_TIMEOUT, NULL))
     return;
-  wait = at < 0 ? 3600 : at - lasync_now();
+  wait = at < 0 ? 3600 : at - loop_time(lp);
   if (wait < 0) wait = 0;
   if (wait > 3600) wait = 3600;  /* far timers: tv_sec stays in range */
   tv.tv_sec = (long)wait;
@@ -316,7 +334,7 @@ static void dispatch_timed(lua_State *L, Loop *lp, void *obj) {
 static void run_once(lua_State *L, Loop *lp) {
   size_t n;
   poll_io(lp);
-  if (lp->timers.n) timers_due(L, lp, lasync_now());
+  if (lp->timers.n) timers_due(L, lp, loop_time(lp));
   lp->ran += lp->rcount;
   for (n = lp->rcount; n > 0; n--)
     if (lp->debug) dispatch_timed(L, lp, ready_pop(lp));
@@ -396,6 +414,21 @@ static int l_is_running(lua_State *L) {
 static int l_is_closed(lua_State *L) {
   lua_pushboolean(L, checkloop(L)->closed);
   return 1;
+}
+
+/* loop:_set_virtual_time(on[, deadline]): lasync.test's switch. The
+** deadline, a TimerHandle, stays on real time while the clock jumps. */
+static int l_set_virtual_time(lua_State *L) {
+  Loop *lp = checkloop(L);
+  Handle *h = lua_isnoneornil(L, 3) ? NULL
+            : lasync_checkobj(L, 3, K_HANDLE, "TimerHandle");
+  luaL_argcheck(L, h == NULL || h->kind == K_TIMER, 3, "TimerHandle expected");
+  lp->vtime = (unsigned char)lua_toboolean(L, 2);
+  lp->vdeadline = lp->vtime ? h : NULL;
+  lua_settop(L, 3);
+  if (!lp->vtime) lua_pushnil(L);
+  lua_setiuservalue(L, 1, LUV_VDEADLINE);  /* keeps vdeadline alive */
+  return 0;
 }
 
 static int l_time(lua_State *L) {
@@ -635,6 +668,7 @@ static const luaL_Reg lasync_loop_methods[] = {
   {"is_running", l_is_running},
   {"is_closed", l_is_closed},
   {"time", l_time},
+  {"_set_virtual_time", l_set_virtual_time},
   {"set_debug", l_set_debug},
   {"get_debug", l_get_debug},
   {"set_exception_handler", l_set_exception_handler},
