@@ -88,6 +88,7 @@ build = {
       ["lasync.combinators"] = "lua/lasync/combinators.lua",
       ["lasync.checks"] = "lua/lasync/checks.lua",
       ["lasync.sync"] = "lua/lasync/sync.lua",
+      ["lasync.dump"] = "lua/lasync/dump.lua",
       ["lasync.queues"] = "lua/lasync/queues.lua",
       ["lasync.coroutine"] = "lua/lasync/coroutine.lua",
       ["lasync.contextvars"] = "lua/lasync/contextvars.lua",

@@ -367,7 +367,8 @@ static int recv_step(lua_State *L, Dgram *d) {
                       "receive on this endpoint");
   d->reader = running_task(L, d, "recvfrom");
   d->streak = 0;
-  return task_park(L, d->reader, reader_cancelled, d, R_PARKED, recvfrom_k);
+  return task_park(L, d->reader, "recvfrom", reader_cancelled, d, R_PARKED,
+                   recvfrom_k);
 }
 
 /* recvfrom(): the endpoint at 1, what the resume passed from 2. */
@@ -469,7 +470,7 @@ static int send_later(lua_State *L, Dgram *d, const char *p, size_t len,
   Out *o = out_append(L, d, p, len, to, t, what);
   ev_write(d, 1);
   lua_settop(L, 1);
-  return task_park(L, t, out_cancelled, o, (lua_KContext)(intptr_t)o,
+  return task_park(L, t, what, out_cancelled, o, (lua_KContext)(intptr_t)o,
                    send_k);
 }
 

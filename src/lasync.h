@@ -290,6 +290,8 @@ struct Task {
   unsigned char raw;             /* suspended by a plain coroutine.yield */
   unsigned char kept;            /* the awaited future is in TUV_WAIT */
   unsigned long walk;            /* last task_cancel walk through it */
+  const char *wait_what;         /* while parked: what on (a static name,
+                                    for dump_tasks), cleanup_arg its object */
   void (*cleanup)(void *);       /* the park's ParkCleanup, or NULL */
   void *cleanup_arg;             /* and its argument */
 };
@@ -402,7 +404,8 @@ int task_wait_cancelled(lua_State *L, int fidx);
 void task_resumed(lua_State *L, int fidx);
 int task_resumed_k(lua_State *L, int status, lua_KContext ctx);
 typedef void (*ParkCleanup)(void *arg);
-int task_park(lua_State *L, Task *t, ParkCleanup cleanup, void *arg,
+int task_park(lua_State *L, Task *t, const char *what, ParkCleanup cleanup,
+              void *arg,
               lua_KContext ctx, lua_KFunction k);
 int task_unpark(lua_State *L, Task *t, int tidx, int validx);
 /* Resumed by a stray coroutine.resume, not a wake-up: task_unparked then
@@ -424,7 +427,8 @@ typedef struct WaitList {
 } WaitList;
 void waitlist_register(lua_State *L);
 int waitlist_new(lua_State *L);
-int waitlist_park(lua_State *L, int widx, Task *t, lua_KFunction k);
+int waitlist_park(lua_State *L, int widx, Task *t, const char *what,
+                  lua_KFunction k);
 int waitlist_resumed(lua_State *L, int widx, int tidx, int taken,
                      lua_KContext ctx, int *woken);
 lua_Integer waitlist_unpark(lua_State *L, int widx, lua_Integer n);
@@ -485,6 +489,7 @@ Stream *stream_check(lua_State *L, int idx);
 char *stream_input(Stream *s, size_t *len);
 void stream_consume(Stream *s, size_t n);
 void stream_cut(Stream *s, size_t len);
+int stream_push_wait_peer(lua_State *L, const Task *t);
 int stream_wait_input(lua_State *L, Stream *s, size_t want, double deadline,
                       lua_KContext ctx, lua_KFunction k, const char *what);
 int stream_input_resumed(lua_State *L, Stream *s, int thrown);

@@ -266,7 +266,7 @@ static int put_loop(lua_State *L, LQueue *q) {
     if (q->shutdown) return shut_down(L);
     t = task_running(L, "put");
     lua_getiuservalue(L, 1, QUV_PUTTERS);
-    return waitlist_park(L, 3, t, put_k);
+    return waitlist_park(L, 3, t, "queue put", put_k);
   }
   if (q->shutdown) return shut_down(L);
   lua_getiuservalue(L, 1, QUV_ITEMS);
@@ -329,7 +329,7 @@ static int get_loop(lua_State *L, LQueue *q) {
     if (q->shutdown) return shut_down(L);
     t = task_running(L, "get");
     lua_getiuservalue(L, 1, QUV_GETTERS);
-    return waitlist_park(L, 2, t, get_k);
+    return waitlist_park(L, 2, t, "queue get", get_k);
   }
   lua_getiuservalue(L, 1, QUV_ITEMS);
   store_take(L, q, 2);
@@ -405,7 +405,7 @@ static int l_join(lua_State *L) {
   t = task_running(L, "join");
   lua_settop(L, 1);
   lua_getiuservalue(L, 1, QUV_JOINERS);
-  return waitlist_park(L, 2, t, join_k);
+  return waitlist_park(L, 2, t, "queue join", join_k);
 }
 
 /* q:shutdown(immediate): put() then raises QueueShutDown, get() once the

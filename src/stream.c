@@ -564,6 +564,16 @@ static void writer_cancelled(void *arg) {
   ((Stream *)arg)->writer = NULL;
 }
 
+/* For dump_tasks: push the peer address (host, port, or a path) of the
+** stream the parked task t waits on; 0 if it waits on no stream or the
+** stream has no peer. */
+int stream_push_wait_peer(lua_State *L, const Task *t) {
+  const Stream *s = t->cleanup_arg;
+  if (t->cleanup != reader_cancelled && t->cleanup != writer_cancelled)
+    return 0;
+  return s->fd >= 0 ? addr_push_of(L, s->fd, 1) : 0;
+}
+
 /* First thing in the continuation of a wait parked in *slot (the resume
 ** passed its values from thrown on): the task leaves the slot (unless its
 ** cancellation took it off already) and P_WOKEN is returned, those values
@@ -597,7 +607,7 @@ static int wait_input(lua_State *L, Stream *s, size_t want, int direct,
   update_events(s);  /* reads on past the limit for it */
   /* an added event only gets its new timeout */
   if (deadline > 0 && s->reading) event_add(event_of(s, 0), read_tv(s, &tv));
-  return task_park(L, t, reader_cancelled, s, ctx, k);
+  return task_park(L, t, what, reader_cancelled, s, ctx, k);
 }
 
 /* First thing in a reader's continuation: it no longer waits; a
@@ -927,7 +937,7 @@ static int drain_k(lua_State *L, int status, lua_KContext ctx) {
     return task_suspend(L, t, 0, drain_k);
   }
   s->writer = t;
-  return task_park(L, t, writer_cancelled, s, 1, drain_k);
+  return task_park(L, t, "drain", writer_cancelled, s, 1, drain_k);
 }
 
 static int l_drain(lua_State *L) {
@@ -1332,7 +1342,7 @@ static int l_start_tls(lua_State *L) {
   handshake_step(s, 0);
   if (s->phase != PH_HANDSHAKING) return start_tls_k(L, LUA_OK, 0);
   s->writer = t;
-  return task_park(L, t, writer_cancelled, s, 0, start_tls_k);
+  return task_park(L, t, "start_tls", writer_cancelled, s, 0, start_tls_k);
 }
 
 /* ---------- connecting ---------- */
@@ -1385,7 +1395,7 @@ static int connect_to(lua_State *L, const Addr *a, const Addr *la,
   s->phase = PH_CONNECTING;
   stream_attach(s, s->fd, 0);
   s->writer = t;
-  return task_park(L, t, writer_cancelled, s, sidx, connect_k);
+  return task_park(L, t, "connect", writer_cancelled, s, sidx, connect_k);
 }
 
 /* core.tcp_connect(host, port, limit, local_host, local_port) -> stream:

@@ -229,8 +229,9 @@ static void queue(Task *t);
 ** it; k (with ctx) then runs and calls task_unparked. A cancellation runs
 ** cleanup(arg) first, if not NULL. The step marks it parked when it sees
 ** the yield (step_parked). */
-int task_park(lua_State *L, Task *t, ParkCleanup cleanup, void *arg,
-              lua_KContext ctx, lua_KFunction k) {
+int task_park(lua_State *L, Task *t, const char *what, ParkCleanup cleanup,
+              void *arg, lua_KContext ctx, lua_KFunction k) {
+  t->wait_what = what;
   t->cleanup = cleanup;
   t->cleanup_arg = arg;
   lua_pushlightuserdata(L, SUSPEND_KEY);
@@ -335,7 +336,7 @@ static int l_park(lua_State *L) {
   if (lua_touserdata(L, 1) != t)
     return luaL_argerror(L, 1, "the running task expected");
   lua_settop(L, 1);
-  return task_park(L, t, NULL, NULL, 0, park_k);
+  return task_park(L, t, "park", NULL, NULL, 0, park_k);
 }
 
 /* core._unpark(task, value): wakes the parked task with value; false when
@@ -354,6 +355,32 @@ static int l_park_state(lua_State *L) {
   if (t->park == P_NONE) return 0;
   lua_pushstring(L, names[t->park]);
   return 1;
+}
+
+/* core._task_wait(task), for dump_tasks: what a pending task waits on.
+** Parked: its name ("sleep", "read", "queue get", ...) then details (a
+** sleep's time left; a stream's peer address). Awaiting a future:
+** "future" and the future when it can be pushed (a task, or one kept).
+** Else nothing. */
+static int l_task_wait(lua_State *L) {
+  Task *t = lasync_checkobj(L, 1, K_TASK, "task");
+  if (t->park == P_PARKED) {
+    lua_pushstring(L, t->wait_what);
+    if (strcmp(t->wait_what, "sleep") == 0) {
+      const Handle *h = t->cleanup_arg;
+      lua_pushnumber(L, h->when - loop_time(t->f.loop));
+      return 2;
+    }
+    return 1 + stream_push_wait_peer(L, t);
+  }
+  if (t->park != P_NONE || !t->waiting) return 0;
+  lua_pushliteral(L, "future");
+  if (t->waiting->kind == K_TASK)
+    loop_push_anchored(L, t->f.loop, t->waiting);
+  else if (t->kept)
+    lua_getiuservalue(L, 1, TUV_WAIT);
+  else return 1;
+  return 2;
 }
 
 /* f:await() / lasync.await(f): the future's results, or its error. */
@@ -425,7 +452,7 @@ static int l_sleep(lua_State *L) {
   timer_push(L, lp, h, -1);
   lua_replace(L, n + 2);
   lua_settop(L, n + 2);
-  return task_park(L, t, NULL, NULL, n, sleep_k);
+  return task_park(L, t, "sleep", NULL, h, n, sleep_k);
 }
 
 /* ---------- the step ---------- */
@@ -986,6 +1013,7 @@ static const luaL_Reg task_funcs[] = {
   {"_park", l_park},
   {"_unpark", l_unpark},
   {"_park_state", l_park_state},
+  {"_task_wait", l_task_wait},
   {"_set_driven", l_set_driven},
   {"current_task", l_current_task},
   {"all_tasks", l_all_tasks},

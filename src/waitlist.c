@@ -111,7 +111,8 @@ static lua_Integer list_append(lua_State *L, WaitList *wl, int tt) {
 ** widx: its userdata is pushed (at the top of the stack while it waits),
 ** then it parks; k runs when it resumes, with ctx its index in the list
 ** for waitlist_resumed. */
-int waitlist_park(lua_State *L, int widx, Task *t, lua_KFunction k) {
+int waitlist_park(lua_State *L, int widx, Task *t, const char *what,
+                  lua_KFunction k) {
   lua_Integer i;
   int tidx;
   loop_push_anchored(L, t->f.loop, t);
@@ -120,7 +121,7 @@ int waitlist_park(lua_State *L, int widx, Task *t, lua_KFunction k) {
   lua_pushvalue(L, tidx);
   i = list_append(L, lua_touserdata(L, widx), tidx + 1);
   lua_settop(L, tidx);
-  return task_park(L, t, NULL, NULL, (lua_KContext)i, k);
+  return task_park(L, t, what, NULL, NULL, (lua_KContext)i, k);
 }
 
 /* In the continuation of waitlist_park (w at widx, the task at tidx, what
@@ -139,10 +140,12 @@ int waitlist_resumed(lua_State *L, int widx, int tidx, int taken,
   return st;
 }
 
-/* Park in the list at 1; the stack is w, what, taken. */
-static int list_park(lua_State *L, Task *t, lua_KFunction k) {
+/* Park in the list at 1 (what: for dump_tasks); the stack is w, what,
+** taken. */
+static int list_park(lua_State *L, Task *t, const char *what,
+                     lua_KFunction k) {
   lua_settop(L, 3);
-  return waitlist_park(L, 1, t, k);
+  return waitlist_park(L, 1, t, what, k);
 }
 
 /* In the continuation of list_park (the stack: w, what, taken, the task,
@@ -189,7 +192,7 @@ static int l_park(lua_State *L) {
   Task *t;
   checklist(L);
   t = task_running_as(L, 2, "park");
-  return list_park(L, t, park_k);
+  return list_park(L, t, "waitlist", park_k);
 }
 
 /* w:unpark(n): unparks up to n (default 1) tasks of w, the first not
@@ -396,7 +399,7 @@ static int l_event_wait(lua_State *L) {
   lua_replace(L, 1);  /* the stack list_park wants: w, what, taken */
   lua_pushnil(L);
   lua_pushboolean(L, 0);
-  return list_park(L, t, event_wait_k);
+  return list_park(L, t, "event", event_wait_k);
 }
 
 static int l_event_tostring(lua_State *L) {

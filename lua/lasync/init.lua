@@ -24,6 +24,7 @@ M.is_task = core.is_task
 M.getaddrinfo = core.getaddrinfo
 M.to_thread = core.to_thread
 M.set_thread_pool_size = core.set_thread_pool_size
+M.dump_tasks = require("lasync.dump").dump_tasks
 
 --- The running loop; raises if there is none.
 function M.get_running_loop()
@@ -69,6 +70,8 @@ local function on_sigint(loop, main)
   local n = 0
   loop:add_signal_handler("SIGINT", function()
     n = n + 1
+    -- what every task waited on when it was interrupted, before cancelling
+    if n == 1 and os.getenv("LASYNC_DEBUG") == "1" then M.dump_tasks() end
     if n == 1 then main:cancel("interrupted") else loop:stop() end
   end)
   return function() return n end

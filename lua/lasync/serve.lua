@@ -347,6 +347,7 @@ local function serve_main(o, master, ready)
   local st = {o = o, spec = {handler = spec.handler}, ssl = ssl}
   if o.http then st.service = http_service(st) end
   local stop = watch_stop(loop, master)
+  loop:add_signal_handler("SIGUSR1", function() lasync.dump_tasks() end)
   if not master then
     loop:add_signal_handler("SIGHUP", function() lasync.spawn(reload, st) end)
   end
@@ -507,6 +508,8 @@ local function watch_signals(st)
   loop:add_signal_handler("SIGTERM", function() stop(st, "SIGTERM") end)
   loop:add_signal_handler("SIGINT", function() stop(st, "SIGINT") end)
   loop:add_signal_handler("SIGHUP", function() lasync.spawn(hangup, st) end)
+  -- each worker prints its own task dump, its pid in the header
+  loop:add_signal_handler("SIGUSR1", function() signal_all(st, "SIGUSR1") end)
   loop:add_reader(st.ready_r, read_ready, st)
 end
 
