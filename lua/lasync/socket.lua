@@ -22,12 +22,9 @@ local M = {_VERSION = "LuaSocket 3.1.0", _SETSIZE = 1024,
 -- ---------------------------------------------------------------- checks --
 
 --- The running task; raises "lasync.socket: fname called outside a task".
-local function in_task(fname)
-  return core.current_task()
-    or checks.misuse("lasync.socket: " .. fname .. " called outside a task")
-end
+local function in_task(fname) return checks.task("lasync.socket: " .. fname) end
 
-local function argerror(n, fname, msg) checks.argerror(n, fname, msg) end
+local argerror = checks.argerror
 
 local function check_number(v, n, fname)
   checks.check(type(v) == "number", v, n, fname, "number")
