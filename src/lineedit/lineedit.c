@@ -9,10 +9,15 @@
 ** calls feed() from a loop reader on fd 0, so tasks run while a user types.
 ** libedit's own signal handling stays off: the loop handles SIGINT.
 */
+#include <errno.h>
+#include <fcntl.h>
 #include <histedit.h>
+#include <limits.h>
 #include <locale.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <wchar.h>
 #include <lua.h>
 #include <lauxlib.h>
 
@@ -23,6 +28,10 @@ typedef struct {
   History *hist;
   char *prompt;
   int editing;  /* a line has begun: the terminal is in raw mode */
+  int fd;       /* the terminal of fd 0 opened again, non-blocking */
+  int would_block;  /* the last feed found no key to read */
+  size_t npending;  /* bytes of a multibyte key read so far */
+  char pending[MB_LEN_MAX];
 } Editor;
 
 static Editor *checkeditor(lua_State *L) {
@@ -51,10 +60,41 @@ static int editor_close(lua_State *L) {
   editor_stop(e);
   el_end(e->el);
   history_end(e->hist);
+  close(e->fd);
   free(e->prompt);
   e->el = NULL;
   e->prompt = NULL;
   return 0;
+}
+
+/* libedit's key reader, made non-blocking. Between the loop seeing fd 0
+** readable and the read, Ctrl-C can flush the terminal's input (ISIG): a
+** blocking read would then wait for the next key, the SIGINT already
+** handled (libevent restarts the read), and the REPL would hang. A key
+** not there yet fails the read with would_block set, which ends el_gets
+** with the line kept; a multibyte key read in part waits in pending. */
+static int editor_getc(EditLine *el, wchar_t *wc) {
+  Editor *e;
+  el_get(el, EL_CLIENTDATA, &e);
+  *wc = L'\0';
+  for (;;) {
+    mbstate_t mbs;
+    size_t r;
+    ssize_t n = read(e->fd, e->pending + e->npending, 1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      e->would_block = errno == EAGAIN;
+      return -1;
+    }
+    if (n == 0) return 0;
+    e->npending++;
+    memset(&mbs, 0, sizeof mbs);
+    r = mbrtowc(wc, e->pending, e->npending, &mbs);
+    if (r == (size_t)-2 && e->npending < MB_LEN_MAX) continue;
+    e->npending = 0;
+    if (r != (size_t)-1 && r != (size_t)-2) return 1;
+    /* an invalid byte sequence is dropped, as libedit's own reader does */
+  }
 }
 
 /* ed:start(prompt): begins a line and shows the prompt. */
@@ -78,7 +118,12 @@ static int editor_feed(lua_State *L) {
   int n;
   const char *buf;
   if (!e->editing) return luaL_error(L, "feed: no line begun (call start first)");
+  e->would_block = 0;
   buf = el_gets(e->el, &n);
+  if (e->would_block) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
   if (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) {
     lua_pushlstring(L, buf, (size_t)n - 1);
   } else if (n < 0 || (n == 1 && buf[0] == '\4')) {
@@ -122,6 +167,7 @@ static void editor_configure(Editor *e) {
   el_set(e->el, EL_PROMPT, editor_prompt);
   el_set(e->el, EL_EDITOR, "emacs");
   el_set(e->el, EL_HIST, history, e->hist);
+  el_set(e->el, EL_GETCFN, editor_getc);
   el_source(e->el, NULL);  /* the user's ~/.editrc, as other libedit programs */
 }
 
@@ -134,10 +180,18 @@ static int lineedit_open(lua_State *L) {
   luaL_setmetatable(L, EDITOR_MT);
   /* libedit decodes keys by the locale's charset; lua5.4 leaves it "C". */
   if (strcmp(setlocale(LC_CTYPE, NULL), "C") == 0) setlocale(LC_CTYPE, "");
+  /* A file description of its own: O_NONBLOCK on fd 0's would be shared
+  ** with stdout and stderr, and with every child the REPL starts. */
+  e->fd = open("/proc/self/fd/0", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (e->fd < 0) return luaL_error(L, "lineedit.open: cannot open the terminal again: %s", strerror(errno));
   e->hist = history_init();
-  if (!e->hist) return luaL_error(L, "lineedit.open: history_init failed");
+  if (!e->hist) {
+    close(e->fd);
+    return luaL_error(L, "lineedit.open: history_init failed");
+  }
   e->el = el_init(name, stdin, stdout, stderr);
   if (!e->el) {
+    close(e->fd);
     history_end(e->hist);
     return luaL_error(L, "lineedit.open: el_init failed");
   }
