@@ -193,6 +193,9 @@ end
       scratch.write("wsv.lua", src:format("v2"))
       assert(os.execute("kill -HUP " .. srv.pid))
       assert.are.same({nil, 1001, "server shutting down"}, {old:receive()})
+      -- Old workers accept until their SIGTERM is handled: connect once
+      -- both have stopped, or the other one may still take the connection.
+      util.poll(function() return select(2, srv.log():gsub(": stopped\n", "")) == 2 end)
       local new = http.websocket_connect(url)
       new:send("b")
       assert.are.same({"v2 b", "text"}, {new:receive()})
