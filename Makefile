@@ -325,11 +325,12 @@ FUZZ_HARNESSES := head chunked response websocket
 FUZZ_RUNS ?= 1000000
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+# fuzz/run.lua runs them under one progress line (plain lines when stderr
+# is not a terminal) and stops at the first that fails, with its status.
 fuzz: $(FUZZ_HARNESSES:%=build-fuzz/%)
-	@for h in $(FUZZ_HARNESSES); do \
-	  mkdir -p fuzz/corpus/$$h; \
-	  build-fuzz/$$h -runs=$(FUZZ_RUNS) -max_len=4096 fuzz/corpus/$$h || exit 1; \
-	done
+	@mkdir -p $(FUZZ_HARNESSES:%=fuzz/corpus/%)
+	@$(LUA) fuzz/run.lua $(FUZZ_RUNS) \
+	  $(foreach h,$(FUZZ_HARNESSES),'build-fuzz/$(h) -max_len=4096 fuzz/corpus/$(h)')
 
 build-fuzz/%: fuzz/%.c $(SRCS) src/lasync.h fuzz/head.c | deps-fuzz
 	@mkdir -p $(@D)

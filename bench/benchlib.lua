@@ -4,6 +4,7 @@
 -- A script loads it with its own folder on package.path:
 --   package.path = HERE .. "/?.lua;" .. package.path
 local lasync = require "lasync"
+local progress = require "progress"
 
 local M = {}
 
@@ -59,6 +60,18 @@ function M.in_loop(fn, n)
   return lasync.run(fn, n)
 end
 
+--- REPEAT rounds of per_round steps under one progress line (stderr):
+-- body(step) runs a round and calls step(what) as each step starts.
+function M.rounds(name, rounds, per_round, body)
+  local p = progress.new(rounds * per_round, "bench")
+  for r = 1, rounds do
+    body(function(what)
+      p:step(("%s: %s, round %d/%d"):format(name, what, r, rounds))
+    end)
+  end
+  p:done()
+end
+
 -- ------------------------------------------------------------ Python -----
 
 --- What the Python baselines can use ({asyncio = , uvloop = }); the
@@ -70,6 +83,11 @@ function M.run_one(key, n, figure)
   if not run then error("one: unknown figure " .. tostring(key)) end
   n = n or default
   print(("%s\t%d\t%.1f ns/op"):format(key, n, 1e9 * run(n)))
+end
+
+--- How many Python runtimes py (as python_available returns it) has.
+function M.python_runtimes(py)
+  return (py.asyncio and 1 or 0) + (py.uvloop and 1 or 0)
 end
 
 function M.python_available(python)

@@ -216,15 +216,17 @@ local LASYNC = {  -- key, operations per round, function, runs in a loop
   {"raw_spawn", 1000000, raw_spawn},
 }
 
-local function round_lua()
+local function round_lua(step)
   for _, b in ipairs(LASYNC) do
     local key, n, fn, needs_loop = b[1], b[2], b[3], b[4]
+    step(key)
     if key ~= "timers" then n = math.max(BATCH, math.floor(n * SCALE)) end
     add(key, 1e9 * (needs_loop and in_loop(fn, n) or fn(n)))
   end
 end
 
-local function round_memory()
+local function round_memory(step)
+  step("memory probes")
   local base = quote(bench.interpreter()) .. " " .. quote(arg[0]) .. " mem "
   local per = {}
   for _, kind in ipairs {"task", "coro"} do
@@ -253,9 +255,10 @@ local function python_available()
   return py, why
 end
 
-local function round_python(py)
+local function round_python(py, step)
   for _, rt in ipairs {"asyncio", "uvloop"} do
     if py[rt] then
+      step("python " .. rt)
       local pre = quote(PYTHON) .. " "
       if py.micro then
         add_python(pre .. quote(SHARED .. "/micro/asyncio_micro.py") .. " "
@@ -452,12 +455,11 @@ local function main()
     return bench.run_one(arg[2], math.tointeger(tonumber(arg[3])), figure)
   end
   local py, why = python_available()
-  for r = 1, REPEAT do
-    io.stderr:write(("bench: round %d/%d\n"):format(r, REPEAT))
-    round_lua()
-    round_memory()
-    round_python(py)
-  end
+  bench.rounds("core", REPEAT, #LASYNC + 1 + bench.python_runtimes(py), function(step)
+    round_lua(step)
+    round_memory(step)
+    round_python(py, step)
+  end)
   report(py, why)
 end
 

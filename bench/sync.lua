@@ -90,15 +90,17 @@ local function add(key, value)
   table.insert(samples[key], value)
 end
 
-local function round_lua()
+local function round_lua(step)
   for _, f in ipairs(FIGURES) do
+    step(f[1])
     add(f[1], 1e9 * bench.in_loop(f[4], math.max(1000, math.floor(f[3] * SCALE))))
   end
 end
 
-local function round_python(py)
+local function round_python(py, step)
   for _, rt in ipairs {"asyncio", "uvloop"} do
     if py[rt] then
+      step("python " .. rt)
       bench.python_figures(("%s %s %s %d"):format(bench.quote(PYTHON),
         bench.quote(HERE .. "/sync_asyncio.py"), rt, math.floor(PY_N * SCALE)),
         function(key, rate) add(key, 1e9 / rate) end)
@@ -162,11 +164,10 @@ local function main()
     return bench.run_one(arg[2], math.tointeger(tonumber(arg[3])), figure)
   end
   local py, why = bench.python_available(PYTHON)
-  for r = 1, REPEAT do
-    io.stderr:write(("bench sync: round %d/%d\n"):format(r, REPEAT))
-    round_lua()
-    round_python(py)
-  end
+  bench.rounds("sync", REPEAT, #FIGURES + bench.python_runtimes(py), function(step)
+    round_lua(step)
+    round_python(py, step)
+  end)
   report(py, why)
 end
 

@@ -12,18 +12,21 @@ package.path = HERE .. "/?.lua;" .. package.path
 
 local lasync = require "lasync"
 local bench = require "benchlib"
+local progress = require "progress"
 
 local N = math.tointeger(tonumber(arg[1])) or 200
 local D = tonumber(arg[2]) or 0.0005
 local TICK = 0.004
 
 local took = bench.in_loop(function(n)
-  local t = {}
+  local t, p, every = {}, progress.new(n, "bench"), math.max(1, n // 10)
   for i = 1, n do
+    if (i - 1) % every == 0 then p:set(i - 1, ("timers: sleep(%g)"):format(D)) end
     local t0 = lasync.time()
     lasync.sleep(D)
     t[i] = lasync.time() - t0
   end
+  p:done()
   return t
 end, N)
 

@@ -1,4 +1,5 @@
--- lasync.gather and lasync.ensure_future (docs/reference.md §5).
+-- lasync.gather and lasync.ensure_future (docs/reference.md §5), on virtual
+-- time (helper.virtual): the delays are seconds and take none.
 local lasync = require "lasync"
 local helper = require "helper"
 
@@ -16,11 +17,11 @@ local fail_after = helper.fail_after
 
 describe("lasync.gather", function()
   it("returns the first value of each argument in argument order, nils included",
-    helper.async(function()
+    helper.virtual(function()
       local f = lasync.Future()
-      lasync.get_running_loop():call_later(0.004, function() f:set_result(1, 2) end)
-      local t = lasync.spawn(after(0.002, "c", "extra"))
-      local r = table.pack(lasync.gather(after(0.006, nil), f, t, after(0.001, nil, 9)))
+      lasync.get_running_loop():call_later(4, function() f:set_result(1, 2) end)
+      local t = lasync.spawn(after(2, "c", "extra"))
+      local r = table.pack(lasync.gather(after(6, nil), f, t, after(1, nil, 9)))
       assert.are.equal(4, r.n)
       assert.is_nil(r[1])
       assert.are.equal(1, r[2])
@@ -28,7 +29,7 @@ describe("lasync.gather", function()
       assert.is_nil(r[4])
     end))
 
-  it("runs a function argument as a task of its own", helper.async(function()
+  it("runs a function argument as a task of its own", helper.virtual(function()
     local me = lasync.current_task()
     local child = lasync.gather(function() return lasync.current_task() end)
     assert.is_true(lasync.is_task(child))
@@ -36,12 +37,12 @@ describe("lasync.gather", function()
   end))
 
   it("returns nothing for no arguments and {n = 0} for an empty list",
-    helper.async(function()
+    helper.virtual(function()
       assert.are.equal(0, select("#", lasync.gather()))
       assert.are.same({n = 0}, lasync.gather({}))
     end))
 
-  it("completes at once when every child is already done", helper.async(function()
+  it("completes at once when every child is already done", helper.virtual(function()
     local f = lasync.Future()
     f:set_result(5)
     local ran = false
@@ -51,7 +52,7 @@ describe("lasync.gather", function()
     t:await()
   end))
 
-  it("accepts the same future twice", helper.async(function()
+  it("accepts the same future twice", helper.virtual(function()
     local f = lasync.Future()
     lasync.get_running_loop():call_soon(function() f:set_result("v") end)
     local a, b = lasync.gather(f, f)
@@ -60,41 +61,41 @@ describe("lasync.gather", function()
   end))
 
   it("raises the first error at once while the others keep running",
-    helper.async(function()
+    helper.virtual(function()
       local boom, gate = {}, lasync.Future()
       local slow = lasync.spawn(function() return gate:await() end)
-      local err = catch(lasync.gather, fail_after(0.002, boom), slow)
+      local err = catch(lasync.gather, fail_after(2, boom), slow)
       assert.are.equal(boom, err)
       assert.is_false(slow:done())
       gate:set_result("slow")
       assert.are.equal("slow", slow:await())
     end))
 
-  it("raises a string error as it is", helper.async(function()
+  it("raises a string error as it is", helper.virtual(function()
     assert.are.equal("plain", catch(lasync.gather, fail_after(0, "plain")))
   end))
 
   it("retrieves the errors of the children that fail after the first",
-    helper.async(function()
+    helper.virtual(function()
       local reports = helper.reports()
-      catch(lasync.gather, fail_after(0.001, "first"), fail_after(0.003, "second"))
-      lasync.sleep(0.01)
+      catch(lasync.gather, fail_after(1, "first"), fail_after(3, "second"))
+      lasync.sleep(10)
       collectgarbage()
       collectgarbage()
       assert.are.equal(0, #reports)
     end))
 
-  it("raises CancelledError when a child is cancelled", helper.async(function()
-    local t = lasync.spawn(lasync.sleep, 1)
+  it("raises CancelledError when a child is cancelled", helper.virtual(function()
+    local t = lasync.spawn(lasync.sleep, 3600)
     lasync.get_running_loop():call_soon(function() t:cancel() end)
     assert.is_true(lasync.CancelledError:is(catch(lasync.gather, t)))
   end))
 
   describe("cancelled", function()
-    it("cancels every child with the message", helper.async(function()
-      local a, b = lasync.spawn(lasync.sleep, 1), lasync.Future()
+    it("cancels every child with the message", helper.virtual(function()
+      local a, b = lasync.spawn(lasync.sleep, 3600), lasync.Future()
       local waiter = lasync.spawn(lasync.gather, a, b)
-      lasync.sleep(0.001)
+      lasync.sleep(1)
       waiter:cancel("stop")
       local err = catch(waiter.await, waiter)
       assert.is_true(lasync.CancelledError:is(err))
@@ -104,12 +105,12 @@ describe("lasync.gather", function()
       assert.are.equal("stop", catch(a.result, a).message)
     end))
 
-    it("waits for the children to finish before raising", helper.async(function()
+    it("waits for the children to finish before raising", helper.virtual(function()
       local cleaned = false
       local child = lasync.spawn(function()
-        local ok, err = pcall(lasync.sleep, 1)
+        local ok, err = pcall(lasync.sleep, 3600)
         assert(not ok)
-        lasync.sleep(0.005)
+        lasync.sleep(5)
         cleaned = true
         error(err, 0)
       end)
@@ -119,7 +120,7 @@ describe("lasync.gather", function()
         seen = {ok = ok, cleaned = cleaned, err = err}
         error(err, 0)
       end)
-      lasync.sleep(0.001)
+      lasync.sleep(1)
       waiter:cancel()
       catch(waiter.await, waiter)
       assert.is_false(seen.ok)
@@ -127,22 +128,22 @@ describe("lasync.gather", function()
       assert.is_true(lasync.CancelledError:is(seen.err))
     end))
 
-    it("raises CancelledError even when a child absorbs it", helper.async(function()
+    it("raises CancelledError even when a child absorbs it", helper.virtual(function()
       local child = lasync.spawn(function()
-        pcall(lasync.sleep, 1)
+        pcall(lasync.sleep, 3600)
         return "absorbed"
       end)
       local waiter = lasync.spawn(lasync.gather, child)
-      lasync.sleep(0.001)
+      lasync.sleep(1)
       waiter:cancel()
       assert.is_true(lasync.CancelledError:is(catch(waiter.await, waiter)))
       assert.are.equal("absorbed", child:await())
     end))
 
-    it("raises CancelledError with return_exceptions too", helper.async(function()
-      local child = lasync.spawn(lasync.sleep, 1)
+    it("raises CancelledError with return_exceptions too", helper.virtual(function()
+      local child = lasync.spawn(lasync.sleep, 3600)
       local waiter = lasync.spawn(lasync.gather, {child}, {return_exceptions = true})
-      lasync.sleep(0.001)
+      lasync.sleep(1)
       waiter:cancel()
       assert.is_true(lasync.CancelledError:is(catch(waiter.await, waiter)))
       assert.is_true(child:cancelled())
@@ -150,27 +151,27 @@ describe("lasync.gather", function()
   end)
 
   describe("with a list", function()
-    it("returns a table of first values with n", helper.async(function()
-      local r = lasync.gather({after(0.003, "a", "x"), after(0.001, nil), after(0, "c")})
+    it("returns a table of first values with n", helper.virtual(function()
+      local r = lasync.gather({after(3, "a", "x"), after(1, nil), after(0, "c")})
       assert.are.same({n = 3, "a", nil, "c"}, r)
     end))
 
-    it("honours list.n for trailing nil results", helper.async(function()
+    it("honours list.n for trailing nil results", helper.virtual(function()
       local r = lasync.gather({n = 2, after(0, 1), after(0, nil)})
       assert.are.equal(2, r.n)
       assert.are.equal(1, r[1])
     end))
 
-    it("raises the first error without return_exceptions", helper.async(function()
+    it("raises the first error without return_exceptions", helper.virtual(function()
       assert.are.equal("bad", catch(lasync.gather, {fail_after(0, "bad"), after(0, 1)}))
     end))
 
     it("puts errors and cancellations in place with return_exceptions",
-      helper.async(function()
+      helper.virtual(function()
         local boom = {}
-        local cancelled = lasync.spawn(lasync.sleep, 1)
+        local cancelled = lasync.spawn(lasync.sleep, 3600)
         lasync.get_running_loop():call_soon(function() cancelled:cancel("why") end)
-        local r = lasync.gather({fail_after(0.001, boom), cancelled, after(0.002, "ok")},
+        local r = lasync.gather({fail_after(1, boom), cancelled, after(2, "ok")},
                                 {return_exceptions = true})
         assert.are.equal(3, r.n)
         assert.are.equal(boom, r[1])
@@ -181,7 +182,7 @@ describe("lasync.gather", function()
   end)
 
   describe("misuse", function()
-    it("names a bad argument and starts no task", helper.async(function()
+    it("names a bad argument and starts no task", helper.virtual(function()
       local before = #lasync.all_tasks()
       local err = catch(function() lasync.gather(after(0, 1), 42) end)
       assert.matches("bad argument #2 to 'gather' %(future, task or function expected, got number%)",
@@ -190,12 +191,12 @@ describe("lasync.gather", function()
       assert.are.equal(before, #lasync.all_tasks())
     end))
 
-    it("names a bad item of the list", helper.async(function()
+    it("names a bad item of the list", helper.virtual(function()
       assert.matches("bad argument #1 to 'gather' %(item 2: future, task or function expected, got string%)",
                      catch(lasync.gather, {after(0, 1), "x"}))
     end))
 
-    it("checks the options", helper.async(function()
+    it("checks the options", helper.virtual(function()
       assert.matches("bad argument #2 to 'gather' %(table of options or nil expected, got number%)",
                      catch(lasync.gather, {}, 5))
       assert.matches("bad argument #2 to 'gather' %(unknown option 'return_exception'%)",
@@ -212,14 +213,14 @@ describe("lasync.gather", function()
 end)
 
 describe("lasync.ensure_future", function()
-  it("returns a future or a task itself", helper.async(function()
+  it("returns a future or a task itself", helper.virtual(function()
     local f, t = lasync.Future(), lasync.spawn(function() end)
     assert.are.equal(f, lasync.ensure_future(f))
     assert.are.equal(t, lasync.ensure_future(t))
     t:await()
   end))
 
-  it("spawns a function with its arguments", helper.async(function()
+  it("spawns a function with its arguments", helper.virtual(function()
     local t = lasync.ensure_future(function(a, b) return a + b end, 2, 3)
     assert.is_true(lasync.is_task(t))
     assert.are.equal(5, t:await())

@@ -1,5 +1,6 @@
 -- A child that fails with the error value nil (error(nil), error()) is a
--- failure like any other for gather, wait, shield and task_group.
+-- failure like any other for gather, wait, shield and task_group (on virtual
+-- time: helper.virtual).
 local lasync = require "lasync"
 local core = require "lasync.core"
 local helper = require "helper"
@@ -15,10 +16,10 @@ local function nil_failure(delay)
 end
 
 describe("a child failing with error(nil)", function()
-  it("makes gather raise nil at once", helper.async(function()
+  it("makes gather raise nil at once", helper.virtual(function()
     local gate = lasync.Future()
     local slow = lasync.spawn(function() return gate:await() end)
-    local ok, err = pcall(lasync.gather, nil_failure(0.001), slow)
+    local ok, err = pcall(lasync.gather, nil_failure(1), slow)
     assert.is_false(ok)
     assert.is_nil(err)
     assert.is_false(slow:done())
@@ -26,14 +27,14 @@ describe("a child failing with error(nil)", function()
     slow:await()
   end))
 
-  it("leaves a nil in place with return_exceptions", helper.async(function()
-    local r = lasync.gather({nil_failure(0), lasync.spawn(lasync.sleep, 0.002, "v")},
+  it("leaves a nil in place with return_exceptions", helper.virtual(function()
+    local r = lasync.gather({nil_failure(0), lasync.spawn(lasync.sleep, 2, "v")},
                             {return_exceptions = true})
     assert.are.same({n = 2, nil, "v"}, r)
   end))
 
-  it("makes wait return early with FIRST_EXCEPTION", helper.async(function()
-    local bad, slow = nil_failure(0.001), lasync.spawn(lasync.sleep, 1)
+  it("makes wait return early with FIRST_EXCEPTION", helper.virtual(function()
+    local bad, slow = nil_failure(1), lasync.spawn(lasync.sleep, 3600)
     local done, pending = lasync.wait({bad, slow}, {return_when = "FIRST_EXCEPTION"})
     assert.are.same({bad}, done)
     assert.are.same({slow}, pending)
@@ -41,20 +42,20 @@ describe("a child failing with error(nil)", function()
     catch(slow.await, slow)
   end))
 
-  it("fails the shield future with nil", helper.async(function()
-    local sh = lasync.shield(nil_failure(0.001))
+  it("fails the shield future with nil", helper.virtual(function()
+    local sh = lasync.shield(nil_failure(1))
     local ok, err = pcall(sh.await, sh)
     assert.is_false(ok)
     assert.is_nil(err)
     assert.is_true(sh:done() and not sh:cancelled())
   end))
 
-  it("is listed by a TaskGroupError, counted in errors.n", helper.async(function()
+  it("is listed by a TaskGroupError, counted in errors.n", helper.virtual(function()
     local reached = false
     local err = catch(lasync.task_group, function(tg)
-      tg:spawn(function() lasync.sleep(0.001); error(nil) end)
-      tg:spawn(function() lasync.sleep(1); error("second", 0) end)  -- cancelled
-      lasync.sleep(1)
+      tg:spawn(function() lasync.sleep(1); error(nil) end)
+      tg:spawn(function() lasync.sleep(3600); error("second", 0) end)  -- cancelled
+      lasync.sleep(3600)
       reached = true
     end)
     assert.is_true(lasync.TaskGroupError:is(err))
@@ -66,7 +67,7 @@ end)
 describe("core._future_fail", function()
   -- The combinators tell failure from success by exception()'s count of
   -- values: one (the error, maybe nil) or none.
-  it("fails a pending future with any value, nil included", helper.async(function()
+  it("fails a pending future with any value, nil included", helper.virtual(function()
     local f, good = lasync.Future(), lasync.Future()
     core._future_fail(f, nil)
     good:set_result(nil)
@@ -75,7 +76,7 @@ describe("core._future_fail", function()
     assert.is_nil(catch(f.result, f))
   end))
 
-  it("refuses a done future and a task", helper.async(function()
+  it("refuses a done future and a task", helper.virtual(function()
     local f = lasync.Future()
     f:set_result()
     assert.matches("pending future expected", catch(core._future_fail, f, "x"))

@@ -1,4 +1,5 @@
--- lasync.task_group (docs/reference.md §5).
+-- lasync.task_group (docs/reference.md §5), on virtual time (helper.virtual):
+-- the delays are seconds and take none.
 local lasync = require "lasync"
 local helper = require "helper"
 
@@ -10,9 +11,9 @@ local is_cancelled = helper.is_cancelled
 -- records it in log[name] before letting the cancellation go on.
 local function stubborn(log, name)
   return function()
-    local ok, err = pcall(lasync.sleep, 1)
+    local ok, err = pcall(lasync.sleep, 3600)
     assert(not ok)
-    lasync.sleep(0.003)
+    lasync.sleep(3)
     log[name] = "cleaned"
     error(err, 0)
   end
@@ -21,10 +22,10 @@ end
 local fail_after = helper.fail_after
 
 describe("lasync.task_group", function()
-  it("returns the body's results once every child finished", helper.async(function()
+  it("returns the body's results once every child finished", helper.virtual(function()
     local t1, t2
     local r = table.pack(lasync.task_group(function(tg)
-      t1 = tg:spawn(lasync.sleep, 0.005, "one")
+      t1 = tg:spawn(lasync.sleep, 5, "one")
       t2 = tg:create_task(function(a, b) return a .. b end, "t", "wo")
       return "a", nil, "c"
     end))
@@ -34,25 +35,25 @@ describe("lasync.task_group", function()
     assert.are.equal("two", t2:result())
   end))
 
-  it("runs the body in the current task", helper.async(function()
+  it("runs the body in the current task", helper.virtual(function()
     local me = lasync.current_task()
     assert.are.equal(me, lasync.task_group(function() return lasync.current_task() end))
   end))
 
-  it("accepts children spawned while it waits for the others", helper.async(function()
+  it("accepts children spawned while it waits for the others", helper.virtual(function()
     local late
     lasync.task_group(function(tg)
       tg:spawn(function()
-        lasync.sleep(0.001)
-        late = tg:spawn(lasync.sleep, 0.002, "late")
+        lasync.sleep(1)
+        late = tg:spawn(lasync.sleep, 2, "late")
       end)
     end)
     assert.are.equal("late", late:result())
   end))
 
-  it("does not count a cancelled child as an error", helper.async(function()
+  it("does not count a cancelled child as an error", helper.virtual(function()
     assert.are.equal("fine", lasync.task_group(function(tg)
-      local t = tg:spawn(lasync.sleep, 1)
+      local t = tg:spawn(lasync.sleep, 3600)
       lasync.sleep(0)
       t:cancel()
       return "fine"
@@ -61,12 +62,12 @@ describe("lasync.task_group", function()
 
   describe("when a child fails", function()
     it("cancels the body and the other children, then raises TaskGroupError",
-      helper.async(function()
+      helper.virtual(function()
         local boom, log, other = {}, {}, nil
         local err = catch(lasync.task_group, function(tg)
           other = tg:spawn(stubborn(log, "other"))
-          tg:spawn(fail_after(0.002, boom))
-          local ok, e = pcall(lasync.sleep, 1)
+          tg:spawn(fail_after(2, boom))
+          local ok, e = pcall(lasync.sleep, 3600)
           log.body = ok and "finished" or e
           error(e, 0)
         end)
@@ -77,10 +78,10 @@ describe("lasync.task_group", function()
         assert.are.equal("cleaned", log.other)
         assert.is_true(other:cancelled())
         assert.are.equal(0, lasync.current_task():cancelling())
-        assert.are.equal("on", lasync.sleep(0.001, "on"))  -- the task goes on
+        assert.are.equal("on", lasync.sleep(1, "on"))  -- the task goes on
       end))
 
-    it("collects the errors of every failing child", helper.async(function()
+    it("collects the errors of every failing child", helper.virtual(function()
       local err = catch(lasync.task_group, function(tg)
         -- sleep(0): both fail in one iteration, whatever the machine's load
         tg:spawn(fail_after(0, "a"))
@@ -90,44 +91,44 @@ describe("lasync.task_group", function()
       assert.matches("2 errors", err.message)
     end))
 
-    it("fails while the body has already returned", helper.async(function()
+    it("fails while the body has already returned", helper.virtual(function()
       local log = {}
       local err = catch(lasync.task_group, function(tg)
         tg:spawn(stubborn(log, "other"))
-        tg:spawn(fail_after(0.002, "late"))
+        tg:spawn(fail_after(2, "late"))
         return "body done"
       end)
       assert.are.same({n = 1, "late"}, err.errors)
       assert.are.equal("cleaned", log.other)
       assert.are.equal(0, lasync.current_task():cancelling())
-      lasync.sleep(0.001)
+      lasync.sleep(1)
     end))
 
-    it("refuses new children while it shuts down", helper.async(function()
+    it("refuses new children while it shuts down", helper.virtual(function()
       local refused
       catch(lasync.task_group, function(tg)
         tg:spawn(fail_after(0, "x"))
-        pcall(lasync.sleep, 1)
+        pcall(lasync.sleep, 3600)
         refused = catch(tg.spawn, tg, print)
       end)
       assert.matches("task group is shutting down", refused)
     end))
 
-    it("keeps a cancellation from outside pending", helper.async(function()
+    it("keeps a cancellation from outside pending", helper.virtual(function()
       local parent
       parent = lasync.spawn(function()
         local err = catch(lasync.task_group, function(tg)
           tg:spawn(function()
-            lasync.sleep(0.001)
+            lasync.sleep(1)
             parent:cancel("outside")
             error("child failed", 0)
           end)
-          lasync.sleep(1)
+          lasync.sleep(3600)
         end)
         assert.is_true(lasync.TaskGroupError:is(err))
         assert.are.same({n = 1, "child failed"}, err.errors)
         assert.are.equal(1, parent:cancelling())
-        lasync.sleep(1)  -- raises the pending cancellation
+        lasync.sleep(3600)  -- raises the pending cancellation
         return "not cancelled"
       end)
       assert.is_true(is_cancelled(catch(parent.await, parent)))
@@ -135,7 +136,7 @@ describe("lasync.task_group", function()
   end)
 
   describe("when the body fails", function()
-    it("cancels the children and raises TaskGroupError", helper.async(function()
+    it("cancels the children and raises TaskGroupError", helper.virtual(function()
       local log, child = {}, nil
       local boom = {}
       local err = catch(lasync.task_group, function(tg)
@@ -149,7 +150,7 @@ describe("lasync.task_group", function()
       assert.is_true(child:cancelled())
     end))
 
-    it("lists an error(nil) of the body, counted in errors.n", helper.async(function()
+    it("lists an error(nil) of the body, counted in errors.n", helper.virtual(function()
       local err = catch(lasync.task_group, function(tg)
         tg:spawn(lasync.sleep, 0)
         error(nil)
@@ -158,10 +159,10 @@ describe("lasync.task_group", function()
       assert.are.same({n = 1}, err.errors)
     end))
 
-    it("lists the children's errors before the body's", helper.async(function()
+    it("lists the children's errors before the body's", helper.virtual(function()
       local err = catch(lasync.task_group, function(tg)
         tg:spawn(function()
-          local ok = pcall(lasync.sleep, 1)
+          local ok = pcall(lasync.sleep, 3600)
           assert(not ok)
           error("child cleanup failed", 0)
         end)
@@ -173,18 +174,18 @@ describe("lasync.task_group", function()
   end)
 
   describe("when the enclosing task is cancelled", function()
-    it("cancels the children, waits for them and propagates", helper.async(function()
+    it("cancels the children, waits for them and propagates", helper.virtual(function()
       local log, seen = {}, nil
       local parent = lasync.spawn(function()
         local ok, err = pcall(lasync.task_group, function(tg)
           tg:spawn(stubborn(log, "a"))
           tg:spawn(stubborn(log, "b"))
-          lasync.sleep(1)
+          lasync.sleep(3600)
         end)
         seen = {ok = ok, err = err, a = log.a, b = log.b}
         error(err, 0)
       end)
-      lasync.sleep(0.001)
+      lasync.sleep(1)
       parent:cancel("stop")
       catch(parent.await, parent)
       assert.is_true(parent:cancelled())
@@ -196,27 +197,27 @@ describe("lasync.task_group", function()
     end))
 
     it("propagates while it waits for the children after the body",
-      helper.async(function()
+      helper.virtual(function()
         local log = {}
         local parent = lasync.spawn(lasync.task_group, function(tg)
           tg:spawn(stubborn(log, "child"))
         end)
-        lasync.sleep(0.001)
+        lasync.sleep(1)
         parent:cancel()
         assert.is_true(is_cancelled(catch(parent.await, parent)))
         assert.are.equal("cleaned", log.child)
       end))
 
-    it("raises TaskGroupError instead when a child also failed", helper.async(function()
+    it("raises TaskGroupError instead when a child also failed", helper.virtual(function()
       local parent = lasync.spawn(lasync.task_group, function(tg)
         tg:spawn(function()
-          local ok = pcall(lasync.sleep, 1)
+          local ok = pcall(lasync.sleep, 3600)
           assert(not ok)
           error("cleanup failed", 0)
         end)
-        lasync.sleep(1)
+        lasync.sleep(3600)
       end)
-      lasync.sleep(0.001)
+      lasync.sleep(1)
       parent:cancel()
       local err = catch(parent.await, parent)
       assert.is_true(lasync.TaskGroupError:is(err))
@@ -225,7 +226,7 @@ describe("lasync.task_group", function()
   end)
 
   describe("misuse", function()
-    it("names bad arguments", helper.async(function()
+    it("names bad arguments", helper.virtual(function()
       assert.matches("bad argument #1 to 'task_group' %(function expected, got nil%)",
                      catch(lasync.task_group))
       lasync.task_group(function(tg)
@@ -236,7 +237,7 @@ describe("lasync.task_group", function()
       end)
     end))
 
-    it("refuses new children once finished", helper.async(function()
+    it("refuses new children once finished", helper.virtual(function()
       local group = lasync.task_group(function(tg) return tg end)
       assert.matches("task group is finished", catch(group.spawn, group, print))
     end))

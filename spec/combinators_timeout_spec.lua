@@ -1,4 +1,5 @@
--- lasync.timeout, lasync.timeout_at and lasync.shield (docs/reference.md §5).
+-- lasync.timeout, lasync.timeout_at and lasync.shield (docs/reference.md §5),
+-- on virtual time (helper.virtual): the delays are seconds and take none.
 local lasync = require "lasync"
 local helper = require "helper"
 
@@ -18,26 +19,26 @@ local function recording(log, key, fn, ...)
 end
 
 describe("lasync.timeout", function()
-  it("returns every result of fn, nils included", helper.async(function()
-    local r = table.pack(lasync.timeout(0.1, function(a) return a, nil, 3, nil end, 1))
+  it("returns every result of fn, nils included", helper.virtual(function()
+    local r = table.pack(lasync.timeout(100, function(a) return a, nil, 3, nil end, 1))
     assert.are.same({n = 4, 1, nil, 3}, r)
   end))
 
-  it("raises TimeoutError when the deadline passes", helper.async(function()
-    local earlier = helper.after(0.004)
-    local err = catch(lasync.timeout, 0.005, lasync.sleep, 1)
+  it("raises TimeoutError when the deadline passes", helper.virtual(function()
+    local earlier = helper.after(4)
+    local err = catch(lasync.timeout, 5, lasync.sleep, 3600)
     assert.is_true(is_timeout(err))
     assert.is_true(is_cancelled(err.cause))
     assert.is_true(earlier:is_set())
     assert.are.equal(0, lasync.current_task():cancelling())
-    assert.are.equal("on", lasync.sleep(0.001, "on"))  -- the task goes on
+    assert.are.equal("on", lasync.sleep(1, "on"))  -- the task goes on
   end))
 
-  it("lets fn clean up before TimeoutError surfaces", helper.async(function()
+  it("lets fn clean up before TimeoutError surfaces", helper.virtual(function()
     local cleaned = false
-    local err = catch(lasync.timeout, 0.002, function()
-      local _, e = pcall(lasync.sleep, 1)
-      lasync.sleep(0.002)
+    local err = catch(lasync.timeout, 2, function()
+      local _, e = pcall(lasync.sleep, 3600)
+      lasync.sleep(2)
       cleaned = true
       error(e, 0)
     end)
@@ -45,15 +46,15 @@ describe("lasync.timeout", function()
     assert.is_true(cleaned)
   end))
 
-  it("propagates an error raised inside fn unchanged", helper.async(function()
+  it("propagates an error raised inside fn unchanged", helper.virtual(function()
     local boom = {}
     assert.are.equal(boom, catch(lasync.timeout, 1, error, boom))
     assert.are.equal("text", catch(lasync.timeout, 1, error, "text", 0))
   end))
 
-  it("returns what fn returns after absorbing the cancellation", helper.async(function()
-    local a, b = lasync.timeout(0.002, function()
-      local ok = pcall(lasync.sleep, 1)
+  it("returns what fn returns after absorbing the cancellation", helper.virtual(function()
+    local a, b = lasync.timeout(2, function()
+      local ok = pcall(lasync.sleep, 3600)
       return "absorbed", ok
     end)
     assert.are.equal("absorbed", a)
@@ -61,73 +62,74 @@ describe("lasync.timeout", function()
     assert.are.equal(0, lasync.current_task():cancelling())
   end))
 
-  it("has no deadline when delay is nil", helper.async(function()
-    assert.are.equal("v", lasync.timeout(nil, lasync.sleep, 0.005, "v"))
+  it("has no deadline when delay is nil", helper.virtual(function()
+    assert.are.equal("v", lasync.timeout(nil, lasync.sleep, 5, "v"))
   end))
 
-  it("fires at the first suspension when delay <= 0", helper.async(function()
+  it("fires at the first suspension when delay <= 0", helper.virtual(function()
     local ran = false
     assert.is_true(is_timeout(catch(lasync.timeout, 0, function()
       ran = true
-      lasync.sleep(1)
+      lasync.sleep(3600)
     end)))
     assert.is_true(ran)
     assert.are.equal(7, lasync.timeout(-1, function() return 7 end))
   end))
 
-  it("fires before the task's next step when delay <= 0", helper.async(function()
+  it("fires before the task's next step when delay <= 0", helper.virtual(function()
     assert.is_true(is_timeout(catch(lasync.timeout, 0, function()
       lasync.sleep(0)
       return "too late"
     end)))
   end))
 
-  it("cancels its timer on every way out", helper.async(function()
-    lasync.timeout(0.003, function() end)
-    catch(lasync.timeout, 0.003, error, "x")
-    lasync.sleep(0.01)  -- would be cancelled by a timer left behind
+  it("cancels its timer on every way out", helper.virtual(function()
+    lasync.timeout(3, function() end)
+    catch(lasync.timeout, 3, error, "x")
+    lasync.sleep(10)  -- would be cancelled by a timer left behind
     assert.are.equal(0, lasync.current_task():cancelling())
   end))
 
   describe("nested", function()
-    it("lets the inner one fire and the outer one go on", helper.async(function()
+    it("lets the inner one fire and the outer one go on", helper.virtual(function()
       local log = {}
-      local r = lasync.timeout(1, function()
-        log.inner = catch(lasync.timeout, 0.002, lasync.sleep, 1)
+      local r = lasync.timeout(60, function()
+        log.inner = catch(lasync.timeout, 2, lasync.sleep, 3600)
         return "outer ok"
       end)
       assert.are.equal("outer ok", r)
       assert.is_true(is_timeout(log.inner))
     end))
 
-    it("lets the outer one fire through the inner one", helper.async(function()
+    it("lets the outer one fire through the inner one", helper.virtual(function()
       local log = {}
-      local err = catch(lasync.timeout, 0.002, function()
-        recording(log, "inner", lasync.timeout, 1, lasync.sleep, 1)
+      local err = catch(lasync.timeout, 2, function()
+        recording(log, "inner", lasync.timeout, 60, lasync.sleep, 3600)
       end)
       assert.is_true(is_timeout(err))
       assert.is_true(is_cancelled(log.inner))
       assert.are.equal(0, lasync.current_task():cancelling())
     end))
 
-    it("reports the outer one when both fire together", helper.async(function()
+    it("reports the outer one when both fire together", helper.virtual(function()
       local log = {}
-      local when = lasync.time() + 0.003
+      local when = lasync.time() + 3
       local err = catch(lasync.timeout_at, when, function()
-        recording(log, "inner", lasync.timeout_at, when, lasync.sleep, 1)
+        recording(log, "inner", lasync.timeout_at, when, lasync.sleep, 3600)
       end)
       assert.is_true(is_timeout(err))
       assert.is_true(is_cancelled(log.inner))
       assert.are.equal(0, lasync.current_task():cancelling())
     end))
 
-    it("fires each of several in turn", helper.async(function()
+    it("fires each of several in turn", helper.virtual(function()
       local log = {}
-      -- The outer deadline must not come with an inner one (a loaded
-      -- machine's pause): catch would swallow its cancellation.
-      local err = catch(lasync.timeout, 0.5, function()
-        for i = 1, 3 do log[i] = catch(lasync.timeout, 0.001, lasync.sleep, 1) end
-        lasync.sleep(1)
+      -- The outer deadline must not come with an inner one (catch would
+      -- swallow its cancellation): on virtual time no pause of a loaded
+      -- machine brings 500 s near 3.
+      local err = catch(lasync.timeout, 500, function()
+        for i = 1, 3 do log[i] = catch(lasync.timeout, 1, lasync.sleep, 3600) end
+        lasync.sleep(3600)
       end)
       assert.is_true(is_timeout(err))
       for i = 1, 3 do assert.is_true(is_timeout(log[i])) end
@@ -135,19 +137,19 @@ describe("lasync.timeout", function()
   end)
 
   describe("with an outside cancellation", function()
-    it("never turns it into a TimeoutError", helper.async(function()
-      local t = lasync.spawn(lasync.timeout, 1, lasync.sleep, 1)
-      lasync.sleep(0.001)
+    it("never turns it into a TimeoutError", helper.virtual(function()
+      local t = lasync.spawn(lasync.timeout, 60, lasync.sleep, 3600)
+      lasync.sleep(1)
       t:cancel("from outside")
       local err = catch(t.await, t)
       assert.is_true(is_cancelled(err))
       assert.are.equal("from outside", err.message)
     end))
 
-    it("lets it win when it comes together with the deadline", helper.async(function()
+    it("lets it win when it comes together with the deadline", helper.virtual(function()
       local loop = lasync.get_running_loop()
-      local when = loop:time() + 0.003
-      local t = lasync.spawn(lasync.timeout_at, when, lasync.sleep, 1)
+      local when = loop:time() + 3
+      local t = lasync.spawn(lasync.timeout_at, when, lasync.sleep, 3600)
       loop:call_at(when, function() t:cancel() end)
       assert.is_true(is_cancelled(catch(t.await, t)))
       assert.is_true(t:cancelled())
@@ -155,7 +157,7 @@ describe("lasync.timeout", function()
   end)
 
   describe("misuse", function()
-    it("names bad arguments", helper.async(function()
+    it("names bad arguments", helper.virtual(function()
       assert.matches("bad argument #1 to 'timeout' %(number or nil expected, got string%)",
                      catch(lasync.timeout, "1", print))
       assert.matches("bad argument #2 to 'timeout' %(function expected, got nil%)",
@@ -174,27 +176,27 @@ describe("lasync.timeout", function()
 end)
 
 describe("lasync.timeout_at", function()
-  it("fires at an absolute loop time", helper.async(function()
-    local when = lasync.time() + 0.005
-    assert.is_true(is_timeout(catch(lasync.timeout_at, when, lasync.sleep, 1)))
+  it("fires at an absolute loop time", helper.virtual(function()
+    local when = lasync.time() + 5
+    assert.is_true(is_timeout(catch(lasync.timeout_at, when, lasync.sleep, 3600)))
     assert.is_true(lasync.time() >= when)
   end))
 
-  it("returns the results in time, or without a deadline", helper.async(function()
-    assert.are.same({1, 2}, {lasync.timeout_at(lasync.time() + 1, lasync.sleep, 0, 1, 2)})
-    assert.are.equal("x", lasync.timeout_at(nil, lasync.sleep, 0.001, "x"))
+  it("returns the results in time, or without a deadline", helper.virtual(function()
+    assert.are.same({1, 2}, {lasync.timeout_at(lasync.time() + 60, lasync.sleep, 0, 1, 2)})
+    assert.are.equal("x", lasync.timeout_at(nil, lasync.sleep, 1, "x"))
   end))
 end)
 
 describe("lasync.shield", function()
-  it("mirrors every result of aw", helper.async(function()
-    local t = lasync.spawn(lasync.sleep, 0.001, "a", nil, "c")
+  it("mirrors every result of aw", helper.virtual(function()
+    local t = lasync.spawn(lasync.sleep, 1, "a", nil, "c")
     assert.are.same({n = 3, "a", nil, "c"}, table.pack(lasync.shield(t):await()))
   end))
 
-  it("mirrors an error and a cancellation of aw", helper.async(function()
+  it("mirrors an error and a cancellation of aw", helper.virtual(function()
     local boom = {}
-    local bad = lasync.spawn(function() lasync.sleep(0.001); error(boom) end)
+    local bad = lasync.spawn(function() lasync.sleep(1); error(boom) end)
     local sb = lasync.shield(bad)
     assert.are.equal(boom, catch(sb.await, sb))
     local f = lasync.Future()
@@ -203,18 +205,18 @@ describe("lasync.shield", function()
     assert.is_true(is_cancelled(catch(s.await, s)))
   end))
 
-  it("returns aw itself when it is already done", helper.async(function()
+  it("returns aw itself when it is already done", helper.virtual(function()
     local f = lasync.Future()
     f:set_result(1)
     assert.are.equal(f, lasync.shield(f))
   end))
 
-  it("spawns a function", helper.async(function()
+  it("spawns a function", helper.virtual(function()
     assert.are.equal("fn", lasync.shield(function() return "fn" end):await())
   end))
 
-  it("leaves aw running when the shield is cancelled", helper.async(function()
-    local t = lasync.spawn(lasync.sleep, 0.005, "kept")
+  it("leaves aw running when the shield is cancelled", helper.virtual(function()
+    local t = lasync.spawn(lasync.sleep, 5, "kept")
     local s = lasync.shield(t)
     assert.is_true(s:cancel())
     lasync.sleep(0)
@@ -222,11 +224,11 @@ describe("lasync.shield", function()
     assert.are.equal("kept", t:await())
   end))
 
-  it("leaves aw running when the awaiting task is cancelled", helper.async(function()
+  it("leaves aw running when the awaiting task is cancelled", helper.virtual(function()
     local gate = lasync.Future()
     local t = lasync.spawn(function() return gate:await() end)
     local waiter = lasync.spawn(function() return lasync.shield(t):await() end)
-    lasync.sleep(0.001)
+    lasync.sleep(1)
     waiter:cancel()
     assert.is_true(is_cancelled(catch(waiter.await, waiter)))
     assert.is_false(t:done())
@@ -234,19 +236,19 @@ describe("lasync.shield", function()
     assert.are.equal("kept", t:await())
   end))
 
-  it("keeps wait_for from cancelling aw", helper.async(function()
-    local t = lasync.spawn(lasync.sleep, 0.01, "kept")
-    assert.is_true(is_timeout(catch(lasync.wait_for, lasync.shield(t), 0.001)))
+  it("keeps wait_for from cancelling aw", helper.virtual(function()
+    local t = lasync.spawn(lasync.sleep, 10, "kept")
+    assert.is_true(is_timeout(catch(lasync.wait_for, lasync.shield(t), 1)))
     assert.are.equal("kept", t:await())
   end))
 
   it("leaves a later error of aw to be reported once the shield is cancelled",
-    helper.async(function()
+    helper.virtual(function()
       local reports = helper.reports()
-      local t = lasync.spawn(function() lasync.sleep(0.001); error("late") end)
+      local t = lasync.spawn(function() lasync.sleep(1); error("late") end)
       lasync.shield(t):cancel()
       t = nil  -- luacheck: ignore 311
-      lasync.sleep(0.005)
+      lasync.sleep(5)
       collectgarbage()
       collectgarbage()
       assert.are.equal(1, #reports)
@@ -254,7 +256,7 @@ describe("lasync.shield", function()
     end))
 
   it("retrieves an error of aw that races the shield's cancellation",
-    helper.async(function()
+    helper.virtual(function()
       local reports = helper.reports()
       local f = lasync.Future()
       local s = lasync.shield(f)

@@ -1,4 +1,5 @@
--- lasync.wait, lasync.wait_for and lasync.as_completed (docs/reference.md §5).
+-- lasync.wait, lasync.wait_for and lasync.as_completed (docs/reference.md §5),
+-- on virtual time (helper.virtual): the delays are seconds and take none.
 local lasync = require "lasync"
 local helper = require "helper"
 
@@ -23,7 +24,7 @@ end
 -- seconds, then either re-raises or returns `absorb` if given.
 local function stubborn(log, cleanup, absorb)
   return function()
-    local ok, err = pcall(lasync.sleep, 1)
+    local ok, err = pcall(lasync.sleep, 3600)
     log.cancelled = not ok
     lasync.sleep(cleanup)
     log.cleaned = true
@@ -33,23 +34,23 @@ local function stubborn(log, cleanup, absorb)
 end
 
 describe("lasync.wait", function()
-  it("waits for all by default and keeps the list order", helper.async(function()
-    local a, b = sleeper(0.004, "a"), sleeper(0.001, "b")
+  it("waits for all by default and keeps the list order", helper.virtual(function()
+    local a, b = sleeper(4, "a"), sleeper(1, "b")
     local done, pending = lasync.wait({a, b})
     assert.are.same({a, b}, done)
     assert.are.same({}, pending)
   end))
 
-  it("returns at the first completion with FIRST_COMPLETED", helper.async(function()
-    local slow, fast = lasync.Future(), sleeper(0.001)
+  it("returns at the first completion with FIRST_COMPLETED", helper.virtual(function()
+    local slow, fast = lasync.Future(), sleeper(1)
     local done, pending = lasync.wait({slow, fast}, {return_when = "FIRST_COMPLETED"})
     assert.are.same({fast}, done)
     assert.are.same({slow}, pending)
     assert.is_false(slow:done())
   end))
 
-  it("returns at the first error with FIRST_EXCEPTION", helper.async(function()
-    local slow, bad = lasync.Future(), failer(0.002, "bad")
+  it("returns at the first error with FIRST_EXCEPTION", helper.virtual(function()
+    local slow, bad = lasync.Future(), failer(2, "bad")
     local done, pending = lasync.wait({slow, bad}, {return_when = "FIRST_EXCEPTION"})
     assert.are.same({bad}, done)
     assert.are.same({slow}, pending)
@@ -57,9 +58,9 @@ describe("lasync.wait", function()
   end))
 
   it("does not count a cancellation as an error with FIRST_EXCEPTION",
-    helper.async(function()
+    helper.virtual(function()
       local reports = helper.reports()
-      local slow, gone = sleeper(0.01), sleeper(1)
+      local slow, gone = sleeper(10), sleeper(3600)
       lasync.get_running_loop():call_soon(function() gone:cancel() end)
       local done, pending = lasync.wait({gone, slow}, {return_when = "FIRST_EXCEPTION"})
       assert.are.same({gone, slow}, done)
@@ -67,17 +68,17 @@ describe("lasync.wait", function()
       assert.are.same({}, reports)
     end))
 
-  it("waits for all with FIRST_EXCEPTION when nothing fails", helper.async(function()
-    local a, b = sleeper(0.001), sleeper(0.003)
+  it("waits for all with FIRST_EXCEPTION when nothing fails", helper.virtual(function()
+    local a, b = sleeper(1), sleeper(3)
     local done = lasync.wait({a, b}, {return_when = "FIRST_EXCEPTION"})
     assert.are.equal(2, #done)
   end))
 
-  it("returns at the timeout without cancelling anything", helper.async(function()
+  it("returns at the timeout without cancelling anything", helper.virtual(function()
     local gate = lasync.Future()
-    local slow, fast = lasync.spawn(gate.await, gate), sleeper(0.001)
-    local earlier = helper.after(0.009)
-    local done, pending = lasync.wait({slow, fast}, {timeout = 0.01})
+    local slow, fast = lasync.spawn(gate.await, gate), sleeper(1)
+    local earlier = helper.after(9)
+    local done, pending = lasync.wait({slow, fast}, {timeout = 10})
     assert.is_true(earlier:is_set())
     assert.are.same({fast}, done)
     assert.are.same({slow}, pending)
@@ -85,7 +86,7 @@ describe("lasync.wait", function()
     slow:cancel()
   end))
 
-  it("returns futures already done", helper.async(function()
+  it("returns futures already done", helper.virtual(function()
     local f = lasync.Future()
     f:set_result(1)
     local done, pending = lasync.wait({f})
@@ -94,29 +95,29 @@ describe("lasync.wait", function()
   end))
 
   it("propagates a cancellation of the waiting task, cancelling nothing else",
-    helper.async(function()
+    helper.virtual(function()
       local f = lasync.Future()
       local waiter = lasync.spawn(lasync.wait, {f}, {timeout = 1})
-      lasync.sleep(0.001)
+      lasync.sleep(1)
       waiter:cancel()
       assert.is_true(lasync.CancelledError:is(catch(waiter.await, waiter)))
       assert.is_false(f:done())
     end))
 
   describe("misuse", function()
-    it("rejects an empty list", helper.async(function()
+    it("rejects an empty list", helper.virtual(function()
       assert.matches("bad argument #1 to 'wait' %(list of futures is empty%)",
                      catch(lasync.wait, {}))
     end))
 
-    it("rejects what is not a list of futures", helper.async(function()
+    it("rejects what is not a list of futures", helper.virtual(function()
       assert.matches("bad argument #1 to 'wait' %(list %(future or task%) expected, got nil%)",
                      catch(lasync.wait, nil))
       assert.matches("bad argument #1 to 'wait' %(item 1: future or task expected, got function%)",
                      catch(lasync.wait, {function() end}))
     end))
 
-    it("checks the options", helper.async(function()
+    it("checks the options", helper.virtual(function()
       local f = lasync.Future()
       f:set_result()
       assert.matches("opts.timeout must be a number, got string",
@@ -135,83 +136,83 @@ describe("lasync.wait", function()
 end)
 
 describe("lasync.wait_for", function()
-  it("returns every result of a task, a future or a function", helper.async(function()
-    local r = table.pack(lasync.wait_for(sleeper(0.001, 1, nil, 3), 1))
+  it("returns every result of a task, a future or a function", helper.virtual(function()
+    local r = table.pack(lasync.wait_for(sleeper(1, 1, nil, 3), 60))
     assert.are.same({n = 3, 1, nil, 3}, r)
     local f = lasync.Future()
     lasync.get_running_loop():call_soon(function() f:set_result("f", "g") end)
-    assert.are.same({"f", "g"}, {lasync.wait_for(f, 1)})
-    assert.are.equal("fn", lasync.wait_for(function() lasync.sleep(0.001); return "fn" end, 1))
+    assert.are.same({"f", "g"}, {lasync.wait_for(f, 60)})
+    assert.are.equal("fn", lasync.wait_for(function() lasync.sleep(1); return "fn" end, 60))
   end))
 
-  it("waits forever with a nil timeout", helper.async(function()
-    assert.are.equal("late", lasync.wait_for(sleeper(0.01, "late"), nil))
+  it("waits forever with a nil timeout", helper.virtual(function()
+    assert.are.equal("late", lasync.wait_for(sleeper(10, "late"), nil))
   end))
 
-  it("propagates the error of aw", helper.async(function()
+  it("propagates the error of aw", helper.virtual(function()
     local boom = {}
-    assert.are.equal(boom, catch(lasync.wait_for, failer(0.001, boom), 1))
+    assert.are.equal(boom, catch(lasync.wait_for, failer(1, boom), 60))
   end))
 
-  it("on timeout cancels a task and waits for its cleanup", helper.async(function()
+  it("on timeout cancels a task and waits for its cleanup", helper.virtual(function()
     local log = {}
-    local t = lasync.spawn(stubborn(log, 0.005))
-    local err = catch(lasync.wait_for, t, 0.005)
+    local t = lasync.spawn(stubborn(log, 5))
+    local err = catch(lasync.wait_for, t, 5)
     assert.is_true(is_timeout(err))
     assert.is_true(log.cleaned)
     assert.is_true(t:cancelled())
     assert.are.equal(0, lasync.current_task():cancelling())
   end))
 
-  it("on timeout cancels a function run in the current task", helper.async(function()
+  it("on timeout cancels a function run in the current task", helper.virtual(function()
     local log = {}
     local me
     local err = catch(lasync.wait_for, function()
       me = lasync.current_task()
-      return stubborn(log, 0.002)()
-    end, 0.005)
+      return stubborn(log, 2)()
+    end, 5)
     assert.is_true(is_timeout(err))
     assert.are.equal(lasync.current_task(), me)
     assert.is_true(log.cancelled and log.cleaned)
   end))
 
-  it("on timeout cancels a future", helper.async(function()
+  it("on timeout cancels a future", helper.virtual(function()
     local f = lasync.Future()
-    assert.is_true(is_timeout(catch(lasync.wait_for, f, 0.002)))
+    assert.is_true(is_timeout(catch(lasync.wait_for, f, 2)))
     assert.is_true(f:cancelled())
   end))
 
-  it("returns what aw returns after absorbing the cancellation", helper.async(function()
+  it("returns what aw returns after absorbing the cancellation", helper.virtual(function()
     local log = {}
-    assert.are.equal("absorbed", lasync.wait_for(lasync.spawn(stubborn(log, 0, "absorbed")), 0.002))
-    assert.are.equal("kept", lasync.wait_for(stubborn(log, 0, "kept"), 0.002))
-    lasync.sleep(0.005)  -- no cancellation is left pending on this task
+    assert.are.equal("absorbed", lasync.wait_for(lasync.spawn(stubborn(log, 0, "absorbed")), 2))
+    assert.are.equal("kept", lasync.wait_for(stubborn(log, 0, "kept"), 2))
+    lasync.sleep(5)  -- no cancellation is left pending on this task
   end))
 
-  it("propagates another error raised after the cancellation", helper.async(function()
+  it("propagates another error raised after the cancellation", helper.virtual(function()
     local t = lasync.spawn(function()
-      pcall(lasync.sleep, 1)
+      pcall(lasync.sleep, 3600)
       error("cleanup failed", 0)
     end)
-    assert.are.equal("cleanup failed", catch(lasync.wait_for, t, 0.002))
+    assert.are.equal("cleanup failed", catch(lasync.wait_for, t, 2))
   end))
 
-  it("with timeout <= 0 returns the results of a done future", helper.async(function()
+  it("with timeout <= 0 returns the results of a done future", helper.virtual(function()
     local f = lasync.Future()
     f:set_result(1, 2)
     assert.are.same({1, 2}, {lasync.wait_for(f, 0)})
   end))
 
-  it("with timeout <= 0 never starts a function", helper.async(function()
+  it("with timeout <= 0 never starts a function", helper.virtual(function()
     local ran = false
     assert.is_true(is_timeout(catch(lasync.wait_for, function() ran = true end, -1)))
     lasync.sleep(0)
     assert.is_false(ran)
   end))
 
-  it("with timeout <= 0 cancels a pending task and waits for it", helper.async(function()
+  it("with timeout <= 0 cancels a pending task and waits for it", helper.virtual(function()
     local log = {}
-    local t = lasync.spawn(stubborn(log, 0.002))
+    local t = lasync.spawn(stubborn(log, 2))
     lasync.sleep(0)
     assert.is_true(is_timeout(catch(lasync.wait_for, t, 0)))
     assert.is_true(log.cleaned)
@@ -221,17 +222,17 @@ describe("lasync.wait_for", function()
   end))
 
   it("with timeout <= 0 raises CancelledError for a future already cancelled",
-    helper.async(function()
+    helper.virtual(function()
       local f = lasync.Future()
       f:cancel()
       assert.is_true(lasync.CancelledError:is(catch(lasync.wait_for, f, 0)))
     end))
 
   it("lets a cancellation of the waiting task propagate as CancelledError",
-    helper.async(function()
+    helper.virtual(function()
       local inner = sleeper(1)
-      local waiter = lasync.spawn(lasync.wait_for, inner, 0.5)
-      lasync.sleep(0.001)
+      local waiter = lasync.spawn(lasync.wait_for, inner, 500)
+      lasync.sleep(1)
       waiter:cancel()
       local err = catch(waiter.await, waiter)
       assert.is_true(lasync.CancelledError:is(err))
@@ -239,7 +240,7 @@ describe("lasync.wait_for", function()
     end))
 
   describe("misuse", function()
-    it("names bad arguments", helper.async(function()
+    it("names bad arguments", helper.virtual(function()
       assert.matches("bad argument #1 to 'wait_for' %(future, task or function expected, got number%)",
                      catch(lasync.wait_for, 1, 1))
       assert.matches("bad argument #2 to 'wait_for' %(number or nil expected, got string%)",
@@ -254,8 +255,8 @@ describe("lasync.wait_for", function()
 end)
 
 describe("lasync.as_completed", function()
-  it("yields the futures in completion order", helper.async(function()
-    local a, b, c = sleeper(0.012, "a"), sleeper(0.002, "b"), sleeper(0.006, "c")
+  it("yields the futures in completion order", helper.virtual(function()
+    local a, b, c = sleeper(12, "a"), sleeper(2, "b"), sleeper(6, "c")
     local order, values = {}, {}
     for f in lasync.as_completed({a, b, c}) do
       assert.is_true(f:done())
@@ -266,24 +267,24 @@ describe("lasync.as_completed", function()
     assert.are.same({"b", "c", "a"}, values)
   end))
 
-  it("spawns functions and yields futures already done first", helper.async(function()
+  it("spawns functions and yields futures already done first", helper.virtual(function()
     local f = lasync.Future()
     f:set_result("done")
     local values = {}
-    for g in lasync.as_completed({function() lasync.sleep(0.001); return "fn" end, f}) do
+    for g in lasync.as_completed({function() lasync.sleep(1); return "fn" end, f}) do
       values[#values + 1] = g:await()
     end
     assert.are.same({"done", "fn"}, values)
   end))
 
-  it("yields a failed future whose await raises", helper.async(function()
-    for f in lasync.as_completed({failer(0.001, "bad")}) do
+  it("yields a failed future whose await raises", helper.virtual(function()
+    for f in lasync.as_completed({failer(1, "bad")}) do
       assert.are.equal("bad", catch(f.await, f))
     end
   end))
 
-  it("yields a future listed twice once, and spawns each function", helper.async(function()
-    local f, calls = lasync.spawn(lasync.sleep, 0.001, "f"), 0
+  it("yields a future listed twice once, and spawns each function", helper.virtual(function()
+    local f, calls = lasync.spawn(lasync.sleep, 1, "f"), 0
     local function fn() calls = calls + 1 end
     local got = {}
     for g in lasync.as_completed({f, fn, f, fn}) do got[#got + 1] = g end
@@ -292,16 +293,16 @@ describe("lasync.as_completed", function()
     assert.are.equal(f, got[3])
   end))
 
-  it("iterates zero times over an empty list", helper.async(function()
-    for _ in lasync.as_completed({}, 0.001) do error("unreachable") end
+  it("iterates zero times over an empty list", helper.virtual(function()
+    for _ in lasync.as_completed({}, 1) do error("unreachable") end
   end))
 
-  it("raises TimeoutError after yielding the futures done in time", helper.async(function()
+  it("raises TimeoutError after yielding the futures done in time", helper.virtual(function()
     local slow, fast = lasync.Future(), lasync.Future()
     fast:set_result("fast")
-    local got, earlier = {}, helper.after(0.004)
+    local got, earlier = {}, helper.after(4)
     local err = catch(function()
-      for f in lasync.as_completed({slow, fast}, 0.005) do got[#got + 1] = f:await() end
+      for f in lasync.as_completed({slow, fast}, 5) do got[#got + 1] = f:await() end
     end)
     assert.is_true(is_timeout(err))
     assert.is_true(earlier:is_set())
@@ -309,14 +310,14 @@ describe("lasync.as_completed", function()
     assert.is_false(slow:done())
   end))
 
-  it("ignores futures done after the timeout", helper.async(function()
+  it("ignores futures done after the timeout", helper.virtual(function()
     local a, b = lasync.Future(), lasync.Future()
     a:set_result("a")
     local got = {}
     local err = catch(function()
-      for f in lasync.as_completed({a, b}, 0.002) do
+      for f in lasync.as_completed({a, b}, 2) do
         got[#got + 1] = f:await()
-        lasync.sleep(0.004)  -- the timeout passes
+        lasync.sleep(4)  -- the timeout passes
         b:set_result("b")
         lasync.sleep(0)  -- b's done callbacks run
       end
@@ -325,7 +326,7 @@ describe("lasync.as_completed", function()
     assert.are.same({"a"}, got)
   end))
 
-  it("drops its callbacks when the loop breaks early", helper.async(function()
+  it("drops its callbacks when the loop breaks early", helper.virtual(function()
     local a, b = lasync.Future(), lasync.Future()
     a:set_result()
     local states = setmetatable({}, {__mode = "k"})
@@ -341,7 +342,7 @@ describe("lasync.as_completed", function()
   end))
 
   describe("misuse", function()
-    it("names bad arguments", helper.async(function()
+    it("names bad arguments", helper.virtual(function()
       assert.matches("bad argument #1 to 'as_completed' %(list %(future, task or function%) expected, got string%)",
                      catch(lasync.as_completed, "x"))
       assert.matches("bad argument #1 to 'as_completed' %(item 1: future, task or function expected, got boolean%)",

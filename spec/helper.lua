@@ -120,6 +120,14 @@ function M.async(fn, opts)
   return function() return M.run(fn, opts) end
 end
 
+--- M.async on virtual time (lasync.test's virtual_time): the clock jumps
+-- to the next timer whenever every task waits, so a spec of timers can
+-- use delays of seconds and runs at once, in the same order.
+function M.virtual(fn, opts)
+  if type(opts) ~= "table" then opts = {deadline = opts} end
+  return M.async(fn, setmetatable({virtual_time = true}, {__index = opts}))
+end
+
 --- Calls fn(...), which must raise; returns the error value.
 function M.error_of(fn, ...)
   local ok, err = pcall(fn, ...)

@@ -79,3 +79,34 @@ describe("helper.run", function()
     end)
   end)
 end)
+
+describe("helper.virtual", function()
+  -- The error the function helper.virtual makes raises, which must fail.
+  local function virtual_failure(body, opts)
+    return tostring(helper.error_of(helper.virtual(body, opts)))
+  end
+
+  it("runs the body on virtual time", function()
+    local slept
+    helper.virtual(function()
+      local t0 = lasync.time()
+      lasync.sleep(3600)
+      slept = lasync.time() - t0
+    end)()
+    assert.is_true(slept >= 3600)
+  end)
+
+  it("keeps the checks and the options of helper.run", function()
+    assert.matches("tasks left pending: <Task", virtual_failure(function()
+      local f = lasync.Future()
+      lasync.spawn(f.await, f)
+    end))
+    -- a future nobody sets has no timer to jump to: the real deadline ends it
+    assert.matches("test did not finish within 0.01 s", virtual_failure(function()
+      lasync.Future():await()
+    end, 0.01))
+    local f
+    helper.virtual(function() f = assert(io.open("/dev/null")) end, {fds = "the check's own test"})()
+    f:close()
+  end)
+end)
