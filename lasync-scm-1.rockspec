@@ -102,6 +102,10 @@ build = {
       ["lasync.websocket"] = "lua/lasync/websocket.lua",
       ["lasync.test"] = "lua/lasync/test.lua",
    },
+   -- The LuaLS definitions of lasync.core (docs/editor.md): copied into
+   -- the rock's folder, lib/luarocks/rocks-5.4/lasync/scm-1/types/, for
+   -- `workspace.library`; never on the module path, so never required.
+   copy_directories = { "types" },
    install = {
       bin = {
          lasync = "scripts/lasync",

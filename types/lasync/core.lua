@@ -7,6 +7,7 @@
 -- module; the rockspec copies it into the rock (build.copy_directories).
 -- Only the public API (docs/reference.md) is described; the `_`-prefixed
 -- internals of the core are left out on purpose.
+-- @module lasync.core
 
 ---@class lasync.core
 ---@field VERSION string the version string, e.g. "0.1.0"
@@ -451,8 +452,13 @@ function Queue:shutdown(immediate) end
 ---@class lasync.Stream
 local Stream = {}
 
+--- The reader of a connection: its Stream.
 ---@alias lasync.StreamReader lasync.Stream
+local StreamReader = Stream
+
+--- The writer of a connection: its Stream.
 ---@alias lasync.StreamWriter lasync.Stream
+local StreamWriter = Stream
 
 --- Up to n bytes (n = -1 or nil: until EOF); "" at EOF.
 ---@param n? integer
@@ -587,6 +593,7 @@ function DatagramEndpoint:close() end
 
 --- A TLS context (§8), from lasync.ssl_context.
 ---@class lasync.SSLContext
+local SSLContext = {}
 
 --- The headers of a request or response (§10): `h[name]` is
 --- case-insensitive, repeated fields joined with ", "; pairs(h) gives
