@@ -355,10 +355,10 @@ lint:
 	@$(LUA) .ci/check_annotations.lua $(ANNOTATED)
 
 # The HTML reference from the same annotations (config.ld) into
-# build/docs/, with Debian's LDoc and the markdown it formats with
+# build/docs/, with Debian's LDoc and the Markdown (discount) it formats with
 # (installed when root and missing). Any line LDoc prints beyond its two
 # progress lines is a warning, and fails the target.
-DOCS_PACKAGES := lua-ldoc lua-markdown
+DOCS_PACKAGES := lua-ldoc lua-discount
 docs: deps-docs
 	@rm -rf build/docs; mkdir -p build
 	@ldoc . >build/ldoc.log 2>&1 || { cat build/ldoc.log >&2; exit 1; }

@@ -154,7 +154,7 @@ end
 --- timeout: true; or false and the status of the error response sent
 --- (413, 408, 400), when the connection is to end.
 ---@param conn any
----@param req any
+---@param req lasync.http.Request
 function Service:read_body(conn, req)
   if (req.body_length or 0) > self.max_body_size then return refuse(conn, 413, req) end
   if req.expect_continue then H.continue(conn.stream) end
@@ -179,7 +179,7 @@ end
 --- HTTPError with a status (lasync.http.websocket's 400) is that response,
 --- with its headers, and no report. Returns as Service:respond.
 ---@param conn any
----@param req any
+---@param req lasync.http.Request
 ---@param err any
 function Service:failed(conn, req, err)
   local e = err[1]
@@ -216,7 +216,7 @@ end
 --- After the handler: ok and its results as xpcall gave them. Closes its
 --- WebSocket, writes its response (or the failure's, see failed): as reply.
 ---@param conn any
----@param req any
+---@param req lasync.http.Request
 ---@param ok any
 ---@param a any
 ---@param b any
@@ -236,7 +236,7 @@ end
 --- A request answered (or refused): logged, when there is a log, and its
 --- state dropped from the connection.
 ---@param conn any
----@param req any
+---@param req lasync.http.Request
 ---@param status integer
 ---@param bytes any
 function Service:answered(conn, req, status, bytes)
@@ -262,7 +262,7 @@ end
 --- that cannot be written (a bad status, body or header) is then the
 --- handler's failure, answered as any other.
 ---@param conn any
----@param req any
+---@param req lasync.http.Request
 ---@param ok any
 ---@param err any
 function Service:respond_failed(conn, req, ok, err)

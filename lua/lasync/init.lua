@@ -15,6 +15,27 @@ checks.internal()
 ---@field dump_tasks fun(dest?: any): string lasync.dump's
 ---@field ContextVar fun(name: string, default?: any): lasync.ContextVar
 ---@field coroutine lasync.coroutine
+---@field VERSION string
+---@field Error lasync.ErrorClass
+---@field CancelledError lasync.ErrorClass
+---@field TimeoutError lasync.ErrorClass
+---@field InvalidStateError lasync.ErrorClass
+---@field IncompleteReadError lasync.ErrorClass
+---@field LimitOverrunError lasync.ErrorClass
+---@field QueueEmpty lasync.ErrorClass
+---@field QueueFull lasync.ErrorClass
+---@field QueueShutDown lasync.ErrorClass
+---@field BrokenBarrierError lasync.ErrorClass
+---@field TaskGroupError lasync.ErrorClass
+---@field OSError lasync.ErrorClass
+---@field ConnectionError lasync.ErrorClass
+---@field ConnectionRefusedError lasync.ErrorClass
+---@field ConnectionResetError lasync.ErrorClass
+---@field ConnectionAbortedError lasync.ErrorClass
+---@field BrokenPipeError lasync.ErrorClass
+---@field SSLError lasync.ErrorClass
+---@field SSLCertVerificationError lasync.ErrorClass
+---@field HTTPError lasync.ErrorClass
 local M = {}
 
 M.VERSION = core.VERSION

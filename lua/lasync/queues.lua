@@ -51,7 +51,7 @@ end
 --- item: the one no other is less than, by less(a, b) (default a < b).
 --- Items that compare equal come out in no particular order.
 ---@param maxsize? integer
----@param less fun(a: any, b: any): boolean|nil
+---@param less? fun(a: any, b: any): boolean default a < b
 ---@return lasync.Queue
 function M.PriorityQueue(maxsize, less)
   maxsize = check_maxsize(maxsize, "PriorityQueue")

@@ -273,8 +273,8 @@ local function with_prefix(prefix, data, err, partial)
   return nil, err, prefix .. partial
 end
 
---- receive(pattern, prefix) -> data, or nil, err, partial. pattern: "*l"
---- (a line, without its CR and LF; the default), "*a" (to the end), a
+--- receive(pattern, prefix) -> data, or nil, err, partial. pattern: "\*l"
+--- (a line, without its CR and LF; the default), "\*a" (to the end), a
 --- count (of bytes, the prefix's included).
 ---@param pattern string|integer|nil
 ---@param prefix? string
@@ -1188,14 +1188,14 @@ local function add_loop_methods()
   local lp = core.new_loop()
   local methods = getmetatable(lp).__methods
   lp:close()
-  ---@param _ any
-  ---@param s number
+  ---@param _ lasync.Loop
+  ---@param s lasync.socket.tcp a lasync.socket object
   function methods.sock_accept(_, s)
     local c = untimed(s, "accept")
     return c, {c:getpeername()}
   end
-  ---@param _ any
-  ---@param s number
+  ---@param _ lasync.Loop
+  ---@param s lasync.socket.tcp a lasync.socket object
   ---@param n integer
   function methods.sock_recv(_, s, n)
     checks.integer(n, 2, "sock_recv", 1, nil, "positive integer")
@@ -1206,12 +1206,12 @@ local function add_loop_methods()
     if err == "closed" then return partial end
     error(OSError(err), 2)
   end
-  ---@param _ any
-  ---@param s number
+  ---@param _ lasync.Loop
+  ---@param s lasync.socket.tcp a lasync.socket object
   ---@param data string
   function methods.sock_sendall(_, s, data) untimed(s, "send", data) end
-  ---@param _ any
-  ---@param s number
+  ---@param _ lasync.Loop
+  ---@param s lasync.socket.tcp a lasync.socket object
   ---@param host string
   ---@param port integer
   function methods.sock_connect(_, s, host, port) untimed(s, "connect", host, port) end

@@ -6,8 +6,8 @@
 -- trace: no lock stays held, no unit of a semaphore is lost, and a wake-up
 -- already handed to it passes on to the next waiter.
 -- Nothing is allocated by an uncontended acquire or release, and a task
--- that must wait makes no Future either: it parks (core._park) in the
--- primitive's list of waiters until woken (core._unpark) or cancelled.
+-- that must wait makes no Future either: it parks (`core._park`) in the
+-- primitive's list of waiters until woken (`core._unpark`) or cancelled.
 -- Waiting calls must be made from a task.
 -- Misuse raises a string error at the caller's line.
 local core = require "lasync.core"

@@ -294,7 +294,7 @@ end
 --- The 101 response's headers for a handshake request (RFC 6455 §4.2)
 --- and the subprotocol chosen; HTTPError (status 400, or 426 for another
 --- version) when req is not one.
----@param req any
+---@param req lasync.http.Request
 ---@param opts table
 function M.accept(req, opts)
   local h = req.headers
