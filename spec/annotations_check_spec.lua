@@ -11,6 +11,14 @@ local function check(ref, ...)
   return helper.shell(table.concat(cmd, " ") .. " 2>&1")
 end
 
+-- The checker's output on the fixtures, which must fail it.
+local function fails(s, ref, module, meta)
+  local out, code = check(s.write("ref.md", ref), s.write("mod.lua", module),
+                          s.write("meta.lua", meta))
+  assert.equal(1, code, out)
+  return out
+end
+
 local REF = [[
 - `lasync.frob(a, b)` — frobs.
 - `thing:twiddle(x)`, and `poke()`.
@@ -67,26 +75,18 @@ describe("check_annotations", function()
   end))
 
   it("fails on a public name without annotation", helper.async(function()
-    local meta = META:gsub("%-%-%- Pokes%.\n", "")
-    local out, code = check(s.write("ref.md", REF), s.write("mod.lua", MODULE),
-                            s.write("meta.lua", meta))
-    assert.equal(1, code, out)
+    local out = fails(s, REF, MODULE, (META:gsub("%-%-%- Pokes%.\n", "")))
     assert.matches("ref.md:2: poke %(any class%) has no annotation", out)
     assert.matches("check_annotations: 1 problems", out)
   end))
 
   it("fails on a public name of another class than its prefix's", helper.async(function()
-    local out, code = check(s.write("ref.md", "`lasync.twiddle(x)`\n"),
-                            s.write("meta.lua", META))
-    assert.equal(1, code, out)
+    local out = fails(s, "`lasync.twiddle(x)`\n", MODULE, META)
     assert.matches("twiddle %(lasync%) has no annotation", out)
   end))
 
   it("fails on a ---@param that names no argument", helper.async(function()
-    local mod = MODULE:gsub("@param b%?", "@param c?")
-    local out, code = check(s.write("ref.md", REF), s.write("mod.lua", mod),
-                            s.write("meta.lua", META))
-    assert.equal(1, code, out)
+    local out = fails(s, REF, (MODULE:gsub("@param b%?", "@param c?")), META)
     assert.matches("mod.lua:8: %-%-%-@param c: lasync.frob takes no argument 'c'", out)
     -- and b, now without its @param, is reported too
     assert.matches("argument 'b' has no %-%-%-@param", out)
