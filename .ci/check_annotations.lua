@@ -107,8 +107,13 @@ local function scan(path)
     local c, ps = line:match("^%s*%-%-%-@class ([%w_.]+):?%s*(.*)")
     local field = line:match("^%s*%-%-%-@field ([%w_]+)")
     local var = line:match("^local ([%w_]+)")
-    local alias, target = line:match("^M%.([%w_]+) = [%w_.\"()]-%.([%w_]+)$")
-    if alias then aliases[#aliases + 1] = {module, alias, target} end
+    -- `local core = require "lasync.core"`; `M.x = core.y` or
+    -- `M.x = require("m").y`: x is m's y
+    local req_var, req = line:match('^local ([%w_]+) = require%s*%(?%s*"([%w_.]+)"')
+    if req_var then local_class[req_var] = req end
+    local alias, from, target = line:match("^M%.([%w_]+) = (.-)%.([%w_]+)$")
+    from = from and (from:match('^require%s*%(?%s*"([%w_.]+)"%)?$') or local_class[from])
+    if from then aliases[#aliases + 1] = {local_class.M, alias, from, target} end
     local owner, sep, name, args = line:match("^%s*function ([%w_.]-)([.:]?)([%w_]+)%(([^)]*)%)")
     if c then
       pending_class, parents[c] = c, {}
@@ -144,10 +149,9 @@ local function has(class, name, seen)
 end
 
 for _, path in ipairs(sources) do scan(path) end
--- A module's copies, `M.x = core.y` or `M.x = require(...).y`: its x is
--- annotated when some y is.
+-- A module's copies (module, x, from, y): its x is annotated when from's y is.
 for _, a in ipairs(aliases) do
-  if by_name[a[3]] then define(a[1], a[2]) end
+  if has(a[3], a[4]) then define(a[1], a[2]) end
 end
 
 -- (c) Every public name resolved.

@@ -22,14 +22,19 @@ end
 local REF = [[
 - `lasync.frob(a, b)` — frobs.
 - `thing:twiddle(x)`, and `poke()`.
+- `lasync.twirl(x)`: a copy.
 ```lua
 lasync.in_a_code_block()
 ```
 ]]
 
 local MODULE = [[
+local thing = require "Thing"
+
 ---@class lasync
 local M = {}
+
+M.twirl = thing.twiddle
 
 --- Frobs a with b.
 ---@param a integer
@@ -62,7 +67,7 @@ describe("check_annotations", function()
     local out, code = check(s.write("ref.md", REF), s.write("mod.lua", MODULE),
                             s.write("meta.lua", META))
     assert.equal(0, code, out)
-    assert.matches("3 public names of .* annotated", out)
+    assert.matches("4 public names of .* annotated", out)
   end))
 
   it("lists the names it found with -v, code blocks left out", helper.async(function()
@@ -71,6 +76,7 @@ describe("check_annotations", function()
     assert.matches("ref.md:1: frob %(lasync%): annotated", out)
     assert.matches("ref.md:2: twiddle %(any class%): annotated", out)
     assert.matches("ref.md:2: poke %(any class%): annotated", out)
+    assert.matches("ref.md:3: twirl %(lasync%): annotated", out)
     assert.not_matches("in_a_code_block", out)
   end))
 
@@ -85,9 +91,14 @@ describe("check_annotations", function()
     assert.matches("twiddle %(lasync%) has no annotation", out)
   end))
 
+  it("fails on a copy of a function without annotation", helper.async(function()
+    local out = fails(s, REF, (MODULE:gsub("thing%.twiddle", "thing.untold")), META)
+    assert.matches("ref.md:3: twirl %(lasync%) has no annotation", out)
+  end))
+
   it("fails on a ---@param that names no argument", helper.async(function()
     local out = fails(s, REF, (MODULE:gsub("@param b%?", "@param c?")), META)
-    assert.matches("mod.lua:8: %-%-%-@param c: lasync.frob takes no argument 'c'", out)
+    assert.matches("mod.lua:12: %-%-%-@param c: lasync.frob takes no argument 'c'", out)
     -- and b, now without its @param, is reported too
     assert.matches("argument 'b' has no %-%-%-@param", out)
   end))
