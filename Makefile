@@ -349,7 +349,7 @@ deps-fuzz:
 LINT_PATHS = $(wildcard lua spec scripts/lasync bench examples)
 # Then the LuaLS annotations against docs/reference.md (LuaLS is not
 # packaged for Debian 12): .ci/check_annotations.lua, -v lists the names.
-ANNOTATED = types/lasync/core.lua $(wildcard lua/lasync/*.lua lua/lasync/socket/*.lua)
+ANNOTATED = $(wildcard lua/lasync/*.lua lua/lasync/socket/*.lua lua/lasync/types/*.lua)
 lint:
 	@$(LUACHECK) $(LINT_PATHS) .ci/check_annotations.lua
 	@$(LUA) .ci/check_annotations.lua $(ANNOTATED)

@@ -101,11 +101,11 @@ build = {
       ["lasync.httpclient"] = "lua/lasync/httpclient.lua",
       ["lasync.websocket"] = "lua/lasync/websocket.lua",
       ["lasync.test"] = "lua/lasync/test.lua",
+      -- LuaLS definitions of lasync.core (docs/editor.md), installed beside
+      -- the modules so that one `workspace.library` entry covers both;
+      -- never required (its name does not shadow the C module).
+      ["lasync.types.core"] = "lua/lasync/types/core.lua",
    },
-   -- The LuaLS definitions of lasync.core (docs/editor.md): copied into
-   -- the rock's folder, lib/luarocks/rocks-5.4/lasync/scm-1/types/, for
-   -- `workspace.library`; never on the module path, so never required.
-   copy_directories = { "types" },
    install = {
       bin = {
          lasync = "scripts/lasync",

@@ -1,10 +1,12 @@
 ---@meta lasync.core
 -- LuaLS (lua-language-server) definitions of lasync.core, the C module
 -- (src/*.c): its functions and the objects they make. Never required: the
--- real module is build/lasync/core.so. Why a folder of its own, types/, and
--- not a module of lua/: LuaLS reads it when `workspace.library` names it
--- (docs/editor.md), while `require "lasync.core"` keeps finding the C
--- module; the rockspec copies it into the rock (build.copy_directories).
+-- real module is build/lasync/core.so. Why here, as lasync.types.core: the
+-- rockspec installs it beside the Lua modules, so the one folder a user
+-- gives LuaLS's `workspace.library` (docs/editor.md) has both, and the
+-- name `---@meta lasync.core` above makes LuaLS answer
+-- `require "lasync.core"` with it, while a name of its own keeps it from
+-- shadowing the C module on the module path.
 -- Only the public API (docs/reference.md) is described; the `_`-prefixed
 -- internals of the core are left out on purpose.
 -- @module lasync.core
