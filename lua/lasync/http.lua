@@ -331,7 +331,7 @@ local function resume(conn, timedout)
 end
 
 --- The connection handler: a new connection's requests.
----@param stream any
+---@param stream lasync.Stream
 function Service:connection(stream)
   local conn = setmetatable({stream = stream, service = self, idle = false}, ConnMT)
   self.conns[conn] = true
@@ -359,7 +359,7 @@ function M._service(app, opts)
     max_body_size = opts.max_body_size or DEFAULTS.max_body_size,
     max_headers_size = opts.max_headers_size or DEFAULTS.max_headers_size,
     timeout = opts.timeout or DEFAULTS.timeout}, Service)
-  ---@param stream any
+  ---@param stream lasync.Stream
   function self.handler(stream) return self:connection(stream) end
   return self
 end
