@@ -8,7 +8,7 @@
 #   make helgrind     the thread pool's specs (HELGRIND_SPECS) under helgrind
 #   make test-browser the WebSocket chat example in headless Chromium
 #   make run | bench | bench-echo | bench-http | bench-ws | bench-udp | bench-spawn |
-#        bench-thread | bench-redis | lint | install | clean
+#        bench-thread | bench-redis | lint | docs | install | clean
 #
 # Useful overrides: SPECS=spec/core  BUSTED_FLAGS='--filter=future'
 #                   TREE=/tmp/rocks  (for install)  CFLAGS='-O0 -g'
@@ -107,7 +107,7 @@ endif
 # --------------------------------------------------------------- targets ---
 
 .PHONY: all deps check-rockspec test test-asan test-browser valgrind helgrind run bench \
-        bench-echo bench-http bench-ws bench-udp bench-spawn bench-thread bench-redis lint install \
+        bench-echo bench-http bench-ws bench-udp bench-spawn bench-thread bench-redis lint docs install \
         clean fuzz
 .DEFAULT_GOAL := all
 
@@ -347,9 +347,41 @@ deps-fuzz:
 	apt-get install -y --no-install-recommends clang </dev/null
 
 # Only the paths that exist yet, so that lint works while the tree grows.
-LINT_PATHS = $(wildcard lua spec scripts/lasync bench examples)
+LINT_PATHS = $(wildcard lua spec scripts/lasync bench examples fuzz)
+# Then the LuaLS annotations against docs/reference.md (LuaLS is not
+# packaged for Debian 12): .ci/check_annotations.lua, -v lists the names.
+ANNOTATED = $(wildcard lua/lasync/*.lua lua/lasync/socket/*.lua lua/lasync/types/*.lua)
 lint:
-	@$(LUACHECK) $(LINT_PATHS)
+	@$(LUACHECK) $(LINT_PATHS) .ci/check_annotations.lua
+	@$(LUA) .ci/check_annotations.lua $(ANNOTATED)
+
+# The HTML reference from the same annotations (config.ld) into
+# build/docs/, with Debian's LDoc and the Markdown (discount) it formats with
+# (installed when root and missing). Any line LDoc prints beyond its two
+# progress lines is a warning, and fails the target.
+DOCS_PACKAGES := lua-ldoc lua-discount
+docs: deps-docs
+	@rm -rf build/docs; mkdir -p build
+	@ldoc . >build/ldoc.log 2>&1 || { cat build/ldoc.log >&2; exit 1; }
+	@if grep -v -e '^reading configuration from config.ld$$' \
+	      -e '^output written to ' build/ldoc.log >&2; then \
+	  echo "lasync: make docs: LDoc warned (above)" >&2; exit 1; fi
+	@grep -q 'modules/lasync.html' build/docs/index.html \
+	  || { echo "lasync: make docs: build/docs/index.html lists no module" >&2; exit 1; }
+	@echo "lasync: HTML reference in build/docs/index.html"
+
+.PHONY: deps-docs
+deps-docs:
+	@missing=; for p in $(DOCS_PACKAGES); do \
+	  dpkg-query -W -f='$${db:Status-Abbrev}' $$p 2>/dev/null | grep -q '^ii' \
+	    || missing="$$missing $$p"; done; \
+	[ -z "$$missing" ] && exit 0; \
+	if [ "$$(id -u)" != 0 ]; then \
+	  echo "lasync: make docs needs:$$missing (apt-get install$$missing)" >&2; exit 1; \
+	fi; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	{ apt-get install -y --no-install-recommends $$missing </dev/null \
+	  || { apt-get update && apt-get install -y --no-install-recommends $$missing </dev/null; }; }
 
 # luarocks builds from the rockspec with its own flags (no -z nodelete, no
 # sanitizers). TREE=/some/dir installs into that tree instead of the system

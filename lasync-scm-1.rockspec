@@ -101,6 +101,10 @@ build = {
       ["lasync.httpclient"] = "lua/lasync/httpclient.lua",
       ["lasync.websocket"] = "lua/lasync/websocket.lua",
       ["lasync.test"] = "lua/lasync/test.lua",
+      -- LuaLS definitions of lasync.core (docs/editor.md), installed beside
+      -- the modules so that one `workspace.library` entry covers both;
+      -- never required (its name does not shadow the C module).
+      ["lasync.types.core"] = "lua/lasync/types/core.lua",
    },
    install = {
       bin = {

@@ -13,6 +13,7 @@ local future_fail = core._future_fail
 local unpack, select, pcall, error = table.unpack, select, pcall, error
 local type, getmetatable, setmetatable = type, getmetatable, setmetatable
 
+---@class lasync.combinators
 local M = {}
 
 -- ---------------------------------------------------------------- checks --
@@ -41,7 +42,10 @@ local function to_future(aw, ...)
 end
 
 --- ensure_future(aw, ...): aw itself if it is a future or a task; a new
--- task running aw(...) on the running loop if it is a function.
+--- task running aw(...) on the running loop if it is a function.
+---@param aw lasync.Future|function
+---@param ... any
+---@return lasync.Future
 function M.ensure_future(aw, ...)
   check(is_awaitable(aw), aw, 1, "ensure_future", AWAITABLE)
   return to_future(aw, ...)
@@ -137,18 +141,20 @@ local function gather_list(list, opts)
 end
 
 --- gather(...): awaits every argument (future, task, or function, which is
--- spawned as a task) and returns the first result value of each, in
--- argument order, nils included. The first error is raised at once (the
--- others keep running). Cancelling the awaiting task cancels every child
--- and waits for them before the CancelledError propagates.
---
--- gather(list, opts): when the first argument is a table that is not
--- callable, it is the list of awaitables (items 1..list.n or #list) and a
--- table {n = , ...} of first values is returned instead. opts:
--- `return_exceptions = true` puts each error (a CancelledError for a
--- cancelled child) in place of its value instead of raising it. A child
--- that fails with error(nil) is a failure: gather raises nil, or leaves nil
--- in its place, which looks like a nil result.
+--- spawned as a task) and returns the first result value of each, in
+--- argument order, nils included. The first error is raised at once (the
+--- others keep running). Cancelling the awaiting task cancels every child
+--- and waits for them before the CancelledError propagates.
+---
+--- gather(list, opts): when the first argument is a table that is not
+--- callable, it is the list of awaitables (items 1..list.n or #list) and a
+--- table {n = , ...} of first values is returned instead. opts:
+--- `return_exceptions = true` puts each error (a CancelledError for a
+--- cancelled child) in place of its value instead of raising it. A child
+--- that fails with error(nil) is a failure: gather raises nil, or leaves nil
+--- in its place, which looks like a nil result.
+---@param ... any
+---@return any ... the first result of each awaitable (a table with n for a list)
 function M.gather(...)
   local first = ...
   if type(first) == "table" and not is_callable(first) then
@@ -199,11 +205,15 @@ local function split(fs, n)
 end
 
 --- wait(list, opts): suspends until the futures or tasks of list are done
--- as opts.return_when says ("ALL_COMPLETED", the default,
--- "FIRST_COMPLETED" or "FIRST_EXCEPTION") or opts.timeout seconds passed;
--- returns the lists done, pending (in list order). Nothing is cancelled on
--- timeout. As in asyncio, functions are not accepted (the caller could not
--- tell the tasks made of them apart): spawn them first.
+--- as opts.return_when says ("ALL_COMPLETED", the default,
+--- "FIRST_COMPLETED" or "FIRST_EXCEPTION") or opts.timeout seconds passed;
+--- returns the lists done, pending (in list order). Nothing is cancelled on
+--- timeout. As in asyncio, functions are not accepted (the caller could not
+--- tell the tasks made of them apart): spawn them first.
+---@param fs lasync.Future[]
+---@param opts? {timeout?: number, return_when?: "ALL_COMPLETED"|"FIRST_COMPLETED"|"FIRST_EXCEPTION"}
+---@return lasync.Future[] done
+---@return lasync.Future[] pending
 function M.wait(fs, opts)
   local n = checks.list(fs, 1, "wait", is_future, "future or task")
   if n == 0 then argerror(1, "wait", "list of futures is empty") end
@@ -251,9 +261,13 @@ local function after(task, delay)
 end
 
 --- timeout(delay, fn, ...): runs fn(...) in the current task; if it is not
--- done within delay seconds it is cancelled and TimeoutError is raised
--- instead of the CancelledError. Returns fn's results; nil delay: no
--- deadline. A cancellation of the task by anyone else propagates as is.
+--- done within delay seconds it is cancelled and TimeoutError is raised
+--- instead of the CancelledError. Returns fn's results; nil delay: no
+--- deadline. A cancellation of the task by anyone else propagates as is.
+---@param delay? number
+---@param fn function
+---@param ... any
+---@return any ... fn's results
 function M.timeout(delay, fn, ...)
   check(is_number_or_nil(delay), delay, 1, "timeout", "number or nil")
   checks.callable(fn, 2, "timeout")
@@ -262,7 +276,11 @@ function M.timeout(delay, fn, ...)
 end
 
 --- timeout_at(when, fn, ...): as timeout, with a deadline on the loop's
--- clock (lasync.time()); nil: none.
+--- clock (lasync.time()); nil: none.
+---@param when? number
+---@param fn function
+---@param ... any
+---@return any ... fn's results
 function M.timeout_at(when, fn, ...)
   check(is_number_or_nil(when), when, 1, "timeout_at", "number or nil")
   checks.callable(fn, 2, "timeout_at")
@@ -292,12 +310,15 @@ local function or_timeout(ok, ...)
 end
 
 --- wait_for(aw, timeout): awaits aw (a future or task, or a function run in
--- the current task) and returns its results; after timeout seconds aw is
--- cancelled, the cancellation is waited for and TimeoutError is raised. If
--- aw absorbs the cancellation, what it then returns or raises is the
--- outcome. timeout nil: no deadline. timeout <= 0: a done future gives its
--- outcome at once, a pending one is cancelled at once (a function is
--- spawned and cancelled, so it never runs).
+--- the current task) and returns its results; after timeout seconds aw is
+--- cancelled, the cancellation is waited for and TimeoutError is raised. If
+--- aw absorbs the cancellation, what it then returns or raises is the
+--- outcome. timeout nil: no deadline. timeout <= 0: a done future gives its
+--- outcome at once, a pending one is cancelled at once (a function is
+--- spawned and cancelled, so it never runs).
+---@param aw lasync.Future|function
+---@param timeout? number
+---@return any ... aw's results
 function M.wait_for(aw, timeout)
   check(is_awaitable(aw), aw, 1, "wait_for", AWAITABLE)
   check(is_number_or_nil(timeout), timeout, 2, "wait_for", "number or nil")
@@ -315,8 +336,10 @@ end
 -- ----------------------------------------------------------------- shield --
 
 --- shield(aw): a future that mirrors aw (a future, a task, or a function
--- spawned as a task): cancelling it, or the task awaiting it, leaves aw
--- running. aw itself is returned if it is already done.
+--- spawned as a task): cancelling it, or the task awaiting it, leaves aw
+--- running. aw itself is returned if it is already done.
+---@param aw lasync.Future|function
+---@return lasync.Future
 function M.shield(aw)
   check(is_awaitable(aw), aw, 1, "shield", AWAITABLE)
   local inner = to_future(aw)
@@ -391,13 +414,16 @@ local function distinct_futures(list, len)
 end
 
 --- as_completed(list, timeout): an iterator over the futures of list
--- (functions are spawned as tasks) in the order they complete, suspending
--- until the next one is done: `for f in as_completed(fs) do local v =
--- f:await() end` (f is done, so await does not suspend). When timeout
--- seconds pass with futures still pending, the iterator raises
--- TimeoutError (after yielding those already done). A future listed twice
--- is yielded once (asyncio works on the set of them); each function item
--- is a task of its own.
+--- (functions are spawned as tasks) in the order they complete, suspending
+--- until the next one is done: `for f in as_completed(fs) do local v =
+--- f:await() end` (f is done, so await does not suspend). When timeout
+--- seconds pass with futures still pending, the iterator raises
+--- TimeoutError (after yielding those already done). A future listed twice
+--- is yielded once (asyncio works on the set of them); each function item
+--- is a task of its own.
+---@param list (lasync.Future|function)[]
+---@param timeout? number
+---@return fun(): lasync.Future|nil
 function M.as_completed(list, timeout)
   local len = checks.list(list, 1, "as_completed", is_awaitable, AWAITABLE)
   check(is_number_or_nil(timeout), timeout, 2, "as_completed", "number or nil")
@@ -417,6 +443,7 @@ end
 
 -- A task group (asyncio's TaskGroup). Its pending children are kept in
 -- spawning order in `tasks`; `slot` maps a child to its index there.
+---@class lasync.TaskGroup
 local TaskGroup = {}
 TaskGroup.__index = TaskGroup
 TaskGroup.__name = "TaskGroup"
@@ -461,8 +488,11 @@ local function on_task_done(tg, t)
 end
 
 --- tg:spawn(fn, ...) (also tg:create_task): starts fn(...) as a child task
--- of the group and returns it. Raises once the group is finished or is
--- shutting down after a failure or a cancellation.
+--- of the group and returns it. Raises once the group is finished or is
+--- shutting down after a failure or a cancellation.
+---@param fn function
+---@param ... any
+---@return lasync.Task
 function TaskGroup:spawn(fn, ...)
   if getmetatable(self) ~= TaskGroup then checks.bad_self(self, TaskGroup, "spawn") end
   checks.callable(fn, 1, "spawn")
@@ -522,13 +552,15 @@ local function leave_group(tg, ok, ...)
 end
 
 --- task_group(fn): calls fn(tg) in the current task and returns its results
--- once every child spawned with tg:spawn(fn, ...) has finished. When a
--- child fails, the body (if still waiting) and the other children are
--- cancelled and a TaskGroupError is raised whose `errors` lists every error
--- of the children and of the body (cancellations excluded) as items
--- 1..errors.n (an error(nil) leaves a hole there). When the task
--- is cancelled, the children are cancelled and waited for, and the
--- CancelledError propagates.
+--- once every child spawned with tg:spawn(fn, ...) has finished. When a
+--- child fails, the body (if still waiting) and the other children are
+--- cancelled and a TaskGroupError is raised whose `errors` lists every error
+--- of the children and of the body (cancellations excluded) as items
+--- 1..errors.n (an error(nil) leaves a hole there). When the task
+--- is cancelled, the children are cancelled and waited for, and the
+--- CancelledError propagates.
+---@param fn fun(tg: lasync.TaskGroup): ...
+---@return any ... fn's results
 function M.task_group(fn)
   checks.callable(fn, 1, "task_group")
   local tg = setmetatable({parent = check_task("task_group"), tasks = {}, slot = {},

@@ -6,9 +6,11 @@ local core = require "lasync.core"
 local checks = require "lasync.checks"
 checks.internal()
 
+---@class lasync.contextvars
 local M = {}
 local NIL = setmetatable({}, {__tostring = function() return "nil" end})
 
+---@class lasync.ContextVar
 local ContextVar = {}
 ContextVar.__index = ContextVar
 ContextVar.__name = "ContextVar"
@@ -18,6 +20,9 @@ function ContextVar.__tostring(self)
 end
 
 --- ContextVar(name, default): a new variable; default is optional.
+---@param name string
+---@param ... any the default (optional)
+---@return lasync.ContextVar
 function M.ContextVar(name, ...)
   checks.check(type(name) == "string", name, 1, "ContextVar", "string")
   return setmetatable({name = name, default = (...), has_default = select("#", ...) > 0},
@@ -32,7 +37,9 @@ local function lookup(var)
 end
 
 --- var:get([default]): the value in the current context, else default, else
--- the variable's default; raises if there is none.
+--- the variable's default; raises if there is none.
+---@param ... any a default for this call (optional)
+---@return any
 function ContextVar:get(...)
   local found, v = lookup(self)
   if found then return v end
@@ -58,6 +65,8 @@ local function holder()
 end
 
 --- var:set(v): sets it in the current context; returns a token for reset.
+---@param v any
+---@return table token for reset
 function ContextVar:set(v)
   local found, old = lookup(self)
   install(self, v == nil and NIL or v)
@@ -69,7 +78,8 @@ local function bad_token(why)
 end
 
 --- var:reset(token): restores the value from before the set that made
--- token; a token serves once, in the context where it was made.
+--- token; a token serves once, in the context where it was made.
+---@param token table
 function ContextVar:reset(token)
   if type(token) ~= "table" or token.var ~= self then
     bad_token("token of this ContextVar expected")

@@ -10,6 +10,7 @@ local SUSPEND = core._SUSPEND
 local resume, yield, status = coroutine.resume, coroutine.yield, coroutine.status
 local close = coroutine.close
 
+---@class lasync.coroutine: coroutinelib
 local M = {}
 for k, v in pairs(coroutine) do M[k] = v end
 
@@ -42,7 +43,11 @@ local function forward(co, ok, ...)
 end
 
 --- Like coroutine.resume, with lasync suspensions passed through; refuses
--- a coroutine suspended in one, as Lua refuses a non-suspended coroutine.
+--- a coroutine suspended in one, as Lua refuses a non-suspended coroutine.
+---@param co thread
+---@param ... any
+---@return boolean ok
+---@return any ... the values yielded or returned, or the error
 function M.resume(co, ...)
   if forwarding[co] then return false, "cannot resume non-suspended coroutine" end
   if type(co) == "thread" then driven[co] = true end
@@ -50,14 +55,19 @@ function M.resume(co, ...)
 end
 
 --- Like coroutine.status; "normal" for a coroutine suspended in a
--- forwarded lasync suspension.
+--- forwarded lasync suspension.
+---@param co thread
+---@return "running"|"suspended"|"normal"|"dead"
 function M.status(co)
   if forwarding[co] then return "normal" end
   return status(co)
 end
 
 --- Like coroutine.close; refuses a coroutine suspended in a forwarded
--- lasync suspension, as Lua refuses a normal coroutine.
+--- lasync suspension, as Lua refuses a normal coroutine.
+---@param co thread
+---@return boolean ok
+---@return any err
 function M.close(co)
   if forwarding[co] then error("cannot close a normal coroutine", 2) end
   return close(co)
@@ -71,6 +81,8 @@ local function unwrap(co, ok, ...)
 end
 
 --- Like coroutine.wrap, with lasync suspensions passed through.
+---@param fn function
+---@return fun(...): ...
 function M.wrap(fn)
   -- a function: coroutine.create takes no other callable
   checks.check(type(fn) == "function", fn, 1, "wrap", "function")

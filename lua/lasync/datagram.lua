@@ -65,11 +65,13 @@ local function check_opts(opts)
 end
 
 --- Opens a UDP endpoint: bound to local_host:local_port (port 0 picks
--- one), connected to remote_host:remote_port, or both. Names are looked up
--- without blocking. reuse_port sets SO_REUSEPORT; queue (default 256)
--- bounds the datagrams kept until recvfrom() takes them.
--- Raises an OSError with `code` when no address pair can be used: that of
--- the first pair.
+--- one), connected to remote_host:remote_port, or both. Names are looked up
+--- without blocking. reuse_port sets SO_REUSEPORT; queue (default 256)
+--- bounds the datagrams kept until recvfrom() takes them.
+--- Raises an OSError with `code` when no address pair can be used: that of
+--- the first pair.
+---@param opts table local_host, local_port, remote_host, remote_port, reuse_port, queue
+---@return lasync.DatagramEndpoint
 function M.open_datagram(opts)
   opts = check_opts(opts)
   checks.task("open_datagram")

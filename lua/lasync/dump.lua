@@ -91,9 +91,11 @@ local function write_to(dest, text)
 end
 
 --- dump_tasks(dest): writes every pending task of the running loop (name,
--- state, what it waits on, traceback) to dest: io.stderr by default, a
--- file (anything with :write) or a function called with the text. Returns
--- the text.
+--- state, what it waits on, traceback) to dest: io.stderr by default, a
+--- file (anything with :write) or a function called with the text. Returns
+--- the text.
+---@param dest file*|{write: function}|fun(text: string)|nil
+---@return string text the dump
 function M.dump_tasks(dest)
   local kind = type(dest)
   if dest ~= nil and kind ~= "function" and kind ~= "userdata" and kind ~= "table" then

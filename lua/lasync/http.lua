@@ -18,6 +18,11 @@ local HTTPError, OSError, CancelledError =
 local pcall, xpcall, error, type, pairs, ipairs, setmetatable =
   pcall, xpcall, error, type, pairs, ipairs, setmetatable
 
+---@class lasync.http
+---@field request fun(method: string, url: string, opts?: table): lasync.http.Response (lasync.httpclient)
+---@field get fun(url: string, opts?: table): lasync.http.Response
+---@field post fun(url: string, body: string, opts?: table): lasync.http.Response
+---@field websocket_connect fun(url: string, opts?: table): lasync.WebSocket (lasync.websocket.connect)
 local M = {}
 
 -- ---------------------------------------------------------------- options --
@@ -49,6 +54,14 @@ local LINGER_TIME, LINGER_BYTES = 2, 1024 * 1024
 -- What an idle connection holds is kept small: 10,000 of them, and of
 -- WebSockets, are benchmarks (bench/README.md).
 
+---@class lasync.http.Request
+---@field method string
+---@field path string
+---@field query string
+---@field version string
+---@field headers lasync.http.Headers
+---@field body string
+---@field peer {host: string, port: integer}
 local Request = {}
 
 -- The connection whose response req's method fname acts on: only the
@@ -64,8 +77,10 @@ local function response_of(req, fname)
 end
 
 --- req:start_response(status, headers): sends the head of a streamed
--- response; its body follows with req:write(), chunked unless headers
--- has Content-Length.
+--- response; its body follows with req:write(), chunked unless headers
+--- has Content-Length.
+---@param status integer
+---@param headers? table
 function Request:start_response(status, headers)
   local conn = response_of(self, "start_response")
   checks.integer(status, 1, "start_response", 100, 999, "status (integer from 100 to 999)")
@@ -77,7 +92,8 @@ function Request:start_response(status, headers)
 end
 
 --- req:write(data): sends a piece of the streamed body; suspends while
--- the peer does not read it (backpressure).
+--- the peer does not read it (backpressure).
+---@param data string
 function Request:write(data)
   local conn = response_of(self, "write")
   checks.check(type(data) == "string", data, 1, "write", "string")
@@ -104,9 +120,10 @@ H.set_methods(Request)
 local Service = {}
 Service.__index = Service
 
--- headers, with Connection: close while the service is closing, so that
--- the connection of a request in flight ends after it. Never changes the
--- handler's table.
+--- headers, with Connection: close while the service is closing, so that
+--- the connection of a request in flight ends after it. Never changes the
+--- handler's table.
+---@param headers table
 function Service:headers(headers)
   if not self.closing then return headers end
   local copy = {}
@@ -133,9 +150,11 @@ local function refuse(conn, status, req)
   return false, status
 end
 
--- Reads req.body (after a 100 Continue if asked for), within the
--- timeout: true; or false and the status of the error response sent
--- (413, 408, 400), when the connection is to end.
+--- Reads req.body (after a 100 Continue if asked for), within the
+--- timeout: true; or false and the status of the error response sent
+--- (413, 408, 400), when the connection is to end.
+---@param conn any
+---@param req lasync.http.Request
 function Service:read_body(conn, req)
   if (req.body_length or 0) > self.max_body_size then return refuse(conn, 413, req) end
   if req.expect_continue then H.continue(conn.stream) end
@@ -154,11 +173,14 @@ local function traced(e)
   return {e, debug.traceback(checks.errtext(e), 2)}
 end
 
--- The handler failed with err (a {error, traceback} pair): a 500 when no
--- response has started, else the connection is aborted; reported to the
--- loop's exception handler unless the peer caused it (a reset). An
--- HTTPError with a status (lasync.http.websocket's 400) is that response,
--- with its headers, and no report. Returns as Service:respond.
+--- The handler failed with err (a {error, traceback} pair): a 500 when no
+--- response has started, else the connection is aborted; reported to the
+--- loop's exception handler unless the peer caused it (a reset). An
+--- HTTPError with a status (lasync.http.websocket's 400) is that response,
+--- with its headers, and no report. Returns as Service:respond.
+---@param conn any
+---@param req lasync.http.Request
+---@param err any
 function Service:failed(conn, req, err)
   local e = err[1]
   if CancelledError:is(e) then error(e, 0) end
@@ -191,8 +213,14 @@ local function reply(service, conn, req, status, body, headers)
   return keep, status, bytes
 end
 
--- After the handler: ok and its results as xpcall gave them. Closes its
--- WebSocket, writes its response (or the failure's, see failed): as reply.
+--- After the handler: ok and its results as xpcall gave them. Closes its
+--- WebSocket, writes its response (or the failure's, see failed): as reply.
+---@param conn any
+---@param req lasync.http.Request
+---@param ok any
+---@param a any
+---@param b any
+---@param c any
 function Service:respond(conn, req, ok, a, b, c)
   local ws = conn.ws
   if ws then  -- its closing handshake closes the stream
@@ -205,8 +233,12 @@ function Service:respond(conn, req, ok, a, b, c)
   return a, b, c
 end
 
--- A request answered (or refused): logged, when there is a log, and its
--- state dropped from the connection.
+--- A request answered (or refused): logged, when there is a log, and its
+--- state dropped from the connection.
+---@param conn any
+---@param req lasync.http.Request
+---@param status integer
+---@param bytes any
 function Service:answered(conn, req, status, bytes)
   conn.req = nil  -- its methods are done with it: no longer kept while idle
   if conn.started then
@@ -225,10 +257,14 @@ local function guard(fn, ...)
   error(a, 0)
 end
 
--- Service:respond raised err (a {error, traceback} pair) after the
--- handler, ok its xpcall's status: as guard. A response the handler gave
--- that cannot be written (a bad status, body or header) is then the
--- handler's failure, answered as any other.
+--- Service:respond raised err (a {error, traceback} pair) after the
+--- handler, ok its xpcall's status: as guard. A response the handler gave
+--- that cannot be written (a bad status, body or header) is then the
+--- handler's failure, answered as any other.
+---@param conn any
+---@param req lasync.http.Request
+---@param ok any
+---@param err any
 function Service:respond_failed(conn, req, ok, err)
   if OSError:is(err[1]) then return nil end
   if not ok or CancelledError:is(err[1]) then error(err[1], 0) end
@@ -294,7 +330,8 @@ local function resume(conn, timedout)
   if status then pcall(refuse, conn, status) end
 end
 
--- The connection handler: a new connection's requests.
+--- The connection handler: a new connection's requests.
+---@param stream lasync.Stream
 function Service:connection(stream)
   local conn = setmetatable({stream = stream, service = self, idle = false}, ConnMT)
   self.conns[conn] = true
@@ -302,7 +339,7 @@ function Service:connection(stream)
 end
 
 --- Stops serving: the idle keep-alive connections close at once, those
--- with a request in flight once it is answered, WebSockets get close 1001.
+--- with a request in flight once it is answered, WebSockets get close 1001.
 function Service:close()
   self.closing = true
   for conn in pairs(self.conns) do
@@ -322,6 +359,7 @@ function M._service(app, opts)
     max_body_size = opts.max_body_size or DEFAULTS.max_body_size,
     max_headers_size = opts.max_headers_size or DEFAULTS.max_headers_size,
     timeout = opts.timeout or DEFAULTS.timeout}, Service)
+  ---@param stream lasync.Stream
   function self.handler(stream) return self:connection(stream) end
   return self
 end
@@ -341,6 +379,7 @@ for _, name in ipairs {"wait_closed", "is_serving", "sockname", "socknames",
   end
 end
 
+--- Stops accepting and closes the idle keep-alive connections.
 function Server:close()
   self.server:close()
   self.service:close()
@@ -348,6 +387,7 @@ end
 
 ServerMT.__close = Server.close
 
+--- Serves until closed (then the connections drain).
 function Server:serve_forever()
   local ok, err = pcall(self.server.serve_forever, self.server)
   if not self.server:is_serving() then self.service:close() end
@@ -355,9 +395,12 @@ function Server:serve_forever()
 end
 
 --- Serves HTTP: handler(req) for each request (see the module's doc).
--- opts: host (nil: every interface), port (nil or 0: a free one), ssl,
--- backlog, reuse_port (as start_server's), max_body_size (default 1 MiB),
--- max_headers_size (16 KiB), timeout (60 s). Returns the Server.
+--- opts: host (nil: every interface), port (nil or 0: a free one), ssl,
+--- backlog, reuse_port (as start_server's), max_body_size (default 1 MiB),
+--- max_headers_size (16 KiB), timeout (60 s). Returns the Server.
+---@param handler fun(req: lasync.http.Request): integer?, string?, table?
+---@param opts? table
+---@return lasync.Server
 function M.serve(handler, opts)
   checks.callable(handler, 1, "serve", "handler function")
   opts = checks.options(opts, 2, "serve", SERVE_OPTS)
@@ -370,11 +413,14 @@ end
 -- --------------------------------------------------------------- websocket --
 
 --- lasync.http.websocket(req, opts) -> ws: answers req, a WebSocket
--- handshake, with 101 and turns its connection into the ws (which closes
--- when the handler returns). opts: max_message_size (1 MiB), protocols
--- (the subprotocols served, the client's first choice among them wins),
--- close_timeout (5 s: how long a closing handshake waits for the peer).
--- HTTPError with status 400 (426 for another version) otherwise.
+--- handshake, with 101 and turns its connection into the ws (which closes
+--- when the handler returns). opts: max_message_size (1 MiB), protocols
+--- (the subprotocols served, the client's first choice among them wins),
+--- close_timeout (5 s: how long a closing handshake waits for the peer).
+--- HTTPError with status 400 (426 for another version) otherwise.
+---@param req lasync.http.Request
+---@param opts? table
+---@return lasync.WebSocket
 function M.websocket(req, opts)
   local conn = response_of(req, "websocket")
   opts = checks.options(opts, 2, "websocket", websocket.SERVER_OPTS)

@@ -186,10 +186,18 @@ end
 
 -- ------------------------------------------------------------- responses --
 
+---@class lasync.http.Response
+---@field status integer
+---@field reason string
+---@field version string
+---@field headers table case-insensitive; headers:get_all(name)
+---@field body string|nil nil with stream = true
 local Streamed = {}
 Streamed.__index = Streamed
 
 --- res:read(n): up to n bytes of the body (default 64 KiB), "" at its end.
+---@param n? integer
+---@return string "" at the end
 function Streamed:read(n)
   if self._done then return "" end
   local data = closing(self._s, pcall(H.read_body, self._s, self._msg, nil, n or READ_SIZE))
@@ -201,6 +209,7 @@ function Streamed:read(n)
 end
 
 --- res:lines(): an iterator over the body's lines, without "\n" or "\r\n".
+---@return fun(): string|nil
 function Streamed:lines()
   local pending = ""
   return function()
@@ -280,17 +289,30 @@ local function start(fname, method, url, nurl, opts)
 end
 
 --- lasync.http.request(method, url, opts) -> response: see the file's
--- header and docs/reference.md §10.
+--- header and docs/reference.md §10.
+---@param method string
+---@param url string
+---@param opts? table headers, body, timeout, ssl, follow_redirects, stream
+---@return lasync.http.Response
 function M.request(method, url, opts)
   checks.check(type(method) == "string" and method:match("^[%w!#$%%&'*+.^_`|~-]+$"),
                method, 1, "request", "method (an HTTP token)")
   return start("request", method, url, 2, opts)
 end
 
+--- http.get(url, opts): request("GET", url, opts).
+---@param url string
+---@param opts? table as request's
+---@return lasync.http.Response
 function M.get(url, opts)
   return start("get", "GET", url, 1, opts)
 end
 
+--- http.post(url, body, opts): request("POST", url, opts) with that body.
+---@param url string
+---@param body string
+---@param opts? table as request's
+---@return lasync.http.Response
 function M.post(url, body, opts)
   checks.check(type(body) == "string", body, 2, "post", "body (string)")
   local o = {}

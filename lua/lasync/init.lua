@@ -5,6 +5,37 @@ local core = require "lasync.core"
 local checks = require "lasync.checks"
 checks.internal()
 
+-- For LuaLS (docs/editor.md): the facade has the names of the modules whose
+-- names it copies below; the core's come through the assignments.
+---@class lasync: lasync.combinators, lasync.sync, lasync.queues, lasync.streams
+---@field create_task fun(fn: function, ...): lasync.Task spawn's alias
+---@field open_datagram fun(opts: table): lasync.DatagramEndpoint lasync.datagram's
+---@field create_subprocess_exec fun(argv: string[], opts?: table): lasync.Process
+---@field create_subprocess_shell fun(cmd: string, opts?: table): lasync.Process
+---@field dump_tasks fun(dest?: any): string lasync.dump's
+---@field ContextVar fun(name: string, default?: any): lasync.ContextVar
+---@field coroutine lasync.coroutine
+---@field VERSION string
+---@field Error lasync.ErrorClass
+---@field CancelledError lasync.ErrorClass
+---@field TimeoutError lasync.ErrorClass
+---@field InvalidStateError lasync.ErrorClass
+---@field IncompleteReadError lasync.ErrorClass
+---@field LimitOverrunError lasync.ErrorClass
+---@field QueueEmpty lasync.ErrorClass
+---@field QueueFull lasync.ErrorClass
+---@field QueueShutDown lasync.ErrorClass
+---@field BrokenBarrierError lasync.ErrorClass
+---@field TaskGroupError lasync.ErrorClass
+---@field OSError lasync.ErrorClass
+---@field ConnectionError lasync.ErrorClass
+---@field ConnectionRefusedError lasync.ErrorClass
+---@field ConnectionResetError lasync.ErrorClass
+---@field ConnectionAbortedError lasync.ErrorClass
+---@field BrokenPipeError lasync.ErrorClass
+---@field SSLError lasync.ErrorClass
+---@field SSLCertVerificationError lasync.ErrorClass
+---@field HTTPError lasync.ErrorClass
 local M = {}
 
 M.VERSION = core.VERSION
@@ -27,11 +58,13 @@ M.set_thread_pool_size = core.set_thread_pool_size
 M.dump_tasks = require("lasync.dump").dump_tasks
 
 --- The running loop; raises if there is none.
+---@return lasync.Loop
 function M.get_running_loop()
   return core.get_running_loop() or error("no running event loop", 2)
 end
 
 --- A new, not running loop (in debug mode when LASYNC_DEBUG=1).
+---@return lasync.Loop
 function M.new_event_loop()
   local loop = core.new_loop()
   if os.getenv("LASYNC_DEBUG") == "1" then loop:set_debug(true) end
@@ -78,7 +111,10 @@ local function on_sigint(loop, main)
 end
 
 --- lasync.run(fn, ...): runs fn(...) as the main task of a new loop and
--- returns its results or raises its error.
+--- returns its results or raises its error.
+---@param fn function the main task
+---@param ... any its arguments
+---@return any ... fn's results
 function M.run(fn, ...)
   if core.get_running_loop() then
     error("lasync.run() cannot be called while an event loop is running: code"

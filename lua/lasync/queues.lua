@@ -20,6 +20,7 @@ local core = require "lasync.core"
 
 local new_queue = core.new_queue
 
+---@class lasync.queues
 local M = {}
 
 local checks = require "lasync.checks"
@@ -32,19 +33,26 @@ local function check_maxsize(v, fname)
 end
 
 --- Queue(maxsize): a first in, first out queue holding up to maxsize items
--- (a non-negative integer; 0 or nil: no limit).
+--- (a non-negative integer; 0 or nil: no limit).
+---@param maxsize? integer
+---@return lasync.Queue
 function M.Queue(maxsize)
   return new_queue(0, check_maxsize(maxsize, "Queue"))
 end
 
 --- LifoQueue(maxsize): a queue whose get() returns the item put last.
+---@param maxsize? integer
+---@return lasync.Queue
 function M.LifoQueue(maxsize)
   return new_queue(1, check_maxsize(maxsize, "LifoQueue"))
 end
 
 --- PriorityQueue(maxsize, less): a queue whose get() returns its least
--- item: the one no other is less than, by less(a, b) (default a < b).
--- Items that compare equal come out in no particular order.
+--- item: the one no other is less than, by less(a, b) (default a < b).
+--- Items that compare equal come out in no particular order.
+---@param maxsize? integer
+---@param less? fun(a: any, b: any): boolean default a < b
+---@return lasync.Queue
 function M.PriorityQueue(maxsize, less)
   maxsize = check_maxsize(maxsize, "PriorityQueue")
   if less ~= nil then checks.callable(less, 2, "PriorityQueue", "function or nil") end

@@ -16,6 +16,12 @@ local OSError, TimeoutError = core.OSError, core.TimeoutError
 local receive, strerror = core._sock_receive, core._sock_strerror
 local CHUNK = core._SOCK_CHUNK
 
+---@class lasync.socket
+---@field dns lasync.socket.dns
+---@field try fun(ok: any, ...): ... newtry()'s try, without finalizer
+---@field sinkt table ltn12 sinks by mode
+---@field sourcet table ltn12 sources by mode
+---@field gettime fun(): number seconds since the epoch
 local M = {_VERSION = "LuaSocket 3.1.0", _SETSIZE = 1024,
            _DATAGRAMSIZE = 8192, BLOCKSIZE = 2048}
 
@@ -50,6 +56,7 @@ end
 M.gettime = core._sock_gettime
 
 --- Suspends the running task for s seconds (0 or negative: not at all).
+---@param s number seconds
 function M.sleep(s)
   check_number(s, 1, "sleep")
   in_task("sleep")
@@ -90,6 +97,7 @@ function M._class(name)
   end
 end
 
+---@class lasync.socket.tcp
 local tcp, check_tcp = M._class("tcp{master}")
 
 -- The classes settimeout and gettimeout serve (udp's joins below).
@@ -107,8 +115,13 @@ local function new_tcp(family, state, stream)
 end
 
 --- tcp(): a new master TCP object (tcp4, tcp6: of that family only).
+---@return lasync.socket.tcp
 function M.tcp() return new_tcp(nil, "master") end
+--- tcp4(): a master TCP object, IPv4 only.
+---@return lasync.socket.tcp
 function M.tcp4() return new_tcp("inet", "master") end
+--- tcp6(): a master TCP object, IPv6 only.
+---@return lasync.socket.tcp
 function M.tcp6() return new_tcp("inet6", "master") end
 
 -- An accepted socket dropped without close() lets its connection's
@@ -125,7 +138,10 @@ end
 local MODES = {b = "block", t = "total", r = "total"}
 
 --- settimeout(t, mode): mode "b" (each wait, the default) or "t" (the
--- whole call); nil or negative: no limit.
+--- whole call); nil or negative: no limit.
+---@param t? number seconds
+---@param mode "b"|"t"|nil
+---@return 1
 function tcp:settimeout(t, mode)
   check_timed(self, "settimeout")
   if t ~= nil then check_number(t, 2, "settimeout") end
@@ -134,6 +150,9 @@ function tcp:settimeout(t, mode)
   return 1
 end
 
+--- gettimeout() -> block, total (-1: none).
+---@return number block
+---@return number total
 function tcp:gettimeout()
   check_timed(self, "gettimeout")
   return self.block, self.total
@@ -179,6 +198,10 @@ local apply_options  -- the options set before connect (below)
 local function family_of(a) return a.family == "inet6" and "inet6" or "inet" end
 
 --- connect(host, port) -> 1, or nil, err.
+---@param host string
+---@param port integer
+---@return 1|nil
+---@return string|nil err
 function tcp:connect(host, port)
   check_tcp(self, "connect")
   host, port = check_hostport(host, port, "connect")
@@ -250,9 +273,14 @@ local function with_prefix(prefix, data, err, partial)
   return nil, err, prefix .. partial
 end
 
---- receive(pattern, prefix) -> data, or nil, err, partial. pattern: "*l"
--- (a line, without its CR and LF; the default), "*a" (to the end), a
--- count (of bytes, the prefix's included).
+--- receive(pattern, prefix) -> data, or nil, err, partial. pattern: "\*l"
+--- (a line, without its CR and LF; the default), "\*a" (to the end), a
+--- count (of bytes, the prefix's included).
+---@param pattern string|integer|nil
+---@param prefix? string
+---@return string|nil data
+---@return string|nil err
+---@return string|nil partial
 function tcp:receive(pattern, prefix)
   local pat, n = check_pattern(pattern)
   if prefix ~= nil then check_string(prefix, 3, "receive") end
@@ -280,6 +308,12 @@ local function bounds(len, i, j)
 end
 
 --- send(data, i, j) -> the index of the last byte sent, or nil, err, last.
+---@param data string
+---@param i? integer
+---@param j? integer
+---@return integer|nil last
+---@return string|nil err
+---@return integer|nil last_sent
 function tcp:send(data, i, j)
   check_string(data, 2, "send")
   if i ~= nil then check_number(i, 3, "send") end
@@ -299,6 +333,7 @@ function tcp:send(data, i, j)
 end
 
 --- close() -> 1 (again: 1).
+---@return 1
 function tcp:close()
   check_tcp(self, "close")
   if self.state == "closed" then return 1 end
@@ -317,6 +352,8 @@ end
 local SHUTDOWN = {both = true, send = true, receive = true}
 
 --- shutdown(mode): "both" (the default), "send" or "receive" -> 1.
+---@param mode "both"|"send"|"receive"|nil
+---@return 1
 function tcp:shutdown(mode)
   check_tcp(self, "shutdown")
   mode = mode or "both"
@@ -343,6 +380,9 @@ local function name_of(self, info)
 end
 
 --- getpeername() -> host, port, family.
+---@return string host
+---@return integer port
+---@return string family
 function tcp:getpeername()
   check_tcp(self, "getpeername")
   if self.server then return nil, "getpeername failed" end
@@ -350,6 +390,9 @@ function tcp:getpeername()
 end
 
 --- getsockname() -> host, port (a string, as LuaSocket's), family.
+---@return string host
+---@return string port
+---@return string family
 function tcp:getsockname()
   check_tcp(self, "getsockname")
   local host, port, family = name_of(self, "sockname")
@@ -358,6 +401,9 @@ function tcp:getsockname()
 end
 
 --- getstats() -> bytes received, bytes sent, age in seconds.
+---@return integer received
+---@return integer sent
+---@return number age
 function tcp:getstats()
   check_tcp(self, "getstats")
   local got = self.stream and core._stream_received(self.stream) - self.received0 or 0
@@ -365,6 +411,10 @@ function tcp:getstats()
 end
 
 --- setstats(received, sent, age) -> 1.
+---@param received integer
+---@param sent integer
+---@param age number
+---@return 1
 function tcp:setstats(received, sent, age)
   check_tcp(self, "setstats")
   check_number(received, 2, "setstats")
@@ -376,6 +426,7 @@ function tcp:setstats(received, sent, age)
 end
 
 --- dirty() -> whether input is buffered.
+---@return boolean
 function tcp:dirty()
   check_tcp(self, "dirty")
   local s = self.stream
@@ -383,6 +434,7 @@ function tcp:dirty()
 end
 
 --- getfd() -> the descriptor (-1 if none).
+---@return integer
 function tcp:getfd()
   check_tcp(self, "getfd")
   if self.stream and self.state == "client" then return self.stream:get_extra_info("fd") or -1 end
@@ -390,12 +442,14 @@ function tcp:getfd()
 end
 
 --- getfamily() -> "inet" or "inet6" (nil before a connect or bind).
+---@return string|nil
 function tcp:getfamily()
   check_tcp(self, "getfamily")
   return self.family or "inet"
 end
 
 --- class() -> the class name LuaSocket shows ("tcp{client}", ...).
+---@return string
 function tcp:class()
   check_tcp(self, "class")
   return "tcp{" .. (self.closed_state or self.state) .. "}"
@@ -429,9 +483,13 @@ local function option_fd(self)
 end
 
 --- setoption(name, value) -> 1, or nil, err. The names of LuaSocket's
--- options.c: keepalive, reuseaddr, reuseport, tcp-nodelay, tcp-keepidle,
--- tcp-keepcnt, tcp-keepintvl, linger ({on=, timeout=}), ipv6-v6only,
--- recv-buffer-size, send-buffer-size, broadcast, dontroute, ...
+--- options.c: keepalive, reuseaddr, reuseport, tcp-nodelay, tcp-keepidle,
+--- tcp-keepcnt, tcp-keepintvl, linger ({on=, timeout=}), ipv6-v6only,
+--- recv-buffer-size, send-buffer-size, broadcast, dontroute, ...
+---@param name string
+---@param value any
+---@return 1|nil
+---@return string|nil err
 function tcp:setoption(name, value)
   check_tcp(self, "setoption")
   check_option(name, value, "setoption")
@@ -446,6 +504,9 @@ function tcp:setoption(name, value)
 end
 
 --- getoption(name) -> its value, or nil, err.
+---@param name string
+---@return any value
+---@return string|nil err
 function tcp:getoption(name)
   check_tcp(self, "getoption")
   check_option(name, nil, "getoption")
@@ -470,6 +531,10 @@ end
 -- ---------------------------------------------------------------- server --
 
 --- bind(host, port) -> 1, or nil, err: the socket listens from then on.
+---@param host string
+---@param port integer
+---@return 1|nil
+---@return string|nil err
 function tcp:bind(host, port)
   check_tcp(self, "bind")
   host, port = check_hostport(host, port, "bind")
@@ -501,6 +566,8 @@ function tcp:_park(stream)
 end
 
 --- listen(backlog) -> 1: the socket becomes a server.
+---@param backlog? integer
+---@return 1
 function tcp:listen(backlog)
   check_tcp(self, "listen")
   if backlog ~= nil then check_number(backlog, 2, "listen") end
@@ -518,6 +585,8 @@ local function accepted(entry)
 end
 
 --- accept() -> a client socket, or nil, "timeout" / "closed".
+---@return lasync.socket.tcp|nil client
+---@return string|nil err
 function tcp:accept()
   check_tcp(self, "accept")
   in_task("tcp:accept")
@@ -530,6 +599,11 @@ function tcp:accept()
 end
 
 --- bind(host, port, backlog) -> a listening server socket, or nil, err.
+---@param host string
+---@param port integer
+---@param backlog? integer
+---@return lasync.socket.tcp|nil server
+---@return string|nil err
 function M.bind(host, port, backlog)
   local s = M.tcp()
   local ok, err = s:bind(host, port)
@@ -539,7 +613,14 @@ function M.bind(host, port, backlog)
 end
 
 --- connect(host, port, locaddr, locport, family) -> a connected
--- client socket (bound first to locaddr:locport if given), or nil, err.
+--- client socket (bound first to locaddr:locport if given), or nil, err.
+---@param host string
+---@param port integer
+---@param locaddr? string
+---@param locport? integer
+---@param family "inet"|"inet6"|nil
+---@return lasync.socket.tcp|nil client
+---@return string|nil err
 function M.connect(host, port, locaddr, locport, family)
   if locaddr ~= nil then check_string(locaddr, 3, "connect") end
   if locport ~= nil then locport = select(2, check_hostport("", locport, "connect")) end
@@ -549,7 +630,17 @@ function M.connect(host, port, locaddr, locport, family)
   if not ok then return nil, err end
   return s
 end
+--- connect4(host, port): connect over IPv4 only.
+---@param host string
+---@param port integer
+---@return lasync.socket.tcp|nil client
+---@return string|nil err
 function M.connect4(host, port) return M.connect(host, port, nil, nil, "inet") end
+--- connect6(host, port): connect over IPv6 only.
+---@param host string
+---@param port integer
+---@return lasync.socket.tcp|nil client
+---@return string|nil err
 function M.connect6(host, port) return M.connect(host, port, nil, nil, "inet6") end
 
 -- ------------------------------------------------------------------- udp --
@@ -558,6 +649,7 @@ function M.connect6(host, port) return M.connect(host, port, nil, nil, "inet6") 
 
 local open_datagram = require("lasync.datagram").open_datagram
 
+---@class lasync.socket.udp
 local udp, check_udp = M._class("udp{unconnected}")
 
 local function new_udp(family)
@@ -565,14 +657,21 @@ local function new_udp(family)
 end
 
 --- udp() (udp4, udp6): a new unconnected UDP object.
+---@return lasync.socket.udp
 function M.udp() return new_udp(nil) end
+--- udp4(): an unconnected UDP object, IPv4 only.
+---@return lasync.socket.udp
 function M.udp4() return new_udp("inet") end
+--- udp6(): an unconnected UDP object, IPv6 only.
+---@return lasync.socket.udp
 function M.udp6() return new_udp("inet6") end
 
 function udp:__tostring()
   return ("udp{%s}: %p"):format(self.peer and "connected" or "unconnected", self)
 end
 
+--- class() -> "udp{unconnected}" or "udp{connected}".
+---@return string
 function udp:class()
   check_udp(self, "class")
   return self.peer and "udp{connected}" or "udp{unconnected}"
@@ -596,6 +695,10 @@ local function reopen(self, opts)
 end
 
 --- setsockname(host, port) -> 1, or nil, err ("*": every interface).
+---@param host string
+---@param port integer
+---@return 1|nil
+---@return string|nil err
 function udp:setsockname(host, port)
   check_udp(self, "setsockname")
   host, port = check_hostport(host, port, "setsockname")
@@ -606,7 +709,11 @@ function udp:setsockname(host, port)
 end
 
 --- setpeername(host, port) -> 1, or nil, err; setpeername("*")
--- disconnects.
+--- disconnects.
+---@param host string
+---@param port? integer
+---@return 1|nil
+---@return string|nil err
 function udp:setpeername(host, port)
   check_udp(self, "setpeername")
   check_string(host, 1, "setpeername")
@@ -641,6 +748,9 @@ local function sent(data, ok, err)
 end
 
 --- send(data) -> bytes sent, or nil, err (a connected socket).
+---@param data string
+---@return integer|nil sent
+---@return string|nil err
 function udp:send(data)
   check_udp(self, "send")
   check_string(data, 2, "send")
@@ -651,6 +761,11 @@ function udp:send(data)
 end
 
 --- sendto(data, ip, port) -> bytes sent, or nil, err (an unconnected one).
+---@param data string
+---@param ip string
+---@param port integer
+---@return integer|nil sent
+---@return string|nil err
 function udp:sendto(data, ip, port)
   check_udp(self, "sendto")
   check_string(data, 2, "sendto")
@@ -684,6 +799,9 @@ local function datagram(self, fname, size)
 end
 
 --- receive(size) -> a datagram (cut to size), or nil, err.
+---@param size? integer
+---@return string|nil data
+---@return string|nil err
 function udp:receive(size)
   check_udp(self, "receive")
   local data, err = datagram(self, "receive", size)
@@ -692,12 +810,19 @@ function udp:receive(size)
 end
 
 --- receivefrom(size) -> a datagram, the sender's ip and port, or nil, err.
+---@param size? integer
+---@return string|nil data
+---@return string ip_or_err
+---@return integer|nil port
 function udp:receivefrom(size)
   check_udp(self, "receivefrom")
   return datagram(self, "receivefrom", size)
 end
 
 --- getsockname() -> ip, port, family, or nil, err.
+---@return string|nil ip
+---@return string port
+---@return string family
 function udp:getsockname()
   check_udp(self, "getsockname")
   if not self.ep or self.closed then return nil, "not bound" end
@@ -706,18 +831,24 @@ function udp:getsockname()
 end
 
 --- getpeername() -> ip, port, family, or nil, err.
+---@return string|nil ip
+---@return integer port
+---@return string family
 function udp:getpeername()
   check_udp(self, "getpeername")
   if not self.peer or self.closed then return nil, "not connected" end
   return self.peer[1], self.peer[2], self.family
 end
 
+--- getfamily() -> "inet" or "inet6".
+---@return string|nil
 function udp:getfamily()
   check_udp(self, "getfamily")
   return self.family or "inet"
 end
 
 --- close() -> 1.
+---@return 1
 function udp:close()
   check_udp(self, "close")
   if self.ep then self.ep:close() end
@@ -725,17 +856,25 @@ function udp:close()
   return 1
 end
 
+--- getfd() -> the descriptor (-1 if none).
+---@return integer
 function udp:getfd()
   check_udp(self, "getfd")
   return self.ep and not self.closed and core._datagram_fd(self.ep) or -1
 end
 
+--- dirty() -> whether a datagram is held (select took it).
+---@return boolean
 function udp:dirty()
   check_udp(self, "dirty")
   return false
 end
 
 --- setoption(name, value), getoption(name): as tcp's, once bound.
+---@param name string
+---@param value any
+---@return 1|nil
+---@return string|nil err
 function udp:setoption(name, value)
   check_udp(self, "setoption")
   check_option(name, value, "setoption")
@@ -743,6 +882,10 @@ function udp:setoption(name, value)
   return core._sock_setoption(core._datagram_fd(self.ep), name, value)
 end
 
+--- getoption(name) -> its value, or nil, err.
+---@param name string
+---@return any value
+---@return string|nil err
 function udp:getoption(name)
   check_udp(self, "getoption")
   check_option(name, nil, "getoption")
@@ -814,7 +957,13 @@ local function wait_readable(recvt, timeout)
 end
 
 --- select(recvt, sendt, timeout) -> readable, writable (lists, with the
--- sockets also as keys), or with "timeout" third when none is ready.
+--- sockets also as keys), or with "timeout" third when none is ready.
+---@param recvt? table
+---@param sendt? table
+---@param timeout? number
+---@return table readable
+---@return table writable
+---@return string|nil err "timeout"
 function M.select(recvt, sendt, timeout)
   if recvt ~= nil then checks.check(type(recvt) == "table", recvt, 1, "select", "table or nil") end
   if sendt ~= nil then checks.check(type(sendt) == "table", sendt, 2, "select", "table or nil") end
@@ -833,6 +982,7 @@ end
 
 -- ------------------------------------------------------------------- dns --
 
+---@class lasync.socket.dns
 local dns = {}
 M.dns = dns
 
@@ -857,6 +1007,9 @@ local function lookup(name, fname)
 end
 
 --- toip(name) -> the first address, {name=, alias={}, ip={...}}.
+---@param name string
+---@return string|nil ip
+---@return table|string info_or_err
 function dns.toip(name)
   local ips, err = lookup(name, "toip")
   if not ips then return nil, err end
@@ -864,7 +1017,10 @@ function dns.toip(name)
 end
 
 --- tohostname(address) -> the name (as given: no reverse lookup is made
--- but by /etc/hosts' localhost), {name=, alias={}, ip={...}}.
+--- but by /etc/hosts' localhost), {name=, alias={}, ip={...}}.
+---@param addr string
+---@return string name
+---@return table info
 function dns.tohostname(addr)
   local ips, err = lookup(addr, "tohostname")
   if not ips then return nil, err end
@@ -873,6 +1029,9 @@ function dns.tohostname(addr)
 end
 
 --- getaddrinfo(name) -> {{family=, addr=}, ...}, as LuaSocket's.
+---@param name string
+---@return table|nil
+---@return string|nil err
 function dns.getaddrinfo(name)
   local ips, err = lookup(name, "getaddrinfo")
   if not ips then return nil, err end
@@ -884,6 +1043,7 @@ function dns.getaddrinfo(name)
 end
 
 --- gethostname() -> this host's name.
+---@return string
 function dns.gethostname()
   local f = io.open("/proc/sys/kernel/hostname")
   local name = f and f:read("l")
@@ -894,6 +1054,9 @@ end
 -- ------------------------------------------------------ try, protect, … --
 
 --- skip(n, ...) -> the values after the first n.
+---@param n integer
+---@param ... any
+---@return any ...
 function M.skip(n, ...)
   check_number(n, 1, "skip")
   return select(n + 1, ...)
@@ -903,7 +1066,9 @@ end
 local Failure = {}
 
 --- newtry(finalizer) -> try(ok, ...): returns its arguments when ok is
--- truthy, else calls finalizer and raises the second (for protect).
+--- truthy, else calls finalizer and raises the second (for protect).
+---@param finalizer? function
+---@return fun(ok: any, ...): ...
 function M.newtry(finalizer)
   if finalizer ~= nil then checks.callable(finalizer, 1, "newtry") end
   return function(...)
@@ -921,6 +1086,8 @@ local function caught(ok, ...)
 end
 
 --- protect(fn) -> a function that returns nil, err for what try raised.
+---@param fn function
+---@return function
 function M.protect(fn)
   checks.callable(fn, 1, "protect")
   return function(...) return caught(pcall(fn, ...)) end
@@ -953,6 +1120,9 @@ end
 M.sinkt.default = M.sinkt["keep-open"]
 
 --- sink(mode, sock): an ltn12 sink sending to sock.
+---@param mode string
+---@param sock lasync.socket.tcp
+---@return function
 function M.sink(mode, sock) return M.choose(M.sinkt)(mode, sock) end
 
 M.sourcet["by-length"] = function(sock, length)
@@ -983,9 +1153,14 @@ end
 M.sourcet.default = M.sourcet["until-closed"]
 
 --- source(mode, sock, ...): an ltn12 source reading from sock.
+---@param mode string
+---@param ... any
+---@return function
 function M.source(mode, ...) return M.choose(M.sourcet)(mode, ...) end
 
 --- choose(table) -> f(name, ...) calling table[name] (default: "default").
+---@param tbl table
+---@return function
 function M.choose(tbl)
   return function(name, opt1, opt2)
     if type(name) ~= "string" then name, opt1, opt2 = "default", name, opt1 end
@@ -1013,10 +1188,15 @@ local function add_loop_methods()
   local lp = core.new_loop()
   local methods = getmetatable(lp).__methods
   lp:close()
+  ---@param _ lasync.Loop
+  ---@param s lasync.socket.tcp a lasync.socket object
   function methods.sock_accept(_, s)
     local c = untimed(s, "accept")
     return c, {c:getpeername()}
   end
+  ---@param _ lasync.Loop
+  ---@param s lasync.socket.tcp a lasync.socket object
+  ---@param n integer
   function methods.sock_recv(_, s, n)
     checks.integer(n, 2, "sock_recv", 1, nil, "positive integer")
     local st = stream_of(s, "receive")
@@ -1026,7 +1206,14 @@ local function add_loop_methods()
     if err == "closed" then return partial end
     error(OSError(err), 2)
   end
+  ---@param _ lasync.Loop
+  ---@param s lasync.socket.tcp a lasync.socket object
+  ---@param data string
   function methods.sock_sendall(_, s, data) untimed(s, "send", data) end
+  ---@param _ lasync.Loop
+  ---@param s lasync.socket.tcp a lasync.socket object
+  ---@param host string
+  ---@param port integer
   function methods.sock_connect(_, s, host, port) untimed(s, "connect", host, port) end
 end
 add_loop_methods()
@@ -1042,8 +1229,8 @@ local saved
 local NAMES = {"socket", "socket.core", "ssl"}
 
 --- install(): require "socket" and "socket.core" give this module (and
--- "ssl" lasync.socket.ssl), so that LuaSocket's pure-Lua modules
--- (socket.http, socket.url, ltn12, ...) run on it. uninstall() undoes it.
+--- "ssl" lasync.socket.ssl), so that LuaSocket's pure-Lua modules
+--- (socket.http, socket.url, ltn12, ...) run on it. uninstall() undoes it.
 function M.install()
   if saved then return end
   saved = {}

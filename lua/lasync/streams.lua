@@ -11,6 +11,7 @@ local core = require "lasync.core"
 local ipairs, pairs, pcall, error, type = ipairs, pairs, pcall, error, type
 local OSError = core.OSError
 
+---@class lasync.streams
 local M = {}
 
 -- ---------------------------------------------------------------- checks --
@@ -74,8 +75,10 @@ local function tls_opts(opts, n, fname, server)
 end
 
 --- A reusable TLS context made from a settings table (see README):
--- verify, cafile, capath, certfile, keyfile, alpn, ciphers, min_version,
--- max_version. Pass it as the `ssl` option or to start_tls.
+--- verify, cafile, capath, certfile, keyfile, alpn, ciphers, min_version,
+--- max_version. Pass it as the `ssl` option or to start_tls.
+---@param settings table
+---@return lasync.SSLContext
 function M.ssl_context(settings)
   checks.check(type(settings) == "table", settings, 1, "ssl_context", "table of TLS settings")
   return core.tls_context(settings, "ssl_context")
@@ -106,13 +109,18 @@ end
 -- ----------------------------------------------------------- connections --
 
 --- Connects to host:port (each address in turn) and returns the
--- connection as reader and writer.
--- opts: limit (input buffered before reading pauses, default 65536),
--- local_addr ({host, port} to bind first), ssl (TLS: true, settings or an
--- ssl_context), server_hostname (the name the certificate must be for;
--- default host), ssl_handshake_timeout (seconds, default 60).
--- Raises an OSError (ConnectionRefusedError, ...) with `code` when no
--- address can be reached: that of the first address.
+--- connection as reader and writer.
+--- opts: limit (input buffered before reading pauses, default 65536),
+--- local_addr ({host, port} to bind first), ssl (TLS: true, settings or an
+--- ssl_context), server_hostname (the name the certificate must be for;
+--- default host), ssl_handshake_timeout (seconds, default 60).
+--- Raises an OSError (ConnectionRefusedError, ...) with `code` when no
+--- address can be reached: that of the first address.
+---@param host string
+---@param port integer|string
+---@param opts? table
+---@return lasync.StreamReader reader
+---@return lasync.StreamWriter writer
 function M.open_connection(host, port, opts)
   if host == "" then argerror(1, "open_connection", "host must not be empty") end
   check_host(host, 1, "open_connection", "host (string)")
@@ -137,8 +145,12 @@ function M.open_connection(host, port, opts)
 end
 
 --- Connects to the Unix socket at path; returns reader and writer.
--- opts: limit, ssl, server_hostname (needed to verify the server),
--- ssl_handshake_timeout.
+--- opts: limit, ssl, server_hostname (needed to verify the server),
+--- ssl_handshake_timeout.
+---@param path string
+---@param opts? table
+---@return lasync.StreamReader reader
+---@return lasync.StreamWriter writer
 function M.open_unix_connection(path, opts)
   check_string(path, 1, "open_unix_connection", "path (string)")
   opts = checks.options(opts, 2, "open_unix_connection", UNIX_CONNECT_OPTS)
@@ -186,15 +198,20 @@ local function check_listen_host(host)
 end
 
 --- Listens on host:port (host nil or "": every interface, IPv4 and IPv6;
--- a name: each of its addresses; a list of names and addresses: each of
--- theirs, at most 8 in all; port 0 or nil: a free port, the same for every
--- address) and runs handler(reader, writer) in a new task for each
--- connection; the connection is closed when the handler returns or fails,
--- and a failure is reported to the loop's exception handler.
--- opts: limit, backlog (default 100), reuse_address (default true),
--- reuse_port, ssl (settings with certfile, or an ssl_context: each
--- connection does the TLS handshake before the handler runs),
--- ssl_handshake_timeout. Returns the Server, serving.
+--- a name: each of its addresses; a list of names and addresses: each of
+--- theirs, at most 8 in all; port 0 or nil: a free port, the same for every
+--- address) and runs handler(reader, writer) in a new task for each
+--- connection; the connection is closed when the handler returns or fails,
+--- and a failure is reported to the loop's exception handler.
+--- opts: limit, backlog (default 100), reuse_address (default true),
+--- reuse_port, ssl (settings with certfile, or an ssl_context: each
+--- connection does the TLS handshake before the handler runs),
+--- ssl_handshake_timeout. Returns the Server, serving.
+---@param handler fun(reader: lasync.StreamReader, writer: lasync.StreamWriter)
+---@param host string|string[]|nil
+---@param port? integer
+---@param opts? table
+---@return lasync.Server
 function M.start_server(handler, host, port, opts)
   checks.callable(handler, 1, "start_server", "handler function")
   check_listen_host(host)
@@ -214,9 +231,13 @@ function M.start_server(handler, host, port, opts)
 end
 
 --- Listens on the Unix socket path (a stale socket file there is
--- replaced; the file is removed when the server closes).
--- opts: limit, backlog, ssl, ssl_handshake_timeout. Returns the Server,
--- serving.
+--- replaced; the file is removed when the server closes).
+--- opts: limit, backlog, ssl, ssl_handshake_timeout. Returns the Server,
+--- serving.
+---@param handler fun(reader: lasync.StreamReader, writer: lasync.StreamWriter)
+---@param path string
+---@param opts? table
+---@return lasync.Server
 function M.start_unix_server(handler, path, opts)
   checks.callable(handler, 1, "start_unix_server", "handler function")
   check_string(path, 2, "start_unix_server", "path (string)")

@@ -18,8 +18,15 @@ local type, pairs, pcall, error, setmetatable, getmetatable =
   type, pairs, pcall, error, setmetatable, getmetatable
 local argerror = checks.argerror
 
+---@class lasync.subprocess
 local M = {}
 
+---@class lasync.Process
+---@field pid integer
+---@field stdin lasync.StreamWriter|nil
+---@field stdout lasync.StreamReader|nil
+---@field stderr lasync.StreamReader|nil
+---@field returncode integer|nil nil while it runs; -signum if a signal killed it
 local Process = {__name = "lasync.Process"}
 Process.__index = Process
 
@@ -92,15 +99,21 @@ local function start(argv, opts, fname)
 end
 
 --- create_subprocess_exec(argv, opts) -> Process: runs argv[1] (searched in
--- PATH unless it has a "/") with argv as its arguments. opts: stdin,
--- stdout, stderr ("pipe", "inherit" (default), "null"; stderr also
--- "stdout"), env (the child's whole environment), cwd, limit (the pipes').
+--- PATH unless it has a "/") with argv as its arguments. opts: stdin,
+--- stdout, stderr ("pipe", "inherit" (default), "null"; stderr also
+--- "stdout"), env (the child's whole environment), cwd, limit (the pipes').
+---@param argv string[]
+---@param opts? table stdin, stdout, stderr, env, cwd, limit
+---@return lasync.Process
 function M.create_subprocess_exec(argv, opts)
   check_argv(argv, "create_subprocess_exec")
   return start(argv, check_opts(opts, "create_subprocess_exec"), "create_subprocess_exec")
 end
 
 --- create_subprocess_shell(cmd, opts) -> Process: runs cmd with /bin/sh -c.
+---@param cmd string
+---@param opts? table as create_subprocess_exec's
+---@return lasync.Process
 function M.create_subprocess_shell(cmd, opts)
   local fname = "create_subprocess_shell"
   checks.check(type(cmd) == "string", cmd, 1, fname, "string")
@@ -113,7 +126,8 @@ local function check_self(self, fname)
 end
 
 --- wait() -> returncode, once the child has ended. Cancelling it leaves
--- the process as it was.
+--- the process as it was.
+---@return integer returncode
 function Process:wait()
   check_self(self, "wait")
   if self.returncode == nil then
@@ -154,8 +168,11 @@ local function unwrap(ok, ...)
 end
 
 --- communicate(input) -> stdout, stderr: writes input (a string, or nil)
--- to stdin and closes it, reads stdout and stderr to their ends, all at
--- once, then waits for the child. A pipe not made gives nil.
+--- to stdin and closes it, reads stdout and stderr to their ends, all at
+--- once, then waits for the child. A pipe not made gives nil.
+---@param input? string
+---@return string|nil stdout
+---@return string|nil stderr
 function Process:communicate(input)
   check_self(self, "communicate")
   checks.check(input == nil or type(input) == "string", input, 1, "communicate", "string or nil")
@@ -171,14 +188,20 @@ function Process:communicate(input)
 end
 
 --- send_signal(sig): sig a number or a name ("SIGTERM"). A child that has
--- ended is not signalled (returns false), as asyncio's Popen does.
+--- ended is not signalled (returns false), as asyncio's Popen does.
+---@param sig integer|string
+---@return boolean sent false once the child has ended
 function Process:send_signal(sig)
   check_self(self, "send_signal")
   return self._child:send_signal(sig)
 end
 
+--- Sends SIGTERM; false once the child has ended.
+---@return boolean
 function Process:terminate() return self:send_signal("SIGTERM") end
 
+--- Sends SIGKILL; false once the child has ended.
+---@return boolean
 function Process:kill() return self:send_signal("SIGKILL") end
 
 function Process:__tostring()

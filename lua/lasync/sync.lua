@@ -6,8 +6,8 @@
 -- trace: no lock stays held, no unit of a semaphore is lost, and a wake-up
 -- already handed to it passes on to the next waiter.
 -- Nothing is allocated by an uncontended acquire or release, and a task
--- that must wait makes no Future either: it parks (core._park) in the
--- primitive's list of waiters until woken (core._unpark) or cancelled.
+-- that must wait makes no Future either: it parks (`core._park`) in the
+-- primitive's list of waiters until woken (`core._unpark`) or cancelled.
 -- Waiting calls must be made from a task.
 -- Misuse raises a string error at the caller's line.
 local core = require "lasync.core"
@@ -17,6 +17,7 @@ local pcall, error, setmetatable = pcall, error, setmetatable
 local isyieldable = coroutine.isyieldable
 local ALL = math.maxinteger
 
+---@class lasync.sync
 local M = {}
 
 -- ---------------------------------------------------------------- checks --
@@ -107,10 +108,14 @@ end
 
 -- ------------------------------------------------------------------ Lock --
 
+---@class lasync.Lock
+---@field with fun(self: lasync.Lock, fn: function, ...): ... fn(...) holding it
+---@field guard fun(self: lasync.Lock): any acquires; a <close> value releases
 local Lock = new_class("Lock")
 
 --- Lock(): a mutual exclusion lock, not owned by a task: any task may
--- release it. Waiters acquire it in the order they began to wait.
+--- release it. Waiters acquire it in the order they began to wait.
+---@return lasync.Lock
 function M.Lock()
   return new(Lock, {_locked = false, _waiters = new_waiters()})
 end
@@ -127,8 +132,9 @@ local function wake_up_first(lock)
 end
 
 --- lock:acquire(): waits until the lock is free and takes it; returns
--- true. A free lock is taken at once unless tasks that are not cancelled
--- wait for it (fairness).
+--- true. A free lock is taken at once unless tasks that are not cancelled
+--- wait for it (fairness).
+---@return true
 function Lock:acquire()
   if KIND[self] ~= Lock then bad_self(self, Lock, "acquire") end
   local w = self._waiters
@@ -152,7 +158,7 @@ function Lock:acquire()
 end
 
 --- lock:release(): frees the lock and wakes the first waiter. Raises if
--- the lock is not held.
+--- the lock is not held.
 function Lock:release()
   if KIND[self] ~= Lock then bad_self(self, Lock, "release") end
   if not self._locked then misuse("Lock is not acquired") end
@@ -162,6 +168,7 @@ function Lock:release()
 end
 
 --- lock:locked(): true if the lock is held.
+---@return boolean
 function Lock:locked()
   if KIND[self] ~= Lock then bad_self(self, Lock, "locked") end
   return self._locked
@@ -198,26 +205,35 @@ M.Event = core.Event
 
 -- ------------------------------------------------------------- Condition --
 
+---@class lasync.Condition
+---@field with fun(self: lasync.Condition, fn: function, ...): ... fn(...) holding it
+---@field guard fun(self: lasync.Condition): any acquires; a <close> value releases
 local Condition = new_class("Condition")
 
 --- Condition(lock): a condition variable over lock (a Lock; default: a new
--- one). Tasks wait() on it until another notifies them.
+--- one). Tasks wait() on it until another notifies them.
+---@param lock? lasync.Lock the lock to use (default a new one)
+---@return lasync.Condition
 function M.Condition(lock)
   checks.check(lock == nil or KIND[lock] == Lock, lock, 1, "Condition", "Lock or nil")
   return new(Condition, {_lock = lock or M.Lock(), _waiters = new_waiters()})
 end
 
 --- cond:acquire(), cond:release(), cond:locked(): those of its lock.
+---@return true
 function Condition:acquire()
   if KIND[self] ~= Condition then bad_self(self, Condition, "acquire") end
   return self._lock:acquire()
 end
 
+--- Releases the lock.
 function Condition:release()
   if KIND[self] ~= Condition then bad_self(self, Condition, "release") end
   self._lock:release()
 end
 
+--- Whether the lock is held.
+---@return boolean
 function Condition:locked()
   if KIND[self] ~= Condition then bad_self(self, Condition, "locked") end
   return self._lock._locked
@@ -258,15 +274,18 @@ local function cond_wait(cond, fname)
 end
 
 --- cond:wait(): releases the lock, waits until notified, takes the lock
--- back and returns true. The lock is held again when wait returns or
--- raises, a cancellation included. Raises if the lock is not held.
+--- back and returns true. The lock is held again when wait returns or
+--- raises, a cancellation included. Raises if the lock is not held.
+---@return true
 function Condition:wait()
   if KIND[self] ~= Condition then bad_self(self, Condition, "wait") end
   return cond_wait(self, "wait")
 end
 
 --- cond:wait_for(pred): waits until pred() is true (it is called holding
--- the lock, first before any wait); returns pred's last value.
+--- the lock, first before any wait); returns pred's last value.
+---@param pred fun(): any
+---@return any pred's last value
 function Condition:wait_for(pred)
   if KIND[self] ~= Condition then bad_self(self, Condition, "wait_for") end
   check_callable(pred, 1, "wait_for")
@@ -279,7 +298,8 @@ function Condition:wait_for(pred)
 end
 
 --- cond:notify(n): wakes up to n (default 1) waiters; they return from
--- wait() once they got the lock back. Raises if the lock is not held.
+--- wait() once they got the lock back. Raises if the lock is not held.
+---@param n? integer how many to wake (default 1)
 function Condition:notify(n)
   if KIND[self] ~= Condition then bad_self(self, Condition, "notify") end
   if n == nil then n = 1 else n = check_count(n, 1, "notify", 0) end
@@ -306,7 +326,11 @@ end
 
 -- ------------------------------------------------------------- Semaphore --
 
+---@class lasync.Semaphore
+---@field with fun(self: lasync.Semaphore, fn: function, ...): ... fn(...) holding it
+---@field guard fun(self: lasync.Semaphore): any acquires; a <close> value releases
 local Semaphore = new_class("Semaphore")
+---@class lasync.BoundedSemaphore: lasync.Semaphore
 local BoundedSemaphore = new_class("BoundedSemaphore")
 
 local function check_semaphore(self, fname)
@@ -320,14 +344,18 @@ local function semaphore(value, fname, class)
 end
 
 --- Semaphore(n): a counter of n units (default 1, a non-negative
--- integer); acquire() takes one, waiting while there is none, release()
--- gives one back.
+--- integer); acquire() takes one, waiting while there is none, release()
+--- gives one back.
+---@param n? integer the units (default 1)
+---@return lasync.Semaphore
 function M.Semaphore(n)
   return semaphore(n, "Semaphore", Semaphore)
 end
 
 --- BoundedSemaphore(n): a Semaphore whose release() raises if it would
--- hold more than n units.
+--- hold more than n units.
+---@param n? integer the units (default 1)
+---@return lasync.BoundedSemaphore
 function M.BoundedSemaphore(n)
   return semaphore(n, "BoundedSemaphore", BoundedSemaphore)
 end
@@ -347,7 +375,8 @@ local function wake_up_next(self)
 end
 
 --- sem:acquire(): takes a unit, waiting (in turn) until there is one;
--- returns true.
+--- returns true.
+---@return true
 function Semaphore:acquire()
   check_semaphore(self, "acquire")
   if not sem_locked(self) then
@@ -373,6 +402,7 @@ function Semaphore:release()
 end
 
 --- sem:locked(): true if acquire() would wait.
+---@return boolean
 function Semaphore:locked()
   check_semaphore(self, "locked")
   return sem_locked(self)
@@ -410,10 +440,14 @@ end
 -- those reset() broke leave, "broken" after abort(). Tasks arriving while
 -- it drains or resets wait for the next round.
 
+---@class lasync.Barrier
+---@field parties integer
 local Barrier = new_class("Barrier")
 
 --- Barrier(parties): a barrier for parties tasks (a positive integer):
--- each wait() returns once parties tasks are waiting.
+--- each wait() returns once parties tasks are waiting.
+---@param parties integer how many tasks it waits for
+---@return lasync.Barrier
 function M.Barrier(parties)
   parties = check_count(parties, 1, "Barrier", 1)
   return new(Barrier, {parties = parties, _cond = M.Condition(), _state = "filling",
@@ -464,8 +498,9 @@ local function pass(b)
 end
 
 --- barrier:wait(): waits until parties tasks wait, then returns this
--- task's index (0 to parties - 1, in order of arrival). Raises
--- BrokenBarrierError if the barrier is broken or reset meanwhile.
+--- task's index (0 to parties - 1, in order of arrival). Raises
+--- BrokenBarrierError if the barrier is broken or reset meanwhile.
+---@return integer index from 0 to parties - 1
 function Barrier:wait()
   if KIND[self] ~= Barrier then bad_self(self, Barrier, "wait") end
   return self._cond:with(pass, self)
@@ -484,26 +519,28 @@ local function set_state(b, abort)
 end
 
 --- barrier:reset(): back to the empty filling state; tasks waiting get
--- BrokenBarrierError. (It takes the barrier's lock, so it may suspend.)
+--- BrokenBarrierError. (It takes the barrier's lock, so it may suspend.)
 function Barrier:reset()
   if KIND[self] ~= Barrier then bad_self(self, Barrier, "reset") end
   set_state(self, false)
 end
 
 --- barrier:abort(): breaks the barrier: tasks waiting and every later
--- wait() get BrokenBarrierError, until reset(). (It may suspend.)
+--- wait() get BrokenBarrierError, until reset(). (It may suspend.)
 function Barrier:abort()
   if KIND[self] ~= Barrier then bad_self(self, Barrier, "abort") end
   set_state(self, true)
 end
 
 --- barrier:n_waiting(): how many tasks wait while it fills.
+---@return integer
 function Barrier:n_waiting()
   if KIND[self] ~= Barrier then bad_self(self, Barrier, "n_waiting") end
   return self._state == "filling" and self._count or 0
 end
 
 --- barrier:broken(): true after abort(), until reset().
+---@return boolean
 function Barrier:broken()
   if KIND[self] ~= Barrier then bad_self(self, Barrier, "broken") end
   return self._state == "broken"

@@ -4,6 +4,7 @@
 local lasync = require "lasync"
 local checks = require "lasync.checks"
 
+---@class lasync.test
 local M = {}
 
 M.TIMEOUT = 5
@@ -54,11 +55,14 @@ local function main(fn, opts, reports)
 end
 
 --- Runs fn() as the main task of a fresh loop; returns its results or
--- raises when it fails, does not finish within opts.timeout seconds of
--- real time (default 5, also under virtual time), leaves a task pending
--- or sent the exception handler a report it did not expect (see
--- expect_report). opts.virtual_time: the clock jumps to the next timer
--- whenever every task waits and no I/O is ready.
+--- raises when it fails, does not finish within opts.timeout seconds of
+--- real time (default 5, also under virtual time), leaves a task pending
+--- or sent the exception handler a report it did not expect (see
+--- expect_report). opts.virtual_time: the clock jumps to the next timer
+--- whenever every task waits and no I/O is ready.
+---@param fn function
+---@param opts? {timeout?: number, virtual_time?: boolean}
+---@return any ... fn's results
 function M.run(fn, opts)
   checks.callable(fn, 1, "run")
   local reports = {}  -- checked after the loop's close, which reports too
@@ -70,6 +74,9 @@ function M.run(fn, opts)
 end
 
 --- A function for busted's `it` that runs fn with M.run(fn, opts).
+---@param fn function
+---@param opts? {timeout?: number, virtual_time?: boolean}
+---@return function
 function M.async(fn, opts)
   checks.callable(fn, 1, "async")
   checks.options(opts, 2, "async", RUN_OPTS)
@@ -77,8 +84,11 @@ function M.async(fn, opts)
 end
 
 --- Inside a task: runs fn() and returns the list of the contexts it sent
--- to the exception handler (then fn's results); they are expected, so
--- M.run does not fail on them. Errors of fn propagate.
+--- to the exception handler (then fn's results); they are expected, so
+--- M.run does not fail on them. Errors of fn propagate.
+---@param fn function
+---@return table[] reports
+---@return any ... fn's results
 function M.expect_report(fn)
   checks.callable(fn, 1, "expect_report")
   local loop, list = lasync.get_running_loop(), {}

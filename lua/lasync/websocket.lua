@@ -42,12 +42,19 @@ local CONNECT_OPTS = {max_message_size = checks.count(), protocols = PROTOCOLS,
 
 -- --------------------------------------------------------------- the ws --
 
+---@class lasync.WebSocket
+---@field protocol string|nil the subprotocol agreed on
 local WebSocket = {}
 local WSMT = {__index = WebSocket, __name = "lasync.WebSocket"}
 
--- A ws over stream s: server (input comes masked, output goes plain) or
--- client; protocol, the subprotocol agreed on (or nil); opts as
--- websocket's (max_message_size, close_timeout).
+--- A ws over stream s: server (input comes masked, output goes plain) or
+--- client; protocol, the subprotocol agreed on (or nil); opts as
+--- websocket's (max_message_size, close_timeout).
+---@param s lasync.Stream
+---@param server boolean
+---@param opts table
+---@param protocol? string
+---@return lasync.WebSocket
 function M.new(s, server, opts, protocol)
   return setmetatable({_s = s, _p = W.parser(server, opts.max_message_size or DEFAULT_MAX),
     _client = not server or nil, _close_timeout = opts.close_timeout, protocol = protocol}, WSMT)
@@ -146,7 +153,10 @@ local function ponged(self, data)
 end
 
 --- ws:receive() -> data, kind ("text" or "binary"); or, once closed,
--- nil, the close code and the reason.
+--- nil, the close code and the reason.
+---@return string|nil data
+---@return string|integer kind "text" or "binary", or the close code
+---@return string|nil reason once closed
 function WebSocket:receive()
   check_ws(self, "receive")
   if self._closed then return nil, self._code, self._reason end
@@ -169,7 +179,9 @@ end
 local KINDS = {text = true, binary = true}
 
 --- ws:send(data, kind): one message, "text" (the default: data must be
--- UTF-8) or "binary"; suspends while the peer does not read.
+--- UTF-8) or "binary"; suspends while the peer does not read.
+---@param data string
+---@param kind "text"|"binary"|nil
 function WebSocket:send(data, kind)
   check_ws(self, "send")
   checks.check(type(data) == "string", data, 1, "send", "string")
@@ -184,7 +196,9 @@ function WebSocket:send(data, kind)
 end
 
 --- ws:ping(data) -> a Future done when the peer's pong comes (which a
--- receive() reads).
+--- receive() reads).
+---@param data? string at most 125 bytes
+---@return lasync.Future
 function WebSocket:ping(data)
   check_ws(self, "ping")
   data = data or ""
@@ -214,8 +228,10 @@ local function closing(self)
 end
 
 --- ws:close(code, reason): the closing handshake (code 1000 by default):
--- waits for the peer's close frame (at most close_timeout) when it can,
--- see closing.
+--- waits for the peer's close frame (at most close_timeout) when it can,
+--- see closing.
+---@param code? integer default 1000
+---@param reason? string at most 123 bytes
 function WebSocket:close(code, reason)
   check_ws(self, "close")
   code = code == nil and 1000 or code
@@ -231,7 +247,9 @@ function WebSocket:close(code, reason)
 end
 
 --- The server's handler of ws returned (failed: raised): the closing
--- handshake, with 1000 (1011) unless it began.
+--- handshake, with 1000 (1011) unless it began.
+---@param self lasync.WebSocket
+---@param failed boolean
 function M.done(self, failed)
   if self._closed then return end
   if not self._close_sent then start_close(self, failed and 1011 or 1000, "") end
@@ -239,7 +257,8 @@ function M.done(self, failed)
 end
 
 --- The server is shutting down: close 1001 is sent at once; the handler
--- sees the peer's answer in receive().
+--- sees the peer's answer in receive().
+---@param self lasync.WebSocket
 function M.going_away(self)
   if self._closed or self._close_sent then return end
   start_close(self, 1001, "server shutting down")
@@ -273,8 +292,10 @@ local function choose_protocol(offered, ours)
 end
 
 --- The 101 response's headers for a handshake request (RFC 6455 §4.2)
--- and the subprotocol chosen; HTTPError (status 400, or 426 for another
--- version) when req is not one.
+--- and the subprotocol chosen; HTTPError (status 400, or 426 for another
+--- version) when req is not one.
+---@param req lasync.http.Request
+---@param opts table
 function M.accept(req, opts)
   local h = req.headers
   if req.method ~= "GET" or req.version ~= "1.1" or not has_token(h.upgrade, "websocket")
@@ -325,9 +346,12 @@ local function open(u, opts)
 end
 
 --- lasync.http.websocket_connect(url, opts) -> ws, for a ws:// or wss://
--- URL. opts: protocols (list offered), max_message_size (1 MiB), headers,
--- timeout (of the connection and handshake), ssl (as open_connection's),
--- close_timeout (5 s: how long a closing handshake waits).
+--- URL. opts: protocols (list offered), max_message_size (1 MiB), headers,
+--- timeout (of the connection and handshake), ssl (as open_connection's),
+--- close_timeout (5 s: how long a closing handshake waits).
+---@param url string
+---@param opts? table
+---@return lasync.WebSocket
 function M.connect(url, opts)
   checks.check(type(url) == "string", url, 1, "websocket_connect", "url (string)")
   local u, problem = client._parse_url(url, true)

@@ -11,6 +11,7 @@ checks.internal()
 
 local type, pcall, setmetatable, getmetatable, error = type, pcall, setmetatable, getmetatable, error
 
+---@class lasync.socket.ssl
 local M = {_VERSION = "1.3.2"}
 
 local PROTOCOLS = {tlsv1_2 = "TLSv1.2", tlsv1_3 = "TLSv1.3"}
@@ -36,6 +37,9 @@ end
 local Context = socket._class("SSL:Context")
 
 --- newcontext(params) -> a context for wrap (params as wrap's).
+---@param params table
+---@return table|nil context
+---@return string|nil err
 function M.newcontext(params)
   local settings, server = settings_of(params)
   local ok, ctx = pcall(core.tls_context, settings, "newcontext: params", server)
@@ -46,7 +50,11 @@ end
 local conn, check_conn = socket._class("SSL:Connection")
 
 --- wrap(sock, params) -> a TLS connection over sock (a connected
--- lasync.socket tcp object), or nil, err. params: LuaSec's, or a context.
+--- lasync.socket tcp object), or nil, err. params: LuaSec's, or a context.
+---@param sock table
+---@param params table a LuaSec params table or a context
+---@return table|nil conn
+---@return string|nil err
 function M.wrap(sock, params)
   local connected = type(sock) == "table" and type(sock.class) == "function"
     and sock:class() == "tcp{client}"
@@ -58,6 +66,7 @@ function M.wrap(sock, params)
 end
 
 --- sni(name): the server name sent (and checked) at the handshake.
+---@param name string the server name
 function conn:sni(name)
   check_conn(self, "sni")
   checks.check(type(name) == "string", name, 2, "sni", "string")
@@ -80,6 +89,8 @@ local function handshake(self)
 end
 
 --- dohandshake() -> true, or nil, err (under the socket's timeout).
+---@return true|nil ok
+---@return string|nil err
 function conn:dohandshake()
   check_conn(self, "dohandshake")
   if not core.current_task() then
@@ -106,12 +117,19 @@ for _, name in ipairs {"receive", "send", "close", "settimeout", "gettimeout",
 end
 
 local Cert = socket._class("X509:Certificate")
+--- The certificate in PEM.
+---@return string
 function Cert:pem() return self.info.pem end
+--- The subject, as an RFC 2253 string.
+---@return string
 function Cert:subject() return self.info.subject end
+--- The issuer, as an RFC 2253 string.
+---@return string
 function Cert:issuer() return self.info.issuer end
 
 --- getpeercertificate() -> the peer's certificate (pem(), subject() and
--- issuer() as RFC 2253 strings), or nil.
+--- issuer() as RFC 2253 strings), or nil.
+---@return table|nil
 function conn:getpeercertificate()
   check_conn(self, "getpeercertificate")
   local info = self.done and self.sock.stream:get_extra_info("peercert")
