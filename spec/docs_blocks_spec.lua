@@ -46,11 +46,7 @@ local function sh(script)
   return helper.shell("unset LD_PRELOAD; { " .. script .. "\n} 2>&1")
 end
 
-local function write(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-end
+local write = helper.write_file
 
 -- The blocks of a page: {line, lang, text, mark, intro}, where mark is the
 -- HTML comment right before the fence and intro the text line before.
@@ -183,7 +179,10 @@ function Page:stop(set)
     local hit = not set
     for port in pairs(set or {}) do hit = hit or bg.ports[port] end
     if hit then
-      sh(("kill -TERM %s 2>/dev/null; i=0; while kill -0 %s 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; kill -KILL %s 2>/dev/null"):format(bg.pid, bg.pid, bg.pid))
+      sh(([[
+        kill -TERM %s 2>/dev/null; i=0
+        while kill -0 %s 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
+        kill -KILL %s 2>/dev/null]]):format(bg.pid, bg.pid, bg.pid))
     else
       kept[#kept + 1] = bg
     end
