@@ -341,7 +341,7 @@ for _, path in ipairs(pages()) do
     end)
     local units, problems = units_of(path, counts)
     for _, msg in ipairs(problems) do
-      it(msg:match("^[^ ]*"), function() error(msg, 0) end)
+      it(msg:match("^(%S-):? "), function() error(msg, 0) end)
     end
     for _, b in ipairs(units) do
       counts.run = counts.run + 1
