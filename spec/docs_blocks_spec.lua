@@ -9,6 +9,7 @@
 --            lines after each one what it prints.
 --   ```text  what the block before printed, when the line introducing it
 --            ends in "prints:"; otherwise text, not run.
+--   ```json  a configuration shown: it must parse as JSON.
 -- An HTML comment right before a block changes that:
 --   <!-- not run: REASON -->          not run (REASON is required)
 --   <!-- continues the block above --> appended to the lua block above,
@@ -279,6 +280,10 @@ function Page:run(b)
     local body = file
     while body:match("^%-%-") do body = body:gsub("^[^\n]*\n", "", 1) end
     if file ~= b.text then assert.equal(body, b.text) end
+  elseif b.lang == "json" then
+    write(self.dir .. "/block.json", b.text)
+    local out, code = sh("/usr/bin/python3 -m json.tool " .. quote(self.dir .. "/block.json") .. " >/dev/null")
+    assert(code == 0, "not JSON: " .. out)
   elseif b.lang == "lua" then
     self:run_lua(b)
   else
@@ -311,8 +316,9 @@ local function units_of(path, counts)
         last.text = last.text .. b.text
         last.name = last.name .. "+" .. b.line
       end
-    elseif check(b.lang == "lua" or b.lang == "sh",
-        b.name .. ": a block must be ```lua, ```sh or ```text (or marked not run), not ```" .. b.lang) then
+    elseif check(b.lang == "lua" or b.lang == "sh" or b.lang == "json",
+        b.name .. ": a block must be ```lua, ```sh, ```json or ```text (or marked not run), not ```"
+        .. b.lang) then
       units[#units + 1] = b
       last = b
     end
