@@ -42,11 +42,7 @@ describe("lasync command", function()
   end
 
   -- Writes text to the file at path.
-  local function put(path, text)
-    local f = assert(io.open(path, "w"))
-    f:write(text)
-    f:close()
-  end
+  local put = require("helper").write_file
 
   -- Runs `lasync ARGS` (shell words) with `input` on stdin; returns stdout,
   -- stderr and the exit status.

@@ -143,6 +143,13 @@ function M.read_file(path)
   return s
 end
 
+--- Writes text to the file at path.
+function M.write_file(path, text)
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+end
+
 --- Runs a shell command; returns its standard output and exit status.
 function M.shell(cmd)
   local p = assert(io.popen(cmd))
@@ -162,9 +169,7 @@ function M.scratch()
   end
   function s.write(name, text)
     local path = s.tmp(name)
-    local f = assert(io.open(path, "w"))
-    f:write(text)
-    f:close()
+    M.write_file(path, text)
     return path
   end
   function s.cleanup()
