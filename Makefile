@@ -210,10 +210,11 @@ deps-browser:
 # lowest free number and leaves open in the children specs start; children
 # forked by specs report nothing there (they would repeat the parent's).
 # --fair-sched: valgrind runs one thread at a time, and without it a busy
-# worker thread (spec/thread_spec.lua) starves the loop's.
+# worker thread (spec/thread_spec.lua) starves the loop's. The specs'
+# deadlines (hang guards) are stretched tenfold (spec/helper.lua).
 VALGRIND_LOG ?= build/valgrind.log
 valgrind: deps all
-	@rc=0; $(call lua_env,build) $(VALGRIND) --log-fd=9 --keep-debuginfo=yes \
+	@rc=0; $(call lua_env,build) LASYNC_SPEC_SLOWDOWN=10 $(VALGRIND) --log-fd=9 --keep-debuginfo=yes \
 	  --child-silent-after-fork=yes --fair-sched=yes --leak-check=full \
 	  --errors-for-leak-kinds=definite --error-exitcode=3 \
 	  $(busted) $(VALGRIND_SPECS) 9>'$(VALGRIND_LOG)' || rc=$$?; \
@@ -226,7 +227,7 @@ valgrind: deps all
 HELGRIND_SPECS ?= spec/thread_spec.lua
 HELGRIND_LOG ?= build/helgrind.log
 helgrind: deps all
-	@rc=0; $(call lua_env,build) $(VALGRIND) --tool=helgrind --log-fd=9 \
+	@rc=0; $(call lua_env,build) LASYNC_SPEC_SLOWDOWN=10 $(VALGRIND) --tool=helgrind --log-fd=9 \
 	  --keep-debuginfo=yes --child-silent-after-fork=yes --fair-sched=yes \
 	  --error-exitcode=3 $(busted) $(HELGRIND_SPECS) 9>'$(HELGRIND_LOG)' || rc=$$?; \
 	cat '$(HELGRIND_LOG)' >&2; exit $$rc

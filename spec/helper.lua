@@ -14,6 +14,9 @@ local ltest = require "lasync.test"
 local M = {}
 
 M.DEADLINE = 5
+-- Deadlines are hang guards: `make valgrind` and `make helgrind`, which run
+-- 20-50x slower, stretch every one by LASYNC_SPEC_SLOWDOWN.
+M.SLOWDOWN = tonumber(os.getenv("LASYNC_SPEC_SLOWDOWN")) or 1
 
 local function collect()
   collectgarbage("collect")
@@ -101,7 +104,8 @@ end
 
 --- Runs fn() with lasync.test.run; returns its results or raises its
 -- error, or an error naming what it left behind. opts (or a number, the
--- deadline): deadline (seconds, default M.DEADLINE); virtual_time;
+-- deadline): deadline (seconds, default M.DEADLINE, times M.SLOWDOWN);
+-- virtual_time;
 -- handles, fds: a reason why this spec may leave handles or descriptors
 -- open (not checked).
 function M.run(fn, opts)
@@ -109,7 +113,7 @@ function M.run(fn, opts)
   collect()
   local fds = open_fds()
   local res = table.pack(ltest.run(checked(fn, opts), {
-    timeout = opts.deadline or M.DEADLINE, virtual_time = opts.virtual_time}))
+    timeout = (opts.deadline or M.DEADLINE) * M.SLOWDOWN, virtual_time = opts.virtual_time}))
   collect()
   if not opts.fds then fail_if(fds_left(fds), "file descriptors") end
   return table.unpack(res, 1, res.n)

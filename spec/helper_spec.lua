@@ -56,7 +56,8 @@ describe("helper.run", function()
       lasync.get_running_loop():call_later(10, noop)
       error("boom", 0)
     end))
-    assert.matches("test did not finish within 0.01 s", failure(function() lasync.sleep(1) end, {deadline = 0.01}))
+    assert.matches("test did not finish within " .. 0.01 * helper.SLOWDOWN .. " s",
+      failure(function() lasync.sleep(100) end, {deadline = 0.01}))
   end)
 
   it("lets a body leave what it names a reason for", function()
@@ -102,7 +103,7 @@ describe("helper.virtual", function()
       lasync.spawn(f.await, f)
     end))
     -- a future nobody sets has no timer to jump to: the real deadline ends it
-    assert.matches("test did not finish within 0.01 s", virtual_failure(function()
+    assert.matches("test did not finish within " .. 0.01 * helper.SLOWDOWN .. " s", virtual_failure(function()
       lasync.Future():await()
     end, 0.01))
     local f
