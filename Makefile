@@ -318,11 +318,11 @@ deps-bench:
 	    || echo "lasync: could not install $$p (its figures n/a)" >&2; \
 	done
 
-# libFuzzer harnesses of the HTTP and WebSocket parsers (fuzz/*.c) under ASan/UBSan, built
+# libFuzzer harnesses of the HTTP, WebSocket and RESP parsers (fuzz/*.c) under ASan/UBSan, built
 # with Debian's clang (installed when root and missing) over the whole
 # core, linked with liblua here since no interpreter provides it. Each runs
 # FUZZ_RUNS inputs from and into its corpus, fuzz/corpus/<harness>/.
-FUZZ_HARNESSES := head chunked response websocket
+FUZZ_HARNESSES := head chunked response websocket resp
 FUZZ_RUNS ?= 1000000
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
