@@ -7,16 +7,17 @@ local helper = require "helper"
 local util = require "http_util"
 
 local ROOT = debug.getinfo(1, "S").source:match("^@(.-)spec/[^/]*$")
+local SERVE = "cd %s && (lasync serve examples/redis_server.lua --listen 127.0.0.1:0 "
+  .. ">/dev/null 2>%s </dev/null; echo $? >%s) &"
 
 describe("examples/redis_server.lua", function()
+  local srv, port  -- the server {pid=, log=, status=} of each test, its port
   local scratch = helper.scratch()
-  local srv, port
 
   before_each(function()
     local log = util.touch(scratch.tmp("log"))
     local status = util.touch(scratch.tmp("status"))
-    assert(os.execute(("cd %s && (lasync serve examples/redis_server.lua --listen 127.0.0.1:0 "
-      .. ">/dev/null 2>%s </dev/null; echo $? >%s) &"):format(util.quote(ROOT), log, status)))
+    assert(os.execute(SERVE:format(util.quote(ROOT), log, status)))
     srv = {log = function() return helper.read_file(log) end, status = status}
     helper.run(function()
       port = tonumber(util.poll(function() return srv.log():match("listening on 127%.0%.0%.1:(%d+)") end))
