@@ -142,7 +142,10 @@ static int readresp_k(lua_State *L, int status, lua_KContext ctx) {
     stream_consume(s, (size_t)n);
   } while (n > 0 && r.argc == 0);
   if (n > 0) lua_pushinteger(L, (lua_Integer)r.argc);
-  else if (stream_ended(s)) lua_pushnil(L);  /* a partial command is dropped */
+  else if (stream_ended(s)) {  /* a partial command is dropped */
+    stream_consume(s, len);
+    lua_pushnil(L);
+  }
   else if (lua_toboolean(L, 3)) lua_pushboolean(L, 0);
   else return stream_wait_input(L, s, r.want, 0, 0, readresp_k, "readresp");
   return 1;
