@@ -9,7 +9,8 @@
 -- `--workers N` each worker has a keyspace of its own (a client sees only
 -- its worker's keys); serve it without --workers for one store.
 -- Keys expire when touched after their time, and a sweep every
--- SWEEP_S seconds drops the expired ones nobody touches.
+-- SWEEP_S seconds drops the expired ones nobody touches. A SIGHUP
+-- reload serves new connections from a new, empty keyspace.
 local lasync = require "lasync"
 
 local SWEEP_S = 1
@@ -64,8 +65,11 @@ end
 -- length, and returns the reply. `arity` is redis's: n exact, -n at least n.
 local commands = {}
 
+-- Under its lower and upper case names: clients send either, and a
+-- lookup of those needs no lower() per command.
 local function def(name, n, fn)
-  commands[name] = {name = name, arity = n, fn = fn}
+  local c = {name = name, arity = n, fn = fn}
+  commands[name], commands[name:upper()] = c, c
 end
 
 def("ping", -1, function(argv, argc)
@@ -240,9 +244,16 @@ local function handler(reader, writer)
   end
 end
 
+-- The sweep starts with the first connection of the module (so a SIGHUP
+-- reload's new module, which starts with an empty keyspace, sweeps its
+-- own) and is cancelled as the server stops.
 local sweeper
 return {
-  handler = handler,
-  on_start = function() sweeper = lasync.spawn(sweep) end,
-  on_stop = function() sweeper:cancel() end,
+  handler = function(reader, writer)
+    sweeper = sweeper or lasync.spawn(sweep)
+    return handler(reader, writer)
+  end,
+  on_stop = function()
+    if sweeper then sweeper:cancel() end
+  end,
 }

@@ -37,7 +37,7 @@ static const char *line_int(const char *p, const char *end, long *v, int *ok) {
 
 static long bad(RespScan *r, const char *why, const char *at) {
   r->why = why;
-  r->at = at ? *at : 0;
+  r->at = at ? (unsigned char)*at : 0;
   return -1;
 }
 
