@@ -8,7 +8,7 @@
 #   make helgrind     the thread pool's specs (HELGRIND_SPECS) under helgrind
 #   make test-browser the WebSocket chat example in headless Chromium
 #   make run | bench | bench-echo | bench-http | bench-ws | bench-udp | bench-spawn |
-#        bench-thread | bench-redis | lint | docs | install | clean
+#        bench-thread | bench-redis | bench-resp | lint | docs | install | clean
 #
 # Useful overrides: SPECS=spec/core  BUSTED_FLAGS='--filter=future'
 #                   TREE=/tmp/rocks  (for install)  CFLAGS='-O0 -g'
@@ -31,7 +31,7 @@ VALGRIND_SPECS ?= spec
 DEB_PACKAGES := build-essential pkg-config git ca-certificates openssl \
                 libevent-dev libssl-dev lua5.4 liblua5.4-dev luarocks lua-busted lua-check libedit-dev \
                 libhttp-parser-dev lua-cjson curl python3 python3-websockets \
-                valgrind lua-socket lua-redis redis-server python3-aiosmtpd
+                valgrind lua-socket lua-redis redis-server redis-tools python3-aiosmtpd
 
 # ---------------------------------------------------------------- flags ----
 
@@ -100,14 +100,14 @@ asan_env = LD_PRELOAD="$$($(CC) -print-file-name=libasan.so)" \
 
 # `make -j test` on a fresh machine must not compile before `deps` has
 # installed the compiler and the headers: objects wait for it then.
-ifneq ($(filter test test-asan test-browser valgrind run bench bench-echo bench-http bench-ws bench-udp bench-spawn bench-thread bench-redis helgrind,$(MAKECMDGOALS)),)
+ifneq ($(filter test test-asan test-browser valgrind run bench bench-echo bench-http bench-ws bench-udp bench-spawn bench-thread bench-redis bench-resp helgrind,$(MAKECMDGOALS)),)
 DEPS_FIRST := deps
 endif
 
 # --------------------------------------------------------------- targets ---
 
 .PHONY: all deps check-rockspec test test-asan test-browser valgrind helgrind run bench \
-        bench-echo bench-http bench-ws bench-udp bench-spawn bench-thread bench-redis lint docs install \
+        bench-echo bench-http bench-ws bench-udp bench-spawn bench-thread bench-redis bench-resp lint docs install \
         clean fuzz
 .DEFAULT_GOAL := all
 
@@ -287,6 +287,12 @@ bench-udp: deps deps-bench all
 bench-redis: deps deps-bench all
 	@bench/redis_peers.sh
 
+# redis-benchmark against examples/redis_server.lua and redis-server in one
+# run, pipelined (-P PIPE, default 16) and not: requests/s and the ratio.
+# N, CLIENTS, PIPE, REPEAT go to bench/resp_peers.sh.
+bench-resp: deps all
+	@bench/resp_peers.sh
+
 # Subprocess spawn+wait of /bin/true per second, lasync beside asyncio and
 # uvloop in one run. COUNT, CONCS, REPEAT go to bench/subprocess_peers.sh.
 bench-spawn: deps deps-bench all
@@ -318,11 +324,11 @@ deps-bench:
 	    || echo "lasync: could not install $$p (its figures n/a)" >&2; \
 	done
 
-# libFuzzer harnesses of the HTTP and WebSocket parsers (fuzz/*.c) under ASan/UBSan, built
+# libFuzzer harnesses of the HTTP, WebSocket and RESP parsers (fuzz/*.c) under ASan/UBSan, built
 # with Debian's clang (installed when root and missing) over the whole
 # core, linked with liblua here since no interpreter provides it. Each runs
 # FUZZ_RUNS inputs from and into its corpus, fuzz/corpus/<harness>/.
-FUZZ_HARNESSES := head chunked response websocket
+FUZZ_HARNESSES := head chunked response websocket resp
 FUZZ_RUNS ?= 1000000
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all

@@ -57,6 +57,7 @@ build = {
             "src/dns.c",
             "src/addr.c",
             "src/stream.c",
+            "src/resp.c",
             "src/server.c",
             "src/process.c",
             "src/subprocess.c",

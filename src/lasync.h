@@ -604,6 +604,23 @@ int ws_next(WsParser *w, unsigned char *p, size_t *len, WsEvent *e);
 int ws_utf8_valid(const unsigned char *p, size_t n);
 void websocket_register(lua_State *L);
 
+/* resp.c: RESP2 request framing (redis). resp_scan frames the command at
+** the front of p[0..len): its length, with r->argc arguments, each passed
+** to r->each (when set) in order, pointing into p; 0 when it is not all
+** there (r->want: the input length needed next); -1 on a protocol error,
+** r->why redis's text (a format taking the byte r->at). A command of no
+** arguments ("*0", an empty line) is framed with argc 0. resp_readresp is
+** reader:readresp. */
+typedef struct RespScan {
+  size_t argc, want;
+  const char *why;
+  int at;
+  void (*each)(void *ud, const char *p, size_t n);
+  void *ud;
+} RespScan;
+long resp_scan(const char *p, size_t len, RespScan *r);
+int resp_readresp(lua_State *L);
+
 /* process.c */
 void process_register(lua_State *L);
 

@@ -1426,6 +1426,7 @@ static const luaL_Reg stream_methods[] = {
   {"readline", l_readline},
   {"readexactly", l_readexactly},
   {"readuntil", l_readuntil},
+  {"readresp", resp_readresp},  /* resp.c */
   {"at_eof", l_at_eof},
   {"lines", l_lines},
   {"write", l_write},

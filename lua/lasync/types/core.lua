@@ -481,6 +481,15 @@ function Stream:readexactly(n) end
 ---@return string
 function Stream:readuntil(sep) end
 
+--- A RESP2 request (multibulk or inline) into argv[1..argc]: argc; nil at
+--- EOF; nil and "Protocol error: ..." on bad input; false with nowait when
+--- no whole command is buffered.
+---@param argv string[]
+---@param nowait? boolean
+---@return integer|false|nil argc
+---@return string? err
+function Stream:readresp(argv, nowait) end
+
 --- Whether the input ended and nothing is buffered.
 ---@return boolean
 function Stream:at_eof() end
