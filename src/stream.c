@@ -679,6 +679,8 @@ static void push_limit_error(lua_State *L, Stream *s) {
              (double)(rd ? s->lim.read_timeout : s->lim.write_timeout));
     lua_pushstring(L, msg);
     errors_push_newv(L, "TimeoutError", -1);
+    lua_pushliteral(L, "ETIMEDOUT");  /* the connection's, not a wait_for's */
+    lua_setfield(L, -2, "code");
   }
   lua_remove(L, -2);
 }
