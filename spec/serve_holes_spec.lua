@@ -128,7 +128,9 @@ end
 -- Starts a Python peer of that kind; returns the Process (stdout piped,
 -- stdin piped for never-read) and the port it connected from.
 local function peer(kind, port, ...)
-  local p = lasync.create_subprocess_exec({PYTHON, "-c", PEERS, kind, tostring(port), ...},
+  -- env: Python without the sanitizers' LD_PRELOAD of make test-asan
+  local p = lasync.create_subprocess_exec({"env", "-u", "LD_PRELOAD", PYTHON, "-c", PEERS, kind,
+    tostring(port), ...},
     {stdin = kind == "never-read" and "pipe" or "null", stdout = "pipe"})
   return p, tonumber(p.stdout:readline())
 end
