@@ -202,24 +202,39 @@ describe("lasync serve against hostile peers", function()
     assert.is_nil(log:find("Unhandled error", 1, true))
   end, 30))
 
+  -- How many resets the log tells of: a line each, or counted in an
+  -- "... and M more".
+  local function resets(log)
+    local n = count(log, "connection from 127%.0%.0%.1:%d+ closed: ConnectionResetError")
+    for _, line in ipairs(log) do
+      n = n + tonumber(line:match("%.%.%. and (%d+) more connection errors$") or 0)
+    end
+    return n
+  end
+
   it("rate-limits the lines of 1,000 resets and counts the rest", helper.async(function()
     local srv = serve(echo)
     local p = peer("reset", srv.port, "1000")
     assert.equal("done\n", peer_done(p))
-    -- every reset is either a line or counted in an "... and M more"
-    local function total(log)
-      local n = count(log, "connection from 127%.0%.0%.1:%d+ closed: ConnectionResetError")
-      for _, line in ipairs(log) do
-        n = n + tonumber(line:match("%.%.%. and (%d+) more connection errors$") or 0)
-      end
+    assert.equal(1000, log_until(srv, "1,000 resets logged", function(log)
+      local n = resets(log)
       return n >= 1000 and n
-    end
-    assert.equal(1000, log_until(srv, "1,000 resets logged", total))
+    end))
     local log = stop(srv)
     assert.is_true(#srv.log < 100, "the log grew to " .. #srv.log .. " lines")
     assert.is_true(count(srv.log, "%.%.%. and %d+ more connection errors$") >= 1)
     assert.is_nil(log:lower():find("traceback"))
   end, 60))
+
+  it("counts the resets not yet reported when it stops", helper.async(function()
+    local srv = serve(echo)
+    local p = peer("reset", srv.port, "30")
+    assert.equal("done\n", peer_done(p))
+    log_until(srv, "10 lines", function(log) return resets(log) >= 10 end)
+    lasync.sleep(0.3)  -- the 30 handlers see their resets, within the second
+    stop(srv)
+    assert.equal(30, resets(srv.log))
+  end, 30))
 
   it("--max-buffer closes a connection whose unsent output passes it", helper.async(function()
     never_read_closed("hog.lua", HOG, "--max-buffer", "1000000",

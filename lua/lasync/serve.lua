@@ -186,7 +186,9 @@ end
 local PEER_LINES = 10
 local quiet = {window_end = -math.huge, lines = 0, more = 0}
 
+-- At the end of the second, or at the stop (before the second ended).
 local function report_more()
+  if quiet.more == 0 then return end
   log("... and %d more connection errors", quiet.more)
   quiet.more = 0
 end
@@ -418,6 +420,7 @@ local function serve_main(o, master, ready)
   log("%s: draining (grace %g s)", sig, o.grace)
   local left = drain(st, servers)
   local stopped = run_hook(spec, "on_stop", o)
+  report_more()
   log("stopped")
   if left > 0 then core.sys._exit(1) end  -- lasync.run would wait for them
   return stopped and 0 or 1
