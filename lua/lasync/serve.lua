@@ -194,7 +194,7 @@ local function report_more()
 end
 
 -- One line, unless this second has had its PEER_LINES.
-function M.log_peer_error(fmt, ...)
+local function log_peer_error(fmt, ...)
   local loop = lasync.get_running_loop()
   local now = loop:time()
   if now >= quiet.window_end then quiet.window_end, quiet.lines = now + 1, 0 end
@@ -236,7 +236,7 @@ local function run_handler(handler, reader, writer)
   if ok then return end
   if lasync.CancelledError:is(err[1]) then error(err[1], 0) end
   if err[3] then
-    return M.log_peer_error("connection from %s closed: %s", client_text(host, port), err[2])
+    return log_peer_error("connection from %s closed: %s", client_text(host, port), err[2])
   end
   log("Unhandled error in connection handler (client %s): %s", client_text(host, port), err[2])
 end
