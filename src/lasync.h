@@ -459,6 +459,13 @@ void dns_register(lua_State *L);
 
 /* stream.c */
 typedef struct Stream Stream;
+/* A server's limits on each connection (0: none): the seconds one read
+** call may take, the seconds output may wait without a byte sent, the
+** bytes of output left unsent. */
+typedef struct StreamLimits {
+  float read_timeout, write_timeout;
+  uint32_t max_buffer;
+} StreamLimits;
 void stream_register(lua_State *L);
 Stream *stream_new(lua_State *L, Loop *lp, size_t limit);
 void stream_attach(Stream *s, int fd, int accepted);
@@ -486,6 +493,7 @@ void stream_close(lua_State *L, Stream *s, int sidx, int abort);
 ** {host=, port=} of the peer (a Unix socket's: its path as host; {} once
 ** closed). */
 Stream *stream_check(lua_State *L, int idx);
+void stream_set_limits(Stream *s, const StreamLimits *lim);
 char *stream_input(Stream *s, size_t *len);
 void stream_consume(Stream *s, size_t n);
 void stream_cut(Stream *s, size_t len);

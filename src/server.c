@@ -27,6 +27,7 @@ typedef struct Server {
   unsigned char nsock;           /* how many of fds (and accept events) */
   unsigned char first;           /* the socket accepted from first */
   size_t limit;                  /* of each connection's stream */
+  StreamLimits lim;              /* and its timeouts and max output */
   int nconns;                    /* connection tasks not finished */
   int maxconns;                  /* accepting holds at this many, 0: never */
   unsigned char serving, closed, warned, forever;
@@ -274,6 +275,7 @@ static int accept_from(lua_State *L, Server *sv, int k, int room) {
       return 0;
     }
     sv->warned = 0;
+    stream_set_limits(s, &sv->lim);
     stream_attach(s, fd, 1);
     conn_start(L, sv, 1, 2);
     lua_pop(L, 1);
@@ -665,6 +667,17 @@ static int l_set_max_connections(lua_State *L) {
   return 0;
 }
 
+/* core._server_set_limits(server, read_timeout, write_timeout, max_buffer)
+** (checked by lasync.streams; nil or 0: none): of the connections it
+** accepts from now on. */
+static int l_set_limits(lua_State *L) {
+  Server *sv = checkserver(L);
+  sv->lim.read_timeout = (float)luaL_optnumber(L, 2, 0);
+  sv->lim.write_timeout = (float)luaL_optnumber(L, 3, 0);
+  sv->lim.max_buffer = (uint32_t)luaL_optinteger(L, 4, 0);
+  return 0;
+}
+
 static int l_tostring(lua_State *L) {
   Server *sv = checkserver(L);
   if (sv->fds[0] < 0) lua_pushfstring(L, "<Server closed %p>", (void *)sv);
@@ -696,6 +709,7 @@ static const luaL_Reg server_meta[] = {
 static const luaL_Reg server_funcs[] = {
   {"tcp_server", l_tcp_server},
   {"unix_server", l_unix_server},
+  {"_server_set_limits", l_set_limits},
   {NULL, NULL}
 };
 

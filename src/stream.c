@@ -37,6 +37,7 @@
 */
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,8 @@ enum {
 };
 #define is_closing(s) ((s)->phase >= PH_CLOSING)
 enum { PIPE_NONE, PIPE_R, PIPE_W };
+/* The limits (StreamLimits) that fail a connection, for its error. */
+enum { FAIL_NONE, FAIL_READ, FAIL_WRITE, FAIL_BUFFER };
 /* Output written now is dropped, as asyncio drops it (drain() raises). */
 #define drops_output(s) ((s)->fd < 0 || is_closing(s) || (s)->err)
 
@@ -83,6 +86,7 @@ struct Stream {
   size_t received;               /* bytes received so far, for idle checks */
   double deadline;               /* the waiting reader's, on loop time; 0:
                                     none (stream_wait_input) */
+  StreamLimits lim;              /* a server's: timeouts, max output */
   Buf in, out;
   Task *reader;                  /* the task parked in a read, or NULL */
   Task *writer;                  /* the task parked in drain(), the connect
@@ -104,6 +108,7 @@ struct Stream {
   unsigned tls_wwr : 1;          /* a TLS write waits for input */
   unsigned timedout : 1;         /* the reader's deadline passed */
   unsigned pipe : 2;             /* PIPE_R, PIPE_W: a pipe's end; 0: a socket */
+  unsigned failed_by : 2;        /* FAIL_*: which limit failed it, if any */
   EvMem evmem[];                 /* the read event */
 };
 
@@ -236,6 +241,22 @@ static const struct timeval *read_tv(Stream *s, struct timeval *tv) {
   return tv;
 }
 
+/* The write event's timeout: with a write timeout, output that no event
+** moves on for that long fails the connection (a persistent event's
+** timeout restarts each time it fires, so it times the lack of progress). */
+static const struct timeval *write_tv(Stream *s, struct timeval *tv) {
+  if (s->lim.write_timeout <= 0 || s->phase < PH_OPEN) return NULL;
+  to_timeval(s->lim.write_timeout, tv);
+  return tv;
+}
+
+/* The connection fails by one of its limits. */
+static void limit_failed(Stream *s, int by, int err) {
+  if (s->err) return;
+  s->err = err;
+  s->failed_by = (unsigned)by & 3;
+}
+
 /* Add or delete an event; failing to add one is the stream's failure. A
 ** closed loop freed its base and its events with it. */
 static void ev_switch(Stream *s, int write, int on) {
@@ -246,8 +267,8 @@ static void ev_switch(Stream *s, int write, int on) {
     event_del(event_of(s, write));
     if (write) wev_free(s);
   } else if ((write && !wev_make(s)) ||
-             event_add(event_of(s, write), write ? NULL : read_tv(s, &tv))
-             != 0) {
+             event_add(event_of(s, write), write ? write_tv(s, &tv)
+                       : read_tv(s, &tv)) != 0) {
     if (!s->err) s->err = errno ? errno : ENOMEM;
     if (write) wev_free(s);
     return;
@@ -479,6 +500,11 @@ static void on_write(evutil_socket_t fd, short what, void *arg) {
     if (s->writer) task_unpark(NULL, s->writer, 0, 0);
     return;
   }
+  if (what == EV_TIMEOUT) {  /* no byte left for the write timeout */
+    limit_failed(s, FAIL_WRITE, ETIMEDOUT);
+    settle(s);
+    return;
+  }
   if (s->tls_rww) {
     if (s->direct) task_unpark(NULL, s->reader, 0, 0);
     else fill(s);
@@ -618,14 +644,50 @@ static int wait_input(lua_State *L, Stream *s, size_t want, int direct,
 static int input_resumed(lua_State *L, Stream *s, int thrown) {
   int st = unparked(L, &s->reader, thrown), timedout = s->timedout;
   if (s->reader == NULL) s->direct = 0;
-  s->deadline = 0;
-  s->timedout = 0;
+  s->timedout = 0;  /* the deadline stays: read_deadline */
   if (st != P_WOKEN) lua_error(L);
   return timedout;
 }
 
+/* The deadline of a read call under a read timeout, 0 without: set when
+** the call starts (status LUA_OK), kept while it waits again. */
+static double read_deadline(Stream *s, int status) {
+  if (s->lim.read_timeout <= 0) return 0;
+  if (status == LUA_OK) return loop_time(s->loop) + s->lim.read_timeout;
+  return s->deadline;
+}
+
+/* A read call resumes; past its read timeout the connection fails. */
+static void read_resumed(lua_State *L, Stream *s, int thrown) {
+  if (input_resumed(L, s, thrown)) {
+    limit_failed(s, FAIL_READ, ETIMEDOUT);
+    settle(s);
+  }
+}
+
+/* The error of a connection that one of its limits failed. */
+static void push_limit_error(lua_State *L, Stream *s) {
+  if (s->failed_by == FAIL_BUFFER) {
+    lua_pushfstring(L, "unsent output passed max_buffer (%I bytes)",
+                    (lua_Integer)s->lim.max_buffer);
+    errors_push_oserror(L, s->err, lua_tostring(L, -1));
+  } else {
+    int rd = s->failed_by == FAIL_READ;
+    char msg[80];  /* pushfstring has no %g */
+    snprintf(msg, sizeof msg, rd ? "read timed out: no complete read in %g s"
+             : "write timed out: no output sent for %g s",
+             (double)(rd ? s->lim.read_timeout : s->lim.write_timeout));
+    lua_pushstring(L, msg);
+    errors_push_newv(L, "TimeoutError", -1);
+    lua_pushliteral(L, "ETIMEDOUT");  /* the connection's, not a wait_for's */
+    lua_setfield(L, -2, "code");
+  }
+  lua_remove(L, -2);
+}
+
 static void push_error(lua_State *L, Stream *s) {
-  if (s->hs_timedout) {
+  if (s->failed_by) push_limit_error(L, s);
+  else if (s->hs_timedout) {
     lua_pushfstring(L, "SSL handshake is taking longer than %f seconds: "
                     "aborting the connection", tls_timeout(s->tls, NULL));
     errors_push_newv(L, "ConnectionAbortedError", -1);
@@ -719,7 +781,7 @@ static int read_k(lua_State *L, int status, lua_KContext ctx) {
   Stream *s = lua_touserdata(L, 1);
   lua_Integer n = lua_tointeger(L, 2);
   (void)ctx;
-  if (status == LUA_YIELD) input_resumed(L, s, 3);
+  if (status == LUA_YIELD) read_resumed(L, s, 3);
   if (s->err) return raise_error(L, s);
   if (n < 0 && s->eof) return take(L, s, s->in.len, 0);
   if (n == 0 || (n > 0 && (s->in.len > 0 || s->eof)))
@@ -738,7 +800,8 @@ static int read_k(lua_State *L, int status, lua_KContext ctx) {
       return 1;
     }
   }
-  return wait_input(L, s, n < 0 ? SIZE_MAX : 1, n > 0, 0, 0, read_k, "read");
+  return wait_input(L, s, n < 0 ? SIZE_MAX : 1, n > 0,
+                    read_deadline(s, status), 0, read_k, "read");
 }
 
 static int l_read(lua_State *L) {
@@ -755,11 +818,12 @@ static int readexactly_k(lua_State *L, int status, lua_KContext ctx) {
   Stream *s = lua_touserdata(L, 1);
   size_t n = (size_t)lua_tointeger(L, 2);
   (void)ctx;
-  if (status == LUA_YIELD) input_resumed(L, s, 3);
+  if (status == LUA_YIELD) read_resumed(L, s, 3);
   if (s->err) return raise_error(L, s);
   if (s->in.len >= n) return take(L, s, n, 0);
   if (s->eof) return raise_incomplete(L, s, 2);
-  return wait_input(L, s, n, 0, 0, 0, readexactly_k, "readexactly");
+  return wait_input(L, s, n, 0, read_deadline(s, status), 0, readexactly_k,
+                    "readexactly");
 }
 
 static int l_readexactly(lua_State *L) {
@@ -778,12 +842,12 @@ static int readuntil_k(lua_State *L, int status, lua_KContext ctx) {
   size_t seplen, off = (size_t)ctx;
   const char *sep = lua_tolstring(L, 2, &seplen);
   lua_Integer n;
-  if (status == LUA_YIELD) input_resumed(L, s, 3);
+  if (status == LUA_YIELD) read_resumed(L, s, 3);
   if (s->err) return raise_error(L, s);
   if ((n = until_step(L, s, sep, seplen, &off, 0)) >= 0)
     return take(L, s, (size_t)n, 0);
-  return wait_input(L, s, s->in.len + 1, 0, 0, (lua_KContext)off, readuntil_k,
-                    "readuntil");
+  return wait_input(L, s, s->in.len + 1, 0, read_deadline(s, status),
+                    (lua_KContext)off, readuntil_k, "readuntil");
 }
 
 static int l_readuntil(lua_State *L) {
@@ -803,12 +867,12 @@ static int readline_k(lua_State *L, int status, lua_KContext ctx) {
   Stream *s = lua_touserdata(L, 1);
   size_t off = (size_t)ctx;
   lua_Integer n;
-  if (status == LUA_YIELD) input_resumed(L, s, 2);
+  if (status == LUA_YIELD) read_resumed(L, s, 2);
   if (s->err) return raise_error(L, s);
   if ((n = until_step(L, s, "\n", 1, &off, 1)) >= 0)
     return take(L, s, (size_t)n, 0);
-  return wait_input(L, s, s->in.len + 1, 0, 0, (lua_KContext)off, readline_k,
-                    "readline");
+  return wait_input(L, s, s->in.len + 1, 0, read_deadline(s, status),
+                    (lua_KContext)off, readline_k, "readline");
 }
 
 static int l_readline(lua_State *L) {
@@ -823,11 +887,11 @@ static int lines_k(lua_State *L, int status, lua_KContext ctx) {
   Stream *s = lua_touserdata(L, 1);
   size_t off = (size_t)ctx, strip = 0;
   lua_Integer n;
-  if (status == LUA_YIELD) input_resumed(L, s, 2);
+  if (status == LUA_YIELD) read_resumed(L, s, 2);
   if (s->err) return raise_error(L, s);
   if ((n = until_step(L, s, "\n", 1, &off, 1)) < 0)
-    return wait_input(L, s, s->in.len + 1, 0, 0, (lua_KContext)off, lines_k,
-                      "lines");
+    return wait_input(L, s, s->in.len + 1, 0, read_deadline(s, status),
+                      (lua_KContext)off, lines_k, "lines");
   if (n == 0) return 0;
   if (buf_data(&s->in)[n - 1] == '\n')
     strip = n > 1 && buf_data(&s->in)[n - 2] == '\r' ? 2 : 1;
@@ -856,6 +920,11 @@ static int l_at_eof(lua_State *L) {
 
 /* ---------- writing ---------- */
 
+/* Would n more bytes of output pass the max_buffer limit? */
+static int over_max(const Stream *s, size_t n) {
+  return s->lim.max_buffer > 0 && (size_t)s->out.len + n > s->lim.max_buffer;
+}
+
 /* Send at once what the socket takes, buffer the rest. Output after
 ** close() or a failure is dropped, as asyncio does (drain() raises). */
 static void stream_send(Stream *s, const char *p, size_t n) {
@@ -870,6 +939,7 @@ static void stream_send(Stream *s, const char *p, size_t n) {
     n -= (size_t)sent;
     if (!s->tls) break;
   }
+  if (n > 0 && !s->err && over_max(s, n)) limit_failed(s, FAIL_BUFFER, ENOBUFS);
   if (n > 0 && !s->err && !buf_append(&s->out, p, n)) s->err = ENOMEM;
   settle(s);
 }
@@ -880,6 +950,12 @@ static void check_open_for_write(lua_State *L, Stream *s) {
   if (s->phase == PH_HANDSHAKING) luaL_error(L, "cannot write during the TLS handshake");
 }
 
+/* A write that passed max_buffer raises (the connection is lost). */
+static int raise_overflow(lua_State *L, Stream *s) {
+  if (s->failed_by == FAIL_BUFFER) return raise_error(L, s);
+  return 0;
+}
+
 static int l_write(lua_State *L) {
   Stream *s = checkstream(L);
   size_t n;
@@ -888,7 +964,7 @@ static int l_write(lua_State *L) {
   p = lua_tolstring(L, 2, &n);
   check_open_for_write(L, s);
   stream_send(s, p, n);
-  return 0;
+  return raise_overflow(L, s);
 }
 
 /* writelines(list): the strings joined, sent as one write. */
@@ -911,7 +987,7 @@ static int l_writelines(lua_State *L) {
   luaL_pushresult(&b);
   p = lua_tolstring(L, -1, &len);
   stream_send(s, p, len);
-  return 0;
+  return raise_overflow(L, s);
 }
 
 /* drain(): the stream; what the resume passed at 2. The first caller
@@ -1013,6 +1089,10 @@ void stream_check_writable(lua_State *L, Stream *s) {
 char *stream_reserve(Stream *s, size_t n) {
   char *p;
   if (drops_output(s) || n == 0) return NULL;
+  if (over_max(s, n)) {
+    limit_failed(s, FAIL_BUFFER, ENOBUFS);
+    return NULL;
+  }
   if (!buf_reserve(&s->out, n)) {
     s->err = ENOMEM;
     return NULL;
@@ -1052,6 +1132,8 @@ void stream_park(Stream *s, Handle *h, double deadline) {
   if (s->waker && deadline > 0 && s->reading)
     event_add(event_of(s, 0), read_tv(s, &tv));
 }
+
+void stream_set_limits(Stream *s, const StreamLimits *lim) { s->lim = *lim; }
 
 int stream_park_timedout(Stream *s) {
   int timedout = s->timedout;

@@ -163,27 +163,82 @@ end
 
 -- ------------------------------------------------------------- a server --
 
--- The client of a connection, for the log: "host:port", or the path of
--- the Unix socket it came in by.
-local function client_of(writer)
+-- The client of a connection: its host and port, or the path of the Unix
+-- socket it came in by. Taken as the handler starts: a connection the peer
+-- reset has no socket left to ask.
+local function peer_of(writer)
   local host, port = writer:get_extra_info("peername")
+  if port then return host, port end
+  return writer:get_extra_info("sockname")
+end
+
+-- That client, for the log: "host:port" or "unix:PATH".
+local function client_text(host, port)
   if port then return show_addr {host = host, port = port} end
-  return show_addr {path = writer:get_extra_info("sockname")}
+  return show_addr {path = host or "?"}
+end
+
+-- ------------------------------------------------- the peer's errors --
+
+-- How many lines about peers' connection errors a second may log: past
+-- them, one line at the end of the second counts the rest, so that peers
+-- cannot grow the log without bound.
+local PEER_LINES = 10
+local quiet = {window_end = -math.huge, lines = 0, more = 0}
+
+-- At the end of the second, or at the stop (before the second ended).
+local function report_more()
+  if quiet.more == 0 then return end
+  log("... and %d more connection errors", quiet.more)
+  quiet.more = 0
+end
+
+-- One line, unless this second has had its PEER_LINES.
+local function log_peer_error(fmt, ...)
+  local loop = lasync.get_running_loop()
+  local now = loop:time()
+  if now >= quiet.window_end then quiet.window_end, quiet.lines = now + 1, 0 end
+  if quiet.lines < PEER_LINES then
+    quiet.lines = quiet.lines + 1
+    return log(fmt, ...)
+  end
+  quiet.more = quiet.more + 1
+  if quiet.more == 1 then loop:call_at(quiet.window_end, report_more) end
+end
+
+-- Connection errors that the peer causes (it reset or left, or a limit of
+-- --read-timeout, --write-timeout or --max-buffer ended it): the handler
+-- may just let them go up, without a traceback.
+local PEER_CLASSES = {lasync.ConnectionResetError, lasync.BrokenPipeError,
+                      lasync.ConnectionAbortedError}
+local PEER_CODES = {ETIMEDOUT = true, ENOBUFS = true}
+
+local function by_peer(e)
+  for _, c in ipairs(PEER_CLASSES) do
+    if c:is(e) then return true end
+  end
+  return type(e) == "table" and PEER_CODES[e.code] == true
 end
 
 -- xpcall's message handler: the error and its traceback as text, down to
 -- the handler's frame (not lasync serve's own).
 local function with_traceback(e)
+  if by_peer(e) then return {e, errtext(e), true} end
   return {e, (debug.traceback(errtext(e), 2):gsub("\n\t%[C%]: in function 'xpcall'.*$", ""))}
 end
 
 -- Runs the handler; its error is logged with the client's address (a
--- cancellation goes on up, so that the task ends cancelled).
+-- cancellation goes on up, so that the task ends cancelled), one
+-- rate-limited line for the peer's doing.
 local function run_handler(handler, reader, writer)
+  local host, port = peer_of(writer)
   local ok, err = xpcall(handler, with_traceback, reader, writer)
   if ok then return end
   if lasync.CancelledError:is(err[1]) then error(err[1], 0) end
-  log("Unhandled error in connection handler (client %s): %s", client_of(writer), err[2])
+  if err[3] then
+    return log_peer_error("connection from %s closed: %s", client_text(host, port), err[2])
+  end
+  log("Unhandled error in connection handler (client %s): %s", client_text(host, port), err[2])
 end
 
 -- The access log of --http: one line per request.
@@ -228,9 +283,13 @@ end
 
 -- The servers' TLS options: a silent client must not hold a connection
 -- in its handshake longer than the idle timeout (the default is 60 s).
+-- With them the limits of --read-timeout, --write-timeout and --max-buffer.
 local function tls_opts(st)
-  local idle = st.o.idle_timeout
-  return {ssl = st.ssl, ssl_handshake_timeout = st.ssl and idle and math.min(idle, 60) or nil}
+  local o = st.o
+  local idle = o.idle_timeout
+  return {ssl = st.ssl, ssl_handshake_timeout = st.ssl and idle and math.min(idle, 60) or nil,
+          read_timeout = o.read_timeout, write_timeout = o.write_timeout,
+          max_buffer = o.max_buffer}
 end
 
 local function open_server(st, a, handler)
@@ -361,6 +420,7 @@ local function serve_main(o, master, ready)
   log("%s: draining (grace %g s)", sig, o.grace)
   local left = drain(st, servers)
   local stopped = run_hook(spec, "on_stop", o)
+  report_more()
   log("stopped")
   if left > 0 then core.sys._exit(1) end  -- lasync.run would wait for them
   return stopped and 0 or 1
@@ -613,8 +673,8 @@ local function serve_master(o)
 end
 
 --- Serves o: {script=, listen={{host=, port=} or {path=}, ...}, workers=,
--- max_connections=, idle_timeout=, grace=, tls_cert=, tls_key=, http=,
--- quiet=}. Returns the exit status.
+-- max_connections=, idle_timeout=, read_timeout=, write_timeout=,
+-- max_buffer=, grace=, tls_cert=, tls_key=, http=, quiet=}. Returns the exit status.
 function M.serve(o)
   core.sys.ignore_signal("SIGPIPE")  -- a closed log pipe: log writes just fail
   log("lasync %s serving %s with %d worker%s", lasync.VERSION, o.script,

@@ -36,11 +36,30 @@ local function with_tls(known)
 end
 
 local LIMIT, BACKLOG = checks.count(), checks.count(65535)
+-- Seconds, as the C core keeps them (a float: about a week at most).
+local SECONDS = checks.option("number", "a positive number of seconds (at most 604800)",
+  function(v) return v > 0 and v <= 604800 end)
 local CONNECT_OPTS = with_tls {limit = LIMIT, local_addr = LOCAL_ADDR}
 local UNIX_CONNECT_OPTS = with_tls {limit = LIMIT}
-local SERVER_OPTS = with_tls {limit = LIMIT, backlog = BACKLOG,
-                             reuse_address = checks.BOOLEAN, reuse_port = checks.BOOLEAN}
-local UNIX_SERVER_OPTS = with_tls {limit = LIMIT, backlog = BACKLOG}
+
+-- A server's limits on each connection: read_timeout, write_timeout,
+-- max_buffer (src/stream.c's StreamLimits).
+local function with_limits(known)
+  known.read_timeout, known.write_timeout = SECONDS, SECONDS
+  known.max_buffer = checks.count(0xffffffff)
+  return known
+end
+local SERVER_OPTS = with_limits(with_tls {limit = LIMIT, backlog = BACKLOG,
+                             reuse_address = checks.BOOLEAN, reuse_port = checks.BOOLEAN})
+local UNIX_SERVER_OPTS = with_limits(with_tls {limit = LIMIT, backlog = BACKLOG})
+
+-- The server srv with the limits of opts, if any.
+local function set_limits(srv, opts)
+  if opts.read_timeout or opts.write_timeout or opts.max_buffer then
+    core._server_set_limits(srv, opts.read_timeout, opts.write_timeout, opts.max_buffer)
+  end
+  return srv
+end
 
 local function check_string(v, n, fname, what)
   checks.check(type(v) == "string", v, n, fname, what)
@@ -206,7 +225,11 @@ end
 --- opts: limit, backlog (default 100), reuse_address (default true),
 --- reuse_port, ssl (settings with certfile, or an ssl_context: each
 --- connection does the TLS handshake before the handler runs),
---- ssl_handshake_timeout. Returns the Server, serving.
+--- ssl_handshake_timeout; limits on each connection: read_timeout (seconds
+--- one read call may take), write_timeout (seconds unsent output may wait
+--- without a byte leaving), max_buffer (bytes of unsent output): past one,
+--- the connection fails and the call raises TimeoutError or, for
+--- max_buffer, OSError ENOBUFS. Returns the Server, serving.
 ---@param handler fun(reader: lasync.StreamReader, writer: lasync.StreamWriter)
 ---@param host string|string[]|nil
 ---@param port? integer
@@ -223,7 +246,7 @@ function M.start_server(handler, host, port, opts)
   for tries = 1, 5 do
     local ok, srv = pcall(core.tcp_server, handler, hosts, port, opts.limit,
       opts.backlog, opts.reuse_address, opts.reuse_port, any)
-    if ok then return srv end
+    if ok then return set_limits(srv, opts) end
     -- port 0: the free port of the first address may be taken for another
     local again = port == 0 and #hosts > 1 and OSError:is(srv) and srv.code == "EADDRINUSE"
     if not again or tries == 5 then error(srv, 0) end
@@ -232,7 +255,8 @@ end
 
 --- Listens on the Unix socket path (a stale socket file there is
 --- replaced; the file is removed when the server closes).
---- opts: limit, backlog, ssl, ssl_handshake_timeout. Returns the Server,
+--- opts: limit, backlog, ssl, ssl_handshake_timeout, read_timeout,
+--- write_timeout, max_buffer (as start_server's). Returns the Server,
 --- serving.
 ---@param handler fun(reader: lasync.StreamReader, writer: lasync.StreamWriter)
 ---@param path string
@@ -244,7 +268,7 @@ function M.start_unix_server(handler, path, opts)
   opts = checks.options(opts, 3, "start_unix_server", UNIX_SERVER_OPTS)
   local ctx, topts = tls_opts(opts, 3, "start_unix_server", true)
   if ctx then handler = tls_handler(handler, ctx, topts) end
-  return core.unix_server(handler, path, opts.limit, opts.backlog)
+  return set_limits(core.unix_server(handler, path, opts.limit, opts.backlog), opts)
 end
 
 return M
