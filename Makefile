@@ -7,6 +7,7 @@
 #   make valgrind     the suite (VALGRIND_SPECS) under valgrind
 #   make helgrind     the thread pool's specs (HELGRIND_SPECS) under helgrind
 #   make test-browser the WebSocket chat example in headless Chromium
+#   make fuzz-api     random API call sequences under ASan/UBSan (SEED=, N=, START=)
 #   make run | bench | bench-echo | bench-http | bench-ws | bench-udp | bench-spawn |
 #        bench-thread | bench-redis | bench-resp | lint | docs | install | clean
 #
@@ -100,7 +101,7 @@ asan_env = LD_PRELOAD="$$($(CC) -print-file-name=libasan.so)" \
 
 # `make -j test` on a fresh machine must not compile before `deps` has
 # installed the compiler and the headers: objects wait for it then.
-ifneq ($(filter test test-asan test-browser valgrind run bench bench-echo bench-http bench-ws bench-udp bench-spawn bench-thread bench-redis bench-resp helgrind,$(MAKECMDGOALS)),)
+ifneq ($(filter test test-asan test-browser valgrind run bench bench-echo bench-http bench-ws bench-udp bench-spawn bench-thread bench-redis bench-resp helgrind fuzz-api,$(MAKECMDGOALS)),)
 DEPS_FIRST := deps
 endif
 
@@ -108,7 +109,7 @@ endif
 
 .PHONY: all deps check-rockspec test test-asan test-browser valgrind helgrind run bench \
         bench-echo bench-http bench-ws bench-udp bench-spawn bench-thread bench-redis bench-resp lint docs install \
-        clean fuzz
+        clean fuzz fuzz-api
 .DEFAULT_GOAL := all
 
 all: $(CORE) $(LINEEDIT)
@@ -343,6 +344,15 @@ build-fuzz/%: fuzz/%.c $(SRCS) src/lasync.h fuzz/head.c | deps-fuzz
 	@mkdir -p $(@D)
 	clang $(FUZZ_CFLAGS) $(LUA_CFLAGS) $(EVENT_CFLAGS) -o $@ $< $(SRCS) \
 	  $(EVENT_LIBS) -lhttp_parser $$($(PKG_CONFIG) --libs lua5.4) -lm
+
+# Random call sequences over the core API (fuzz/api.lua) against the
+# ASan/UBSan build, invariants checked after each; START=i replays from
+# sequence i (a violation prints the command).
+SEED ?= 1
+N ?= 2000
+START ?= 1
+fuzz-api: deps $(ASAN_CORE)
+	@$(asan_env) $(call lua_env,build-asan) $(LUA) fuzz/api.lua '$(SEED)' '$(N)' '$(START)'
 
 .PHONY: deps-fuzz
 deps-fuzz:
