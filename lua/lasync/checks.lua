@@ -141,6 +141,12 @@ M.NUMBER = M.option("number", "a number")
 --- An option that the function using it checks itself.
 M.ANY = M.option(nil, nil)
 
+-- The most a server's limits take (start_server's read_timeout,
+-- write_timeout, max_buffer): seconds as the C core keeps them (a float:
+-- about a week), output as a 32-bit count. `lasync serve` checks its flags
+-- against these too, so that a bad value is a usage error there.
+M.SERVER_LIMITS_MAX = {read_timeout = 604800, write_timeout = 604800, max_buffer = 0xffffffff}
+
 --- An integer option from 1 to max (default: no bound).
 function M.count(max)
   return M.option("number", "a positive integer" .. (max and (" (at most %d)"):format(max) or ""),

@@ -36,9 +36,10 @@ local function with_tls(known)
 end
 
 local LIMIT, BACKLOG = checks.count(), checks.count(65535)
--- Seconds, as the C core keeps them (a float: about a week at most).
-local SECONDS = checks.option("number", "a positive number of seconds (at most 604800)",
-  function(v) return v > 0 and v <= 604800 end)
+local MAX = checks.SERVER_LIMITS_MAX
+local SECONDS = checks.option("number",
+  ("a positive number of seconds (at most %d)"):format(MAX.read_timeout),
+  function(v) return v > 0 and v <= MAX.read_timeout end)
 local CONNECT_OPTS = with_tls {limit = LIMIT, local_addr = LOCAL_ADDR}
 local UNIX_CONNECT_OPTS = with_tls {limit = LIMIT}
 
@@ -46,7 +47,7 @@ local UNIX_CONNECT_OPTS = with_tls {limit = LIMIT}
 -- max_buffer (src/stream.c's StreamLimits).
 local function with_limits(known)
   known.read_timeout, known.write_timeout = SECONDS, SECONDS
-  known.max_buffer = checks.count(0xffffffff)
+  known.max_buffer = checks.count(MAX.max_buffer)
   return known
 end
 local SERVER_OPTS = with_limits(with_tls {limit = LIMIT, backlog = BACKLOG,
