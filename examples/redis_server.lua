@@ -43,7 +43,7 @@ local NOT_INT = "-ERR value is not an integer or out of range\r\n"
 local SYNTAX = "-ERR syntax error\r\n"
 
 -- A bulk reply's "$<length>\r\n" head, made once per length: formatting
--- an integer (snprintf underneath) would cost more than the rest of a GET.
+-- the length (snprintf underneath) was about a sixth of a GET's work.
 local HEAD_CACHED = 4096
 local heads = setmetatable({}, {__index = function(t, n)
   local head = "$" .. n .. "\r\n"
