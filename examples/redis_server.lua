@@ -42,23 +42,17 @@ local OK, PONG, NIL = "+OK\r\n", "+PONG\r\n", "$-1\r\n"
 local NOT_INT = "-ERR value is not an integer or out of range\r\n"
 local SYNTAX = "-ERR syntax error\r\n"
 
--- A bulk reply's "$<length>\r\n" head, made once per length: formatting
--- the length (snprintf underneath) was about a sixth of a GET's work.
-local HEAD_CACHED = 4096
-local heads = setmetatable({}, {__index = function(t, n)
-  local head = "$" .. n .. "\r\n"
-  if n <= HEAD_CACHED then t[n] = head end
-  return head
-end})
+-- lasync.resp_encode makes the replies in C: a bulk string, or an integer
+-- without the snprintf that tostring pays (most of an INCR's reply).
+local encode = lasync.resp_encode
+local type, tostring = type, tostring
 
-local function bulk(s)
-  if type(s) ~= "string" then s = tostring(s) end  -- INCR's counters are integers
-  return heads[#s] .. s .. "\r\n"
+-- A stored value's bulk reply: INCR keeps its counters as integers.
+local function bulk(v)
+  return encode(type(v) == "string" and v or tostring(v))
 end
 
-local function int(n)
-  return ":" .. n .. "\r\n"
-end
+local int = encode
 
 local function arity(name)
   return "-ERR wrong number of arguments for '" .. name .. "' command\r\n"
@@ -83,15 +77,16 @@ end
 
 def("ping", -1, function(argv, argc)
   if argc == 1 then return PONG end
-  if argc == 2 then return bulk(argv[2]) end
+  if argc == 2 then return encode(argv[2]) end
   return arity("ping")
 end)
 
-def("echo", 2, function(argv) return bulk(argv[2]) end)
+def("echo", 2, function(argv) return encode(argv[2]) end)
 
 def("get", 2, function(argv)
   local v = alive(argv[2])
-  return v and bulk(v) or NIL
+  if type(v) == "string" then return encode(v) end  -- most GETs: no more calls
+  return v == nil and NIL or bulk(v)
 end)
 
 -- SET's options, as redis parses them: the last of EX/PX wins only if

@@ -1,6 +1,7 @@
 /* libFuzzer harness: RESP2 request framing as reader:readresp sees it,
-** every command of the input in turn, each scanned twice (counting, then
-** passing its arguments) as readresp does. */
+** every command of the input in turn, scanned as readresp does: once
+** noting its arguments (also while it is incomplete), and again for a
+** command with more arguments than readresp keeps from the first scan. */
 #include <stdlib.h>
 #include <string.h>
 #include "../src/lasync.h"
@@ -19,14 +20,16 @@ static void each(void *ud, const char *p, size_t n) {
 static void scan_all(const char *p, size_t size) {
   while (size > 0) {
     RespScan r = {0};
+    Seen all = {p, p + size, 0};
+    r.each = each;
+    r.ud = &all;
     long n = resp_scan(p, size, &r);
     if (n < 0 && r.why == NULL) abort();
     if (n == 0 && r.want <= size) abort();  /* more must mean more */
     if (n <= 0) return;
-    if ((size_t)n > size) abort();
+    if ((size_t)n > size || all.n != r.argc) abort();
     Seen s = {p, p + n, 0};
     size_t argc = r.argc;
-    r.each = each;
     r.ud = &s;
     if (resp_scan(p, size, &r) != n || s.n != argc || r.argc != argc) abort();
     p += n;

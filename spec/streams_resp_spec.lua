@@ -26,6 +26,29 @@ describe("stream:readresp", function()
     done()
   end))
 
+  -- up to 32 arguments are kept from one scan, more take a second one
+  it("frames commands of 1 to 40 arguments, multibulk and inline", helper.async(function()
+    local c, s, done = util.pair()
+    local want = {}
+    for n = 1, 40 do
+      local args, wire = {}, {"*" .. n .. "\r\n"}
+      for i = 1, n do
+        args[i] = ("a%d.%d"):format(n, i)
+        wire[#wire + 1] = ("$%d\r\n%s\r\n"):format(#args[i], args[i])
+      end
+      want[n] = args
+      c:write(table.concat(wire) .. table.concat(args, " ") .. "\r\n")
+    end
+    for n = 1, 40 do
+      for _ = 1, 2 do
+        local argv = {}
+        assert.equal(n, s:readresp(argv))
+        assert.same(want[n], argv)
+      end
+    end
+    done()
+  end))
+
   it("waits for a command split across chunks, and reads past the limit for a bulk",
     helper.async(function()
       local c, s, done = util.pair {limit = 1024}
@@ -74,4 +97,38 @@ describe("stream:readresp", function()
       helper.error_of(s.readresp, s, "argv"))
     done()
   end))
+end)
+
+describe("lasync.resp_encode", function()
+  it("encodes bulk strings, integers, the null bulk and arrays", function()
+    local enc = lasync.resp_encode
+    assert.equal("$3\r\nabc\r\n", enc("abc"))
+    assert.equal("$0\r\n\r\n", enc(""))
+    assert.equal("$5\r\na\0\r\nb\r\n", enc("a\0\r\nb"))
+    for _, n in ipairs {255, 256, 257, 70000} do  -- made on the C stack up to 256
+      local s = ("x"):rep(n)
+      assert.equal(("$%d\r\n%s\r\n"):format(n, s), enc(s))
+    end
+    for _, n in ipairs {0, 7, -1, 10, 1234567890, math.maxinteger, math.mininteger} do
+      assert.equal((":%d\r\n"):format(n), enc(n))
+    end
+    assert.equal("$-1\r\n", enc(nil))
+    assert.equal("$-1\r\n", enc(false))
+    assert.equal("*0\r\n", enc({}))
+    assert.equal("*3\r\n$1\r\na\r\n*2\r\n:1\r\n$-1\r\n$0\r\n\r\n", enc({"a", {1, false}, ""}))
+  end)
+
+  it("names argument #1 and what it expects on anything else", function()
+    for _, v in ipairs {1.5, true, print, {2.5}} do
+      local ok, err = pcall(lasync.resp_encode, v)
+      assert.is_false(ok)
+      assert.matches("bad argument #1 to 'resp_encode' %(a string, an integer, nil, false or "
+        .. "an array of them expected, got ", err)
+    end
+    local cycle = {}
+    cycle[1] = cycle
+    assert.error_matches(function() lasync.resp_encode(cycle) end,
+      "arrays nested deeper than 32")
+    assert.error_matches(function() lasync.resp_encode() end, "bad argument #1")
+  end)
 end)

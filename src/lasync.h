@@ -628,6 +628,7 @@ typedef struct RespScan {
 } RespScan;
 long resp_scan(const char *p, size_t len, RespScan *r);
 int resp_readresp(lua_State *L);
+void resp_register(lua_State *L);  /* core.resp_encode */
 
 /* process.c */
 void process_register(lua_State *L);

@@ -256,6 +256,7 @@ int luaopen_lasync_core(lua_State *L) {
   subprocess_register(L);
   http_register(L);
   websocket_register(L);
+  resp_register(L);
   split_gc(L, K_FUTURE, K_FFUTURE);
   split_gc(L, K_TASK, K_FTASK);
   expose(L, K_LOOP, "_LoopMethods");

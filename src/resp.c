@@ -106,6 +106,36 @@ static void push_arg(void *ud, const char *p, size_t n) {
   lua_rawseti(u->L, 2, ++u->i);
 }
 
+/* The arguments' places, noted while the command is framed, so that most
+** commands are scanned once (a second scan pushes those of longer ones). */
+#define ARGS_KEPT 32
+typedef struct { const char *p[ARGS_KEPT]; size_t n[ARGS_KEPT], k; } Kept;
+
+static void keep_arg(void *ud, const char *p, size_t n) {
+  Kept *u = ud;
+  if (u->k < ARGS_KEPT) {
+    u->p[u->k] = p;
+    u->n[u->k] = n;
+  }
+  u->k++;
+}
+
+/* The framed command's arguments into argv (at 2). */
+static void push_args(lua_State *L, const char *p, size_t len, RespScan *r, const Kept *kept) {
+  size_t i;
+  if (r->argc > ARGS_KEPT) {
+    Push u = {L, 0};
+    r->each = push_arg;
+    r->ud = &u;
+    resp_scan(p, len, r);
+    return;
+  }
+  for (i = 0; i < r->argc; i++) {
+    lua_pushlstring(L, kept->p[i], kept->n[i]);
+    lua_rawseti(L, 2, (lua_Integer)i + 1);
+  }
+}
+
 /* The protocol error: nil and redis's message; the input is dropped, as
 ** nothing after it can be framed. */
 static int protocol_error(lua_State *L, Stream *s, const RespScan *r) {
@@ -131,14 +161,12 @@ static int readresp_k(lua_State *L, int status, lua_KContext ctx) {
   stream_raise_failure(L, s);
   do {
     const char *p = stream_input(s, &len);
-    Push u = {L, 0};
-    r.each = NULL;
+    Kept kept;
+    kept.k = 0;
+    r.each = keep_arg;
+    r.ud = &kept;
     if ((n = resp_scan(p, len, &r)) < 0) return protocol_error(L, s, &r);
-    if (n > 0 && r.argc > 0) {
-      r.each = push_arg;
-      r.ud = &u;
-      resp_scan(p, len, &r);
-    }
+    if (n > 0) push_args(L, p, len, &r, &kept);
     stream_consume(s, (size_t)n);
   } while (n > 0 && r.argc == 0);
   if (n > 0) lua_pushinteger(L, (lua_Integer)r.argc);
@@ -156,4 +184,105 @@ int resp_readresp(lua_State *L) {
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 3);
   return readresp_k(L, LUA_OK, 0);
+}
+
+/* ---------- core.resp_encode(value) ---------- */
+
+#define NEST_MAX 32  /* deeper arrays are taken for a cycle */
+
+/* type, then n in decimal, then "\r\n", at b (room for 24 bytes): the
+** length written. Not snprintf, which was most of an INCR reply's cost. */
+static size_t number_line(char *b, char type, lua_Integer n) {
+  char d[20];
+  size_t k = 0, i = 0;
+  lua_Unsigned u = n < 0 ? 0u - (lua_Unsigned)n : (lua_Unsigned)n;
+  do d[k++] = (char)('0' + u % 10); while ((u /= 10) > 0);
+  b[i++] = type;
+  if (n < 0) b[i++] = '-';
+  while (k > 0) b[i++] = d[--k];
+  b[i++] = '\r';
+  b[i++] = '\n';
+  return i;
+}
+
+/* A bulk string: "$<len>\r\n<bytes>\r\n", made in one piece (a short
+** one on the C stack: a luaL_Buffer was a third of a GET reply's cost). */
+#define BULK_SHORT 256
+static void push_bulk(lua_State *L, const char *s, size_t n) {
+  char line[BULK_SHORT + 26], *p = line;
+  luaL_Buffer b;
+  size_t k;
+  if (n > BULK_SHORT) p = luaL_buffinitsize(L, &b, n + 26);
+  k = number_line(p, '$', (lua_Integer)n);
+  memcpy(p + k, s, n);
+  memcpy(p + k + n, "\r\n", 2);
+  if (p == line) lua_pushlstring(L, line, k + n + 2);
+  else luaL_pushresultsize(&b, k + n + 2);
+}
+
+static void push_encoded(lua_State *L, int idx, int depth);
+
+/* An array: "*<n>\r\n" and its elements t[1..#t], each encoded. */
+static void push_array(lua_State *L, int idx, int depth) {
+  luaL_Buffer b;
+  char head[24];
+  lua_Integer i, n = luaL_len(L, idx);
+  if (depth >= NEST_MAX)
+    luaL_error(L, "resp_encode: arrays nested deeper than %d (a cycle?)", NEST_MAX);
+  luaL_checkstack(L, 4, "resp_encode");
+  luaL_buffinit(L, &b);
+  luaL_addlstring(&b, head, number_line(head, '*', n));
+  for (i = 1; i <= n; i++) {
+    lua_geti(L, idx, i);
+    push_encoded(L, lua_gettop(L), depth + 1);
+    lua_remove(L, -2);
+    luaL_addvalue(&b);
+  }
+  luaL_pushresult(&b);
+}
+
+/* The RESP2 reply of the value at idx, pushed. */
+static void push_encoded(lua_State *L, int idx, int depth) {
+  char line[24];
+  size_t n;
+  const char *s;
+  switch (lua_type(L, idx)) {
+    case LUA_TSTRING:
+      s = lua_tolstring(L, idx, &n);
+      push_bulk(L, s, n);
+      return;
+    case LUA_TNUMBER:
+      if (!lua_isinteger(L, idx)) break;
+      lua_pushlstring(L, line, number_line(line, ':', lua_tointeger(L, idx)));
+      return;
+    case LUA_TNIL:
+      lua_pushliteral(L, "$-1\r\n");
+      return;
+    case LUA_TBOOLEAN:
+      if (lua_toboolean(L, idx)) break;
+      lua_pushliteral(L, "$-1\r\n");
+      return;
+    case LUA_TTABLE:
+      push_array(L, idx, depth);
+      return;
+  }
+  luaL_error(L, "bad argument #1 to 'resp_encode' (a string, an integer, nil, "
+             "false or an array of them expected, got %s)",
+             lua_isnumber(L, idx) ? "a float" : luaL_typename(L, idx));
+}
+
+static int l_resp_encode(lua_State *L) {
+  luaL_checkany(L, 1);
+  push_encoded(L, 1, 0);
+  return 1;
+}
+
+static const luaL_Reg resp_funcs[] = {
+  {"resp_encode", l_resp_encode},
+  {NULL, NULL}
+};
+
+/* Stack: Mod, core table. */
+void resp_register(lua_State *L) {
+  lasync_addfuncs(L, resp_funcs);
 }

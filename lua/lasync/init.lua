@@ -53,6 +53,7 @@ M.time = core.time
 M.is_future = core.is_future
 M.is_task = core.is_task
 M.getaddrinfo = core.getaddrinfo
+M.resp_encode = core.resp_encode
 M.to_thread = core.to_thread
 M.set_thread_pool_size = core.set_thread_pool_size
 M.dump_tasks = require("lasync.dump").dump_tasks

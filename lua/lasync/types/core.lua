@@ -343,6 +343,13 @@ function core.all_tasks(loop) end
 ---@return number
 function core.time() end
 
+--- The RESP2 reply of value: a string as a bulk string, an integer as an
+--- integer reply, nil or false as the null bulk string, a table as an
+--- array of its elements 1..#t, each encoded likewise.
+---@param value string|integer|false|nil|table
+---@return string
+function core.resp_encode(value) end
+
 --- Whether v is a Future (a Task is one).
 ---@param v any
 ---@return boolean
