@@ -289,10 +289,12 @@ bench-redis: deps deps-bench all
 	@bench/redis_peers.sh
 
 # redis-benchmark against examples/redis_server.lua and redis-server in one
-# run, pipelined (-P PIPE, default 16) and not: requests/s and the ratio.
-# N, CLIENTS, PIPE, REPEAT go to bench/resp_peers.sh.
+# run, pipelined (-P PIPE, default 16) and not: requests/s and the ratio;
+# then both servers' instructions per command under callgrind (noise-free).
+# N, CLIENTS, PIPE go to both scripts, REPEAT to bench/resp_peers.sh.
 bench-resp: deps all
 	@bench/resp_peers.sh
+	@bench/resp_icount.sh
 
 # Subprocess spawn+wait of /bin/true per second, lasync beside asyncio and
 # uvloop in one run. COUNT, CONCS, REPEAT go to bench/subprocess_peers.sh.
