@@ -298,7 +298,8 @@ bench-resp: deps all
 # 10,000 echo connections with a message a second each, then 50,000 idle
 # ones across `lasync serve --workers 3` with an active client measuring
 # latency; checks its pass criteria (docs/reliability.md). C10K_S,
-# C10K_CONNS, C10K_IDLE, C10K_ACTIVE_S, C10K_P99_MS go to bench/c10k.sh.
+# C10K_CONNS, C10K_IDLE, C10K_ACTIVE_S, C10K_P99_MS, C10K_ACTIVE_P99_MS go
+# to bench/c10k.sh.
 c10k: deps all
 	@bench/c10k.sh
 

@@ -14,7 +14,7 @@
 -- open after the exchange until SIGUSR2, so that bench/c10k.sh can measure
 -- the server meanwhile. Lines on stdout, for the script to read:
 --   held conns=N connect_s=S
---   done msgs=N p50_ms=X p99_ms=X max_ms=X errors=N [KIND=N ...]
+--   result msgs=N p50_ms=X p99_ms=X max_ms=X errors=N [KIND=N ...]
 --   closed
 local lasync = require "lasync"
 
@@ -111,7 +111,7 @@ local function report()
   local n, kinds = 0, {}
   for k, c in pairs(errors) do n = n + c; kinds[#kinds + 1] = ("%s=%d"):format(k, c) end
   table.sort(kinds)
-  print(("done msgs=%d p50_ms=%.3f p99_ms=%.3f max_ms=%.3f errors=%d %s"):format(
+  print(("result msgs=%d p50_ms=%.3f p99_ms=%.3f max_ms=%.3f errors=%d %s"):format(
     #latencies, 1e3 * percentile(latencies, 0.5), 1e3 * percentile(latencies, 0.99),
     1e3 * (latencies[#latencies] or 0), n, table.concat(kinds, " ")))
 end
