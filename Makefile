@@ -8,6 +8,7 @@
 #   make helgrind     the thread pool's specs (HELGRIND_SPECS) under helgrind
 #   make test-browser the WebSocket chat example in headless Chromium
 #   make fuzz-api     random API call sequences under ASan/UBSan (SEED=, N=, START=)
+#   make c10k         10,000 active, then 50,000 idle echo connections (C10K_S=, ...)
 #   make run | bench | bench-echo | bench-http | bench-ws | bench-udp | bench-spawn |
 #        bench-thread | bench-redis | bench-resp | lint | docs | install | clean
 #
@@ -101,7 +102,7 @@ asan_env = LD_PRELOAD="$$($(CC) -print-file-name=libasan.so)" \
 
 # `make -j test` on a fresh machine must not compile before `deps` has
 # installed the compiler and the headers: objects wait for it then.
-ifneq ($(filter test test-asan test-browser valgrind run bench bench-echo bench-http bench-ws bench-udp bench-spawn bench-thread bench-redis bench-resp helgrind fuzz-api,$(MAKECMDGOALS)),)
+ifneq ($(filter test test-asan test-browser valgrind run bench bench-echo bench-http bench-ws bench-udp bench-spawn bench-thread bench-redis bench-resp helgrind fuzz-api c10k,$(MAKECMDGOALS)),)
 DEPS_FIRST := deps
 endif
 
@@ -109,7 +110,7 @@ endif
 
 .PHONY: all deps check-rockspec test test-asan test-browser valgrind helgrind run bench \
         bench-echo bench-http bench-ws bench-udp bench-spawn bench-thread bench-redis bench-resp lint docs install \
-        clean fuzz fuzz-api
+        clean fuzz fuzz-api c10k
 .DEFAULT_GOAL := all
 
 all: $(CORE) $(LINEEDIT)
@@ -295,6 +296,14 @@ bench-redis: deps deps-bench all
 bench-resp: deps all
 	@bench/resp_peers.sh
 	@bench/resp_icount.sh
+
+# 10,000 echo connections with a message a second each, then 50,000 idle
+# ones across `lasync serve --workers 3` with an active client measuring
+# latency; checks its pass criteria (docs/reliability.md). C10K_S,
+# C10K_CONNS, C10K_IDLE, C10K_ACTIVE_S, C10K_P99_MS, C10K_ACTIVE_P99_MS go
+# to bench/c10k.sh.
+c10k: deps all
+	@bench/c10k.sh
 
 # Subprocess spawn+wait of /bin/true per second, lasync beside asyncio and
 # uvloop in one run. COUNT, CONCS, REPEAT go to bench/subprocess_peers.sh.

@@ -73,16 +73,21 @@ void addr_set_port(Addr *a, int port) {
     ((struct sockaddr_in *)&a->ss)->sin_port = htons((uint16_t)port);
 }
 
+/* The port of a (0 for a Unix address). */
+int addr_port(const Addr *a) {
+  if (a->ss.ss_family == AF_INET6)
+    return ntohs(((const struct sockaddr_in6 *)&a->ss)->sin6_port);
+  return a->ss.ss_family == AF_INET
+         ? ntohs(((const struct sockaddr_in *)&a->ss)->sin_port) : 0;
+}
+
 /* The local port of the IP socket fd (0 if it has none). */
 int addr_port_of(int fd) {
   Addr a;
   a.len = sizeof a.ss;
   memset(&a.ss, 0, sizeof a.ss);
   if (getsockname(fd, (struct sockaddr *)&a.ss, &a.len) != 0) return 0;
-  if (a.ss.ss_family == AF_INET6)
-    return ntohs(((struct sockaddr_in6 *)&a.ss)->sin6_port);
-  return a.ss.ss_family == AF_INET
-         ? ntohs(((struct sockaddr_in *)&a.ss)->sin_port) : 0;
+  return addr_port(&a);
 }
 
 /* Fill a from the Unix socket path at idx. */

@@ -450,6 +450,7 @@ void addr_from_host(lua_State *L, int hidx, int pidx, Addr *a);
 void addr_from_path(lua_State *L, int idx, Addr *a);
 int addr_parse(const char *host, int port, Addr *a);
 void addr_set_port(Addr *a, int port);
+int addr_port(const Addr *a);
 int addr_port_of(int fd);
 int addr_push(lua_State *L, const Addr *a);
 int addr_push_of(lua_State *L, int fd, int peer);

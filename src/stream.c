@@ -1455,6 +1455,20 @@ static int connect_k(lua_State *L, int status, lua_KContext ctx) {
   return 1;
 }
 
+/* Bind fd to the local address la before its connect. Port 0 is left to
+** the connect (IP_BIND_ADDRESS_NO_PORT), which picks a port free for this
+** destination: one bound at bind() is reserved for every destination, so
+** a source address ran out at its port range, with binds slowing down
+** quadratically on the way. A kernel without the option binds the port. */
+static int bind_local(int fd, const Addr *la) {
+#ifdef IP_BIND_ADDRESS_NO_PORT
+  int on = 1;
+  if (addr_port(la) == 0)
+    (void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &on, sizeof on);
+#endif
+  return bind(fd, (const struct sockaddr *)&la->ss, la->len);
+}
+
 /* Push a stream connected to a (from la unless NULL), with the limit at
 ** limidx; the top of the stack describes the target, for errors. Waits
 ** while the connect is in progress. */
@@ -1467,7 +1481,7 @@ static int connect_to(lua_State *L, const Addr *a, const Addr *la,
   s->fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
                  0);
   if (s->fd < 0) return connect_failed(L, s, sidx, errno);
-  if (la && bind(s->fd, (const struct sockaddr *)&la->ss, la->len) != 0)
+  if (la && bind_local(s->fd, la) != 0)
     return connect_failed(L, s, sidx, errno);
   if (connect(s->fd, (const struct sockaddr *)&a->ss, a->len) == 0) {
     stream_attach(s, s->fd, 0);
