@@ -52,6 +52,8 @@ for t in $(seq 1 "$((CRASH_S - 1))"); do
   if [ "$t" -ge "$next_hup" ]; then
     kill -HUP "$MASTER"; HUPS+=("$(elapsed)"); next_hup=$((next_hup + HUP_EVERY))
     say "SIGHUP at ${HUPS[-1]}"
+    # no kill while the old generation drains: it is not restarted
+    [ "$next_kill" -le "$t" ] && next_kill=$((next_kill + KILL_EVERY))
   elif [ "$t" -ge "$next_kill" ]; then
     # shellcheck disable=SC2207
     ws=($(workers_of "$MASTER"))
@@ -81,7 +83,7 @@ check "$([ "$alive" -eq "$WORKERS" ] && [ "$restarted" -ge "${#KILLS[@]}" ] && e
 check "$([ "$(val lost_alive)" = 0 ] && [ "$(val corrupt)" = 0 ] && echo 1)" \
   "long-lived: $(val msgs) lines echoed, $(val lost_dead) lost with their dead worker, $(val lost_alive) lost on a live one, $(val corrupt) corrupt"
 check "$(echo "$(val gap) <= $MAX_GAP" | bc)" \
-  "churn: $(val attempts) connections, $(val failed) failed, longest failing stretch $(val gap) s (at most $MAX_GAP)"
+  "churn: $(val attempts) connections, $(val failed) failed ($(val churn_dead) with their dead worker), longest failing stretch $(val gap) s (at most $MAX_GAP)"
 # failures within HUP_QUIET s after a SIGHUP, unless a kill was as near
 hup_fails=0
 while read -r _ t _; do

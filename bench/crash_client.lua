@@ -10,9 +10,11 @@
 -- worker's death (`lost_dead`) when that worker is gone (killed, or an old
 -- generation retired by SIGHUP, whose grace ends its connections), else as
 -- `lost_alive`: a connection of a worker that kept running lost bytes.
--- Prints one `fail T KIND` line per churn connection that failed (T:
--- seconds since the start), `lost PID KIND` per long-lived one lost, then a
--- summary line `key=value ...`; exit status 0 (the caller judges).
+-- Prints one `fail T KIND PID gone|-` line per churn connection that
+-- failed (T: seconds since it started; PID, if it got the greeting, and
+-- whether that worker is gone: `churn_dead` counts those), `lost PID KIND
+-- gone|alive` per long-lived one lost, then a summary line `key=value
+-- ...`; exit status 0 (the caller judges).
 local lasync = require "lasync"
 
 local port = assert(tonumber(arg[1]), "PORT expected")
@@ -66,19 +68,20 @@ end
 local function churn_one(seq)
   local start = lasync.time() - t0
   r.attempts = r.attempts + 1
+  local pid
   local ok, err = pcall(function()
-    local rd, wr = connect()
+    local rd, wr
+    rd, wr, pid = connect()
     local _ <close> = setmetatable({}, {__close = function() wr:close() end})
     lasync.wait_for(function() exchange(rd, wr, ("c%d\n"):format(seq)) end, CONNECT_TIMEOUT)
   end)
   if ok then
     r.ok = r.ok + 1
-    r.last_ok = math.max(r.last_ok or 0, start)
   else
-    r.fails[#r.fails + 1] = {start, kind_of(err)}
+    r.fails[#r.fails + 1] = {start, kind_of(err), pid}
   end
   r.in_flight = r.in_flight - 1
-  r.starts[#r.starts + 1] = {start, ok}
+  r.starts[#r.starts + 1] = {start, ok, pid}
 end
 
 -- A long-lived connection: lines with its id and a counter, a payload
@@ -115,12 +118,13 @@ end
 
 -- The longest stretch in which new connections failed: from the start of
 -- a failed one to the start of the next one that succeeded (or the end).
+-- One that a worker served until it died was not refused: left out.
 local function longest_gap(starts, stop)
   table.sort(starts, function(a, b) return a[1] < b[1] end)
   local worst, first_fail = 0, nil
   for _, s in ipairs(starts) do
-    if not s[2] then first_fail = first_fail or s[1]
-    elseif first_fail then
+    if not s[2] and not (s[3] and gone(s[3])) then first_fail = first_fail or s[1]
+    elseif s[2] and first_fail then
       worst, first_fail = math.max(worst, s[1] - first_fail), nil
     end
   end
@@ -152,12 +156,17 @@ lasync.run(function()
     if is_gone then dead = dead + 1 else alive = alive + 1 end
     print(("lost %s %s %s"):format(tostring(l[1]), l[2], is_gone and "gone" or "alive"))
   end
-  for _, f in ipairs(r.fails) do print(("fail %.3f %s"):format(f[1], f[2])) end
+  local churn_dead = 0
+  for _, f in ipairs(r.fails) do
+    local is_gone = f[3] and gone(f[3])
+    if is_gone then churn_dead = churn_dead + 1 end
+    print(("fail %.3f %s %s %s"):format(f[1], f[2], tostring(f[3]), is_gone and "gone" or "-"))
+  end
   local spread = {}
   for pid, c in pairs(r.workers) do spread[#spread + 1] = ("%d:%d"):format(pid, c) end
   table.sort(spread)
   print(("summary attempts=%d ok=%d failed=%d gap=%.3f msgs=%d lost_dead=%d lost_alive=%d " ..
-    "corrupt=%d long_connects=%d workers=%d spread=%s"):format(r.attempts, r.ok, #r.fails,
+    "corrupt=%d long_connects=%d churn_dead=%d workers=%d spread=%s"):format(r.attempts, r.ok, #r.fails,
     longest_gap(r.starts, seconds), r.msgs, dead, alive, r.corrupt, r.long_connects,
-    #spread, table.concat(spread, ",")))
+    churn_dead, #spread, table.concat(spread, ",")))
 end)
