@@ -405,7 +405,7 @@ static void setopt(int fd, int level, int name, int on) {
   setsockopt(fd, level, name, &on, sizeof on);
 }
 
-/* A TCP socket bound to a as a server's are (also core.sys.reserve_port's):
+/* A TCP socket bound to a as a server's are (also core.sys.listen_socket's):
 ** SO_REUSEADDR as asked, SO_REUSEPORT if asked, an IPv6 one IPv6 only.
 ** -1 on failure, errno telling why. */
 int server_bind(const Addr *a, int reuse_address, int reuse_port) {
