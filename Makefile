@@ -8,6 +8,7 @@
 #   make helgrind     the thread pool's specs (HELGRIND_SPECS) under helgrind
 #   make test-browser the WebSocket chat example in headless Chromium
 #   make fuzz-api     random API call sequences under ASan/UBSan (SEED=, N=, START=)
+#   make crash        lasync serve --workers 4 under load, kill -9 and SIGHUP (CRASH_S=)
 #   make run | bench | bench-echo | bench-http | bench-ws | bench-udp | bench-spawn |
 #        bench-thread | bench-redis | bench-resp | lint | docs | install | clean
 #
@@ -101,7 +102,7 @@ asan_env = LD_PRELOAD="$$($(CC) -print-file-name=libasan.so)" \
 
 # `make -j test` on a fresh machine must not compile before `deps` has
 # installed the compiler and the headers: objects wait for it then.
-ifneq ($(filter test test-asan test-browser valgrind run bench bench-echo bench-http bench-ws bench-udp bench-spawn bench-thread bench-redis bench-resp helgrind fuzz-api,$(MAKECMDGOALS)),)
+ifneq ($(filter test test-asan test-browser valgrind run bench bench-echo bench-http bench-ws bench-udp bench-spawn bench-thread bench-redis bench-resp helgrind fuzz-api crash,$(MAKECMDGOALS)),)
 DEPS_FIRST := deps
 endif
 
@@ -109,7 +110,7 @@ endif
 
 .PHONY: all deps check-rockspec test test-asan test-browser valgrind helgrind run bench \
         bench-echo bench-http bench-ws bench-udp bench-spawn bench-thread bench-redis bench-resp lint docs install \
-        clean fuzz fuzz-api
+        clean fuzz fuzz-api crash
 .DEFAULT_GOAL := all
 
 all: $(CORE) $(LINEEDIT)
@@ -293,6 +294,13 @@ bench-redis: deps deps-bench all
 # N, CLIENTS, PIPE, REPEAT go to bench/resp_peers.sh.
 bench-resp: deps all
 	@bench/resp_peers.sh
+
+# `lasync serve --workers 4 bench/crash_echo.lua` under load for CRASH_S
+# seconds (default 60): kill -9 of a worker every 5 s, a SIGHUP every 15 s;
+# exit 1 when a criterion fails (bench/crash.sh, docs/reliability.md).
+CRASH_S ?= 60
+crash: deps all
+	@CRASH_S='$(CRASH_S)' bench/crash.sh
 
 # Subprocess spawn+wait of /bin/true per second, lasync beside asyncio and
 # uvloop in one run. COUNT, CONCS, REPEAT go to bench/subprocess_peers.sh.

@@ -26,29 +26,29 @@ export LASYNC_BUILD=build LASYNC_LUA="$LUA"
 # shellcheck source=bench/peers_lib.sh
 . "$ROOT/bench/peers_lib.sh"
 mkdir -p build
-OUTF=build/crash-client.out
+OUTF=build/crash-client.out LOGF=build/crash-serve.log  # start_server: build/$LOG-serve.log
 
 # The master's workers, by pid (its children).
 workers_of() { cat "/proc/$1/task/$1/children" 2>/dev/null; }
 
 # shellcheck disable=SC2317  # called through start_server
 cmd_of() { echo "$LUA scripts/lasync serve bench/crash_echo.lua --workers $WORKERS --grace 2 --listen 127.0.0.1:$PORT"; }
-ROOT_LOG=build/crash-serve.log
 SS=t NEXT_PORT=${PORT:-18600} LOG=crash SRV_CPU=${SRV_CPU:-0-1}
 start_server serve || exit 2
 MASTER=${PID[serve]}
 for _ in $(seq 100); do
-  [ "$(grep -c 'listening on' "build/crash-serve.log")" -ge "$WORKERS" ] && break; sleep 0.1
+  [ "$(grep -c 'listening on' "$LOGF")" -ge "$WORKERS" ] && break; sleep 0.1
 done
 say "serving on port $PORT (master $MASTER); ${CRASH_S}s of load, kill -9 every ${KILL_EVERY}s, SIGHUP every ${HUP_EVERY}s"
 
 "$LUA" bench/crash_client.lua "$PORT" "$CRASH_S" "$LONG" "$CHURN" "$BURST" >"$OUTF" &
 PID[client]=$!
 START=$(date +%s.%N)
-elapsed() { echo "$(date +%s.%N) - $START" | bc; }
+calc() { awk "BEGIN { print $1 }"; }  # a number, or 1/0 for a comparison
+elapsed() { calc "$(date +%s.%N) - $START"; }
 KILLS=() HUPS=() next_kill=$KILL_EVERY next_hup=$HUP_EVERY
 for t in $(seq 1 "$((CRASH_S - 1))"); do
-  sleep "$(echo "$START + $t - $(date +%s.%N)" | bc)" 2>/dev/null
+  sleep "$(calc "$START + $t - $(date +%s.%N)")" 2>/dev/null
   if [ "$t" -ge "$next_hup" ]; then
     kill -HUP "$MASTER"; HUPS+=("$(elapsed)"); next_hup=$((next_hup + HUP_EVERY))
     say "SIGHUP at ${HUPS[-1]}"
@@ -68,7 +68,7 @@ done
 wait "${PID[client]}"; unset "PID[client]"
 sleep 1
 alive=$(workers_of "$MASTER" | wc -w)
-restarted=$(grep -c 'restarting worker' "$ROOT_LOG")
+restarted=$(grep -c 'restarting worker' "$LOGF")
 stop_pid "$MASTER"; unset "PID[serve]"
 
 summary=$(grep '^summary' "$OUTF")
@@ -82,17 +82,17 @@ check "$([ "$alive" -eq "$WORKERS" ] && [ "$restarted" -ge "${#KILLS[@]}" ] && e
   "${#KILLS[@]} workers killed, $restarted restarts, $alive of $WORKERS serve at the end"
 check "$([ "$(val lost_alive)" = 0 ] && [ "$(val corrupt)" = 0 ] && echo 1)" \
   "long-lived: $(val msgs) lines echoed, $(val lost_dead) lost with their dead worker, $(val lost_alive) lost on a live one, $(val corrupt) corrupt"
-check "$(echo "$(val gap) <= $MAX_GAP" | bc)" \
+check "$(calc "$(val gap) <= $MAX_GAP")" \
   "churn: $(val attempts) connections, $(val failed) failed ($(val churn_dead) with their dead worker), longest failing stretch $(val gap) s (at most $MAX_GAP)"
 # failures within HUP_QUIET s after a SIGHUP, unless a kill was as near
 hup_fails=0
 while read -r _ t _; do
   for h in "${HUPS[@]}"; do
-    near_hup=$(echo "$t >= $h && $t < $h + $HUP_QUIET" | bc)
+    near_hup=$(calc "$t >= $h && $t < $h + $HUP_QUIET")
     [ "$near_hup" = 1 ] || continue
     near_kill=0
     for k in "${KILLS[@]}"; do
-      [ "$(echo "$t >= $k && $t < $k + $HUP_QUIET" | bc)" = 1 ] && near_kill=1
+      [ "$(calc "$t >= $k && $t < $k + $HUP_QUIET")" = 1 ] && near_kill=1
     done
     [ "$near_kill" = 0 ] && hup_fails=$((hup_fails + 1))
   done
