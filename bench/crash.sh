@@ -44,7 +44,7 @@ say "serving on port $PORT (master $MASTER); ${CRASH_S}s of load, kill -9 every 
 "$LUA" bench/crash_client.lua "$PORT" "$CRASH_S" "$LONG" "$CHURN" "$BURST" >"$OUTF" &
 PID[client]=$!
 START=$(date +%s.%N)
-calc() { awk "BEGIN { print $1 }"; }  # a number, or 1/0 for a comparison
+calc() { awk "BEGIN { print ($1) }"; }  # a number, or 1/0 for a comparison
 elapsed() { calc "$(date +%s.%N) - $START"; }
 KILLS=() HUPS=() next_kill=$KILL_EVERY next_hup=$HUP_EVERY
 for t in $(seq 1 "$((CRASH_S - 1))"); do
