@@ -9,6 +9,7 @@
 #   make test-browser the WebSocket chat example in headless Chromium
 #   make fuzz-api     random API call sequences under ASan/UBSan (SEED=, N=, START=)
 #   make c10k         10,000 active, then 50,000 idle echo connections (C10K_S=, ...)
+#   make crash        lasync serve --workers 4 under load, kill -9 and SIGHUP (CRASH_S=)
 #   make run | bench | bench-echo | bench-http | bench-ws | bench-udp | bench-spawn |
 #        bench-thread | bench-redis | bench-resp | lint | docs | install | clean
 #
@@ -102,7 +103,7 @@ asan_env = LD_PRELOAD="$$($(CC) -print-file-name=libasan.so)" \
 
 # `make -j test` on a fresh machine must not compile before `deps` has
 # installed the compiler and the headers: objects wait for it then.
-ifneq ($(filter test test-asan test-browser valgrind run bench bench-echo bench-http bench-ws bench-udp bench-spawn bench-thread bench-redis bench-resp helgrind fuzz-api c10k,$(MAKECMDGOALS)),)
+ifneq ($(filter test test-asan test-browser valgrind run bench bench-echo bench-http bench-ws bench-udp bench-spawn bench-thread bench-redis bench-resp helgrind fuzz-api c10k crash,$(MAKECMDGOALS)),)
 DEPS_FIRST := deps
 endif
 
@@ -110,7 +111,7 @@ endif
 
 .PHONY: all deps check-rockspec test test-asan test-browser valgrind helgrind run bench \
         bench-echo bench-http bench-ws bench-udp bench-spawn bench-thread bench-redis bench-resp lint docs install \
-        clean fuzz fuzz-api c10k
+        clean fuzz fuzz-api c10k crash
 .DEFAULT_GOAL := all
 
 all: $(CORE) $(LINEEDIT)
@@ -304,6 +305,13 @@ bench-resp: deps all
 # to bench/c10k.sh.
 c10k: deps all
 	@bench/c10k.sh
+
+# `lasync serve --workers 4 bench/crash_echo.lua` under load for CRASH_S
+# seconds (default 60): kill -9 of a worker every 5 s, a SIGHUP every 15 s;
+# exit 1 when a criterion fails (bench/crash.sh, docs/reliability.md).
+CRASH_S ?= 60
+crash: deps all
+	@CRASH_S='$(CRASH_S)' bench/crash.sh
 
 # Subprocess spawn+wait of /bin/true per second, lasync beside asyncio and
 # uvloop in one run. COUNT, CONCS, REPEAT go to bench/subprocess_peers.sh.

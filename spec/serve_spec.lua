@@ -271,7 +271,7 @@ describe("lasync serve", function()
     stop(srv)
   end))
 
-  -- A free port: SO_REUSEPORT workers bind the same one.
+  -- A free port, for a --listen that names it.
   local function free_port()
     local s = lasync.start_server(function() end, "127.0.0.1", 0)
     local _, port = s:sockname()

@@ -5,8 +5,8 @@
 ** state of every libevent base (the epoll instance, the signal
 ** socketpair), shared with the parent: core.sys.fork(loop) gives the child's
 ** copy of that loop its own (event_reinit), so that the child may close it
-** without touching the parent's. core.sys.reserve_port gives the master's
-** workers one port.
+** without touching the parent's. core.sys.listen_socket gives the master
+** the listening sockets its workers share.
 */
 #include <errno.h>
 #include <fcntl.h>
@@ -130,18 +130,27 @@ static int l_exit(lua_State *L) {
   return 0;
 }
 
-/* core.sys.reserve_port(host, port) -> host, port: binds a TCP socket with
-** SO_REUSEPORT to the numeric host and port (0: a free one) and returns
-** the address bound. The socket never listens, so it is given no
-** connections, and stays open for the life of the process: workers that
-** bind the address with SO_REUSEPORT share the port, which nobody else
-** can take in the meantime. */
-static int l_reserve_port(lua_State *L) {
+/* core.sys.listen_socket(host, port, backlog) -> host, port, fd: a TCP
+** socket bound to the numeric host and port (0: a free one), listening,
+** and the address bound. It stays open for the life of the process: the
+** master of `lasync serve` keeps it and its workers, forked, serve it
+** (core._fd_server), so they share one accept queue that no worker's
+** death or exit resets. */
+static int l_listen_socket(lua_State *L) {
   Addr a;
   int fd;
+  lua_Integer backlog = luaL_checkinteger(L, 3);
+  luaL_argcheck(L, backlog > 0 && backlog <= 65535, 3, "backlog from 1 to 65535");
   addr_from_host(L, 1, 2, &a);
-  if ((fd = server_bind(&a, 1, 1)) < 0) return oserror(L, "bind");
-  return addr_push_of(L, fd, 0);
+  if ((fd = server_bind(&a, 1, 0)) < 0) return oserror(L, "bind");
+  if (listen(fd, (int)backlog) != 0 || addr_push_of(L, fd, 0) != 2) {
+    int err = errno;
+    close(fd);
+    errno = err;
+    return oserror(L, "listen");
+  }
+  lua_pushinteger(L, fd);
+  return 3;
 }
 
 /* core.sys.pipe() -> rfd, wfd: non-blocking and close-on-exec. `lasync serve`
@@ -197,7 +206,7 @@ static const luaL_Reg process_funcs[] = {
   {"signame", l_signame},
   {"wall_time", l_wall_time},
   {"_exit", l_exit},
-  {"reserve_port", l_reserve_port},
+  {"listen_socket", l_listen_socket},
   {"pipe", l_pipe},
   {"fd_read", l_fd_read},
   {"fd_write", l_fd_write},

@@ -9,6 +9,7 @@
 ** moment instead of spinning on an accept event that stays ready.
 */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <string.h>
 #include <unistd.h>
@@ -404,7 +405,7 @@ static void setopt(int fd, int level, int name, int on) {
   setsockopt(fd, level, name, &on, sizeof on);
 }
 
-/* A TCP socket bound to a as a server's are (also core.sys.reserve_port's):
+/* A TCP socket bound to a as a server's are (also core.sys.listen_socket's):
 ** SO_REUSEADDR as asked, SO_REUSEPORT if asked, an IPv6 one IPv6 only.
 ** -1 on failure, errno telling why. */
 int server_bind(const Addr *a, int reuse_address, int reuse_port) {
@@ -503,6 +504,43 @@ static int l_tcp_server(lua_State *L) {
   sv->nsock = (unsigned char)k;
   server_start(L, sv, 9, listen_what(L, 2, 0, port));
   lua_settop(L, 9);
+  return 1;
+}
+
+/* The listening socket in the list at idx, item i (0-based): a copy of it,
+** for the server at svidx; raises on failure. */
+static void copy_socket(lua_State *L, Server *sv, int svidx, int idx, int i) {
+  int fd;
+  lua_rawgeti(L, idx, i + 1);
+  fd = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : -1;
+  lua_pop(L, 1);
+  if (fd < 0) {
+    server_stop(L, sv, svidx);
+    luaL_argerror(L, idx, "a list of file descriptors expected");
+  }
+  sv->fds[i] = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (sv->fds[i] < 0) listen_failed(L, sv, svidx, errno, "dup");
+}
+
+/* core._fd_server(handler, fds, limit) -> Server, serving the listening
+** sockets of the list fds (1 to LISTEN_MAX), non-blocking, through copies
+** of them: closing the server closes the copies only. The workers of
+** `lasync serve` serve their master's sockets so: one accept queue for
+** all of them, which outlives any worker (nginx's design). */
+static int l_fd_server(lua_State *L) {
+  Loop *lp = lasync_running(L, lasync_mod(L));
+  int i, n;
+  size_t limit;
+  Server *sv;
+  lasync_checkcallable(L, 1, "handler function");
+  luaL_checktype(L, 2, LUA_TTABLE);
+  n = (int)luaL_len(L, 2);
+  luaL_argcheck(L, n >= 1 && n <= LISTEN_MAX, 2, "1 to 8 descriptors expected");
+  limit = stream_checklimit(L, 3);
+  lua_settop(L, 3);
+  sv = server_new(L, lp, 1, limit, n);  /* 4 */
+  for (i = 0; i < n; i++) copy_socket(L, sv, 4, 2, i);
+  server_start(L, sv, 4, "listen");
   return 1;
 }
 
@@ -709,6 +747,7 @@ static const luaL_Reg server_meta[] = {
 static const luaL_Reg server_funcs[] = {
   {"tcp_server", l_tcp_server},
   {"unix_server", l_unix_server},
+  {"_fd_server", l_fd_server},
   {"_server_set_limits", l_set_limits},
   {NULL, NULL}
 };

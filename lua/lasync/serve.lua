@@ -2,8 +2,8 @@
 -- returns `function(reader, writer)` (with --http `function(req)`, served
 -- by lasync.http) or `{handler=, on_start=, on_stop=}`;
 -- this module serves it on the listen addresses, in this process or in
--- forked workers that share the port (SO_REUSEPORT) under a master that
--- restarts them. Logs go to stderr, one timestamped line per event.
+-- forked workers that serve their master's listening sockets under a
+-- master that restarts them. Logs go to stderr, one timestamped line per event.
 local lasync = require "lasync"
 local core = require "lasync.core"
 local checks = require "lasync.checks"
@@ -292,10 +292,11 @@ local function tls_opts(st)
           max_buffer = o.max_buffer}
 end
 
+-- A worker serves the sockets its master listens on (a.fds).
 local function open_server(st, a, handler)
   local opts = tls_opts(st)
   if a.path then return lasync.start_unix_server(handler, a.path, opts) end
-  opts.reuse_port = st.o.workers > 1
+  opts._listen_fds = a.fds
   return lasync.start_server(handler, a.host, a.port, opts)
 end
 
@@ -606,28 +607,34 @@ local function idle(st)
   end
 end
 
--- The master binds each address of a listen option once
--- (core.sys.reserve_port), all on the port of the first, and gives the workers
--- that port: with port 0 they all, restarted ones too, share the one the
--- kernel chose, and an address in use stops the master at start. Returns
--- the numeric hosts and the port.
-local function reserve_one(a)
-  local hosts, port = {}, a.port
+-- The listen backlog of the master's sockets, nginx's: every worker
+-- accepts from the one queue of each.
+local BACKLOG = 511
+
+-- The master listens on each address of a listen option
+-- (core.sys.listen_socket), all on the port of the first, and never
+-- accepts: its workers, restarted ones and those of a reload too, serve
+-- those sockets, forked with them, so that the connections waiting in
+-- their queue outlive any worker (a worker's own socket would reset them
+-- as it closed), and an address in use stops the master at start.
+-- Returns the numeric hosts, the port and the descriptors.
+local function listen_one(a)
+  local hosts, fds, port = {}, {}, a.port
   for i, r in ipairs(lasync.getaddrinfo(a.host, a.port)) do
-    hosts[i], port = core.sys.reserve_port(r.host, port)
+    hosts[i], port, fds[i] = core.sys.listen_socket(r.host, port, BACKLOG)
   end
-  return hosts, port
+  return hosts, port, fds
 end
 
--- The workers' listen addresses (each with the list of its numeric hosts),
--- or nil and why not.
-local function reserve(addrs)
+-- The workers' listen addresses (each with the list of its numeric hosts
+-- and of its sockets), or nil and why not.
+local function listen_all(addrs)
   local out = {}
   for i, a in ipairs(addrs) do
-    local ok, hosts, port = pcall(reserve_one, a)
+    local ok, hosts, port, fds = pcall(listen_one, a)
     if not ok then return nil, ("cannot listen on %s: %s"):format(show_addr(a), errtext(hosts)) end
     if a.port == 0 then log("%s: the workers listen on port %d", show_addr(a), port) end
-    out[i] = {host = hosts, port = port}
+    out[i] = {host = hosts, port = port, fds = fds}
   end
   return out
 end
@@ -640,7 +647,7 @@ local function master_checks(o)
   if err then return nil, ("cannot load %s: %s"):format(o.script, err) end
   local ssl, why = tls_context(o)
   if o.tls_cert and not ssl then return nil, "cannot load the TLS certificate: " .. why end
-  return reserve(o.listen)
+  return listen_all(o.listen)
 end
 
 -- The master: forks o.workers workers and supervises them.

@@ -50,8 +50,10 @@ local function with_limits(known)
   known.max_buffer = checks.count(MAX.max_buffer)
   return known
 end
+-- _listen_fds: internal, for lasync.serve's workers (core._fd_server).
 local SERVER_OPTS = with_limits(with_tls {limit = LIMIT, backlog = BACKLOG,
-                             reuse_address = checks.BOOLEAN, reuse_port = checks.BOOLEAN})
+                             reuse_address = checks.BOOLEAN, reuse_port = checks.BOOLEAN,
+                             _listen_fds = checks.option("table", "a list of descriptors")})
 local UNIX_SERVER_OPTS = with_limits(with_tls {limit = LIMIT, backlog = BACKLOG})
 
 -- The server srv with the limits of opts, if any.
@@ -243,6 +245,9 @@ function M.start_server(handler, host, port, opts)
   opts = checks.options(opts, 4, "start_server", SERVER_OPTS)
   local ctx, topts = tls_opts(opts, 4, "start_server", true)
   if ctx then handler = tls_handler(handler, ctx, topts) end
+  if opts._listen_fds then
+    return set_limits(core._fd_server(handler, opts._listen_fds, opts.limit), opts)
+  end
   local hosts, any = listen_hosts(host, port)
   for tries = 1, 5 do
     local ok, srv = pcall(core.tcp_server, handler, hosts, port, opts.limit,
