@@ -8,6 +8,7 @@
 #   make helgrind     the thread pool's specs (HELGRIND_SPECS) under helgrind
 #   make test-browser the WebSocket chat example in headless Chromium
 #   make fuzz-api     random API call sequences under ASan/UBSan (SEED=, N=, START=)
+#   make soak         lasync serve --workers 2 under mixed load and faults (SOAK_S=, default 600)
 #   make run | bench | bench-echo | bench-http | bench-ws | bench-udp | bench-spawn |
 #        bench-thread | bench-redis | bench-resp | lint | docs | install | clean
 #
@@ -101,7 +102,7 @@ asan_env = LD_PRELOAD="$$($(CC) -print-file-name=libasan.so)" \
 
 # `make -j test` on a fresh machine must not compile before `deps` has
 # installed the compiler and the headers: objects wait for it then.
-ifneq ($(filter test test-asan test-browser valgrind run bench bench-echo bench-http bench-ws bench-udp bench-spawn bench-thread bench-redis bench-resp helgrind fuzz-api,$(MAKECMDGOALS)),)
+ifneq ($(filter test test-asan test-browser valgrind run bench bench-echo bench-http bench-ws bench-udp bench-spawn bench-thread bench-redis bench-resp helgrind fuzz-api soak,$(MAKECMDGOALS)),)
 DEPS_FIRST := deps
 endif
 
@@ -109,7 +110,7 @@ endif
 
 .PHONY: all deps check-rockspec test test-asan test-browser valgrind helgrind run bench \
         bench-echo bench-http bench-ws bench-udp bench-spawn bench-thread bench-redis bench-resp lint docs install \
-        clean fuzz fuzz-api
+        clean fuzz fuzz-api soak
 .DEFAULT_GOAL := all
 
 all: $(CORE) $(LINEEDIT)
@@ -293,6 +294,15 @@ bench-redis: deps deps-bench all
 # N, CLIENTS, PIPE, REPEAT go to bench/resp_peers.sh.
 bench-resp: deps all
 	@bench/resp_peers.sh
+
+# One lasync serve --workers 2 (echo, TLS echo, HTTP, WebSocket) under
+# bench/soak_client.lua's mixed load and faults for SOAK_S seconds (default
+# 600): RSS, descriptors, corruption and lost requests checked
+# (bench/soak.sh, docs/reliability.md). The crash test of issue 16 is to
+# run after it, as a further line of this recipe.
+SOAK_S ?= 600
+soak: deps all
+	@SOAK_S='$(SOAK_S)' bench/soak.sh
 
 # Subprocess spawn+wait of /bin/true per second, lasync beside asyncio and
 # uvloop in one run. COUNT, CONCS, REPEAT go to bench/subprocess_peers.sh.

@@ -88,7 +88,7 @@ unset "PID[serve]"
 tracebacks=$(grep -c 'Unhandled error' "$LOG")
 peer_lines=$(grep -c 'closed: ' "$LOG")
 
-pass() { [ "$1" = 1 ] && echo pass || echo FAIL; }
+pass() { [ "${1:-0}" = 1 ] && echo pass || echo FAIL; }
 echo "soak summary ($(date -u +%F), ${SOAK_S} s):"
 echo "  client (RSS, bytes, requests): $( [ $client_rc = 0 ] && echo pass || echo "FAIL (exit $client_rc)")"
 echo "  descriptors back to idle: $(pass $fd_ok) ($fd_text )"

@@ -15,6 +15,7 @@
 local lasync = require "lasync"
 local http = require "lasync.http"
 local socket = require "lasync.socket"
+local ssl = require "lasync.socket.ssl"
 
 local HOST = "127.0.0.1"
 local MASTER, SECONDS = tonumber(arg[1]), tonumber(arg[2])
@@ -185,13 +186,18 @@ end
 
 -- ------------------------------------------------------------- resets --
 
--- A raw TCP connection that close() resets (SO_LINGER on, 0 s).
-local function resetting(port)
+-- A raw TCP connection that close() resets (SO_LINGER on, 0 s); over
+-- TLS if tls (LuaSec's wrap of lasync.socket).
+local TLS_PARAMS = {mode = "client", verify = "peer", cafile = os.getenv("SOAK_CA")}
+local function resetting(port, tls)
   local s = socket.tcp()
   s:settimeout(EXCHANGE_TIMEOUT)
   assert(s:connect(HOST, port))
   assert(s:setoption("linger", {on = true, timeout = 0}))
-  return s
+  if not tls then return s end
+  local c = assert(ssl.wrap(s, TLS_PARAMS))
+  assert(c:dohandshake())
+  return c
 end
 
 local function reset(s)
@@ -201,12 +207,14 @@ local function reset(s)
 end
 
 -- Mid-write: the request is half sent when the client resets: an echo
--- message, or an HTTP body shorter than its Content-Length.
+-- message (plain and TLS), or an HTTP body shorter than its Content-Length.
 local function reset_mid_write()
-  local s = resetting(ECHO)
-  s:send(message(math.random(1000, 100000)))
-  reset(s)
-  s = resetting(HTTP)
+  for _, tls in ipairs {false, true} do
+    local s = resetting(tls and TLS or ECHO, tls)
+    s:send(message(math.random(1000, 100000)))
+    reset(s)
+  end
+  local s = resetting(HTTP)
   s:send(("POST /echo HTTP/1.1\r\nHost: soak\r\nContent-Length: 100000\r\n\r\n%s")
     :format(message(math.random(10, 50000))))
   lasync.sleep(0.005)
@@ -216,18 +224,20 @@ end
 -- Mid-read: the response is coming when the client resets; what came of
 -- it must be right.
 local function reset_mid_read()
-  local s = resetting(ECHO)
-  local msg = message(65536)  -- within the socket buffers: the send ends
-  s:send(msg)
-  local got = assert(s:receive(math.random(1, 65536)))
-  if got ~= msg:sub(1, #got) then fail("reset", "corrupted echo before the reset") end
-  reset(s)
-  s = resetting(HTTP)
+  for _, tls in ipairs {false, true} do
+    local s = resetting(tls and TLS or ECHO, tls)
+    local msg = message(65536)  -- within the socket buffers: the send ends
+    s:send(msg)
+    local got = assert(s:receive(math.random(1, 65536)))
+    if got ~= msg:sub(1, #got) then fail("reset", "corrupted echo before the reset") end
+    reset(s)
+  end
+  local s = resetting(HTTP)
   local n = math.random(1, 4) * (1 << 20)
   s:send(("GET /big?n=%d HTTP/1.1\r\nHost: soak\r\n\r\n"):format(n))
   local head = {}
   repeat head[#head + 1] = assert(s:receive("*l")) until head[#head] == ""
-  got = assert(s:receive(math.random(1, 100000)))
+  local got = assert(s:receive(math.random(1, 100000)))
   if head[1] ~= "HTTP/1.1 200 OK" or got ~= big_body(#got) then
     fail("reset", "corrupted response before the reset")
   end
