@@ -19,7 +19,7 @@ SOAK_S=${SOAK_S:-600}
 # ones must meet: one read call, output without progress, HTTP head/body.
 export SOAK_READ_TIMEOUT=${SOAK_READ_TIMEOUT:-5} SOAK_WRITE_TIMEOUT=${SOAK_WRITE_TIMEOUT:-5}
 export SOAK_HTTP_TIMEOUT=${SOAK_HTTP_TIMEOUT:-10}
-LOG=$ROOT/build/soak-server.log
+LOG=${SOAK_LOG:-$ROOT/build/soak-server.log}
 # shellcheck source=bench/peers_lib.sh
 . "$ROOT/bench/peers_lib.sh"
 

@@ -25,7 +25,10 @@ local READ_TIMEOUT, WRITE_TIMEOUT = env("SOAK_READ_TIMEOUT"), env("SOAK_WRITE_TI
 local HTTP_TIMEOUT = env("SOAK_HTTP_TIMEOUT")
 local URL = ("http://%s:%d"):format(HOST, HTTP)
 local SSL = lasync.ssl_context {cafile = os.getenv("SOAK_CA")}
-local SAMPLE_EVERY, RSS_FROM = 10, math.min(60, SECONDS // 2)
+-- RSS is read every second and judged by the medians of windows of
+-- RSS_WINDOW seconds (a minute; a quarter of a shorter run), the first
+-- of them after a window of warm-up: see rss_verdict.
+local SAMPLE_EVERY, RSS_WINDOW = 10, math.min(60, SECONDS // 4)
 -- Each exchange must end within this, or it is counted lost.
 local EXCHANGE_TIMEOUT = 15
 
@@ -113,13 +116,21 @@ local function ws_once(kind, ws)
   count(kind)
 end
 
-local function ws_open() return http.websocket_connect(URL:gsub("^http", "ws") .. "/ws") end
+local function ws_open()
+  return http.websocket_connect(URL:gsub("^http", "ws") .. "/ws", {timeout = EXCHANGE_TIMEOUT})
+end
 
--- Runs body() until the load stops, each run bounded; an error is a lost
+local function bounded(limit, body)
+  if limit then return lasync.timeout(limit, body) end
+  return body()
+end
+
+-- Runs body() until the load stops, each run within limit seconds (nil:
+-- a steady loop, each of its exchanges bounded); an error is a lost
 -- request of kind (a fresh connection follows).
-local function keep(kind, body, pause)
+local function keep(kind, body, pause, limit)
   while not stopping do
-    local ok, err = pcall(lasync.timeout, EXCHANGE_TIMEOUT * 4, body)
+    local ok, err = pcall(bounded, limit, body)
     if not ok then
       if lasync.CancelledError:is(err) then error(err, 0) end
       fail(kind, class_of(err))
@@ -133,7 +144,7 @@ end
 
 local function steady_echo(kind, tls)
   keep(kind, function()
-    local reader, writer = open_echo(tls)
+    local reader, writer = lasync.timeout(EXCHANGE_TIMEOUT, open_echo, tls)
     local _ <close> = writer
     while not stopping do
       lasync.timeout(EXCHANGE_TIMEOUT, echo_once, kind, reader, writer, message(any_size()))
@@ -168,20 +179,21 @@ local function churn_echo(kind, tls)
   keep(kind, function()
     local reader, writer = open_echo(tls)
     local _ <close> = writer
-    lasync.timeout(EXCHANGE_TIMEOUT, echo_once, kind, reader, writer, message(any_size()))
-  end, 0.02)
+    echo_once(kind, reader, writer, message(any_size()))
+  end, 0.02, EXCHANGE_TIMEOUT)
 end
 
 local function churn_http()
-  keep("churn-http", function() http_once("churn-http", {Connection = "close"}) end, 0.02)
+  keep("churn-http", function() http_once("churn-http", {Connection = "close"}) end, 0.02,
+    EXCHANGE_TIMEOUT)
 end
 
 local function churn_ws()
   keep("churn-ws", function()
     local ws = ws_open()
-    lasync.timeout(EXCHANGE_TIMEOUT, ws_once, "churn-ws", ws)
+    ws_once("churn-ws", ws)
     ws:close()
-  end, 0.02)
+  end, 0.02, EXCHANGE_TIMEOUT)
 end
 
 -- ------------------------------------------------------------- resets --
@@ -233,7 +245,7 @@ local function reset_mid_read()
     reset(s)
   end
   local s = resetting(HTTP)
-  local n = math.random(1, 4) * (1 << 20)
+  local n = math.random(256 * 1024, 1 << 20)
   s:send(("GET /big?n=%d HTTP/1.1\r\nHost: soak\r\n\r\n"):format(n))
   local head = {}
   repeat head[#head + 1] = assert(s:receive("*l")) until head[#head] == ""
@@ -248,7 +260,7 @@ local function resets_loop()
   keep("reset", function()
     reset_mid_write()
     reset_mid_read()
-  end, 0.05)
+  end, 0.05, EXCHANGE_TIMEOUT * 2)
 end
 
 -- --------------------------------------------------------- half-close --
@@ -338,7 +350,7 @@ local function slow_reader()
 end
 
 local function slow_loop(kind, fn)
-  keep(kind, function() lasync.timeout(EXCHANGE_TIMEOUT * 2, fn) end, 0.1)
+  keep(kind, fn, 0.1, EXCHANGE_TIMEOUT * 2)
 end
 
 -- ---------------------------------------------------- over-slow peers --
@@ -396,7 +408,7 @@ local function over_slow_loop()
   keep("over-slow", function()
     lasync.gather(never_reads, function() silent(ECHO, READ_TIMEOUT) end,
       function() silent(HTTP, HTTP_TIMEOUT) end, stalled_head)
-  end, 1)
+  end, 1, EXCHANGE_TIMEOUT * 4)
 end
 
 -- ------------------------------------------------------------ samples --
@@ -444,14 +456,13 @@ local function counts_text(t)
   return #out > 0 and table.concat(out, ", ") or "none"
 end
 
-local samples = {}  -- {t=, pids=, rss={pid->kB}, fds={pid->n}}
+local samples = {}  -- every 10 s: {t=, pids=}
 
 local function sample(t)
-  local s = {t = t, pids = workers(), rss = {}, fds = {}}
+  local s = {t = t, pids = workers()}
   local parts = {}
   for _, p in ipairs(s.pids) do
-    s.rss[p], s.fds[p] = rss_kb(p), fds(p)
-    parts[#parts + 1] = ("pid %d rss %s kB fds %d"):format(p, s.rss[p] or "?", s.fds[p])
+    parts[#parts + 1] = ("pid %d rss %s kB fds %d"):format(p, rss_kb(p) or "?", fds(p))
   end
   samples[#samples + 1] = s
   print(("[%4d s] %s | done: %s | resets %d | failed: %s"):format(t, table.concat(parts, "; "),
@@ -461,25 +472,70 @@ end
 
 -- ------------------------------------------------------------ verdict --
 
--- RSS: per worker, the largest sample from RSS_FROM on against the one at
--- RSS_FROM (after the first minute: warm-up, the heap's first growth).
-local function rss_verdict()
-  local base
-  for _, s in ipairs(samples) do if s.t >= RSS_FROM then base = s break end end
-  if not base then return false, "no sample after the warm-up" end
-  local ok, lines = true, {}
-  for _, p in ipairs(base.pids) do
-    local top, last = 0, nil
-    for _, s in ipairs(samples) do
-      if s.t >= RSS_FROM and s.rss[p] then top, last = math.max(top, s.rss[p]), s.rss[p] end
+-- Each worker's RSS, one reading a second: rss_log[pid] = {{t, kB}, ...}.
+local rss_log = {}
+local function watch_rss(start)
+  while not stopping do
+    local t = lasync.time() - start
+    for _, p in ipairs(workers()) do
+      rss_log[p] = rss_log[p] or {}
+      table.insert(rss_log[p], {t, rss_kb(p)})
     end
-    local growth = (top - base.rss[p]) / base.rss[p] * 100
+    lasync.sleep(1)
+  end
+end
+
+local function median(list)
+  table.sort(list)
+  return list[(#list + 1) // 2]
+end
+
+-- The median of a worker's readings in [from, to), or nil.
+local function window_median(log, from, to)
+  local v = {}
+  for _, r in ipairs(log) do
+    if r[1] >= from and r[1] < to and r[2] then v[#v + 1] = r[2] end
+  end
+  return v[1] and median(v)
+end
+
+-- RSS_WINDOW, 2 RSS_WINDOW, ... while a window fits, and the last window
+-- of the run if they did not end with it.
+local function window_starts()
+  local list, W = {}, RSS_WINDOW
+  for from = W, SECONDS - W, W do list[#list + 1] = from end
+  if list[#list] + W < SECONDS then list[#list + 1] = SECONDS - W end
+  return list
+end
+
+-- The Lua GC (a collection when the heap has doubled) and the large
+-- transient buffers make RSS a sawtooth of some ±40 % over seconds, so
+-- single readings compare noise. The rule: the median of each worker's
+-- readings in each window of RSS_WINDOW seconds after the first (warm-up),
+-- the last one ending with the load, is less than 5 % above the median of
+-- the first window after the warm-up. A leak moves the medians; the
+-- sawtooth does not. The largest single readings are shown beside.
+local function rss_verdict()
+  local ok, lines = true, {}
+  local base_pids = samples[1].pids
+  for _, p in ipairs(base_pids) do
+    local log, W = rss_log[p] or {}, RSS_WINDOW
+    local base, top, series = window_median(log, W, 2 * W), 0, {}
+    for _, from in ipairs(window_starts()) do
+      local m = window_median(log, from, from + W)
+      series[#series + 1] = m and ("%d"):format(m) or "?"
+      top = math.max(top, m or math.huge)
+    end
+    local peak = 0
+    for _, r in ipairs(log) do if r[1] >= W then peak = math.max(peak, r[2] or 0) end end
+    local growth = base and (top - base) / base * 100 or math.huge
     ok = ok and growth < 5
-    lines[#lines + 1] = ("worker %d: %d kB at %d s, max %d kB after (%+.1f %%), last %d kB")
-      :format(p, base.rss[p], base.t, top, growth, last)
+    lines[#lines + 1] = ("worker %d: medians of %d s windows from %d s (kB): %s;"
+      .. " largest %+.1f %% over the first; largest reading %d kB")
+      :format(p, W, W, table.concat(series, " "), growth, peak)
   end
   for _, s in ipairs(samples) do
-    if table.concat(s.pids, ",") ~= table.concat(base.pids, ",") then
+    if table.concat(s.pids, ",") ~= table.concat(base_pids, ",") then
       ok = false
       lines[#lines + 1] = ("workers changed at %d s: %s (a worker died?)"):format(s.t, table.concat(s.pids, ","))
       break
@@ -519,6 +575,7 @@ local loads = {
 local tasks = {}
 for i, fn in ipairs(loads) do tasks[i] = lasync.spawn(fn) end
 local start = lasync.time()
+tasks[#tasks + 1] = lasync.spawn(watch_rss, start)
 sample(0)
 for t = SAMPLE_EVERY, SECONDS, SAMPLE_EVERY do
   lasync.sleep(math.max(0, start + t - lasync.time()))
