@@ -581,6 +581,7 @@ for t = SAMPLE_EVERY, SECONDS, SAMPLE_EVERY do
   lasync.sleep(math.max(0, start + t - lasync.time()))
   sample(t)
 end
+lasync.sleep(math.max(0, start + SECONDS - lasync.time()))  -- SECONDS not a multiple of 10
 -- The load stops: each loop ends its exchange in hand (bounded), then returns.
 stopping = true
 local finished = lasync.wait(tasks, {timeout = EXCHANGE_TIMEOUT * 5})

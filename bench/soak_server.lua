@@ -13,14 +13,11 @@ local function env_number(name)
   return tonumber(os.getenv(name) or error(name .. " is not set", 0))
 end
 
-local function echo(reader, writer)
-  while true do
-    local data = reader:read(65536)
-    if data == "" then break end  -- the client closed its side
-    writer:write(data)
-    writer:drain()
-  end
-end
+local ROOT = debug.getinfo(1, "S").source:match("^@(.-)bench/[^/]*$")
+if ROOT == "" then ROOT = "./" end
+-- The handlers of examples/echo.lua and of bench/ws_peers.sh's lasync row.
+local echo = dofile(ROOT .. "examples/echo.lua")
+local ws_echo = dofile(ROOT .. "bench/ws/echo_lasync.lua")
 
 -- The TLS echo: start_server reports every handler error, so the errors
 -- a peer causes (a reset, a broken pipe, a timeout of the limits) end the
@@ -35,15 +32,6 @@ end
 -- "0123456789" repeated and cut.
 local function big_body(n)
   return ("0123456789"):rep(n // 10 + 1):sub(1, n)
-end
-
-local function ws_echo(req)
-  local ws = http.websocket(req, {max_message_size = 4 * 1024 * 1024})
-  while true do
-    local data, kind = ws:receive()
-    if not data then return end
-    ws:send(data, kind)
-  end
 end
 
 local function http_handler(req)
