@@ -458,11 +458,29 @@ end
 
 local samples = {}  -- every 10 s: {t=, pids=}
 
+-- With SOAK_LUA_HEAP=1: each worker's Lua heap after a full collection
+-- (GET /lua-heap, on new connections until each worker answered once).
+local function lua_heaps(pids)
+  local heap = {}
+  for _ = 1, 20 do
+    local ok, res = pcall(http.request, "GET", URL .. "/lua-heap", {timeout = 5,
+      headers = {Connection = "close"}})
+    if ok then
+      local p, kb = res.body:match("(%d+) (%d+)")
+      heap[tonumber(p)] = tonumber(kb)
+    end
+    if #pids > 0 and heap[pids[1]] and heap[pids[#pids]] then break end
+  end
+  return heap
+end
+
 local function sample(t)
   local s = {t = t, pids = workers()}
   local parts = {}
+  local heap = os.getenv("SOAK_LUA_HEAP") == "1" and lua_heaps(s.pids) or {}
   for _, p in ipairs(s.pids) do
-    parts[#parts + 1] = ("pid %d rss %s kB fds %d"):format(p, rss_kb(p) or "?", fds(p))
+    parts[#parts + 1] = ("pid %d rss %s kB%s fds %d"):format(p, rss_kb(p) or "?",
+      heap[p] and (" lua %d kB"):format(heap[p]) or "", fds(p))
   end
   samples[#samples + 1] = s
   print(("[%4d s] %s | done: %s | resets %d | failed: %s"):format(t, table.concat(parts, "; "),

@@ -41,6 +41,11 @@ local function http_handler(req)
     return 200, big_body(math.min(n, 8 * 1024 * 1024))
   end
   if req.path == "/ws" then return ws_echo(req) end
+  if req.path == "/lua-heap" then  -- this worker's Lua heap after a full collection
+    collectgarbage()
+    collectgarbage()
+    return 200, ("%d %d"):format(require("lasync.core").sys.getpid(), math.floor(collectgarbage("count")))
+  end
   return 404, "no such path\n"
 end
 
