@@ -88,11 +88,11 @@ unset "PID[serve]"
 tracebacks=$(grep -c 'Unhandled error' "$LOG")
 peer_lines=$(grep -c 'closed: ' "$LOG")
 
-pass() { [ "${1:-0}" = 1 ] && echo pass || echo FAIL; }
+verdict() { [ "$1" = 0 ] && echo pass || echo FAIL; }  # of a count of failures
 echo "soak summary ($(date -u +%F), ${SOAK_S} s):"
-echo "  client (RSS, bytes, requests): $( [ $client_rc = 0 ] && echo pass || echo "FAIL (exit $client_rc)")"
-echo "  descriptors back to idle: $(pass $fd_ok) ($fd_text )"
-echo "  no handler traceback in the log: $(pass $([ "$tracebacks" = 0 ] && echo 1)) ($tracebacks; $peer_lines one-line peer errors)"
-echo "  no worker died: $(pass $([ "$deaths" = 0 ] && echo 1)) ($deaths)"
-echo "  server stopped cleanly: $(pass $([ "$serve_rc" = 0 ] && echo 1)) (exit $serve_rc)"
+echo "  client (RSS, bytes, requests): $(verdict "$client_rc") (exit $client_rc)"
+echo "  descriptors back to idle: $(verdict $((1 - fd_ok))) ($fd_text )"
+echo "  no handler traceback in the log: $(verdict "$tracebacks") ($tracebacks; $peer_lines one-line peer errors)"
+echo "  no worker died: $(verdict "$deaths") ($deaths)"
+echo "  server stopped cleanly: $(verdict "$serve_rc") (exit $serve_rc)"
 [ $client_rc = 0 ] && [ $fd_ok = 1 ] && [ "$tracebacks" = 0 ] && [ "$deaths" = 0 ] && [ "$serve_rc" = 0 ]
