@@ -10,6 +10,7 @@
 #   make fuzz-api     random API call sequences under ASan/UBSan (SEED=, N=, START=)
 #   make c10k         10,000 active, then 50,000 idle echo connections (C10K_S=, ...)
 #   make crash        lasync serve --workers 4 under load, kill -9 and SIGHUP (CRASH_S=)
+#   make soak         lasync serve --workers 2 under mixed load and faults (SOAK_S=, default 600)
 #   make run | bench | bench-echo | bench-http | bench-ws | bench-udp | bench-spawn |
 #        bench-thread | bench-redis | bench-resp | lint | docs | install | clean
 #
@@ -103,7 +104,7 @@ asan_env = LD_PRELOAD="$$($(CC) -print-file-name=libasan.so)" \
 
 # `make -j test` on a fresh machine must not compile before `deps` has
 # installed the compiler and the headers: objects wait for it then.
-ifneq ($(filter test test-asan test-browser valgrind run bench bench-echo bench-http bench-ws bench-udp bench-spawn bench-thread bench-redis bench-resp helgrind fuzz-api c10k crash,$(MAKECMDGOALS)),)
+ifneq ($(filter test test-asan test-browser valgrind run bench bench-echo bench-http bench-ws bench-udp bench-spawn bench-thread bench-redis bench-resp helgrind fuzz-api c10k crash soak,$(MAKECMDGOALS)),)
 DEPS_FIRST := deps
 endif
 
@@ -111,7 +112,7 @@ endif
 
 .PHONY: all deps check-rockspec test test-asan test-browser valgrind helgrind run bench \
         bench-echo bench-http bench-ws bench-udp bench-spawn bench-thread bench-redis bench-resp lint docs install \
-        clean fuzz fuzz-api c10k crash
+        clean fuzz fuzz-api c10k crash soak
 .DEFAULT_GOAL := all
 
 all: $(CORE) $(LINEEDIT)
@@ -312,6 +313,16 @@ c10k: deps all
 CRASH_S ?= 60
 crash: deps all
 	@CRASH_S='$(CRASH_S)' bench/crash.sh
+
+# One lasync serve --workers 2 (echo, TLS echo, HTTP, WebSocket) under
+# bench/soak_client.lua's mixed load and faults for SOAK_S seconds (default
+# 600): RSS, descriptors, corruption and lost requests checked
+# (bench/soak.sh, docs/reliability.md); then the long crash test (make
+# crash, CRASH_S). Both run; either failing fails the target.
+SOAK_S ?= 600
+soak: deps all
+	@rc=0; SOAK_S='$(SOAK_S)' bench/soak.sh || rc=1; \
+	  CRASH_S='$(CRASH_S)' bench/crash.sh || rc=1; exit $$rc
 
 # Subprocess spawn+wait of /bin/true per second, lasync beside asyncio and
 # uvloop in one run. COUNT, CONCS, REPEAT go to bench/subprocess_peers.sh.

@@ -532,9 +532,12 @@ int tls_wants_write(const Tls *t) {
   return t->want_write;
 }
 
-/* Input OpenSSL holds already: the socket will not signal it. */
+/* Input OpenSSL holds already: the socket will not signal it. Decrypted
+** bytes only: SSL_has_pending also counts the first part of a record
+** whose rest the socket has yet to bring, and a read event made active
+** for that reads nothing, and is made active again, for good. */
 int tls_pending(const Tls *t) {
-  return SSL_has_pending(t->ssl) || t->preoff < t->prelen;
+  return SSL_pending(t->ssl) > 0 || t->preoff < t->prelen;
 }
 
 /* Push the SSLError of the session's failure (SSLCertVerificationError
