@@ -112,7 +112,7 @@ phase1() {
 # The worker pids, from serve's log, once each of the 3 listens.
 workers_of() {
   for _ in $(seq 100); do
-    [ "$(ss -Hltn "( sport = :${PORTS[srv]} )" | wc -l)" -eq 3 ] && break
+    [ "$(grep -c ': listening on ' "$ROOT/build/$LOG-srv.log")" -ge 3 ] && break  # the workers
     sleep 0.1
   done
   sed -n 's/.*worker [0-9]* started (pid \([0-9]*\)).*/\1/p' "$ROOT/build/$LOG-srv.log"

@@ -35,6 +35,12 @@ elif kind == "drip":  # a byte every 50 ms, never a newline
             print("closed", i + 1, flush=True); sys.exit(0)
         time.sleep(0.05)
     print("open", flush=True)
+elif kind == "reset-at-once":  # connects and resets before any exchange
+    s = connect()
+    print(s.getsockname()[1], flush=True)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+    print("done", flush=True)
 elif kind == "reset":  # n times: one line echoed, then a reset
     for i in range(int(sys.argv[3])):
         s = connect()
@@ -200,6 +206,21 @@ describe("lasync serve against hostile peers", function()
       log, 1, true)
     assert.is_nil(log:lower():find("traceback"))
     assert.is_nil(log:find("Unhandled error", 1, true))
+  end, 30))
+
+  -- A connection reset while it waited to be accepted has no peer address
+  -- left to ask: the line must not name the server's own address instead.
+  it("logs a peer that reset before it was accepted as unknown", helper.async(function()
+    local srv = serve(echo)
+    srv.p:send_signal("SIGSTOP")  -- the reset reaches the accept queue first
+    local p = peer("reset-at-once", srv.port)
+    local out = peer_done(p)
+    srv.p:send_signal("SIGCONT")
+    assert.equal("done\n", out)
+    log_line(srv, "closed: ")
+    local log = stop(srv)
+    assert.matches("connection from ? closed: ConnectionResetError: ", log, 1, true)
+    assert.is_nil(log:find("connection from 127.0.0.1:" .. srv.port, 1, true))
   end, 30))
 
   -- How many resets the log tells of: a line each, or counted in an

@@ -165,16 +165,20 @@ end
 
 -- The client of a connection: its host and port, or the path of the Unix
 -- socket it came in by. Taken as the handler starts: a connection the peer
--- reset has no socket left to ask.
+-- reset has no socket left to ask. A TCP one reset before it was accepted
+-- has no peer address already: nothing (its own address is not the peer's).
 local function peer_of(writer)
   local host, port = writer:get_extra_info("peername")
   if port then return host, port end
-  return writer:get_extra_info("sockname")
+  host, port = writer:get_extra_info("sockname")
+  if not port then return host or false end
+  return nil
 end
 
--- That client, for the log: "host:port" or "unix:PATH".
+-- That client, for the log: "host:port", "unix:PATH" or "?".
 local function client_text(host, port)
   if port then return show_addr {host = host, port = port} end
+  if host == nil then return "?" end
   return show_addr {path = host or "?"}
 end
 
