@@ -458,8 +458,10 @@ end
 
 local samples = {}  -- every 10 s: {t=, pids=}
 
--- With SOAK_LUA_HEAP=1: each worker's Lua heap after a full collection
--- (GET /lua-heap, on new connections until each worker answered once).
+-- Each worker's Lua heap after a full collection (GET /lua-heap, on new
+-- connections until each worker answered once); SOAK_LUA_HEAP=0 leaves it
+-- out, and so the collection that keeps the RSS readings off the GC's
+-- sawtooth.
 local function lua_heaps(pids)
   local heap = {}
   for _ = 1, 20 do
@@ -477,7 +479,7 @@ end
 local function sample(t)
   local s = {t = t, pids = workers()}
   local parts = {}
-  local heap = os.getenv("SOAK_LUA_HEAP") == "1" and lua_heaps(s.pids) or {}
+  local heap = os.getenv("SOAK_LUA_HEAP") ~= "0" and lua_heaps(s.pids) or {}
   for _, p in ipairs(s.pids) do
     parts[#parts + 1] = ("pid %d rss %s kB%s fds %d"):format(p, rss_kb(p) or "?",
       heap[p] and (" lua %d kB"):format(heap[p]) or "", fds(p))
