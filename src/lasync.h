@@ -521,6 +521,7 @@ int stream_park_timedout(Stream *s);
 
 /* server.c */
 void server_register(lua_State *L);
+int server_checkbacklog(lua_State *L, int idx);
 int server_bind(const Addr *a, int reuse_address, int reuse_port);
 
 /* tls.c */

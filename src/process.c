@@ -139,11 +139,10 @@ static int l_exit(lua_State *L) {
 static int l_listen_socket(lua_State *L) {
   Addr a;
   int fd;
-  lua_Integer backlog = luaL_checkinteger(L, 3);
-  luaL_argcheck(L, backlog > 0 && backlog <= 65535, 3, "backlog from 1 to 65535");
+  int backlog = server_checkbacklog(L, 3);
   addr_from_host(L, 1, 2, &a);
   if ((fd = server_bind(&a, 1, 0)) < 0) return oserror(L, "bind");
-  if (listen(fd, (int)backlog) != 0 || addr_push_of(L, fd, 0) != 2) {
+  if (listen(fd, backlog) != 0 || addr_push_of(L, fd, 0) != 2) {
     int err = errno;
     close(fd);
     errno = err;

@@ -394,7 +394,9 @@ static void server_start(lua_State *L, Server *sv, int svidx,
   lua_settop(L, top);
 }
 
-static int checkbacklog(lua_State *L, int idx) {
+/* The listen backlog at idx (default DEFAULT_BACKLOG); also
+** core.sys.listen_socket's. */
+int server_checkbacklog(lua_State *L, int idx) {
   lua_Integer n = luaL_optinteger(L, idx, DEFAULT_BACKLOG);
   luaL_argcheck(L, n > 0 && n <= 65535, idx, "backlog must be from 1 to "
                 "65535");
@@ -481,7 +483,7 @@ static int l_tcp_server(lua_State *L) {
   port = addr_checkport(L, 3);
   n = checkhosts(L, 2, port, as);
   limit = stream_checklimit(L, 4);
-  backlog = checkbacklog(L, 5);
+  backlog = server_checkbacklog(L, 5);
   reuse_address = lua_isnoneornil(L, 6) || lua_toboolean(L, 6);
   reuse_port = lua_toboolean(L, 7);
   any = lua_toboolean(L, 8);
@@ -535,7 +537,8 @@ static int l_fd_server(lua_State *L) {
   lasync_checkcallable(L, 1, "handler function");
   luaL_checktype(L, 2, LUA_TTABLE);
   n = (int)luaL_len(L, 2);
-  luaL_argcheck(L, n >= 1 && n <= LISTEN_MAX, 2, "1 to 8 descriptors expected");
+  if (n < 1 || n > LISTEN_MAX)
+    return luaL_argerror(L, 2, lua_pushfstring(L, "1 to %d descriptors expected", LISTEN_MAX));
   limit = stream_checklimit(L, 3);
   lua_settop(L, 3);
   sv = server_new(L, lp, 1, limit, n);  /* 4 */
@@ -562,7 +565,7 @@ static int l_unix_server(lua_State *L) {
   lasync_checkcallable(L, 1, "handler function");
   addr_from_path(L, 2, &a);
   limit = stream_checklimit(L, 3);
-  backlog = checkbacklog(L, 4);
+  backlog = server_checkbacklog(L, 4);
   lua_settop(L, 4);
   lua_pushfstring(L, "listen on %s", lua_tostring(L, 2));
   sv = server_new(L, lp, 1, limit, 1);  /* 6 */
