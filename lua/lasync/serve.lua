@@ -163,22 +163,16 @@ end
 
 -- ------------------------------------------------------------- a server --
 
--- The client of a connection: its host and port, or the path of the Unix
--- socket it came in by. Taken as the handler starts: a connection the peer
--- reset has no socket left to ask. A TCP one reset before it was accepted
--- has no peer address already: nothing (its own address is not the peer's).
-local function peer_of(writer)
+-- The client of a connection, for the log: "host:port", or "unix:PATH"
+-- of the Unix socket it came in by. Taken as the handler starts: a
+-- connection the peer reset has no socket left to ask. A TCP one reset
+-- before it was accepted has no peer address already: "?" (its own
+-- address is not the peer's).
+local function client_of(writer)
   local host, port = writer:get_extra_info("peername")
-  if port then return host, port end
-  host, port = writer:get_extra_info("sockname")
-  if not port then return host or false end
-  return nil
-end
-
--- That client, for the log: "host:port", "unix:PATH" or "?".
-local function client_text(host, port)
   if port then return show_addr {host = host, port = port} end
-  if host == nil then return "?" end
+  host, port = writer:get_extra_info("sockname")
+  if port then return "?" end
   return show_addr {path = host or "?"}
 end
 
@@ -235,14 +229,14 @@ end
 -- cancellation goes on up, so that the task ends cancelled), one
 -- rate-limited line for the peer's doing.
 local function run_handler(handler, reader, writer)
-  local host, port = peer_of(writer)
+  local client = client_of(writer)
   local ok, err = xpcall(handler, with_traceback, reader, writer)
   if ok then return end
   if lasync.CancelledError:is(err[1]) then error(err[1], 0) end
   if err[3] then
-    return log_peer_error("connection from %s closed: %s", client_text(host, port), err[2])
+    return log_peer_error("connection from %s closed: %s", client, err[2])
   end
-  log("Unhandled error in connection handler (client %s): %s", client_text(host, port), err[2])
+  log("Unhandled error in connection handler (client %s): %s", client, err[2])
 end
 
 -- The access log of --http: one line per request.
