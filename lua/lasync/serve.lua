@@ -386,12 +386,27 @@ local function watch_stop(loop, master)
   return stop
 end
 
+-- glibc gives back what a process frees only from the top of its heap,
+-- so a long-running server's RSS would stay at its highest use: a serving
+-- process keeps large blocks in mappings of their own and returns the
+-- heap's free pages every TRIM_EVERY seconds (src/process.c).
+local TRIM_EVERY = 1
+local function give_back_memory(loop)
+  core.sys.malloc_tune()
+  local function trim()
+    core.sys.malloc_trim()
+    loop:call_later(TRIM_EVERY, trim)
+  end
+  loop:call_later(TRIM_EVERY, trim)
+end
+
 -- The main task of a serving process, standalone or a worker of the
 -- master with that pid, which learns on its pipe `ready` once the worker
 -- listens: returns its exit status.
 local function serve_main(o, master, ready)
   local loop = lasync.get_running_loop()
   loop:set_exception_handler(log_context)
+  give_back_memory(loop)
   local spec, err = M.load_script(o.script, o.http)
   if not spec then
     log("cannot load %s: %s", o.script, err)
