@@ -25,9 +25,9 @@ local READ_TIMEOUT, WRITE_TIMEOUT = env("SOAK_READ_TIMEOUT"), env("SOAK_WRITE_TI
 local HTTP_TIMEOUT = env("SOAK_HTTP_TIMEOUT")
 local URL = ("http://%s:%d"):format(HOST, HTTP)
 local SSL = lasync.ssl_context {cafile = os.getenv("SOAK_CA")}
--- RSS is read every second and judged by the medians of windows of
--- RSS_WINDOW seconds (a minute; a quarter of a shorter run), the first
--- of them after a window of warm-up: see rss_verdict.
+-- RSS is judged by the medians of windows of RSS_WINDOW seconds (a
+-- minute; a quarter of a shorter run) of readings after a full
+-- collection, the first window after one of warm-up: see rss_verdict.
 local SAMPLE_EVERY, RSS_WINDOW = 10, math.min(60, SECONDS // 4)
 -- Each exchange must end within this, or it is counted lost.
 local EXCHANGE_TIMEOUT = 15
@@ -458,31 +458,33 @@ end
 
 local samples = {}  -- every 10 s: {t=, pids=}
 
--- Each worker's Lua heap after a full collection (GET /lua-heap, on new
--- connections until each worker answered once); SOAK_LUA_HEAP=0 leaves it
--- out, and so the collection that keeps the RSS readings off the GC's
--- sawtooth.
-local function lua_heaps(pids)
-  local heap = {}
+-- Each worker's Lua heap and RSS after a full collection (GET /memory,
+-- on new connections until each worker answered once):
+-- mem[pid] = {lua = kB, rss = kB}.
+local function memory(pids)
+  local mem = {}
   for _ = 1, 20 do
-    local ok, res = pcall(http.request, "GET", URL .. "/lua-heap", {timeout = 5,
+    local ok, res = pcall(http.request, "GET", URL .. "/memory", {timeout = 5,
       headers = {Connection = "close"}})
     if ok then
-      local p, kb = res.body:match("(%d+) (%d+)")
-      heap[tonumber(p)] = tonumber(kb)
+      local p, lua, rss = res.body:match("(%d+) (%d+) (%d+)")
+      mem[tonumber(p)] = {lua = tonumber(lua), rss = tonumber(rss)}
     end
-    if #pids > 0 and heap[pids[1]] and heap[pids[#pids]] then break end
+    if #pids > 0 and mem[pids[1]] and mem[pids[#pids]] then break end
   end
-  return heap
+  return mem
 end
 
 local function sample(t)
   local s = {t = t, pids = workers()}
   local parts = {}
-  local heap = os.getenv("SOAK_LUA_HEAP") ~= "0" and lua_heaps(s.pids) or {}
+  local now = {}
+  for _, p in ipairs(s.pids) do now[p] = rss_kb(p) or "?" end
+  s.mem = memory(s.pids)
   for _, p in ipairs(s.pids) do
-    parts[#parts + 1] = ("pid %d rss %s kB%s fds %d"):format(p, rss_kb(p) or "?",
-      heap[p] and (" lua %d kB"):format(heap[p]) or "", fds(p))
+    local m = s.mem[p] or {lua = "?", rss = "?"}
+    parts[#parts + 1] = ("pid %d rss %s kB (collected %s kB, lua %s kB) fds %d")
+      :format(p, now[p], m.rss, m.lua, fds(p))
   end
   samples[#samples + 1] = s
   print(("[%4d s] %s | done: %s | resets %d | failed: %s"):format(t, table.concat(parts, "; "),
@@ -528,31 +530,53 @@ local function window_starts()
   return list
 end
 
--- The Lua GC (a collection when the heap has doubled) and the large
--- transient buffers make RSS a sawtooth of some ±40 % over seconds, so
--- single readings compare noise. The rule: the median of each worker's
--- readings in each window of RSS_WINDOW seconds after the first (warm-up),
--- the last one ending with the load, is less than 5 % above the median of
--- the first window after the warm-up. A leak moves the medians; the
--- sawtooth does not. The largest single readings are shown beside.
+-- Each window's median of a log, as text, and the largest of them over
+-- the first's in per cent.
+local function window_medians(log)
+  local W = RSS_WINDOW
+  local base, top, series = window_median(log, W, 2 * W), 0, {}
+  for _, from in ipairs(window_starts()) do
+    local m = window_median(log, from, from + W)
+    series[#series + 1] = m and ("%d"):format(m) or "?"
+    top = math.max(top, m or math.huge)
+  end
+  return table.concat(series, " "), base and (top - base) / base * 100 or math.huge
+end
+
+-- A worker's readings after a full collection, from the samples.
+local function collected_log(p)
+  local log = {}
+  for _, s in ipairs(samples) do
+    if s.mem[p] then log[#log + 1] = {s.t, s.mem[p].rss} end
+  end
+  return log
+end
+
+-- Between collections, RSS carries the garbage the Lua GC has not reached
+-- yet: the large transient strings (1 MiB bodies, 256 KiB messages) make
+-- it a sawtooth of some ±40 % over seconds, and the medians of a minute's
+-- readings move by ±5 % with it. The rule is therefore on the readings
+-- after a full collection (every 10 s): the median of each worker's in
+-- each window of RSS_WINDOW seconds after the first (warm-up), the last
+-- one ending with the load, is less than 5 % above the median of the first
+-- window after the warm-up. A leak of C or Lua memory moves those medians;
+-- the garbage does not. The medians of the readings every second (under
+-- load, between collections) and the largest reading are shown beside.
 local function rss_verdict()
   local ok, lines = true, {}
   local base_pids = samples[1].pids
   for _, p in ipairs(base_pids) do
-    local log, W = rss_log[p] or {}, RSS_WINDOW
-    local base, top, series = window_median(log, W, 2 * W), 0, {}
-    for _, from in ipairs(window_starts()) do
-      local m = window_median(log, from, from + W)
-      series[#series + 1] = m and ("%d"):format(m) or "?"
-      top = math.max(top, m or math.huge)
-    end
+    local series, growth = window_medians(collected_log(p))
+    local live, live_growth = window_medians(rss_log[p] or {})
     local peak = 0
-    for _, r in ipairs(log) do if r[1] >= W then peak = math.max(peak, r[2] or 0) end end
-    local growth = base and (top - base) / base * 100 or math.huge
+    for _, r in ipairs(rss_log[p] or {}) do
+      if r[1] >= RSS_WINDOW then peak = math.max(peak, r[2] or 0) end
+    end
     ok = ok and growth < 5
-    lines[#lines + 1] = ("worker %d: medians of %d s windows from %d s (kB): %s;"
-      .. " largest %+.1f %% over the first; largest reading %d kB")
-      :format(p, W, W, table.concat(series, " "), growth, peak)
+    lines[#lines + 1] = ("worker %d: after a collection, medians of %d s windows from %d s (kB): %s;"
+      .. " largest %+.1f %% over the first\n    every second: %s (largest %+.1f %%);"
+      .. " largest reading %d kB")
+      :format(p, RSS_WINDOW, RSS_WINDOW, series, growth, live, live_growth, peak)
   end
   for _, s in ipairs(samples) do
     if table.concat(s.pids, ",") ~= table.concat(base_pids, ",") then

@@ -2,7 +2,7 @@
 -- serve's own port is the plain echo; each worker's on_start also starts,
 -- on ports shared by the workers (reuse_port), a TLS echo and an HTTP
 -- server with POST /echo (the body back), GET /big?n=N (N bytes, for the
--- peers that reset mid-read) and /ws (a WebSocket echo). Ports, the
+-- peers that reset mid-read), /ws (a WebSocket echo) and /memory. Ports, the
 -- certificate and the per-connection limits come from the environment
 -- soak.sh sets: SOAK_TLS_PORT, SOAK_HTTP_PORT, SOAK_CERT, SOAK_KEY,
 -- SOAK_READ_TIMEOUT, SOAK_WRITE_TIMEOUT, SOAK_HTTP_TIMEOUT.
@@ -34,6 +34,20 @@ local function big_body(n)
   return ("0123456789"):rep(n // 10 + 1):sub(1, n)
 end
 
+-- "PID LUA_KB RSS_KB": this worker's Lua heap and RSS after a full
+-- collection and the trim that serve makes every second (lua/lasync/serve.lua),
+-- so RSS without the garbage the collector has not reached yet.
+local function memory()
+  local sys = require("lasync.core").sys
+  collectgarbage()
+  collectgarbage()
+  sys.malloc_trim()
+  local f = assert(io.open("/proc/self/status"))
+  local rss = f:read("a"):match("VmRSS:%s*(%d+)")
+  f:close()
+  return ("%d %d %s"):format(sys.getpid(), math.floor(collectgarbage("count")), rss)
+end
+
 local function http_handler(req)
   if req.path == "/echo" and req.method == "POST" then return 200, req.body end
   if req.path == "/big" then
@@ -41,11 +55,7 @@ local function http_handler(req)
     return 200, big_body(math.min(n, 8 * 1024 * 1024))
   end
   if req.path == "/ws" then return ws_echo(req) end
-  if req.path == "/lua-heap" then  -- this worker's Lua heap after a full collection
-    collectgarbage()
-    collectgarbage()
-    return 200, ("%d %d"):format(require("lasync.core").sys.getpid(), math.floor(collectgarbage("count")))
-  end
+  if req.path == "/memory" then return 200, memory() end
   return 404, "no such path\n"
 end
 
