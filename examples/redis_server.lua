@@ -84,8 +84,10 @@ end)
 def("echo", 2, function(argv) return encode(argv[2]) end)
 
 def("get", 2, function(argv)
-  local v = alive(argv[2])
-  if type(v) == "string" then return encode(v) end  -- most GETs: no more calls
+  local key = argv[2]
+  local v = store[key]
+  if expires[key] then v = alive(key) end  -- most keys have no expiry: no call
+  if type(v) == "string" then return encode(v) end
   return v == nil and NIL or bulk(v)
 end)
 
@@ -230,13 +232,14 @@ local concat = table.concat
 
 local function handler(reader, writer)
   local argv, out = {}, {}
+  local readresp = reader.readresp  -- looked up once, not per command
   while true do
-    local argc, err = reader:readresp(argv)
+    local argc, err = readresp(reader, argv)
     local n = 0
     while argc do
       n = n + 1
       out[n] = execute(argv, argc)
-      argc, err = reader:readresp(argv, true)
+      argc, err = readresp(reader, argv, true)
     end
     if err then  -- as redis-server: the error, then close
       n = n + 1
