@@ -46,7 +46,6 @@ cmd_of() {  # read by start_server
   echo "$ROOT/scripts/lasync serve $ROOT/examples/echo.lua --listen 127.0.0.1:$PORT --workers $WORKERS"
 }
 rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
-fds() { find "/proc/$1/fd" -mindepth 1 | wc -l; }
 sum() { local n=0 p; for p in "$@"; do n=$((n + $("$F" "$p"))); done; echo "$n"; }
 check() {  # description, then a test: prints PASS/FAIL, counts failures
   local what=$1; shift

@@ -33,9 +33,6 @@ export LASYNC_BUILD=build LASYNC_LUA="$LUA"
 mkdir -p build
 OUTF=build/crash-client.out LOGF=build/crash-serve.log  # start_server: build/$LOG-serve.log
 
-# The master's workers, by pid (its children).
-workers_of() { cat "/proc/$1/task/$1/children" 2>/dev/null; }
-
 # shellcheck disable=SC2317  # called through start_server
 cmd_of() { echo "$LUA scripts/lasync serve bench/crash_echo.lua --workers $WORKERS --grace 2 --listen 127.0.0.1:$PORT"; }
 SS=t NEXT_PORT=${PORT:-18600} LOG=crash SRV_CPU=${SRV_CPU:-0-1}
@@ -61,7 +58,7 @@ for t in $(seq 1 "$((CRASH_S - 1))"); do
     [ "$next_kill" -le "$t" ] && next_kill=$((next_kill + KILL_EVERY))
   elif [ "$t" -ge "$next_kill" ]; then
     # shellcheck disable=SC2207
-    ws=($(workers_of "$MASTER"))
+    ws=($(children "$MASTER"))
     if [ "${#ws[@]}" -gt 0 ]; then
       v=${ws[$((RANDOM % ${#ws[@]}))]}
       KILLS+=("$(elapsed)"); kill -KILL "$v"
@@ -72,7 +69,7 @@ for t in $(seq 1 "$((CRASH_S - 1))"); do
 done
 wait "${PID[client]}"; unset "PID[client]"
 sleep 1
-alive=$(workers_of "$MASTER" | wc -w)
+alive=$(children "$MASTER" | wc -w)
 restarted=$(grep -c 'restarting worker' "$LOGF")
 stop_pid "$MASTER"; unset "PID[serve]"
 

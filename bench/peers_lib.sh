@@ -6,6 +6,7 @@
 # ones that bind). start_server NAME picks a free port from NEXT_PORT,
 # starts it pinned to $SRV_CPU and waits until it listens: PID[NAME] and
 # PORTS[NAME]. Every process started so is stopped by its PID on exit.
+# Also free_port, fds and children, for the scripts that watch a server.
 declare -A PID PORTS
 say() { echo "[$(date +%T)] $*" >&2; }
 stop_pid() {  # pid: TERM, up to 5 s, then KILL
@@ -20,8 +21,7 @@ trap 'exit 130' INT TERM
 start_server() {  # name: every server runs at once, each on $SRV_CPU
   local bound=-Hltn
   [ "$SS" = u ] && bound=-Huan
-  while ss -H"${SS}"an "( sport = :$NEXT_PORT )" | grep -q .; do NEXT_PORT=$((NEXT_PORT + 1)); done
-  PORT=$NEXT_PORT; NEXT_PORT=$((NEXT_PORT + 1))
+  PORT=$(free_port "$NEXT_PORT"); NEXT_PORT=$((PORT + 1))
   # shellcheck disable=SC2046
   taskset -c "$SRV_CPU" $(cmd_of "$1") >/dev/null 2>"$ROOT/build/$LOG-$1.log" &
   # shellcheck disable=SC2034  # PORTS: for the sourcing script
@@ -32,4 +32,11 @@ start_server() {  # name: every server runs at once, each on $SRV_CPU
   done
   say "$1 did not start, see build/$LOG-$1.log"; stop_pid "${PID[$1]}"; unset "PID[$1]"; return 1
 }
+free_port() {  # the first port from $1 up that no socket of $SS's kind (default t) uses
+  local p=$1
+  while ss -H"${SS:-t}"an "( sport = :$p )" | grep -q .; do p=$((p + 1)); done
+  echo "$p"
+}
+fds() { find "/proc/$1/fd" -mindepth 1 2>/dev/null | wc -l; }  # descriptors pid $1 has open
+children() { cat /proc/"$1"/task/*/children 2>/dev/null | tr ' ' '\n' | grep . | sort -n; }  # its child pids
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }

@@ -28,19 +28,12 @@ export LASYNC_BUILD=build
 TLS_DIR=$ROOT/spec/fixtures/tls
 export SOAK_CERT=$TLS_DIR/server.pem SOAK_KEY=$TLS_DIR/server.key SOAK_CA=$TLS_DIR/ca.pem
 
-free_port() {  # a port from $1 up that nothing listens on
-  local p=$1
-  while ss -Htan "( sport = :$p )" | grep -q .; do p=$((p + 1)); done
-  echo "$p"
-}
 SOAK_ECHO_PORT=$(free_port 19100)
 SOAK_TLS_PORT=$(free_port $((SOAK_ECHO_PORT + 1)))
 SOAK_HTTP_PORT=$(free_port $((SOAK_TLS_PORT + 1)))
 export SOAK_ECHO_PORT SOAK_TLS_PORT SOAK_HTTP_PORT
 
 listeners() { ss -Hltn "( sport = :$1 )" | wc -l; }
-workers() { cat /proc/"$1"/task/*/children 2>/dev/null | tr ' ' '\n' | grep . | sort -n; }
-fds() { ls /proc/"$1"/fd 2>/dev/null | wc -l; }
 
 mkdir -p "$ROOT/build"
 "$ROOT/scripts/lasync" serve "$ROOT/bench/soak_server.lua" --workers 2 \
@@ -57,8 +50,8 @@ done
 if [ "$(listeners "$SOAK_HTTP_PORT")" -lt 2 ]; then say "the server did not start, see $LOG"; exit 1; fi
 sleep 1  # settle: the idle count is taken with every server listening
 declare -A IDLE
-for w in $(workers "$MASTER"); do IDLE[$w]=$(fds "$w"); done
-say "soak: ${SOAK_S} s; workers $(workers "$MASTER" | tr '\n' ' ')(idle descriptors: ${IDLE[*]}); ports echo $SOAK_ECHO_PORT, TLS $SOAK_TLS_PORT, HTTP+WS $SOAK_HTTP_PORT; log $LOG"
+for w in $(children "$MASTER"); do IDLE[$w]=$(fds "$w"); done
+say "soak: ${SOAK_S} s; workers $(children "$MASTER" | tr '\n' ' ')(idle descriptors: ${IDLE[*]}); ports echo $SOAK_ECHO_PORT, TLS $SOAK_TLS_PORT, HTTP+WS $SOAK_HTTP_PORT; log $LOG"
 
 "$ROOT/scripts/lasync" run "$ROOT/bench/soak_client.lua" "$MASTER" "$SOAK_S"
 client_rc=$?
