@@ -255,11 +255,10 @@ static void push_encoded(lua_State *L, int idx, int depth) {
       if (!lua_isinteger(L, idx)) break;
       lua_pushlstring(L, line, number_line(line, ':', lua_tointeger(L, idx)));
       return;
-    case LUA_TNIL:
-      lua_pushliteral(L, "$-1\r\n");
-      return;
-    case LUA_TBOOLEAN:
+    case LUA_TBOOLEAN:  /* false is a null, as nil is */
       if (lua_toboolean(L, idx)) break;
+      /* fall through */
+    case LUA_TNIL:
       lua_pushliteral(L, "$-1\r\n");
       return;
     case LUA_TTABLE:
