@@ -443,16 +443,11 @@ local function fds(p)
   return n
 end
 
-local function sorted_keys(t)
-  local keys = {}
-  for k in pairs(t) do keys[#keys + 1] = k end
-  table.sort(keys)
-  return keys
-end
-
+-- "kind n, ...", by kind ("kind n" sorts as its kind: a space sorts first).
 local function counts_text(t)
   local out = {}
-  for _, k in ipairs(sorted_keys(t)) do out[#out + 1] = ("%s %d"):format(k, t[k]) end
+  for k, n in pairs(t) do out[#out + 1] = ("%s %d"):format(k, n) end
+  table.sort(out)
   return #out > 0 and table.concat(out, ", ") or "none"
 end
 
