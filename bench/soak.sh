@@ -10,11 +10,18 @@
 # process started here is stopped by its PID on exit.
 #
 #   bench/soak.sh              (from the checkout, after make; or make soak)
-#   SOAK_S=60                  (seconds of load; RSS is judged from 60 s on,
-#                              or from half the run when it is shorter)
+#   SOAK_S=60                  (seconds of load, at least 40; RSS is judged
+#                              from 60 s on, or from a quarter of the run
+#                              when it is shorter than four minutes)
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SOAK_S=${SOAK_S:-600}
+# The RSS rule compares windows of a quarter of a short run, each of which
+# must hold a reading after a collection (one every 10 s).
+if ! [ "$SOAK_S" -ge 40 ] 2>/dev/null; then
+  echo "soak: SOAK_S=$SOAK_S: at least 40 seconds expected" >&2
+  exit 2
+fi
 # The server's limits, which the slow peers respect and the over-slow
 # ones must meet: one read call, output without progress, HTTP head/body.
 export SOAK_READ_TIMEOUT=${SOAK_READ_TIMEOUT:-5} SOAK_WRITE_TIMEOUT=${SOAK_WRITE_TIMEOUT:-5}
